@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test bootstrap lint typecheck unit integration e2e lock bench clean
+
+bootstrap:
+	@scripts/bootstrap.sh all
+
+demo: bootstrap
+	@$(BIN)/stormproof demo
+
+test: bootstrap lint typecheck
+	@$(BIN)/python -m pytest -q
+
+lint: bootstrap
+	@$(BIN)/ruff check engine replay harness tests
+	@$(BIN)/ruff format --check engine replay harness tests
+
+typecheck: bootstrap
+	@$(BIN)/mypy
+
+unit: bootstrap
+	@$(BIN)/python -m pytest -q -m unit
+
+integration: bootstrap
+	@$(BIN)/python -m pytest -q -m integration
+
+e2e: bootstrap
+	@$(BIN)/python -m pytest -q -m e2e
+
+# Regenerates requirements/lock.txt from pyproject.toml in a throwaway virtualenv.
+lock:
+	@rm -rf .lock-venv && python3 -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip \
+	  && .lock-venv/bin/pip install -q '.[dev]' && .lock-venv/bin/pip freeze --exclude stormproof \
+	  | grep -v "^-e" > requirements/lock.txt && printf "setuptools==84.2.1\nwheel==0.45.1\n" >> requirements/lock.txt && rm -rf .lock-venv && echo "requirements/lock.txt updated"
+
+clean:
+	rm -rf .stormproof build *.egg-info .pytest_cache .mypy_cache .ruff_cache

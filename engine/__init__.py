@@ -1,0 +1,1 @@
+"""stormproof engine: the product under test. Imports nothing from replay or harness."""

@@ -1,0 +1,100 @@
+"""The Bus protocol and stream naming."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple, Protocol
+
+from engine.core.messages import BusMessage, decode
+
+INTENTS = "intents"
+CONTROL = "control"
+RISK_EVENTS = "risk.events"
+DEAD_LETTERS = "dead.letters"
+
+GroupStart = Literal["earliest", "latest"]
+
+
+def md_stream(venue: str, symbol: str) -> str:
+    return f"md.{venue}.{symbol}"
+
+
+def orders_stream(venue: str) -> str:
+    return f"orders.{venue}"
+
+
+def exec_stream(venue: str) -> str:
+    return f"exec.{venue}"
+
+
+class Delivery(NamedTuple):
+    stream: str
+    entry_id: str
+    raw: bytes
+    message: BusMessage | None
+    """None when the payload could not be decoded (it goes to the dead-letter stream)."""
+    error: str = ""
+
+
+def make_delivery(stream: str, entry_id: str, raw: bytes) -> Delivery:
+    try:
+        return Delivery(stream, entry_id, raw, decode(raw))
+    except Exception as exc:  # a malformed payload must not stop the consumer
+        return Delivery(stream, entry_id, raw, None, f"{type(exc).__name__}: {exc}")
+
+
+class Bus(Protocol):
+    async def publish(self, stream: str, message: BusMessage) -> str: ...
+
+    async def publish_many(self, items: Sequence[tuple[str, BusMessage]]) -> list[str]:
+        """Pipelined publish; returns the entry ids in order."""
+        ...
+
+    async def publish_raw(self, stream: str, raw: bytes) -> str: ...
+
+    async def ensure_group(self, stream: str, group: str, start: GroupStart) -> None: ...
+
+    async def read_group(
+        self,
+        *,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        pending: bool = False,
+    ) -> list[Delivery]:
+        """New entries (pending=False) or this consumer's own unacknowledged ones (True)."""
+        ...
+
+    async def ack(self, group: str, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def autoclaim(
+        self, *, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[Delivery]:
+        """Take over entries another consumer read but did not acknowledge for min_idle_ms."""
+        ...
+
+    async def read_range(
+        self, stream: str, *, after_id: str = "0", count: int = 1000
+    ) -> list[Delivery]:
+        """Entries after `after_id` in order, outside any group (rebuilding state at start)."""
+        ...
+
+    async def group_lag(self, stream: str, group: str) -> int | None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def replay_stream(bus: Bus, stream: str, *, batch: int = 1000) -> list[Delivery]:
+    """Every entry still in a stream, oldest first."""
+    out: list[Delivery] = []
+    after = "0"
+    while True:
+        chunk = await bus.read_range(stream, after_id=after, count=batch)
+        if not chunk:
+            return out
+        out.extend(chunk)
+        after = chunk[-1].entry_id

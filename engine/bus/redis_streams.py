@@ -1,0 +1,165 @@
+"""RedisStreamsBus: Redis Streams with one consumer group per consuming service.
+
+Entries carry one field, `m`, the msgspec-encoded message. Streams are trimmed with
+`MAXLEN ~ stream_maxlen` on every add. Connection failures surface as BusUnavailableError so
+that callers apply their backoff; nothing here retries silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from engine.bus.base import Delivery, GroupStart, make_delivery
+from engine.core.errors import BusUnavailableError
+from engine.core.messages import BusMessage, encode
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStreamsBus:
+    def __init__(
+        self,
+        url: str,
+        *,
+        maxlen: int = 200_000,
+        socket_timeout_ms: int = 2_000,
+    ) -> None:
+        self.url = url
+        self._maxlen = maxlen
+        self._redis = redis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_connect_timeout=socket_timeout_ms / 1000,
+            health_check_interval=5,
+        )
+        # Blocking reads need a socket timeout longer than their BLOCK; set per call.
+        self._socket_timeout_s = socket_timeout_ms / 1000
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._redis
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except _UNAVAILABLE as exc:
+            raise BusUnavailableError(f"redis unavailable at {self._safe_url()}: {exc}") from exc
+
+    def _safe_url(self) -> str:
+        # never print a password that may be in the URL
+        if "@" in self.url:
+            scheme, rest = self.url.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return self.url
+
+    async def publish_raw(self, stream: str, raw: bytes) -> str:
+        entry_id = await self._call(
+            self._redis.xadd(stream, {"m": raw}, maxlen=self._maxlen, approximate=True)
+        )
+        return _text(entry_id)
+
+    async def publish(self, stream: str, message: BusMessage) -> str:
+        return await self.publish_raw(stream, encode(message))
+
+    async def publish_many(self, items: Sequence[tuple[str, BusMessage]]) -> list[str]:
+        if not items:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for stream, message in items:
+            pipe.xadd(stream, {"m": encode(message)}, maxlen=self._maxlen, approximate=True)
+        ids = await self._call(pipe.execute())
+        return [_text(i) for i in ids]
+
+    async def ensure_group(self, stream: str, group: str, start: GroupStart) -> None:
+        try:
+            await self._call(
+                self._redis.xgroup_create(
+                    stream, group, id="0" if start == "earliest" else "$", mkstream=True
+                )
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_group(
+        self,
+        *,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        pending: bool = False,
+    ) -> list[Delivery]:
+        request: dict[Any, Any] = {s: ("0" if pending else ">") for s in streams}
+        reply = await self._call(
+            self._redis.xreadgroup(
+                group, consumer, request, count=count, block=None if pending else block_ms
+            )
+        )
+        out: list[Delivery] = []
+        for stream_name, entries in reply or []:
+            name = _text(stream_name)
+            for entry_id, fields in entries:
+                if not fields:  # entry trimmed while it was pending: nothing left to process
+                    continue
+                out.append(make_delivery(name, _text(entry_id), fields.get(b"m", b"")))
+        return out
+
+    async def ack(self, group: str, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        by_stream: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            by_stream.setdefault(delivery.stream, []).append(delivery.entry_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, group, *ids)
+        await self._call(pipe.execute())
+
+    async def autoclaim(
+        self, *, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[Delivery]:
+        reply = await self._call(
+            self._redis.xautoclaim(stream, group, consumer, min_idle_ms, "0-0", count=count)
+        )
+        entries = reply[1] if reply else []
+        return [
+            make_delivery(stream, _text(entry_id), fields.get(b"m", b""))
+            for entry_id, fields in entries
+            if fields
+        ]
+
+    async def read_range(
+        self, stream: str, *, after_id: str = "0", count: int = 1000
+    ) -> list[Delivery]:
+        start = "-" if after_id == "0" else f"({after_id}"
+        entries = await self._call(self._redis.xrange(stream, min=start, max="+", count=count))
+        return [make_delivery(stream, _text(i), f.get(b"m", b"")) for i, f in entries if f]
+
+    async def group_lag(self, stream: str, group: str) -> int | None:
+        try:
+            groups = await self._call(self._redis.xinfo_groups(stream))
+        except ResponseError:
+            return None
+        for info in groups:
+            if _text(info.get("name", b"")) == group:
+                lag = info.get("lag")
+                return int(lag) if lag is not None else None
+        return None
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,199 @@
+"""Typed, frozen engine configuration: the only place files and environment are read.
+
+A TOML file is decoded into `EngineConfig`; secrets are never in the file: it names environment
+variables, and `load_settings` resolves them into `Secrets`, whose repr never shows a value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from engine.core.errors import ConfigError
+
+ServiceName = Literal["feed", "strategy", "risk", "execution"]
+SERVICES: tuple[ServiceName, ...] = ("feed", "strategy", "risk", "execution")
+
+
+class _Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class BusConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    stream_maxlen: int = 200_000
+    read_block_ms: int = 200
+    read_count: int = 256
+    claim_min_idle_ms: int = 5_000
+    publish_queue_max: int = 10_000
+    reconnect_base_ms: int = 100
+    reconnect_cap_ms: int = 5_000
+    socket_timeout_ms: int = 2_000
+
+
+class VenueConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str = "binance"
+    ws_urls: list[str]
+    """One or more market-data endpoints (base URL; the feed appends /stream?streams=...)."""
+    rest_url: str
+    symbols: list[str]
+    api_key_env: str = "STORMPROOF_API_KEY"
+    api_secret_env: str = "STORMPROOF_API_SECRET"
+    request_timeout_ms: int = 5_000
+    recv_window_ms: int = 5_000
+    request_weight_per_minute: int = 6_000
+    """The venue's request-weight limit per IP (Binance spot: 6000 per rolling minute)."""
+    max_weight_usage: float = 0.7
+    """Stay under this share of the venue's limit (ccxt rolling-window limiter)."""
+
+
+class FeedConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    stale_after_ms: int = 5_000
+    """Default staleness threshold per stream, measured from local receive time."""
+    stream_stale_after_ms: dict[str, int] = msgspec.field(default_factory=lambda: {"trade": 60_000})
+    """Per stream kind: a trade stream may be quiet for a minute while the book is busy."""
+    reconnect_base_ms: int = 100
+    reconnect_cap_ms: int = 10_000
+    healthy_after_ms: int = 10_000
+    book_levels_published: int = 10
+    snapshot_limit: int = 1000
+    open_timeout_ms: int = 5_000
+    ping_interval_ms: int = 20_000
+
+
+class StrategyConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kind: str = "momentum"
+    name: str = "momentum"
+    """Prefix of every intent id of this strategy: letters, digits, '-' and '_' only."""
+    params: dict[str, float | int | str | bool] = {}
+    timer_interval_ms: int = 1_000
+    max_tick_age_ms: int = 2_000
+    """Market data older than this (consumer lag) updates state but triggers no decision."""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"strategy name {self.name!r}: use letters, digits, '-' and '_'")
+
+
+class RiskConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    max_position_qty: Decimal = Decimal("0.05")
+    max_notional_per_order: Decimal = Decimal("2000")
+    max_intent_age_ms: int = 5_000
+
+
+class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    journal_path: str = "journal.sqlite"
+    poll_interval_ms: int = 500
+    max_orders_in_flight: int = 8
+    retry_base_ms: int = 50
+    retry_cap_ms: int = 2_000
+    max_retries: int = 3
+
+
+class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = msgspec.field(
+        default_factory=lambda: {"feed": 9101, "strategy": 9102, "risk": 9103, "execution": 9104}
+    )
+    token_env: str = "STORMPROOF_OPS_TOKEN"
+    loop_lag_fail_ms: int = 2_000
+
+
+class LoggingConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class EngineConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    venue: VenueConfig
+    bus: BusConfig = BusConfig()
+    feed: FeedConfig = FeedConfig()
+    strategies: list[StrategyConfig] = msgspec.field(default_factory=lambda: [StrategyConfig()])
+    risk: RiskConfig = RiskConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    ops: OpsConfig = OpsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    def __post_init__(self) -> None:
+        if not self.venue.ws_urls:
+            raise ValueError("venue.ws_urls must name at least one feed endpoint")
+        names = [s.name for s in self.strategies]
+        if len(set(names)) != len(names):
+            raise ValueError(f"strategy names must be unique, got {names}")
+        if not self.venue.symbols:
+            raise ValueError("venue.symbols must name at least one symbol")
+        for service in SERVICES:
+            if service not in self.ops.ports:
+                raise ValueError(f"ops.ports has no port for service {service!r}")
+
+
+class Secret:
+    """A secret value; its repr and str never reveal it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    api_key: Secret
+    api_secret: Secret
+    ops_token: Secret
+
+    def values(self) -> list[str]:
+        return [s.reveal() for s in (self.api_key, self.api_secret, self.ops_token) if s]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    config: EngineConfig
+    secrets: Secrets
+    path: str
+
+
+def parse_config(data: bytes, *, source: str = "<config>") -> EngineConfig:
+    try:
+        return msgspec.toml.decode(data, type=EngineConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid config {source}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"config {source} is not valid TOML: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"invalid config {source}: {exc}") from None
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if env is None else env
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {file}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+    config = parse_config(data, source=str(file))
+    secrets = Secrets(
+        api_key=Secret(environ.get(config.venue.api_key_env, "")),
+        api_secret=Secret(environ.get(config.venue.api_secret_env, "")),
+        ops_token=Secret(environ.get(config.ops.token_env, "")),
+    )
+    return Settings(config=config, secrets=secrets, path=str(file.resolve()))
+
+
+def dump_config(config: EngineConfig) -> bytes:
+    return msgspec.toml.encode(config)

@@ -1,0 +1,70 @@
+"""Positions computed from venue fills, idempotently on the venue trade id."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from engine.core.messages import Fill, Side
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True):
+    venue: str
+    symbol: str
+    qty: Decimal = Decimal(0)
+    """Net base-asset quantity, after commissions charged in the base asset."""
+    quote_flow: Decimal = Decimal(0)
+    """Net quote-asset flow: negative when we paid, after commissions charged in quote."""
+    fills: int = 0
+
+
+def split_symbol(
+    symbol: str,
+    quote_assets: tuple[str, ...] = ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB"),
+) -> tuple[str, str]:
+    for quote in quote_assets:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    raise ValueError(f"cannot split symbol {symbol!r} into base and quote assets")
+
+
+class PositionBook:
+    """Net positions per (venue, symbol); applying the same fill twice changes nothing."""
+
+    def __init__(self) -> None:
+        self._positions: dict[tuple[str, str], Position] = {}
+        self._seen: set[tuple[str, int]] = set()
+
+    def apply(self, fill: Fill) -> bool:
+        """Apply a fill; returns False when it was already applied."""
+        key = (fill.venue, fill.trade_id)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        base, quote = split_symbol(fill.symbol)
+        current = self.get(fill.venue, fill.symbol)
+        signed_qty = fill.qty if fill.side is Side.BUY else -fill.qty
+        qty = current.qty + signed_qty
+        quote_flow = current.quote_flow - signed_qty * fill.price
+        if fill.commission_asset == base:
+            qty -= fill.commission
+        elif fill.commission_asset == quote:
+            quote_flow -= fill.commission
+        self._positions[(fill.venue, fill.symbol)] = Position(
+            venue=fill.venue,
+            symbol=fill.symbol,
+            qty=qty,
+            quote_flow=quote_flow,
+            fills=current.fills + 1,
+        )
+        return True
+
+    def get(self, venue: str, symbol: str) -> Position:
+        return self._positions.get((venue, symbol)) or Position(venue=venue, symbol=symbol)
+
+    def all(self) -> list[Position]:
+        return sorted(self._positions.values(), key=lambda p: (p.venue, p.symbol))
+
+    def has_seen(self, venue: str, trade_id: int) -> bool:
+        return (venue, trade_id) in self._seen

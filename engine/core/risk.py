@@ -1,0 +1,171 @@
+"""Pre-trade risk checks: each returns a Denial or None. Trading states ACTIVE/REDUCING/HALTED.
+
+A check never raises for a business reason; it denies with a reason a human can read, and the
+risk service publishes that denial. Checks are plain functions over plain data so that the same
+code judges live intents, replayed intents and property tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from enum import StrEnum
+
+import msgspec
+
+from engine.core.messages import Intent, OrderType, Side
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    """New entries and reductions allowed."""
+    REDUCING = "REDUCING"
+    """Only intents that reduce an existing position (pause, flatten, stale data)."""
+    HALTED = "HALTED"
+    """Nothing is sent."""
+
+
+class Denial(msgspec.Struct, frozen=True, kw_only=True):
+    check: str
+    reason: str
+
+
+class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
+    max_position_qty: Decimal
+    max_notional_per_order: Decimal
+    max_intent_age_ms: int = 5_000
+
+
+class RiskView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the checks see about the world at the moment an intent arrives."""
+
+    trading_state: TradingState
+    position_qty: Decimal
+    """Filled position in base asset."""
+    pending_buy_qty: Decimal = Decimal(0)
+    """Approved but not yet filled buy quantity (worst case for position)."""
+    pending_sell_qty: Decimal = Decimal(0)
+    reference_price: float = 0.0
+    """Last mid (or last trade) used to value market orders."""
+    now_ns: int = 0
+
+
+Check = Callable[[Intent, RiskView, RiskLimits], Denial | None]
+
+
+def signed_qty(intent: Intent) -> Decimal:
+    return intent.qty if intent.side is Side.BUY else -intent.qty
+
+
+def reduces_position(intent: Intent, position_qty: Decimal) -> bool:
+    """True when the intent moves the position towards zero without crossing it."""
+    if position_qty == 0:
+        return False
+    after = position_qty + signed_qty(intent)
+    return abs(after) < abs(position_qty) and (after == 0 or (after > 0) == (position_qty > 0))
+
+
+def check_trading_state(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    if intent.action == "cancel":
+        return None
+    if view.trading_state is TradingState.HALTED:
+        return Denial(check="trading_state", reason="trading is HALTED")
+    if view.trading_state is TradingState.REDUCING and not reduces_position(
+        intent, view.position_qty
+    ):
+        return Denial(
+            check="trading_state",
+            reason=(
+                f"trading is REDUCING and the intent does not reduce position {view.position_qty}"
+            ),
+        )
+    return None
+
+
+def check_intent_age(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    """An intent that waited too long (a backlog, a restart) was decided on a gone market."""
+    if intent.action == "cancel" or intent.created_ts_ns <= 0 or view.now_ns <= 0:
+        return None
+    age_ms = (view.now_ns - intent.created_ts_ns) / 1_000_000
+    if age_ms > limits.max_intent_age_ms:
+        return Denial(
+            check="intent_age",
+            reason=f"intent is {age_ms:.0f} ms old (limit {limits.max_intent_age_ms} ms)",
+        )
+    return None
+
+
+def order_notional(intent: Intent, reference_price: float) -> Decimal | None:
+    if intent.order_type is not OrderType.MARKET and intent.limit_price is not None:
+        return intent.qty * intent.limit_price
+    if reference_price > 0:
+        return intent.qty * Decimal(repr(reference_price))
+    return None
+
+
+def check_max_notional(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    if intent.action == "cancel":
+        return None
+    notional = order_notional(intent, view.reference_price)
+    if notional is None:
+        return Denial(check="max_notional", reason="no reference price to value a market order")
+    if notional > limits.max_notional_per_order:
+        return Denial(
+            check="max_notional",
+            reason=f"order notional {notional:.2f} exceeds {limits.max_notional_per_order}",
+        )
+    return None
+
+
+def check_max_position(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    if intent.action == "cancel" or reduces_position(intent, view.position_qty):
+        return None
+    if intent.side is Side.BUY:
+        worst = view.position_qty + view.pending_buy_qty + intent.qty
+    else:
+        worst = view.position_qty - view.pending_sell_qty - intent.qty
+    if abs(worst) > limits.max_position_qty:
+        return Denial(
+            check="max_position",
+            reason=f"position would reach {worst} (limit {limits.max_position_qty})",
+        )
+    return None
+
+
+def check_quantity(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    if intent.action == "cancel":
+        return (
+            None
+            if intent.cancel_intent_id
+            else Denial(check="quantity", reason="a cancel intent must name cancel_intent_id")
+        )
+    if intent.qty <= 0:
+        return Denial(check="quantity", reason=f"quantity must be positive, got {intent.qty}")
+    if intent.order_type is not OrderType.MARKET and (
+        intent.limit_price is None or intent.limit_price <= 0
+    ):
+        return Denial(check="quantity", reason="a limit order needs a positive limit_price")
+    return None
+
+
+DEFAULT_CHECKS: tuple[Check, ...] = (
+    check_quantity,
+    check_trading_state,
+    check_intent_age,
+    check_max_notional,
+    check_max_position,
+)
+
+
+def evaluate(
+    intent: Intent,
+    view: RiskView,
+    limits: RiskLimits,
+    checks: Iterable[Check] = DEFAULT_CHECKS,
+) -> Denial | None:
+    """First denial wins; None means the intent may become an order."""
+    for check in checks:
+        denial = check(intent, view, limits)
+        if denial is not None:
+            return denial
+    return None

@@ -1,0 +1,1 @@
+"""Execution gateway: write-ahead journal, venue access through ccxt, reconciliation."""

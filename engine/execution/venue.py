@@ -1,0 +1,50 @@
+"""ccxt clients for the venues we trade. Only URLs and options are changed: the real ccxt code
+path (signing, parsing, error mapping) is what runs, against the real venue or our simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt.async_support as ccxt
+
+from engine.config import Secrets, VenueConfig
+
+_SPOT_API_KEYS = ("public", "private", "v1", "v3")
+
+
+def binance_api_urls(rest_url: str) -> dict[str, str]:
+    base = rest_url.rstrip("/")
+    urls = {key: f"{base}/api/v3" for key in ("public", "private", "v3")}
+    urls["v1"] = f"{base}/api/v1"
+    for key in ("sapi", "sapiV2", "sapiV3", "sapiV4"):
+        urls[key] = f"{base}/sapi/{key[-2:].lower() if key != 'sapi' else 'v1'}"
+    return urls
+
+
+def make_binance(venue: VenueConfig, secrets: Secrets, **options: Any) -> Any:
+    exchange = ccxt.binance(
+        {
+            "apiKey": secrets.api_key.reveal(),
+            "secret": secrets.api_secret.reveal(),
+            # Binance counts request weight over a rolling minute; so does ccxt's rollingWindow
+            # limiter, which allows bursts (a leaky bucket of capacity 1 would serialise every
+            # request behind the previous one's weight, and orders would queue behind polls).
+            "enableRateLimit": True,
+            "rateLimiterAlgorithm": "rollingWindow",
+            "rollingWindowSize": 60_000,
+            "rateLimit": 60_000 / (venue.request_weight_per_minute * venue.max_weight_usage),
+            "timeout": venue.request_timeout_ms,
+            "options": {
+                "defaultType": "spot",
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+                "adjustForTimeDifference": False,
+                "recvWindow": venue.recv_window_ms,
+                "warnOnFetchOpenOrdersWithoutSymbol": False,
+                **options,
+            },
+        }
+    )
+    exchange.urls["api"] = binance_api_urls(venue.rest_url)
+    return exchange

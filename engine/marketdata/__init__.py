@@ -1,0 +1,1 @@
+"""Feed handler: venue adapters, connection manager, book builder, redundant feeds."""

@@ -1,0 +1,137 @@
+"""Binance spot public streams: stream names and message parsing (combined-stream format)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from engine.core.book import DepthDiff, Level
+
+KINDS = ("trade", "bookTicker", "depth")
+
+
+def stream_names(symbol: str) -> dict[str, str]:
+    lower = symbol.lower()
+    return {
+        "trade": f"{lower}@trade",
+        "bookTicker": f"{lower}@bookTicker",
+        "depth": f"{lower}@depth@100ms",
+    }
+
+
+def combined_url(base: str, symbols: list[str]) -> str:
+    streams = "/".join(name for s in symbols for name in stream_names(s).values())
+    return f"{base.rstrip('/')}/stream?streams={quote(streams, safe='@/')}"
+
+
+class MalformedMessage(ValueError):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+class _Envelope(msgspec.Struct):
+    stream: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    id: Any = None
+    result: Any = None
+    error: Any = None
+
+
+class RawTrade(msgspec.Struct):
+    E: int
+    s: str
+    t: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class RawBookTicker(msgspec.Struct):
+    u: int
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+
+
+class RawDepth(msgspec.Struct):
+    E: int
+    s: str
+    U: int
+    u: int
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+
+
+class RawSnapshot(msgspec.Struct):
+    lastUpdateId: int
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+
+
+class Reply(msgspec.Struct):
+    """A reply to a SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS request, or an error."""
+
+    id: Any
+    result: Any
+    error: Any
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_trade = msgspec.json.Decoder(RawTrade)
+_ticker = msgspec.json.Decoder(RawBookTicker)
+_depth = msgspec.json.Decoder(RawDepth)
+_snapshot = msgspec.json.Decoder(RawSnapshot)
+
+
+def _levels(raw: list[tuple[str, str]]) -> list[Level]:
+    return [(float(p), float(q)) for p, q in raw]
+
+
+Parsed = tuple[str, RawTrade | RawBookTicker | DepthDiff] | Reply
+
+
+def parse_combined(
+    payload: bytes | str,
+) -> tuple[str, str, RawTrade | RawBookTicker | DepthDiff] | Reply:
+    """Returns (kind, symbol, event) for a data message, or a Reply. Raises MalformedMessage."""
+    try:
+        envelope = _envelope.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage("json", str(exc)) from None
+    except msgspec.ValidationError as exc:
+        raise MalformedMessage("envelope", str(exc)) from None
+    if not envelope.stream:
+        if envelope.id is not None or envelope.error is not None:
+            return Reply(envelope.id, envelope.result, envelope.error)
+        raise MalformedMessage("envelope", "no stream name")
+    name = envelope.stream
+    try:
+        if name.endswith("@trade"):
+            trade = _trade.decode(envelope.data)
+            return "trade", trade.s, trade
+        if name.endswith("@bookTicker"):
+            ticker = _ticker.decode(envelope.data)
+            return "bookTicker", ticker.s, ticker
+        if "@depth" in name:
+            depth = _depth.decode(envelope.data)
+            diff = DepthDiff(depth.U, depth.u, _levels(depth.b), _levels(depth.a), depth.E)
+            return "depth", depth.s, diff
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise MalformedMessage(name.split("@", 1)[-1], str(exc)) from None
+    except ValueError as exc:
+        raise MalformedMessage(name.split("@", 1)[-1], f"bad number: {exc}") from None
+    raise MalformedMessage("unexpected_stream", name)
+
+
+def parse_snapshot(body: bytes) -> tuple[int, list[Level], list[Level]]:
+    try:
+        snap = _snapshot.decode(body)
+        return snap.lastUpdateId, _levels(snap.bids), _levels(snap.asks)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+        raise MalformedMessage("snapshot", str(exc)) from None

@@ -1,0 +1,287 @@
+"""One market-data connection to one endpoint: stream reader, book synchronisation, staleness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+import aiohttp
+from websockets.exceptions import ConnectionClosed
+
+from engine.config import FeedConfig
+from engine.core.backoff import Backoff
+from engine.core.book import DepthDiff, DepthSync, SyncAction
+from engine.core.clock import Clock
+from engine.core.errors import CrossedBookError
+from engine.core.staleness import StalenessTracker
+from engine.marketdata.binance import (
+    KINDS,
+    MalformedMessage,
+    RawBookTicker,
+    RawTrade,
+    Reply,
+    combined_url,
+    parse_combined,
+    parse_snapshot,
+)
+from engine.marketdata.connection import connect
+from engine.runtime.logging import get_logger
+from engine.runtime.metrics import EngineMetrics
+from engine.runtime.ratelimited_log import RateLimitedLog
+
+log = get_logger("engine.feed")
+
+
+class FeedSink(Protocol):
+    async def on_trade(self, feed: FeedConnection, trade: RawTrade, recv_ns: int) -> None: ...
+
+    async def on_quote(self, feed: FeedConnection, quote: RawBookTicker, recv_ns: int) -> None: ...
+
+    async def on_book(
+        self,
+        feed: FeedConnection,
+        symbol: str,
+        sync: DepthSync,
+        exchange_ts_ms: int,
+        recv_ns: int,
+    ) -> None: ...
+
+    async def on_feed_event(
+        self, feed: FeedConnection, symbol: str, event: str, reason: str
+    ) -> None: ...
+
+
+class FeedConnection:
+    def __init__(
+        self,
+        *,
+        feed_id: str,
+        venue: str,
+        ws_base_url: str,
+        rest_url: str,
+        symbols: list[str],
+        config: FeedConfig,
+        clock: Clock,
+        metrics: EngineMetrics,
+        sink: FeedSink,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        self.feed_id = feed_id
+        self.venue = venue
+        self.url = combined_url(ws_base_url, symbols)
+        self.rest_url = rest_url.rstrip("/")
+        self.symbols = [s.upper() for s in symbols]
+        self.config = config
+        self.clock = clock
+        self.metrics = metrics
+        self.sink = sink
+        self.http = http
+        self.syncs = {s: DepthSync() for s in self.symbols}
+        self.staleness = StalenessTracker(
+            default_ms=config.stale_after_ms, per_kind_ms=config.stream_stale_after_ms
+        )
+        self.connected = False
+        self.connections = 0
+        self._snapshots: asyncio.Queue[str] = asyncio.Queue(maxsize=len(self.symbols) * 4)
+        self._snapshot_wanted: set[str] = set()
+        self._malformed = RateLimitedLog(log, clock)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._snapshot_worker(), name=f"{self.feed_id}-snapshots")
+            tasks.create_task(self._read_loop(), name=f"{self.feed_id}-reader")
+
+    async def _read_loop(self) -> None:
+        backoff = Backoff(
+            base_ms=self.config.reconnect_base_ms, cap_ms=self.config.reconnect_cap_ms
+        )
+        connections = connect(
+            self.url,
+            backoff=backoff,
+            clock=self.clock,
+            healthy_after_ms=self.config.healthy_after_ms,
+            open_timeout_ms=self.config.open_timeout_ms,
+            ping_interval_ms=self.config.ping_interval_ms,
+            on_retry=self._on_retry,
+        )
+        async with contextlib.aclosing(connections):
+            async for ws in connections:
+                await self._on_connected()
+                try:
+                    async for raw in ws:
+                        await self.on_message(
+                            raw if isinstance(raw, bytes) else raw.encode(),
+                            self.clock.time_ns(),
+                            self.clock.monotonic_ns(),
+                        )
+                except ConnectionClosed as exc:
+                    await self._on_disconnected(f"closed: {exc}")
+                    continue
+                await self._on_disconnected("closed by server")
+
+    def _on_retry(self, exc: BaseException, delay_ms: float) -> None:
+        log.warning(
+            "feed_reconnect_scheduled",
+            feed=self.feed_id,
+            error=str(exc)[:200],
+            delay_ms=round(delay_ms),
+        )
+
+    async def _on_connected(self) -> None:
+        self.connections += 1
+        self.connected = True
+        if self.connections > 1:
+            self.metrics.feed_reconnects.labels(venue=self.venue, feed=self.feed_id).inc()
+        for symbol, sync in self.syncs.items():
+            sync.reset()  # diffs of the old connection cannot be continued
+            await self.sink.on_feed_event(
+                self, symbol, "connected", f"connection {self.connections}"
+            )
+        log.info("feed_connected", feed=self.feed_id, url=self.url, connection=self.connections)
+
+    async def _on_disconnected(self, reason: str) -> None:
+        self.connected = False
+        for symbol in self.symbols:
+            await self.sink.on_feed_event(self, symbol, "disconnected", reason)
+        log.warning("feed_disconnected", feed=self.feed_id, reason=reason[:200])
+
+    # --- messages -----------------------------------------------------------------------------
+
+    async def on_message(self, raw: bytes, recv_ns: int, recv_mono_ns: int) -> None:
+        try:
+            parsed = parse_combined(raw)
+        except MalformedMessage as exc:
+            self._count_malformed(exc.kind, str(exc), raw)
+            return
+        if isinstance(parsed, Reply):
+            if parsed.error is not None:
+                self._count_malformed("error_reply", str(parsed.error), raw)
+            return
+        kind, symbol, event = parsed
+        if symbol not in self.syncs:
+            self._count_malformed("unknown_symbol", symbol, raw)
+            return
+        self.metrics.md_messages.labels(venue=self.venue, feed=self.feed_id, kind=kind).inc()
+        self.staleness.seen(symbol, kind, recv_mono_ns)
+        if isinstance(event, RawTrade):
+            await self.sink.on_trade(self, event, recv_ns)
+        elif isinstance(event, RawBookTicker):
+            await self.sink.on_quote(self, event, recv_ns)
+        else:
+            await self._on_diff(symbol, event, recv_ns)
+
+    async def _on_diff(self, symbol: str, diff: DepthDiff, recv_ns: int) -> None:
+        sync = self.syncs[symbol]
+        gaps_before = sync.gaps
+        try:
+            action = sync.on_diff(diff)
+        except CrossedBookError as exc:
+            self.metrics.book_resyncs.labels(venue=self.venue, symbol=symbol).inc()
+            log.warning("book_crossed_resync", feed=self.feed_id, symbol=symbol, error=str(exc))
+            await self.sink.on_feed_event(self, symbol, "resync", str(exc))
+            self._want_snapshot(symbol)
+            return
+        if action is SyncAction.APPLIED:
+            await self.sink.on_book(self, symbol, sync, diff.exchange_ts_ms, recv_ns)
+        elif action is SyncAction.FETCH_SNAPSHOT:
+            if sync.gaps > gaps_before:
+                self.metrics.book_gaps.labels(venue=self.venue, symbol=symbol).inc()
+                self.metrics.book_resyncs.labels(venue=self.venue, symbol=symbol).inc()
+                log.warning(
+                    "book_gap_resync",
+                    feed=self.feed_id,
+                    symbol=symbol,
+                    last_applied=sync.last_gap[0] if sync.last_gap else None,
+                    next_first=diff.first_update_id,
+                )
+                await self.sink.on_feed_event(
+                    self, symbol, "resync", f"update-id gap {sync.last_gap}"
+                )
+            self._want_snapshot(symbol)
+
+    def _count_malformed(self, kind: str, detail: str, raw: bytes) -> None:
+        self.metrics.md_malformed.labels(venue=self.venue, feed=self.feed_id, kind=kind).inc()
+        self._malformed.warning(
+            kind,
+            "feed_malformed_message",
+            feed=self.feed_id,
+            detail=detail[:200],
+            sample=raw[:120].decode("utf-8", "replace"),
+        )
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def _want_snapshot(self, symbol: str) -> None:
+        if symbol in self._snapshot_wanted:
+            return
+        self._snapshot_wanted.add(symbol)
+        self._snapshots.put_nowait(symbol)
+
+    async def _snapshot_worker(self) -> None:
+        backoff = Backoff(
+            base_ms=self.config.reconnect_base_ms, cap_ms=self.config.reconnect_cap_ms
+        )
+        while True:
+            symbol = await self._snapshots.get()
+            self._snapshot_wanted.discard(symbol)
+            try:
+                body = await self._fetch_snapshot(symbol)
+                last_update_id, bids, asks = parse_snapshot(body)
+            except (aiohttp.ClientError, TimeoutError, MalformedMessage) as exc:
+                delay = backoff.next_delay_ms()
+                log.warning(
+                    "book_snapshot_failed",
+                    feed=self.feed_id,
+                    symbol=symbol,
+                    error=str(exc)[:200],
+                    retry_in_ms=round(delay),
+                )
+                await asyncio.sleep(delay / 1000)
+                self._want_snapshot(symbol)
+                continue
+            backoff.reset()
+            sync = self.syncs[symbol]
+            try:
+                action = sync.on_snapshot(last_update_id, bids, asks)
+            except CrossedBookError as exc:
+                log.warning("book_crossed_resync", feed=self.feed_id, symbol=symbol, error=str(exc))
+                self._want_snapshot(symbol)
+                continue
+            if action is SyncAction.FETCH_SNAPSHOT:
+                self._want_snapshot(symbol)
+            elif action is SyncAction.APPLIED:
+                log.info(
+                    "book_synced",
+                    feed=self.feed_id,
+                    symbol=symbol,
+                    last_update_id=last_update_id,
+                    update_id=sync.book.update_id,
+                )
+                await self.sink.on_book(self, symbol, sync, 0, self.clock.time_ns())
+
+    async def _fetch_snapshot(self, symbol: str) -> bytes:
+        url = f"{self.rest_url}/api/v3/depth"
+        timeout = aiohttp.ClientTimeout(total=self.config.open_timeout_ms / 1000)
+        params = {"symbol": symbol, "limit": str(self.config.snapshot_limit)}
+        async with self.http.get(url, params=params, timeout=timeout) as response:
+            body = await response.read()
+            if response.status != 200:
+                raise aiohttp.ClientResponseError(
+                    response.request_info,
+                    (),
+                    status=response.status,
+                    message=body[:200].decode("utf-8", "replace"),
+                )
+            return body
+
+    # --- health -------------------------------------------------------------------------------
+
+    def stale_streams(self) -> list[str]:
+        kinds = {s: KINDS for s in self.symbols}
+        return self.staleness.stale(self.clock.monotonic_ns(), kinds)
+
+    def unsynced(self) -> list[str]:
+        return [s for s, sync in self.syncs.items() if not sync.synced]

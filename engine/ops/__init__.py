@@ -1,0 +1,1 @@
+"""HTTP for operators and orchestrators: probes, /metrics, /status, authenticated ops commands."""

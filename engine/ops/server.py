@@ -1,0 +1,119 @@
+"""One aiohttp server per service.
+
+    GET  /startupz   200 once state is loaded and reconciliation is done
+    GET  /livez      200 while the event loop is responsive (loop-lag watchdog)
+    GET  /readyz     200 when dependencies are reachable and data is fresh
+    GET  /metrics    Prometheus exposition
+    GET  /status     JSON: lifecycle, trading state, positions, feed ages (never secrets)
+    POST /ops/{pause,resume,flatten,halt}   bearer token required
+
+Ops commands are disabled (403) when no token is configured: an open kill switch is worse than
+none. The server binds to 127.0.0.1 unless configured otherwise.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from engine.config import Secret
+from engine.runtime.logging import get_logger
+from engine.runtime.metrics import EngineMetrics
+from engine.runtime.service import Service
+from engine.runtime.watchdog import LoopWatchdog
+
+log = get_logger("engine.ops")
+
+OPS_COMMANDS = ("pause", "resume", "flatten", "halt")
+ControlSink = Callable[[str, str], Awaitable[None]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=str, sort_keys=True),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def build_ops_app(
+    *,
+    service: Service,
+    watchdog: LoopWatchdog,
+    metrics: EngineMetrics,
+    token: Secret,
+    send_control: ControlSink,
+    extra_status: Callable[[], dict[str, Any]] | None = None,
+) -> web.Application:
+    app = web.Application()
+
+    async def startupz(_: web.Request) -> web.Response:
+        ok = service.started
+        return _json({"started": ok, "lifecycle": service.lifecycle.state}, 200 if ok else 503)
+
+    async def livez(_: web.Request) -> web.Response:
+        alive, detail = watchdog.alive()
+        return _json({"alive": alive, "detail": detail}, 200 if alive else 503)
+
+    async def readyz(_: web.Request) -> web.Response:
+        if not service.lifecycle.is_up:
+            return _json({"ready": False, "reasons": [f"lifecycle {service.lifecycle.state}"]}, 503)
+        readiness = service.readiness()
+        return _json(
+            {"ready": readiness.ready, "reasons": list(readiness.reasons)},
+            200 if readiness.ready else 503,
+        )
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def status(_: web.Request) -> web.Response:
+        data = service.base_status()
+        if extra_status is not None:
+            data.update(extra_status())
+        data["loop_lag_ms"] = round(watchdog.lag_ms, 3)
+        return _json(data)
+
+    async def ops(request: web.Request) -> web.Response:
+        command = request.match_info["command"]
+        if command not in OPS_COMMANDS:
+            return _json({"error": f"unknown command {command!r}", "commands": OPS_COMMANDS}, 404)
+        if not token:
+            return _json({"error": "ops commands are disabled: no ops token is configured"}, 403)
+        header = request.headers.get("Authorization", "")
+        supplied = header[7:] if header.startswith("Bearer ") else ""
+        if not supplied or not hmac.compare_digest(supplied.encode(), token.reveal().encode()):
+            log.warning("ops_unauthorized", command=command, remote=request.remote)
+            return _json({"error": "missing or invalid bearer token"}, 401)
+        reason = ""
+        if request.can_read_body:
+            try:
+                body = await request.json()
+                reason = str(body.get("reason", ""))[:200] if isinstance(body, dict) else ""
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                return _json({"error": 'body must be JSON like {"reason": "..."}'}, 400)
+        await send_control(command, reason)
+        log.info("ops_command_accepted", command=command, reason=reason)
+        return _json({"accepted": command, "reason": reason}, 202)
+
+    app.router.add_get("/startupz", startupz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/status", status)
+    app.router.add_post("/ops/{command}", ops)
+    return app
+
+
+async def start_ops_server(app: web.Application, *, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host=host, port=port, reuse_address=True)
+    await site.start()
+    return runner

@@ -1,0 +1,1 @@
+"""Risk service: pre-trade checks, trading state, breakers."""

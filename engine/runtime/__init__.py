@@ -1,0 +1,1 @@
+"""Service shell: lifecycle, supervised tasks, logging, signals and graceful stop."""

@@ -1,0 +1,98 @@
+"""Prometheus metrics of the engine (names in the style of seed 003: trading_*)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
+
+
+class EngineMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.lifecycle_state = Gauge(
+            "engine_service_running", "1 when the service is running", ["service"], registry=r
+        )
+        self.loop_lag = Gauge(
+            "engine_event_loop_lag_seconds", "Event loop lag measured by the watchdog", registry=r
+        )
+        self.md_messages = Counter(
+            "trading_market_data_messages_total",
+            "Market data messages received",
+            ["venue", "feed", "kind"],
+            registry=r,
+        )
+        self.md_malformed = Counter(
+            "trading_market_data_malformed_total",
+            "Malformed or unexpected market data messages skipped",
+            ["venue", "feed", "kind"],
+            registry=r,
+        )
+        self.feed_reconnects = Counter(
+            "trading_feed_reconnects_total", "Feed reconnections", ["venue", "feed"], registry=r
+        )
+        self.book_resyncs = Counter(
+            "trading_book_resyncs_total",
+            "Order book resynchronisations",
+            ["venue", "symbol"],
+            registry=r,
+        )
+        self.book_gaps = Counter(
+            "trading_book_update_id_gaps_total",
+            "Diff-depth update-id gaps",
+            ["venue", "symbol"],
+            registry=r,
+        )
+        self.bus_publish_latency = Histogram(
+            "trading_bus_publish_latency_seconds",
+            "Time from enqueue to acknowledged publish on the bus",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.bus_degraded = Gauge(
+            "trading_bus_degraded",
+            "1 when the publisher cannot reach the bus",
+            ["service"],
+            registry=r,
+        )
+        self.intents = Counter(
+            "trading_intents_total", "Intents emitted by strategies", ["strategy"], registry=r
+        )
+        self.risk_denials = Counter(
+            "trading_risk_denials_total", "Intents denied by risk", ["check"], registry=r
+        )
+        self.risk_approvals = Counter(
+            "trading_risk_approvals_total", "Intents approved by risk", registry=r
+        )
+        self.trading_state = Gauge(
+            "trading_state", "Trading state (1 for the current one)", ["state"], registry=r
+        )
+        self.orders_sent = Counter(
+            "trading_orders_sent_total", "Orders sent to the venue", ["venue"], registry=r
+        )
+        self.order_results = Counter(
+            "trading_order_results_total", "Order outcomes", ["venue", "state"], registry=r
+        )
+        self.venue_errors = Counter(
+            "trading_venue_errors_total",
+            "Venue errors by class",
+            ["venue", "error_class"],
+            registry=r,
+        )
+        self.tick_to_order = Histogram(
+            "trading_tick_to_order_seconds",
+            "Tick received by the feed to order sent by execution",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fill_latency = Histogram(
+            "trading_fill_latency_seconds",
+            "Order submission to fill confirmation",
+            ["exchange"],
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5),
+            registry=r,
+        )
+        self.position = Gauge(
+            "trading_position", "Net position in base asset", ["venue", "symbol"], registry=r
+        )

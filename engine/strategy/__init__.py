@@ -1,0 +1,1 @@
+"""Strategy API and example strategies. Strategies emit intents; they never touch a venue."""

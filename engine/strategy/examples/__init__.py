@@ -1,0 +1,1 @@
+"""Example strategies: a momentum taker and a maker-style quoter."""

@@ -1,0 +1,87 @@
+"""Maker-style quoter: rest a limit buy at the best bid and a limit sell at the best ask, keep
+them near the touch (cancel when the market moves away or they get old), lean out of the side
+that would grow the position past its limit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from engine.core.messages import BookTop, ExecutionReport, OrderType, Side
+from engine.strategy.base import Strategy, quantize
+
+_TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
+
+
+class QuoterParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    order_qty: Decimal = Decimal("0.001")
+    max_position: Decimal = Decimal("0.01")
+    tick_size: Decimal = Decimal("0.01")
+    requote_ticks: int = 50
+    max_quote_age_ms: int = 10_000
+
+
+class _Working(msgspec.Struct, kw_only=True):
+    intent_id: str
+    side: Side
+    price: Decimal
+    placed_ns: int
+    cancel_sent: bool = False
+
+
+class MakerQuoter(Strategy):
+    kind = "quoter"
+    Params = QuoterParams
+
+    def __init__(self, ctx, params: QuoterParams) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx, params)
+        self.params: QuoterParams = params
+        self._working: dict[tuple[str, Side], _Working] = {}
+
+    def on_book(self, book: BookTop) -> None:
+        if not book.bids or not book.asks:
+            return
+        touch = {Side.BUY: book.bids[0][0], Side.SELL: book.asks[0][0]}
+        now = self.ctx.clock.time_ns()
+        position = self.ctx.position(book.symbol)
+        for side in (Side.BUY, Side.SELL):
+            working = self._working.get((book.symbol, side))
+            price = quantize(touch[side], self.params.tick_size)
+            if working is not None:
+                drift = abs(working.price - price) / self.params.tick_size
+                too_old = now - working.placed_ns > self.params.max_quote_age_ms * 1_000_000
+                if (drift > self.params.requote_ticks or too_old) and not working.cancel_sent:
+                    working.cancel_sent = True
+                    self.ctx.cancel(book.symbol, working.intent_id)
+                continue
+            after = position + (
+                self.params.order_qty if side is Side.BUY else -self.params.order_qty
+            )
+            if abs(after) > self.params.max_position and abs(after) > abs(position):
+                continue
+            intent_id = self.ctx.submit(
+                symbol=book.symbol,
+                side=side,
+                qty=self.params.order_qty,
+                order_type=OrderType.LIMIT,
+                limit_price=price,
+            )
+            self._working[(book.symbol, side)] = _Working(
+                intent_id=intent_id, side=side, price=price, placed_ns=now
+            )
+
+    def on_order(self, report: ExecutionReport) -> None:
+        key = (report.symbol, report.side)
+        working = self._working.get(key)
+        if (
+            working is not None
+            and working.intent_id == report.intent_id
+            and report.state in _TERMINAL
+        ):
+            del self._working[key]
+
+    def on_denied(self, intent_id: str, reason: str) -> None:
+        for key, working in list(self._working.items()):
+            if working.intent_id == intent_id:
+                del self._working[key]

@@ -1,0 +1,189 @@
+"""The strategy service: market data and our own order events in, intents out on `intents`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine.bus.base import (
+    INTENTS,
+    RISK_EVENTS,
+    Delivery,
+    exec_stream,
+    md_stream,
+    replay_stream,
+)
+from engine.bus.consumer import StreamConsumer
+from engine.core.messages import BookTop, ExecutionReport, Fill, Quote, RiskDenial, Trade
+from engine.runtime.logging import bound_contextvars
+from engine.runtime.service import Readiness, Service, ServiceContext
+from engine.strategy.base import Strategy, StrategyContext
+from engine.strategy.registry import build_strategy
+
+
+class StrategyService(Service):
+    name = "strategy"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
+        self.venue = self.config.venue.name
+        self.symbols = [s.upper() for s in self.config.venue.symbols]
+        self.strategies: dict[str, tuple[Strategy, StrategyContext]] = {}
+        for cfg in self.config.strategies:
+            sctx = StrategyContext(
+                name=cfg.name, venue=self.venue, clock=self.clock, instance=ctx.instance
+            )
+            self.strategies[cfg.name] = (build_strategy(cfg, sctx), sctx)
+        self._max_tick_age_ns = {
+            cfg.name: cfg.max_tick_age_ms * 1_000_000 for cfg in self.config.strategies
+        }
+        self._last_md_id: dict[tuple[str, str], int] = {}
+        self._reports_seen: set[tuple[str, int]] = set()
+        bus_cfg = self.config.bus
+        common = dict(
+            consumer=f"strategy-{ctx.instance}",
+            count=bus_cfg.read_count,
+            block_ms=bus_cfg.read_block_ms,
+            claim_min_idle_ms=bus_cfg.claim_min_idle_ms,
+        )
+        self.md_consumer = StreamConsumer(
+            self.bus,
+            group="strategy",
+            streams=[md_stream(self.venue, s) for s in self.symbols],
+            handler=self._on_market_data,
+            start="latest",
+            **common,  # type: ignore[arg-type]
+        )
+        self.exec_consumer = StreamConsumer(
+            self.bus,
+            group="strategy",
+            streams=[exec_stream(self.venue), RISK_EVENTS],
+            handler=self._on_own_event,
+            start="earliest",
+            **common,  # type: ignore[arg-type]
+        )
+        self.intents_emitted = 0
+
+    async def on_start(self) -> None:
+        await self.bus.ping()
+        for delivery in await replay_stream(self.bus, exec_stream(self.venue)):
+            if isinstance(delivery.message, Fill):
+                owner = self._owner(delivery.message.intent_id)
+                if owner is not None:
+                    owner[1].positions.apply(delivery.message)
+        for strategy, _ in self.strategies.values():
+            strategy.on_start()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.md_consumer.run(), name="strategy-md")
+            tasks.create_task(self.exec_consumer.run(), name="strategy-exec")
+            tasks.create_task(self._timers(), name="strategy-timers")
+
+    async def _timers(self) -> None:
+        interval = min(cfg.timer_interval_ms for cfg in self.config.strategies) / 1000
+        while True:
+            await asyncio.sleep(interval)
+            now = self.clock.time_ns()
+            for strategy, sctx in self.strategies.values():
+                sctx.set_trigger(correlation_id="", tick_recv_ns=0)
+                strategy.on_timer(now)
+            await self._publish_intents()
+
+    async def _on_market_data(self, delivery: Delivery) -> None:
+        message = delivery.message
+        if isinstance(message, Trade):
+            key, ident = (message.symbol, "t"), message.trade_id
+        elif isinstance(message, Quote):
+            key, ident = (message.symbol, "q"), message.update_id
+        elif isinstance(message, BookTop):
+            key, ident = (message.symbol, "b"), message.update_id
+        else:
+            return
+        if ident <= self._last_md_id.get(key, -1):
+            return  # redelivered or duplicate: already handled
+        self._last_md_id[key] = ident
+        age_ns = self.clock.time_ns() - message.recv_ts_ns
+        for name, (strategy, sctx) in self.strategies.items():
+            if isinstance(message, Quote):
+                sctx.quotes[message.symbol] = message
+            elif isinstance(message, BookTop):
+                sctx.books[message.symbol] = message
+            if age_ns > self._max_tick_age_ns[name]:
+                continue
+            sctx.set_trigger(correlation_id=message.correlation_id, tick_recv_ns=message.recv_ts_ns)
+            if isinstance(message, Trade):
+                strategy.on_trade(message)
+            elif isinstance(message, Quote):
+                strategy.on_quote(message)
+            else:
+                strategy.on_book(message)
+        await self._publish_intents()
+
+    async def _on_own_event(self, delivery: Delivery) -> None:
+        message = delivery.message
+        if isinstance(message, Fill):
+            owner = self._owner(message.intent_id)
+            if owner is not None:
+                strategy, sctx = owner
+                if sctx.positions.apply(message):
+                    with bound_contextvars(correlation_id=message.correlation_id):
+                        strategy.on_fill(message)
+        elif isinstance(message, ExecutionReport):
+            key = (message.client_order_id, message.seq)
+            owner = self._owner(message.intent_id)
+            if owner is not None and key not in self._reports_seen:
+                self._reports_seen.add(key)
+                owner[0].on_order(message)
+        elif isinstance(message, RiskDenial):
+            owner = self._owner(message.intent_id)
+            if owner is not None:
+                owner[0].on_denied(message.intent_id, message.reason)
+        await self._publish_intents()
+
+    def _owner(self, intent_id: str) -> tuple[Strategy, StrategyContext] | None:
+        return self.strategies.get(intent_id.split(".", 1)[0])
+
+    async def _publish_intents(self) -> None:
+        pending = [
+            (sctx, intent) for _, sctx in self.strategies.values() for intent in sctx.emitted
+        ]
+        if not pending:
+            return
+        # durable before the trigger is acknowledged; kept for the next attempt if the bus is down
+        await self.bus.publish_many([(INTENTS, intent) for _, intent in pending])
+        for _, sctx in self.strategies.values():
+            sctx.drain()
+        for sctx, intent in pending:
+            self.metrics.intents.labels(strategy=sctx.name).inc()
+            self.log.info(
+                "intent_emitted",
+                correlation_id=intent.correlation_id,
+                intent_id=intent.intent_id,
+                action=intent.action,
+                side=intent.side,
+                qty=str(intent.qty),
+                order_type=intent.order_type,
+                limit_price=str(intent.limit_price),
+            )
+        self.intents_emitted += len(pending)
+
+    def readiness(self) -> Readiness:
+        return Readiness.of(
+            {
+                "market data consumer connected": self.md_consumer.connected,
+                "order events consumer connected": self.exec_consumer.connected,
+            }
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "strategies": {
+                name: {
+                    "kind": strategy.kind,
+                    "positions": {p.symbol: str(p.qty) for p in sctx.positions.all()},
+                }
+                for name, (strategy, sctx) in self.strategies.items()
+            },
+            "intents_emitted": self.intents_emitted,
+        }

@@ -1,0 +1,30 @@
+"""Errors of the harness, one tree.
+
+HarnessError                 a one-line, actionable message for the CLI
+├── ToolMissingError         a required binary (redis-server, toxiproxy-server) is absent
+├── StackError               the local stack could not be started, reached or stopped
+│   └── StackNotRunningError no stack in the run directory
+└── ToxiproxyError           the Toxiproxy API refused or did not answer
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    pass
+
+
+class ToolMissingError(HarnessError):
+    pass
+
+
+class StackError(HarnessError):
+    pass
+
+
+class StackNotRunningError(StackError):
+    pass
+
+
+class ToxiproxyError(HarnessError):
+    pass

@@ -1,0 +1,382 @@
+"""The local stack: redis, toxiproxy (one proxy per network link), the replay feed with the
+exchange simulator, and the engine services, each a separate process under the supervisor.
+
+    engine ──► toxiproxy[engine_to_feed]   ──► replay feed (WebSocket)
+    engine ──► toxiproxy[engine_to_rest]   ──► exchange simulator (REST)
+    services ─► toxiproxy[services_to_redis] ─► redis
+
+Everything binds to 127.0.0.1. A run directory holds the stack: stack.json (processes),
+engine.toml, secrets.env (0600: API key and secret, ops and control tokens), ports.json,
+state.json and events.jsonl (written by the supervisor), logs/, the journal and redis data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.errors import StackError, StackNotRunningError
+from harness.ports import free_ports
+from harness.supervisor import ProcessSpec, StackSpec, read_env_file
+from harness.tools import redis_server, shared_data_dir, toxiproxy_server
+
+ENGINE_SERVICES = ("feed", "strategy", "risk", "execution")
+HOST = "127.0.0.1"
+
+DEFAULT_STRATEGIES = """
+[[strategies]]
+kind = "momentum"
+name = "momentum"
+[strategies.params]
+window_ms = 3000
+threshold_bps = 1.5
+order_qty = "0.002"
+max_position = "0.02"
+cooldown_ms = 2000
+
+[[strategies]]
+kind = "quoter"
+name = "quoter"
+[strategies.params]
+order_qty = "0.001"
+max_position = "0.01"
+requote_ticks = 200
+max_quote_age_ms = 8000
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackOptions:
+    recordings: list[Path]
+    speed: str = "10"
+    engine_mode: Literal["split", "all"] = "split"
+    balances: dict[str, Decimal] = field(
+        default_factory=lambda: {"USDT": Decimal(100_000), "BTC": Decimal(1)}
+    )
+    exchange_info: Path | None = None
+    strategies_toml: str = DEFAULT_STRATEGIES
+    extra_engine_toml: str = ""
+    ready_timeout_s: float = 90.0
+    keep_state: bool = False
+    """Keep the journal and redis data of a previous run in the same directory."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    state = next((line for line in status.splitlines() if line.startswith("State:")), "")
+    return "Z" not in state.split(":", 1)[-1][:3]
+
+
+class Stack:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir.resolve()
+        self._supervisor: subprocess.Popen[bytes] | None = None
+
+    # --- files --------------------------------------------------------------------------------
+
+    @property
+    def ports(self) -> dict[str, int]:
+        path = self.run_dir / "ports.json"
+        if not path.exists():
+            raise StackNotRunningError(f"no stack in {self.run_dir}")
+        data: dict[str, int] = json.loads(path.read_text())
+        return data
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return read_env_file(self.run_dir / "secrets.env")
+
+    def state(self) -> dict[str, Any]:
+        path = self.run_dir / "state.json"
+        if not path.exists():
+            raise StackNotRunningError(f"no stack in {self.run_dir}")
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.run_dir / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def supervisor_pid(self) -> int | None:
+        path = self.run_dir / "supervisor.pid"
+        if not path.exists():
+            return None
+        pid = int(path.read_text().strip() or 0)
+        return pid if pid and _process_alive(pid) else None
+
+    @property
+    def journal_path(self) -> Path:
+        return self.run_dir / "journal.sqlite"
+
+    def endpoints(self) -> dict[str, str]:
+        p = self.ports
+        out = {
+            "redis": f"redis://{HOST}:{p['redis']}/0",
+            "toxiproxy api": f"http://{HOST}:{p['toxiproxy']}",
+            "replay feed (WebSocket)": f"ws://{HOST}:{p['replay_ws']}",
+            "exchange simulator (REST)": f"http://{HOST}:{p['replay_rest']}",
+            "replay control": f"http://{HOST}:{p['replay_control']}",
+            "proxy engine_to_feed": f"ws://{HOST}:{p['proxy_feed']}",
+            "proxy engine_to_rest": f"http://{HOST}:{p['proxy_rest']}",
+            "proxy services_to_redis": f"redis://{HOST}:{p['proxy_redis']}/0",
+        }
+        for service in ENGINE_SERVICES:
+            out[f"engine {service} ops"] = f"http://{HOST}:{p['ops_' + service]}"
+        return out
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def write_layout(self, options: StackOptions) -> StackSpec:
+        redis_bin, toxiproxy_bin = redis_server(), toxiproxy_server()
+        for recording in options.recordings:
+            if not recording.exists():
+                raise StackError(f"recording not found: {recording}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("state.json", "events.jsonl", "supervisor.pid"):
+            (self.run_dir / stale).unlink(missing_ok=True)
+        if not options.keep_state:
+            import shutil
+
+            shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
+            shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
+            for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+                (self.run_dir / name).unlink(missing_ok=True)
+        names = [
+            "redis",
+            "toxiproxy",
+            "replay_ws",
+            "replay_rest",
+            "replay_control",
+            "proxy_feed",
+            "proxy_rest",
+            "proxy_redis",
+            *(f"ops_{s}" for s in ENGINE_SERVICES),
+        ]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        (self.run_dir / "ports.json").write_text(json.dumps(ports, indent=2))
+        secret_values = {
+            "STORMPROOF_API_KEY": secrets.token_hex(16),
+            "STORMPROOF_API_SECRET": secrets.token_hex(32),
+            "STORMPROOF_OPS_TOKEN": secrets.token_urlsafe(24),
+            "STORMPROOF_SIM_CONTROL_TOKEN": secrets.token_urlsafe(24),
+        }
+        secret_values["STORMPROOF_SIM_API_KEY"] = secret_values["STORMPROOF_API_KEY"]
+        secret_values["STORMPROOF_SIM_API_SECRET"] = secret_values["STORMPROOF_API_SECRET"]
+        secrets_path = self.run_dir / "secrets.env"
+        secrets_path.touch(mode=0o600)
+        os.chmod(secrets_path, 0o600)
+        secrets_path.write_text("".join(f"{k}={v}\n" for k, v in secret_values.items()))
+        config_path = self.run_dir / "engine.toml"
+        config_path.write_text(self._engine_toml(ports, options))
+        redis_dir = self.run_dir / "redis"
+        redis_dir.mkdir(exist_ok=True)
+        python = sys.executable
+        exchange_info = options.exchange_info
+        if exchange_info is None and (data := shared_data_dir()) is not None:
+            candidate = data / "exchange-info" / "binance-spot-exchangeinfo-20211012.json"
+            exchange_info = candidate if candidate.exists() else None
+        replay_argv = [
+            python,
+            "-m",
+            "replay",
+            "serve",
+            "--speed",
+            options.speed,
+            "--host",
+            HOST,
+            "--ws-port",
+            str(ports["replay_ws"]),
+            "--rest-port",
+            str(ports["replay_rest"]),
+            "--control-port",
+            str(ports["replay_control"]),
+        ]
+        for recording in options.recordings:
+            replay_argv += ["--recording", str(recording.resolve())]
+        for asset, amount in options.balances.items():
+            replay_argv += ["--balance", f"{asset}={amount}"]
+        if exchange_info is not None:
+            replay_argv += ["--exchange-info", str(exchange_info)]
+        processes = [
+            ProcessSpec(
+                name="redis",
+                group=0,
+                ready_tcp=ports["redis"],
+                argv=[
+                    redis_bin,
+                    "--port",
+                    str(ports["redis"]),
+                    "--bind",
+                    HOST,
+                    "--dir",
+                    str(redis_dir),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
+                    "--daemonize",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ],
+            ),
+            ProcessSpec(
+                name="toxiproxy",
+                group=0,
+                ready_http=f"http://{HOST}:{ports['toxiproxy']}/version",
+                argv=[toxiproxy_bin, "-host", HOST, "-port", str(ports["toxiproxy"])],
+            ),
+            ProcessSpec(
+                name="replay",
+                group=1,
+                argv=replay_argv,
+                ready_http=f"http://{HOST}:{ports['replay_control']}/healthz",
+            ),
+        ]
+        engine_names = ["all"] if options.engine_mode == "all" else list(ENGINE_SERVICES)
+        for service in engine_names:
+            probe_port = ports["ops_feed" if service == "all" else f"ops_{service}"]
+            processes.append(
+                ProcessSpec(
+                    name=f"engine-{service}",
+                    group=2,
+                    argv=[python, "-m", "engine", "run", service, "--config", str(config_path)],
+                    ready_http=f"http://{HOST}:{probe_port}/readyz",
+                    live_http=f"http://{HOST}:{probe_port}/livez",
+                    ready_timeout_s=options.ready_timeout_s,
+                )
+            )
+        spec = StackSpec(
+            processes=processes,
+            toxiproxy_api=(HOST, ports["toxiproxy"]),
+            proxies=[
+                {
+                    "name": "engine_to_feed",
+                    "listen": f"{HOST}:{ports['proxy_feed']}",
+                    "upstream": f"{HOST}:{ports['replay_ws']}",
+                },
+                {
+                    "name": "engine_to_rest",
+                    "listen": f"{HOST}:{ports['proxy_rest']}",
+                    "upstream": f"{HOST}:{ports['replay_rest']}",
+                },
+                {
+                    "name": "services_to_redis",
+                    "listen": f"{HOST}:{ports['proxy_redis']}",
+                    "upstream": f"{HOST}:{ports['redis']}",
+                },
+            ],
+        )
+        spec.dump(self.run_dir / "stack.json")
+        return spec
+
+    def _engine_toml(self, ports: dict[str, int], options: StackOptions) -> str:
+        symbols = self._symbols(options)
+        return f"""# generated by `stormproof stack up`
+[venue]
+name = "binance"
+ws_urls = ["ws://{HOST}:{ports["proxy_feed"]}"]
+rest_url = "http://{HOST}:{ports["proxy_rest"]}"
+symbols = {json.dumps(symbols)}
+
+[bus]
+redis_url = "redis://{HOST}:{ports["proxy_redis"]}/0"
+
+[execution]
+journal_path = "{self.run_dir / "journal.sqlite"}"
+
+[ops]
+host = "{HOST}"
+[ops.ports]
+feed = {ports["ops_feed"]}
+strategy = {ports["ops_strategy"]}
+risk = {ports["ops_risk"]}
+execution = {ports["ops_execution"]}
+
+[risk]
+max_position_qty = "0.05"
+max_notional_per_order = "2000"
+{options.strategies_toml}
+{options.extra_engine_toml}
+"""
+
+    @staticmethod
+    def _symbols(options: StackOptions) -> list[str]:
+        from replay.server import scan_symbols
+
+        found = scan_symbols(options.recordings)
+        if not found:
+            raise StackError("no Binance streams found in the recording")
+        return found
+
+    # --- up / down ----------------------------------------------------------------------------
+
+    def up(self, options: StackOptions) -> dict[str, Any]:
+        if self.supervisor_pid() is not None:
+            raise StackError(f"a stack is already running in {self.run_dir} (stack down first)")
+        self.write_layout(options)
+        log = (self.run_dir / "supervisor.log").open("ab")
+        self._supervisor = subprocess.Popen(
+            [sys.executable, "-m", "harness.supervisor", str(self.run_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + options.ready_timeout_s + 60
+        while time.monotonic() < deadline:
+            if self._supervisor.poll() is not None:
+                state = self._read_state_or_none()
+                error = (state or {}).get("error") or "supervisor exited"
+                raise StackError(f"stack failed to start: {error}")
+            state = self._read_state_or_none()
+            if state and state.get("phase") == "ready":
+                return state
+            if state and state.get("phase") == "failed":
+                self._supervisor.wait(timeout=60)
+                raise StackError(f"stack failed to start: {state.get('error')}")
+            time.sleep(0.1)
+        self.down()
+        raise StackError(f"stack not ready within {options.ready_timeout_s + 60:.0f}s")
+
+    def _read_state_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self.state()
+        except (StackNotRunningError, json.JSONDecodeError):
+            return None
+
+    def down(self, timeout_s: float = 60.0) -> dict[str, list[int]]:
+        """Stop every process; returns each process's exit codes (0 is a clean exit)."""
+        pid = self.supervisor_pid()
+        if pid is None:
+            raise StackNotRunningError(f"no running stack in {self.run_dir}")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _process_alive(pid):
+            if self._supervisor is not None and self._supervisor.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                raise StackError(f"supervisor {pid} did not stop within {timeout_s:.0f}s")
+            time.sleep(0.05)
+        if self._supervisor is not None:
+            self._supervisor.wait(timeout=5)
+        state = self.state()
+        return {name: p["exit_codes"] for name, p in state["processes"].items()}

@@ -1,0 +1,147 @@
+"""`replay` command line: serve a recording, generate a synthetic one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.runtime.logging import configure_logging, register_secrets
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Record, generate and replay Binance market data.",
+)
+
+API_KEY_ENV = "STORMPROOF_SIM_API_KEY"
+API_SECRET_ENV = "STORMPROOF_SIM_API_SECRET"
+CONTROL_TOKEN_ENV = "STORMPROOF_SIM_CONTROL_TOKEN"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"replay: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _speed(raw: str) -> float | None:
+    if raw == "max":
+        return None
+    try:
+        value = float(raw.rstrip("x"))
+    except ValueError:
+        _fail(f"--speed must be a positive number or 'max', got {raw!r}")
+    if value <= 0:
+        _fail(f"--speed must be positive, got {raw!r}")
+    return value
+
+
+def _balances(raw: list[str]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for item in raw:
+        asset, _, amount = item.partition("=")
+        try:
+            out[asset.upper()] = Decimal(amount)
+        except InvalidOperation:
+            _fail(f"--balance must look like USDT=100000, got {item!r}")
+    return out
+
+
+@app.command()
+def serve(
+    recording: Annotated[
+        list[Path], typer.Option("--recording", "-r", help="recording file(s), replayed in order")
+    ],
+    speed: Annotated[str, typer.Option(help="1, 10, 0.5 ... or max")] = "1",
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    ws_port: Annotated[int, typer.Option(help="WebSocket feed port")] = 9443,
+    rest_port: Annotated[int, typer.Option(help="exchange REST port")] = 9080,
+    control_port: Annotated[int, typer.Option(help="control API port")] = 9081,
+    no_rebase: Annotated[
+        bool, typer.Option("--no-rebase", help="keep recorded event times")
+    ] = False,
+    exchange_info: Annotated[Path | None, typer.Option(help="exchangeInfo JSON to serve")] = None,
+    balance: Annotated[list[str], typer.Option(help="initial balance, e.g. USDT=100000")] = [],  # noqa: B006
+    paused: Annotated[bool, typer.Option("--paused", help="start paused")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it."""
+    from replay.server import ReplayServer, ReplayServerConfig, SimAccount
+
+    configure_logging(service="replay", level=log_level)
+    api_key, api_secret = os.environ.get(API_KEY_ENV, ""), os.environ.get(API_SECRET_ENV, "")
+    token = os.environ.get(CONTROL_TOKEN_ENV, "")
+    register_secrets(api_key, api_secret, token)
+    accounts = []
+    if api_key and api_secret:
+        accounts.append(
+            SimAccount(
+                api_key=api_key,
+                api_secret=api_secret,
+                balances=_balances(balance) or {"USDT": Decimal(100_000)},
+            )
+        )
+    config = ReplayServerConfig(
+        recordings=recording,
+        speed=_speed(speed),
+        rebase=not no_rebase,
+        host=host,
+        ws_port=ws_port,
+        rest_port=rest_port,
+        control_port=control_port,
+        control_token=token,
+        accounts=accounts,
+        exchange_info_path=exchange_info,
+        start_paused=paused,
+    )
+    try:
+        server = ReplayServer(config)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await server.run_forever(stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        _fail(f"cannot listen: {exc.strerror or exc}")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output .gz recording")],
+    duration: Annotated[float, typer.Option(help="seconds of market")] = 600.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+    regime: Annotated[
+        str, typer.Option(help="calm, trending, volatile, flash_crash, quiet")
+    ] = "calm",
+    symbol: Annotated[list[str], typer.Option(help="symbol(s)")] = ["BTCUSDT"],  # noqa: B006
+) -> None:
+    """Generate a deterministic synthetic recording in the collector format."""
+    from replay.synth import REGIMES, SynthSpec, write_recording
+
+    if regime not in REGIMES:
+        _fail(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
+    spec = SynthSpec(
+        symbols=tuple(s.upper() for s in symbol), duration_s=duration, seed=seed, regime=regime
+    )
+    count = write_recording(spec, out)
+    typer.echo(f"wrote {count} records to {out}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

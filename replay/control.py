@@ -1,0 +1,145 @@
+"""The replay process's control API (HTTP, bearer token): replay clock and the simulator's ground
+truth. Harness, chaos actions and load generators use it; the engine never sees it.
+
+    GET  /healthz                       no token: 200 once the servers listen
+    GET  /status                        replay position, speed, clients, books
+    POST /replay/pause | /replay/resume
+    POST /replay/speed  {"speed": 10} or {"speed": "max"}
+    GET  /truth/orders                  every order the simulator accepted, with fills
+    GET  /truth/balances                every account's balances
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from replay.server import ReplayServer
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=str), status=status, content_type="application/json"
+    )
+
+
+def build_control_app(server: ReplayServer, token: str) -> web.Application:
+    @web.middleware
+    async def auth(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path != "/healthz":
+            header = request.headers.get("Authorization", "")
+            supplied = header[7:] if header.startswith("Bearer ") else ""
+            if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
+                return _json({"error": "missing or invalid bearer token"}, 401)
+        return await handler(request)
+
+    app = web.Application(middlewares=[auth])
+
+    async def healthz(_: web.Request) -> web.Response:
+        return _json(
+            {"ok": server.listening, "state": server.state}, 200 if server.listening else 503
+        )
+
+    async def status(_: web.Request) -> web.Response:
+        return _json(server.status())
+
+    async def pause(_: web.Request) -> web.Response:
+        server.pause()
+        return _json(server.status())
+
+    async def resume(_: web.Request) -> web.Response:
+        server.resume()
+        return _json(server.status())
+
+    async def speed(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            raw = body["speed"]
+            value = None if raw == "max" else float(raw)
+            server.set_speed(value)
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            return _json(
+                {"error": f'body must be {{"speed": <positive number> | "max"}}: {exc}'}, 400
+            )
+        return _json(server.status())
+
+    async def orders(_: web.Request) -> web.Response:
+        matching = server.matching
+        out = []
+        for order in matching.orders.values():
+            out.append(
+                {
+                    "order_id": order.order_id,
+                    "client_order_id": order.client_order_id,
+                    "api_key_hash": hash_key(order.api_key),
+                    "symbol": order.symbol,
+                    "side": order.side,
+                    "type": order.type,
+                    "time_in_force": order.time_in_force,
+                    "price": str(order.price),
+                    "orig_qty": str(order.orig_qty),
+                    "executed_qty": str(order.executed_qty),
+                    "cumm_quote": str(order.cumm_quote),
+                    "status": order.status.value,
+                    "time_ms": order.time_ms,
+                    "update_ms": order.update_ms,
+                    "arrival_mid": order.arrival_mid,
+                    "fills": [
+                        {
+                            "trade_id": f.trade_id,
+                            "price": str(f.price),
+                            "qty": str(f.qty),
+                            "commission": str(f.commission),
+                            "commission_asset": f.commission_asset,
+                            "is_maker": f.is_maker,
+                            "time_ms": f.time_ms,
+                        }
+                        for f in order.fills
+                    ],
+                }
+            )
+        return _json({"orders": out})
+
+    async def balances(_: web.Request) -> web.Response:
+        return _json(
+            {
+                "accounts": {
+                    hash_key(key): {
+                        asset: {
+                            "free": str(b.free),
+                            "locked": str(b.locked),
+                            "total": str(b.free + b.locked),
+                            "initial": str(
+                                server.initial_balances.get(key, {}).get(asset, Decimal(0))
+                            ),
+                        }
+                        for asset, b in account.balances.items()
+                    }
+                    for key, account in server.matching.accounts.items()
+                }
+            }
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/status", status)
+    app.router.add_post("/replay/pause", pause)
+    app.router.add_post("/replay/resume", resume)
+    app.router.add_post("/replay/speed", speed)
+    app.router.add_get("/truth/orders", orders)
+    app.router.add_get("/truth/balances", balances)
+    return app
+
+
+def hash_key(api_key: str) -> str:
+    """Accounts are named by a hash of their API key: ground truth never shows a key."""
+    import hashlib
+
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]

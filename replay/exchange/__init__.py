@@ -1,0 +1,1 @@
+"""Exchange simulator: Binance spot REST (HMAC-signed) matching against the replayed market."""

@@ -1,0 +1,99 @@
+"""The replayed market: books rebuilt from the recording, as the simulated exchange sees it.
+
+The depth endpoint and the matching engine read these books; they are maintained from the diff
+stream being served (recorded snapshot plus diffs, resynchronised at each recorded reconnect), so
+a snapshot served at any moment is consistent with the diffs a client receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine.core.book import DepthDiff, DepthSync, OrderBook, SyncAction
+from engine.core.errors import CrossedBookError
+from engine.marketdata.binance import RawSnapshot, RawTrade
+from replay.exchange.matching import MatchingEngine
+
+
+class ReplayMarket:
+    def __init__(self, symbols: list[str], matching: MatchingEngine | None = None) -> None:
+        self.symbols = [s.upper() for s in symbols]
+        self.matching = matching
+        self.syncs: dict[str, DepthSync] = {}
+        self._ready: dict[str, asyncio.Event] = {}
+        self._last_u: dict[str, int] = {}
+        self.crossed = 0
+        for symbol in self.symbols:
+            self._add(symbol)
+
+    def _add(self, symbol: str) -> None:
+        self.syncs[symbol] = DepthSync()
+        self._ready[symbol] = asyncio.Event()
+        if self.matching is not None and symbol in self.matching.rules:
+            self.matching.attach_book(symbol, self.syncs[symbol].book)
+
+    def book(self, symbol: str) -> OrderBook | None:
+        sync = self.syncs.get(symbol)
+        return sync.book if sync is not None and sync.synced else None
+
+    async def wait_book(self, symbol: str, timeout_s: float) -> OrderBook | None:
+        if symbol not in self.syncs:
+            return None
+        if not self.syncs[symbol].synced:
+            try:
+                await asyncio.wait_for(self._ready[symbol].wait(), timeout_s)
+            except TimeoutError:
+                return None
+        return self.book(symbol)
+
+    def on_disconnect(self) -> None:
+        """The recording connection dropped: books are unknown until the next snapshot."""
+        for symbol, sync in self.syncs.items():
+            sync.reset()
+            self._ready[symbol].clear()
+
+    def on_diff(self, symbol: str, diff: DepthDiff) -> None:
+        if symbol not in self.syncs:
+            self._add(symbol)
+        self._last_u[symbol] = diff.final_update_id
+        sync = self.syncs[symbol]
+        try:
+            action = sync.on_diff(diff)
+        except CrossedBookError:
+            self.crossed += 1
+            self._ready[symbol].clear()
+            return
+        if action is SyncAction.APPLIED:
+            if self.matching is not None:
+                self.matching.on_book_levels(symbol, diff.bids, diff.asks)
+        elif not sync.synced:
+            self._ready[symbol].clear()
+
+    def on_snapshot(self, snapshot: RawSnapshot) -> str | None:
+        symbol = self._snapshot_symbol(snapshot.lastUpdateId)
+        if symbol is None:
+            return None
+        sync = self.syncs[symbol]
+        bids = [(float(p), float(q)) for p, q in snapshot.bids]
+        asks = [(float(p), float(q)) for p, q in snapshot.asks]
+        try:
+            action = sync.on_snapshot(snapshot.lastUpdateId, bids, asks)
+        except CrossedBookError:
+            self.crossed += 1
+            return symbol
+        if action is SyncAction.APPLIED:
+            self._ready[symbol].set()
+            if self.matching is not None:
+                self.matching.on_book_reset(symbol)
+        return symbol
+
+    def _snapshot_symbol(self, last_update_id: int) -> str | None:
+        """A recorded snapshot names no symbol: it belongs to the one whose ids it continues."""
+        if len(self.syncs) == 1:
+            return next(iter(self.syncs))
+        candidates = [(abs(last_update_id - u), s) for s, u in self._last_u.items()]
+        return min(candidates)[1] if candidates else None
+
+    def on_trade(self, trade: RawTrade) -> None:
+        if self.matching is not None and trade.s in self.matching.rules:
+            self.matching.on_trade(trade.s, float(trade.p), float(trade.q), trade.m)

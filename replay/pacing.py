@@ -1,0 +1,49 @@
+"""When each recorded message is due, at 1x, Nx or max speed, with pause and speed changes.
+
+Pure: the caller supplies monotonic time. Due time = anchor_wall + (recv - anchor_recv) / speed;
+changing speed or resuming re-anchors at the current position so the replay never jumps.
+"""
+
+from __future__ import annotations
+
+
+class Pacer:
+    def __init__(self, speed: float | None) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError("speed must be positive (or None for max)")
+        self.speed = speed
+        self.paused = False
+        self._anchor_recv: int | None = None
+        self._anchor_wall = 0
+        self.position_recv_ns = 0
+
+    @property
+    def is_max(self) -> bool:
+        return self.speed is None
+
+    def due_ns(self, recv_ns: int, now_ns: int) -> int:
+        """Monotonic time at which a record received at recv_ns should be sent."""
+        if self._anchor_recv is None:
+            self._anchor_recv, self._anchor_wall = recv_ns, now_ns
+        self.position_recv_ns = max(self.position_recv_ns, recv_ns)
+        if self.speed is None:
+            return now_ns
+        return self._anchor_wall + int((recv_ns - self._anchor_recv) / self.speed)
+
+    def set_speed(self, speed: float | None, now_ns: int) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError("speed must be positive (or None for max)")
+        self._reanchor(now_ns)
+        self.speed = speed
+
+    def pause(self, now_ns: int) -> None:
+        self.paused = True
+
+    def resume(self, now_ns: int) -> None:
+        self.paused = False
+        self._reanchor(now_ns)
+
+    def _reanchor(self, now_ns: int) -> None:
+        if self._anchor_recv is not None:
+            self._anchor_recv = self.position_recv_ns
+            self._anchor_wall = now_ns

@@ -1,0 +1,281 @@
+"""One process: the replay feed (WebSocket), the exchange simulator (REST) and the control API,
+all driven by one replay loop over the recording.
+
+For each record, in receive-time order: wait until it is due (pacing), update the replayed market
+(books, and the matching engine: trades cross resting orders, book changes replenish liquidity),
+then hand the message to the feed's subscribers. Updating the market before serving the message
+keeps the depth endpoint at or ahead of every diff a client has received, as the procedure for
+building a local book requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from engine.core.book import DepthDiff
+from engine.marketdata.binance import RawSnapshot, RawTrade
+from engine.runtime.logging import get_logger
+from replay.control import build_control_app
+from replay.exchange.matching import MatchingEngine
+from replay.exchange.rest import SimulatorApi
+from replay.exchange.symbols import ExchangeInfo
+from replay.feed import FeedServer
+from replay.messages import EventTimeMap, classify, first_event_ms, rebase
+from replay.pacing import Pacer
+from replay.recording import Record, read_many
+
+log = get_logger("replay.server")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimAccount:
+    api_key: str
+    api_secret: str
+    balances: dict[str, Decimal]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayServerConfig:
+    recordings: list[Path]
+    speed: float | None = 1.0
+    rebase: bool = True
+    host: str = "127.0.0.1"
+    ws_port: int = 9443
+    rest_port: int = 9080
+    control_port: int = 9081
+    control_token: str = ""
+    accounts: list[SimAccount] = field(default_factory=list)
+    exchange_info_path: Path | None = None
+    maker_fee: Decimal = Decimal("0.001")
+    taker_fee: Decimal = Decimal("0.001")
+    start_paused: bool = False
+    symbols: list[str] | None = None
+    """Symbols to list; default: those found in the first records of the recording."""
+
+
+def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
+    """Symbols named by the streams of the first records (cheap: no full read)."""
+    found: list[str] = []
+    for i, record in enumerate(read_many(paths)):
+        if i >= limit:
+            break
+        if record.payload.startswith(b'{"stream":"'):
+            end = record.payload.index(b"@")
+            symbol = record.payload[11:end].decode().upper()
+            if symbol not in found:
+                found.append(symbol)
+    return found
+
+
+class ReplayServer:
+    def __init__(self, config: ReplayServerConfig) -> None:
+        self.config = config
+        for path in config.recordings:
+            if not Path(path).exists():
+                raise FileNotFoundError(f"recording not found: {path}")
+        symbols = config.symbols or scan_symbols(config.recordings)
+        if not symbols:
+            raise ValueError("no Binance streams found in the recording")
+        self.symbols = symbols
+        self.exchange_info = ExchangeInfo(symbols, config.exchange_info_path)
+        self.matching = MatchingEngine(
+            self.exchange_info.rules,
+            clock_ms=lambda: time.time_ns() // 1_000_000,
+            maker_fee=config.maker_fee,
+            taker_fee=config.taker_fee,
+        )
+        self.initial_balances: dict[str, dict[str, Decimal]] = {}
+        for account in config.accounts:
+            self.matching.add_account(account.api_key, dict(account.balances))
+            self.initial_balances[account.api_key] = dict(account.balances)
+        from replay.market import ReplayMarket
+
+        self.market = ReplayMarket(symbols, self.matching)
+        self.feed = FeedServer(host=config.host, port=config.ws_port)
+        self.api = SimulatorApi(
+            matching=self.matching,
+            exchange_info=self.exchange_info,
+            market=self.market,
+            secrets_by_key={a.api_key: a.api_secret for a in config.accounts},
+        )
+        self.pacer = Pacer(config.speed)
+        if config.start_paused:
+            self.pacer.paused = True
+        self._resumed = asyncio.Event()
+        if not config.start_paused:
+            self._resumed.set()
+        self.state = "starting"
+        self.listening = False
+        self.records = 0
+        self.messages = 0
+        self.malformed = 0
+        self.disconnects = 0
+        self._time_map: EventTimeMap | None = None
+        self._last_mapped_ms = 0
+        self._runners: list[web.AppRunner] = []
+        self.rest_port = config.rest_port
+        self.control_port = config.control_port
+
+    # --- control ------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        self.pacer.pause(time.monotonic_ns())
+        self._resumed.clear()
+        self.state = "paused" if self.state == "running" else self.state
+
+    def resume(self) -> None:
+        self.pacer.resume(time.monotonic_ns())
+        self._time_map = None
+        self._resumed.set()
+        if self.state == "paused":
+            self.state = "running"
+
+    def set_speed(self, speed: float | None) -> None:
+        self.pacer.set_speed(speed, time.monotonic_ns())
+        self._time_map = None  # re-anchor event times at the next message
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "speed": "max" if self.pacer.speed is None else self.pacer.speed,
+            "paused": self.pacer.paused,
+            "position_recv_ns": self.pacer.position_recv_ns,
+            "records": self.records,
+            "messages": self.messages,
+            "malformed": self.malformed,
+            "recorded_disconnects": self.disconnects,
+            "clients": len(self.feed.clients),
+            "slow_disconnects": self.feed.slow_disconnects,
+            "books": {
+                s: {"synced": sync.synced, "update_id": sync.book.update_id}
+                for s, sync in self.market.syncs.items()
+            },
+            "orders": len(self.matching.orders),
+            "fills": len(self.matching.fills),
+            "symbols": self.symbols,
+            "exchange_info_source": self.exchange_info.source,
+        }
+
+    # --- run ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.feed.start()
+        self._runners.append(await self._serve(self.api.app(), self.config.rest_port, "rest"))
+        control = build_control_app(self, self.config.control_token)
+        self._runners.append(await self._serve(control, self.config.control_port, "control"))
+        self.listening = True
+        self.state = "paused" if self.pacer.paused else "running"
+        log.info(
+            "replay_listening",
+            ws_port=self.feed.port,
+            rest_port=self.rest_port,
+            control_port=self.control_port,
+            symbols=self.symbols,
+            speed=self.config.speed or "max",
+        )
+
+    async def _serve(self, app: web.Application, port: int, name: str) -> web.AppRunner:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, port, reuse_address=True)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port
+        if name == "rest":
+            self.rest_port = bound
+        else:
+            self.control_port = bound
+        return runner
+
+    async def stop(self) -> None:
+        await self.feed.stop()
+        for runner in self._runners:
+            await runner.cleanup()
+        self.listening = False
+
+    async def replay(self) -> None:
+        records: Iterator[Record] = read_many(self.config.recordings)
+        since_yield = 0
+        for record in records:
+            if not self._resumed.is_set():
+                await self._resumed.wait()
+            now = time.monotonic_ns()
+            due = self.pacer.due_ns(record.recv_ns, now)
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+                since_yield = 0
+            elif self.pacer.is_max:
+                await self.feed.wait_for_room()
+                since_yield += 1
+                if since_yield >= 256:  # let REST, control and clients run at max speed
+                    since_yield = 0
+                    await asyncio.sleep(0)
+            self._process(record)
+        self.state = "finished"
+        log.info("replay_finished", records=self.records, messages=self.messages)
+
+    def _process(self, record: Record) -> None:
+        self.records += 1
+        if record.is_disconnect:
+            self.disconnects += 1
+            self.market.on_disconnect()
+            return
+        try:
+            item = classify(record.payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            self.malformed += 1
+            return
+        if item.kind == "snapshot":
+            assert isinstance(item.event, RawSnapshot)
+            self.market.on_snapshot(item.event)
+            return
+        if item.kind == "depth":
+            assert isinstance(item.event, DepthDiff)
+            self.market.on_diff(item.symbol, item.event)
+        elif item.kind == "trade":
+            assert isinstance(item.event, RawTrade)
+            self.market.on_trade(item.event)
+        data: bytes = item.data
+        wrapped: bytes | None = record.payload
+        if self.config.rebase:
+            if self._time_map is None:
+                first = first_event_ms(data)
+                if first is not None:
+                    wall = max(time.time_ns() // 1_000_000, self._last_mapped_ms)
+                    self._time_map = EventTimeMap(
+                        anchor_event_ms=first, anchor_wall_ms=wall, speed=self.pacer.speed
+                    )
+            if self._time_map is not None:
+                data = rebase(data, self._time_map)
+                wrapped = None
+                mapped = first_event_ms(data)
+                if mapped is not None:
+                    self._last_mapped_ms = mapped
+        self.messages += 1
+        self.feed.broadcast(item.stream, data, wrapped)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        await self.start()
+        replay = asyncio.create_task(self.replay(), name="replay-loop")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            await asyncio.wait([stopper, replay], return_when=asyncio.FIRST_COMPLETED)
+            if replay.done() and not replay.cancelled() and replay.exception() is not None:
+                raise replay.exception()  # type: ignore[misc]
+            if not stopper.done():
+                await stopper  # recording finished: keep serving until told to stop
+        finally:
+            for task in (replay, stopper):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(replay, stopper, return_exceptions=True)
+            await self.stop()

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Installs everything stormproof needs, idempotently, on a Debian-like machine:
+#   - .venv with the pinned Python dependencies (requirements/lock.txt) and the project itself
+#   - redis-server (Debian package) when it is not on PATH
+#   - toxiproxy-server: the one on PATH, else built with `go install` into .tools/bin
+# A second run only checks stamps and PATH, so it takes well under a second.
+# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|all]...
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+TOOLS_BIN="$ROOT/.tools/bin"
+TOXIPROXY_VERSION="v2.12.0"
+
+die() { echo "stormproof bootstrap: $*" >&2; exit 1; }
+log() { echo "stormproof bootstrap: $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo -n "$@"
+  else return 1
+  fi
+}
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+ensure_python() {
+  local stamp="$VENV/.stormproof-stamp" want
+  want="$(cat "$ROOT/requirements/lock.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
+    return 0
+  fi
+  local py
+  py="$(find_python)" || die "missing prerequisite: Python >= 3.11 (install python3 >= 3.11 or set PYTHON=/path/to/python3.11)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv in .venv with $py"
+    "$py" -m venv "$VENV" || die "could not create a virtualenv: install the python3-venv package"
+  fi
+  log "installing pinned Python dependencies (requirements/lock.txt)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements/lock.txt"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+  echo "$want" > "$stamp"
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 && return 0
+  log "redis-server not on PATH: installing the Debian package redis-server"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server >/dev/null 2>&1 ||
+      die "missing prerequisite: redis-server (could not install the Debian package; run 'apt-get install redis-server' as root)"
+  fi
+  # The package may start a system-wide instance; our stacks run their own on free ports.
+  as_root service redis-server stop >/dev/null 2>&1 || true
+  command -v redis-server >/dev/null 2>&1 || die "missing prerequisite: redis-server is still not on PATH after installing it"
+}
+
+ensure_toxiproxy() {
+  command -v toxiproxy-server >/dev/null 2>&1 && return 0
+  [ -x "$TOOLS_BIN/toxiproxy-server" ] && return 0
+  local go_bin
+  go_bin="$(command -v go || true)"
+  [ -n "$go_bin" ] || { [ -x /usr/local/go/bin/go ] && go_bin=/usr/local/go/bin/go; }
+  [ -n "$go_bin" ] || die "missing prerequisite: toxiproxy-server is not on PATH and the Go toolchain ('go') is not installed to build it; install Go >= 1.22 or put toxiproxy-server on PATH"
+  log "building toxiproxy-server $TOXIPROXY_VERSION with go install (once)"
+  local build
+  build="$(mktemp -d)"
+  GOBIN="$build" GOFLAGS=-buildvcs=false "$go_bin" install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" >&2 ||
+    die "could not build toxiproxy-server with 'go install' (is the Go module proxy reachable?)"
+  mkdir -p "$TOOLS_BIN"
+  mv "$build/server" "$TOOLS_BIN/toxiproxy-server"
+  rm -rf "$build"
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(all)
+for target in "${targets[@]}"; do
+  case "$target" in
+    python) ensure_python ;;
+    redis) ensure_redis ;;
+    toxiproxy) ensure_toxiproxy ;;
+    all) ensure_python; ensure_redis; ensure_toxiproxy ;;
+    *) die "unknown target '$target' (python, redis, toxiproxy, all)" ;;
+  esac
+done
