@@ -34,6 +34,9 @@ class BusConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reconnect_base_ms: int = 100
     reconnect_cap_ms: int = 5_000
     socket_timeout_ms: int = 2_000
+    """Socket read timeout for Redis; must exceed read_block_ms."""
+    startup_timeout_ms: int = 15_000
+    """How long a starting service waits for Redis before giving up with a one-line error."""
 
 
 class VenueConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -102,6 +105,8 @@ class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     )
     token_env: str = "STORMPROOF_OPS_TOKEN"
     loop_lag_fail_ms: int = 2_000
+    stop_grace_ms: int = 3_000
+    """On SIGTERM, how long services may take to finish their work before being cancelled."""
 
 
 class LoggingConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -121,6 +126,8 @@ class EngineConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     def __post_init__(self) -> None:
         if not self.venue.ws_urls:
             raise ValueError("venue.ws_urls must name at least one feed endpoint")
+        if self.bus.socket_timeout_ms <= self.bus.read_block_ms:
+            raise ValueError("bus.socket_timeout_ms must be greater than bus.read_block_ms")
         names = [s.name for s in self.strategies]
         if len(set(names)) != len(names):
             raise ValueError(f"strategy names must be unique, got {names}")

@@ -30,7 +30,7 @@ DEFAULT_RUN_DIR = Path(".stormproof/stack")
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"stormproof: {message}", markup=False, highlight=False)
+    print(f"stormproof: {message}", file=sys.stderr)
     raise typer.Exit(2)
 
 

@@ -70,12 +70,17 @@ class StreamConsumer:
         self._on_state = on_state or (lambda ok, reason: None)
         self.concurrency = concurrency
         self.key = key
+        self._stopping = asyncio.Event()
         self.handled = 0
         self.dead_lettered = 0
         self.connected = False
 
+    def stop(self) -> None:
+        """Finish (and acknowledge) the batch in hand, then return from run()."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 for stream in self.streams:
                     await self.bus.ensure_group(stream, self.group, self.start)
@@ -90,7 +95,8 @@ class StreamConsumer:
                 log.warning(
                     "bus_consumer_retry", group=self.group, error=str(exc), delay_ms=round(delay)
                 )
-                await asyncio.sleep(delay / 1000)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay / 1000)
 
     def _set_connected(self, ok: bool, reason: str) -> None:
         if ok != self.connected:
@@ -128,7 +134,7 @@ class StreamConsumer:
 
     async def _read_new_forever(self) -> None:
         idle_reads = 0
-        while True:
+        while not self._stopping.is_set():
             batch = await self.bus.read_group(
                 group=self.group,
                 consumer=self.consumer,

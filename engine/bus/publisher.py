@@ -55,6 +55,7 @@ class Publisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.degraded = False
+        self._stopping = False
         self.dropped = 0
         self.published = 0
 
@@ -77,12 +78,20 @@ class Publisher:
         """Wait until everything queued so far has been published."""
         await self._idle.wait()
 
+    def stop(self) -> None:
+        """Publish what is queued, then return from run()."""
+        self._stopping = True
+        self._has_items.set()
+
     async def run(self) -> None:
         while True:
             if not self._queue:
                 self._idle.set()
+                if self._stopping:
+                    return
                 self._has_items.clear()
                 await self._has_items.wait()
+                continue
             batch = [self._queue[i] for i in range(min(self._max_batch, len(self._queue)))]
             try:
                 await self._bus.publish_many([(stream, message) for stream, message, _ in batch])

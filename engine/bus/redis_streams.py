@@ -40,6 +40,8 @@ class RedisStreamsBus:
             url,
             decode_responses=False,
             socket_connect_timeout=socket_timeout_ms / 1000,
+            # a hung server is an error, not a hang: blocking reads use BLOCK < this timeout
+            socket_timeout=socket_timeout_ms / 1000,
             health_check_interval=5,
         )
         # Blocking reads need a socket timeout longer than their BLOCK; set per call.
@@ -104,7 +106,11 @@ class RedisStreamsBus:
         request: dict[Any, Any] = {s: ("0" if pending else ">") for s in streams}
         reply = await self._call(
             self._redis.xreadgroup(
-                group, consumer, request, count=count, block=None if pending else block_ms
+                group,
+                consumer,
+                request,
+                count=count,
+                block=None if pending or block_ms <= 0 else block_ms,
             )
         )
         out: list[Delivery] = []

@@ -79,6 +79,7 @@ class ExecutionService(Service):
             concurrency=self.exec_config.max_orders_in_flight,
             key=_order_lane,
         )
+        self.stoppables = [self.consumer]
         self._unknown_grace_ns = 2 * self.config.venue.request_timeout_ms * 1_000_000
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -413,8 +414,7 @@ class ExecutionService(Service):
         """Fallback for fills and cancels we were not told about: one openOrders call per
         symbol, and an individual query only for orders whose state moved."""
         interval = self.exec_config.poll_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
+        while not await self.pause(interval):
             journal_open = [
                 o for o in await self.journal.open_orders() if o.state is not OrderState.PENDING
             ]

@@ -91,8 +91,12 @@ class FeedService(Service):
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.publisher.run(), name="feed-publisher")
-            for feed in self.feeds:
-                tasks.create_task(feed.run(), name=f"feed-{feed.feed_id}")
+            readers = [tasks.create_task(f.run(), name=f"feed-{f.feed_id}") for f in self.feeds]
+            await self.stopping.wait()
+            # socket reads and snapshot fetches are safe to cancel; then publish what arrived
+            for reader in readers:
+                reader.cancel()
+            self.publisher.stop()
 
     async def on_stop(self) -> None:
         if self.http is not None:

@@ -137,6 +137,12 @@ class RiskService(Service):
             start="latest",
             **common,
         )
+        self.stoppables = [
+            self.intent_consumer,
+            self.state_consumer,
+            self.control_consumer,
+            self.md_consumer,
+        ]
         self._set_state_metric()
 
     async def on_start(self) -> None:

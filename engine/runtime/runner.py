@@ -67,9 +67,7 @@ async def wait_for_bus(bus: Bus, *, deadline_ms: int, url: str) -> None:
             await asyncio.sleep(backoff.next_delay_ms() / 1000)
 
 
-async def run_services(
-    settings: Settings, names: list[str], *, wait_for_deps_ms: int = 15_000
-) -> int:
+async def run_services(settings: Settings, names: list[str]) -> int:
     config = settings.config
     clock = LiveClock()
     metrics = EngineMetrics()
@@ -124,7 +122,9 @@ async def run_services(
         stopper = asyncio.create_task(stop.wait(), name="stop-signal")
 
         async def start_all() -> None:
-            await wait_for_bus(bus, deadline_ms=wait_for_deps_ms, url=config.bus.redis_url)
+            await wait_for_bus(
+                bus, deadline_ms=config.bus.startup_timeout_ms, url=config.bus.redis_url
+            )
             for service in services:
                 await service.start()
 
@@ -144,6 +144,13 @@ async def run_services(
                         service.fail(f"run ended: {error!r}")
                         log.error("service_failed", failed_service=service.name, error=repr(error))
                 log.info("stopping", reason="signal" if stopper in done else "service failure")
+                for service in services:
+                    service.request_stop()
+                pending = [t for t in runs if not t.done()]
+                if pending:
+                    _, late = await asyncio.wait(pending, timeout=config.ops.stop_grace_ms / 1000)
+                    if late:
+                        log.warning("stop_grace_expired", tasks=[t.get_name() for t in late])
             elif starting.done() and not starting.cancelled():
                 raise starting.exception()  # type: ignore[misc]
             else:

@@ -55,6 +55,23 @@ class Service(ABC):
         self.lifecycle = Lifecycle(ctx.clock)
         self.log = get_logger(f"engine.{self.name}")
         self.started = False
+        self.stopping = asyncio.Event()
+        self.stoppables: list[Any] = []
+        """Loops with a stop() method (consumers, publishers) told to finish on request_stop."""
+
+    def request_stop(self) -> None:
+        """Ask every loop to finish its current unit of work and return."""
+        self.stopping.set()
+        for loop in self.stoppables:
+            loop.stop()
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep, but wake at once when stopping; returns True when the service is stopping."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def start(self) -> None:
         self.lifecycle.to(LifecycleState.STARTING)

@@ -62,6 +62,7 @@ class StrategyService(Service):
             start="earliest",
             **common,  # type: ignore[arg-type]
         )
+        self.stoppables = [self.md_consumer, self.exec_consumer]
         self.intents_emitted = 0
 
     async def on_start(self) -> None:
@@ -82,8 +83,7 @@ class StrategyService(Service):
 
     async def _timers(self) -> None:
         interval = min(cfg.timer_interval_ms for cfg in self.config.strategies) / 1000
-        while True:
-            await asyncio.sleep(interval)
+        while not await self.pause(interval):
             now = self.clock.time_ns()
             for strategy, sctx in self.strategies.values():
                 sctx.set_trigger(correlation_id="", tick_recv_ns=0)

@@ -90,7 +90,7 @@ class SimOrder:
     status: Status = Status.NEW
     update_ms: int = 0
     working_time_ms: int = -1
-    queue_ahead: float = 0.0
+    queue_ahead: Decimal = Decimal(0)
     arrival_mid: float | None = None
     fills: list[SimFill] = field(default_factory=list)
     locked: Decimal = Decimal(0)
@@ -189,11 +189,11 @@ class MatchingEngine:
             if not (through or at_price):
                 continue
             if at_price and not through:
-                if order.queue_ahead >= float(available):
-                    order.queue_ahead -= float(available)
+                if order.queue_ahead >= available:
+                    order.queue_ahead -= available
                     continue
-                fillable = available - _d(order.queue_ahead)
-                order.queue_ahead = 0.0
+                fillable = available - order.queue_ahead
+                order.queue_ahead = Decimal(0)
             else:
                 fillable = available
             qty_fill = min(order.remaining, fillable)
@@ -383,7 +383,7 @@ class MatchingEngine:
             order.working_time_ms = order.time_ms
             if book is not None:
                 own_side = book.bids if order.side == "BUY" else book.asks
-                order.queue_ahead = own_side.qty_at(float(order.price))
+                order.queue_ahead = _d(own_side.qty_at(float(order.price)))
             self.open[order.symbol].append(order.order_id)
         if not order.is_open:
             self._release(order)

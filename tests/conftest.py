@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replay.synth import SynthSpec, write_recording
+from tests.helpers import BTC_RECORDING, SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_recording() -> Path:
+    if not BTC_RECORDING.exists():
+        pytest.skip(
+            f"shared recording absent: {BTC_RECORDING} (../shared/data not beside the repo)"
+        )
+    return BTC_RECORDING
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} absent (../shared/data not beside the repo)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synth_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("synth") / "calm-120s.gz"
+    write_recording(SynthSpec(duration_s=120, seed=3), path)
+    return path

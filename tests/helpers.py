@@ -1,0 +1,184 @@
+"""Real servers and processes for tests: redis-server, toxiproxy-server, the replay process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.ports import free_ports, port_open
+from harness.tools import PROJECT_ROOT, redis_server, toxiproxy_server
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+BTC_RECORDING = SHARED_DATA / "binance-spot" / "btcusdt_20240808.gz"
+EXCHANGE_INFO = SHARED_DATA / "exchange-info" / "binance-spot-exchangeinfo-20211012.json"
+
+
+def wait_until(
+    condition: Callable[[], object], *, timeout_s: float, what: str, interval_s: float = 0.05
+) -> object:
+    """Poll a condition until it is truthy; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def process(
+    argv: list[str],
+    *,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ready: Callable[[], object],
+    timeout_s: float = 30.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+
+        def up() -> object:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"{argv[0]} exited with {proc.returncode}: {log.read_text()[-2000:]}"
+                )
+            return ready()
+
+        wait_until(up, timeout_s=timeout_s, what=f"{' '.join(argv[:3])} to be ready")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def redis(tmp: Path, port: int | None = None, *, appendonly: bool = True) -> Iterator[int]:
+    port = port or free_ports(1)[0]
+    data = tmp / f"redis-{port}"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "always",
+        "--daemonize",
+        "no",
+    ]
+    with process(argv, log=tmp / f"redis-{port}.log", ready=lambda: port_open(port)):
+        yield port
+
+
+@contextmanager
+def toxiproxy(tmp: Path) -> Iterator[int]:
+    port = free_ports(1)[0]
+    argv = [toxiproxy_server(), "-host", "127.0.0.1", "-port", str(port)]
+    with process(
+        argv, log=tmp / "toxiproxy.log", ready=lambda: http_ok(f"http://127.0.0.1:{port}/version")
+    ):
+        yield port
+
+
+SIM_KEY = "integration-test-key-0001"
+SIM_SECRET = "integration-test-secret-0001-very-secret"
+SIM_TOKEN = "integration-control-token"
+
+
+class ReplayProcess:
+    def __init__(self, ws_port: int, rest_port: int, control_port: int) -> None:
+        self.ws_port = ws_port
+        self.rest_port = rest_port
+        self.control_port = control_port
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+
+@contextmanager
+def replay_process(
+    tmp: Path,
+    recording: Path,
+    *,
+    speed: str = "1",
+    extra: list[str] | None = None,
+    balances: tuple[str, ...] = ("USDT=100000", "BTC=1"),
+) -> Iterator[ReplayProcess]:
+    ws, rest, control = free_ports(3)
+    argv = [
+        sys.executable,
+        "-m",
+        "replay",
+        "serve",
+        "-r",
+        str(recording),
+        "--speed",
+        speed,
+        "--ws-port",
+        str(ws),
+        "--rest-port",
+        str(rest),
+        "--control-port",
+        str(control),
+    ]
+    for balance in balances:
+        argv += ["--balance", balance]
+    argv += extra or []
+    env = {
+        "STORMPROOF_SIM_API_KEY": SIM_KEY,
+        "STORMPROOF_SIM_API_SECRET": SIM_SECRET,
+        "STORMPROOF_SIM_CONTROL_TOKEN": SIM_TOKEN,
+    }
+    with process(
+        argv,
+        log=tmp / "replay.log",
+        env=env,
+        ready=lambda: http_ok(f"http://127.0.0.1:{control}/healthz"),
+    ):
+        yield ReplayProcess(ws, rest, control)

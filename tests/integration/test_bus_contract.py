@@ -1,0 +1,148 @@
+"""One contract, two backends: MemoryBus must behave exactly like RedisStreamsBus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from engine.bus.base import DEAD_LETTERS, Bus, Delivery
+from engine.bus.consumer import StreamConsumer
+from engine.bus.memory import MemoryBus
+from engine.bus.redis_streams import RedisStreamsBus
+from engine.core.messages import Control
+from tests.helpers import redis
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    with redis(tmp_path_factory.mktemp("bus")) as port:
+        yield port
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory", marks=pytest.mark.unit),
+        pytest.param("redis", marks=pytest.mark.integration),
+    ]
+)
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    if request.param == "memory":
+        yield MemoryBus(maxlen=1000)
+        return
+    port = request.getfixturevalue("redis_port")
+    backend = RedisStreamsBus(f"redis://127.0.0.1:{port}/0", maxlen=1000)
+    await backend.client.flushdb()
+    yield backend
+    await backend.close()
+
+
+def control(n: int) -> Control:
+    return Control(command="pause", reason=str(n))
+
+
+async def test_group_reads_each_entry_once_and_pending_until_acked(bus: Bus) -> None:
+    await bus.ensure_group("s", "g", "earliest")
+    await bus.publish_many([("s", control(i)) for i in range(3)])
+    first = await bus.read_group(group="g", consumer="a", streams=["s"], count=10, block_ms=100)
+    assert [d.message.reason for d in first] == ["0", "1", "2"]  # type: ignore[union-attr]
+    again = await bus.read_group(group="g", consumer="a", streams=["s"], count=10, block_ms=50)
+    assert again == []
+    pending = await bus.read_group(
+        group="g", consumer="a", streams=["s"], count=10, block_ms=0, pending=True
+    )
+    assert [d.entry_id for d in pending] == [d.entry_id for d in first]
+    await bus.ack("g", first[:2])
+    pending = await bus.read_group(
+        group="g", consumer="a", streams=["s"], count=10, block_ms=0, pending=True
+    )
+    assert [d.entry_id for d in pending] == [first[2].entry_id]
+
+
+async def test_latest_group_skips_history_earliest_reads_it(bus: Bus) -> None:
+    await bus.publish("h", control(1))
+    await bus.ensure_group("h", "new", "latest")
+    await bus.ensure_group("h", "old", "earliest")
+    await bus.publish("h", control(2))
+    new = await bus.read_group(group="new", consumer="c", streams=["h"], count=10, block_ms=100)
+    old = await bus.read_group(group="old", consumer="c", streams=["h"], count=10, block_ms=100)
+    assert [d.message.reason for d in new] == ["2"]  # type: ignore[union-attr]
+    assert [d.message.reason for d in old] == ["1", "2"]  # type: ignore[union-attr]
+
+
+async def test_dead_consumers_entries_are_claimed_by_a_successor(bus: Bus) -> None:
+    await bus.ensure_group("c", "g", "earliest")
+    await bus.publish("c", control(7))
+    taken = await bus.read_group(group="g", consumer="dead", streams=["c"], count=1, block_ms=100)
+    assert len(taken) == 1
+    assert (
+        await bus.autoclaim(stream="c", group="g", consumer="heir", min_idle_ms=60_000, count=10)
+        == []
+    )
+    await asyncio.sleep(0.02)  # idle time is what autoclaim measures
+    claimed = await bus.autoclaim(stream="c", group="g", consumer="heir", min_idle_ms=10, count=10)
+    assert [d.entry_id for d in claimed] == [taken[0].entry_id]
+
+
+async def test_streams_are_trimmed_to_a_bound(bus: Bus) -> None:
+    for start in range(0, 3000, 500):
+        await bus.publish_many([("t", control(i)) for i in range(start, start + 500)])
+    everything = await bus.read_range("t", count=10_000)
+    assert 1000 <= len(everything) < 3000
+    assert everything[-1].message.reason == "2999"  # type: ignore[union-attr]
+
+
+async def test_consumer_loop_processes_once_and_dead_letters_garbage(bus: Bus) -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(delivery: Delivery) -> None:
+        seen.append(delivery.message.reason)  # type: ignore[union-attr]
+        if len(seen) == 2:
+            done.set()
+
+    consumer = StreamConsumer(
+        bus, group="g", consumer="x", streams=["loop"], handler=handler, block_ms=20
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await bus.publish("loop", control(1))
+        await bus.publish_raw("loop", b"not a message")
+        await bus.publish("loop", control(2))
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 5)
+    assert seen == ["1", "2"]
+    assert consumer.dead_lettered == 1
+    dead = await bus.read_range(DEAD_LETTERS)
+    assert b"not a message" in dead[0].raw
+    assert (
+        await bus.read_group(
+            group="g", consumer="x", streams=["loop"], count=10, block_ms=0, pending=True
+        )
+        == []
+    )
+
+
+def test_redis_unreachable_is_bus_unavailable(tmp_path: Path) -> None:
+    from harness.ports import free_ports
+
+    async def ping() -> None:
+        bus = RedisStreamsBus(f"redis://127.0.0.1:{free_ports(1)[0]}/0")
+        try:
+            await bus.ping()
+        finally:
+            await bus.close()
+
+    from engine.core.errors import BusUnavailableError
+
+    with pytest.raises(BusUnavailableError, match="redis unavailable"):
+        asyncio.run(ping())
+
+
+test_redis_unreachable_is_bus_unavailable = pytest.mark.integration(
+    test_redis_unreachable_is_bus_unavailable
+)

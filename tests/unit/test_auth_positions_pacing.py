@@ -1,0 +1,122 @@
+from decimal import Decimal
+
+import pytest
+
+from engine.core.messages import Fill, Side
+from engine.core.positions import PositionBook
+from engine.core.staleness import StalenessTracker
+from replay.exchange.auth import sign, split_signature, verify
+from replay.exchange.errors import BinanceError
+from replay.pacing import Pacer
+
+pytestmark = pytest.mark.unit
+SECRETS = {"key": "secret"}
+NOW = 1_700_000_000_000
+
+
+def signed(query: str, body: str = "", secret: str = "secret") -> tuple[str, str]:
+    signature = sign(secret, query + body)
+    if body:
+        return query, f"{body}&signature={signature}"
+    return f"{query}&signature={signature}", body
+
+
+def test_signature_over_query_and_body_verifies() -> None:
+    query, body = signed("symbol=BTCUSDT", f"side=BUY&timestamp={NOW}")
+    params = verify(query=query, body=body, secrets_by_key=SECRETS, api_key="key", now_ms=NOW)
+    assert params == {"symbol": "BTCUSDT", "side": "BUY", "timestamp": str(NOW)}
+
+
+@pytest.mark.parametrize(
+    ("api_key", "secret", "timestamp", "code"),
+    [
+        (None, "secret", NOW, -2014),
+        ("other", "secret", NOW, -2015),
+        ("key", "wrong", NOW, -1022),
+        ("key", "secret", NOW + 5_000, -1021),
+        ("key", "secret", NOW - 6_000, -1021),
+    ],
+)
+def test_auth_failures_use_binance_codes(
+    api_key: str | None, secret: str, timestamp: int, code: int
+) -> None:
+    query, body = signed(f"symbol=BTCUSDT&timestamp={timestamp}", secret=secret)
+    with pytest.raises(BinanceError) as error:
+        verify(query=query, body=body, secrets_by_key=SECRETS, api_key=api_key, now_ms=NOW)
+    assert error.value.code == code
+
+
+def test_tampered_parameters_break_the_signature() -> None:
+    query, _ = signed(f"symbol=BTCUSDT&quantity=1&timestamp={NOW}")
+    with pytest.raises(BinanceError, match="Signature"):
+        verify(
+            query=query.replace("quantity=1", "quantity=9"),
+            body="",
+            secrets_by_key=SECRETS,
+            api_key="key",
+            now_ms=NOW,
+        )
+
+
+def test_split_signature_anywhere() -> None:
+    assert split_signature("a=1&signature=abc&b=2") == ("a=1&b=2", "abc")
+    assert split_signature("signature=abc&b=2") == ("b=2", "abc")
+    assert split_signature("a=1") == ("a=1", None)
+
+
+def fill(trade_id: int, side: Side, qty: str, price: str, fee: str, asset: str) -> Fill:
+    return Fill(
+        venue="binance",
+        symbol="BTCUSDT",
+        trade_id=trade_id,
+        client_order_id="c",
+        intent_id="i",
+        side=side,
+        qty=Decimal(qty),
+        price=Decimal(price),
+        commission=Decimal(fee),
+        commission_asset=asset,
+        is_maker=False,
+        venue_ts_ms=0,
+    )
+
+
+def test_positions_net_commissions_and_ignore_repeated_fills() -> None:
+    book = PositionBook()
+    assert book.apply(fill(1, Side.BUY, "1", "100", "0.001", "BTC"))
+    assert not book.apply(fill(1, Side.BUY, "1", "100", "0.001", "BTC"))
+    assert book.apply(fill(2, Side.SELL, "0.5", "110", "0.055", "USDT"))
+    position = book.get("binance", "BTCUSDT")
+    assert position.qty == Decimal("0.499")
+    assert position.quote_flow == Decimal("-100") + Decimal("55") - Decimal("0.055")
+    assert position.fills == 2
+
+
+def test_pacer_spaces_messages_by_recorded_time_over_speed() -> None:
+    pacer = Pacer(10.0)
+    assert pacer.due_ns(1_000_000_000, now_ns=500) == 500
+    assert pacer.due_ns(2_000_000_000, now_ns=600) == 500 + 100_000_000
+    pacer.set_speed(1.0, now_ns=700)
+    assert pacer.due_ns(2_500_000_000, now_ns=700) == 700 + 500_000_000
+    assert Pacer(None).due_ns(5, now_ns=42) == 42
+    with pytest.raises(ValueError, match="speed must be positive"):
+        Pacer(0)
+
+
+def test_pacer_resume_does_not_jump() -> None:
+    pacer = Pacer(1.0)
+    pacer.due_ns(0, now_ns=0)
+    pacer.due_ns(1_000, now_ns=1_000)
+    pacer.pause(now_ns=1_000)
+    pacer.resume(now_ns=60_000)
+    assert pacer.due_ns(2_000, now_ns=60_000) == 61_000
+
+
+def test_staleness_thresholds_are_per_stream_kind() -> None:
+    tracker = StalenessTracker(default_ms=1_000, per_kind_ms={"trade": 30_000})
+    tracker.seen("BTCUSDT", "trade", 0)
+    tracker.seen("BTCUSDT", "depth", 0)
+    now = 5_000_000_000  # 5 s later
+    stale = tracker.stale(now, {"BTCUSDT": ("trade", "depth", "bookTicker")})
+    assert stale == ["BTCUSDT/depth", "BTCUSDT/bookTicker"]
+    assert tracker.symbol_age_ns("BTCUSDT", now) == now

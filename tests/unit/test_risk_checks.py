@@ -1,0 +1,124 @@
+from decimal import Decimal
+
+import pytest
+
+from engine.core.messages import Intent, OrderType, Side
+from engine.core.risk import (
+    RiskLimits,
+    RiskView,
+    TradingState,
+    evaluate,
+    reduces_position,
+)
+
+pytestmark = pytest.mark.unit
+
+LIMITS = RiskLimits(
+    max_position_qty=Decimal("1"), max_notional_per_order=Decimal("1000"), max_intent_age_ms=5_000
+)
+NOW = 10_000_000_000
+
+
+def intent(side: Side = Side.BUY, qty: str = "0.1", **kw: object) -> Intent:
+    base: dict[str, object] = dict(
+        intent_id="i",
+        source="s",
+        venue="binance",
+        symbol="BTCUSDT",
+        side=side,
+        qty=Decimal(qty),
+        created_ts_ns=NOW,
+    )
+    base.update(kw)
+    return Intent(**base)  # type: ignore[arg-type]
+
+
+def view(position: str = "0", state: TradingState = TradingState.ACTIVE, **kw: object) -> RiskView:
+    base: dict[str, object] = dict(
+        trading_state=state, position_qty=Decimal(position), reference_price=100.0, now_ns=NOW
+    )
+    base.update(kw)
+    return RiskView(**base)  # type: ignore[arg-type]
+
+
+def test_a_sound_intent_is_approved() -> None:
+    assert evaluate(intent(), view(), LIMITS) is None
+
+
+def test_notional_over_the_limit_is_denied_with_the_amount() -> None:
+    denial = evaluate(intent(qty="11"), view(), LIMITS)
+    assert denial is not None
+    assert denial.check == "max_notional"
+    assert "1100" in denial.reason
+
+
+def test_limit_orders_are_valued_at_their_price() -> None:
+    big = intent(qty="0.5", order_type=OrderType.LIMIT, limit_price=Decimal("2500"))
+    denial = evaluate(big, view(), LIMITS)
+    assert denial is not None
+    assert denial.check == "max_notional"
+
+
+def test_market_order_without_a_reference_price_is_denied() -> None:
+    denial = evaluate(intent(), view(reference_price=0.0), LIMITS)
+    assert denial is not None
+    assert denial.check == "max_notional"
+
+
+def test_position_limit_counts_approved_but_unfilled_exposure() -> None:
+    assert evaluate(intent(qty="0.5"), view(position="0.4"), LIMITS) is None
+    denial = evaluate(
+        intent(qty="0.5"), view(position="0.4", pending_buy_qty=Decimal("0.2")), LIMITS
+    )
+    assert denial is not None
+    assert denial.check == "max_position"
+
+
+def test_reducing_a_position_is_allowed_even_beyond_the_limit() -> None:
+    assert evaluate(intent(Side.SELL, qty="0.5"), view(position="3"), LIMITS) is None
+
+
+def test_halted_denies_everything_but_cancels() -> None:
+    denial = evaluate(intent(Side.SELL), view(position="1", state=TradingState.HALTED), LIMITS)
+    assert denial is not None
+    assert denial.check == "trading_state"
+    cancel = intent(action="cancel", cancel_intent_id="x", qty="0")
+    assert evaluate(cancel, view(state=TradingState.HALTED), LIMITS) is None
+
+
+def test_reducing_state_allows_only_reductions() -> None:
+    reducing = view(position="0.5", state=TradingState.REDUCING)
+    assert evaluate(intent(Side.SELL, qty="0.2"), reducing, LIMITS) is None
+    denial = evaluate(intent(Side.BUY, qty="0.2"), reducing, LIMITS)
+    assert denial is not None
+    assert denial.check == "trading_state"
+    flip = evaluate(intent(Side.SELL, qty="0.8"), reducing, LIMITS)
+    assert flip is not None, "crossing through zero is not a reduction"
+
+
+def test_stale_intent_is_denied() -> None:
+    old = intent(created_ts_ns=NOW - 6_000_000_000)
+    denial = evaluate(old, view(), LIMITS)
+    assert denial is not None
+    assert denial.check == "intent_age"
+
+
+def test_zero_quantity_and_priceless_limit_are_denied() -> None:
+    assert evaluate(intent(qty="0"), view(), LIMITS).check == "quantity"  # type: ignore[union-attr]
+    priceless = intent(order_type=OrderType.LIMIT)
+    assert evaluate(priceless, view(), LIMITS).check == "quantity"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("position", "side", "qty", "expected"),
+    [
+        ("1", Side.SELL, "0.5", True),
+        ("1", Side.SELL, "1", True),
+        ("1", Side.SELL, "1.5", False),
+        ("-1", Side.BUY, "0.5", True),
+        ("0", Side.BUY, "1", False),
+        ("1", Side.BUY, "0.1", False),
+    ],
+)
+def test_reduces_position(position: str, side: Side, qty: str, expected: bool) -> None:
+    assert reduces_position(intent(side, qty=qty), Decimal(position)) is expected
