@@ -139,7 +139,13 @@ def synth(
     typer.echo(f"wrote {count} records to {out}")
 
 
+def _register_subcommands() -> None:
+    # each module adds its commands to `app`; kept apart so that each stays small
+    from replay import cli_record, cli_tools  # noqa: F401
+
+
 def main() -> None:
+    _register_subcommands()
     app()
 
 
