@@ -68,6 +68,16 @@ def serve(
     exchange_info: Annotated[Path | None, typer.Option(help="exchangeInfo JSON to serve")] = None,
     balance: Annotated[list[str], typer.Option(help="initial balance, e.g. USDT=100000")] = [],  # noqa: B006
     paused: Annotated[bool, typer.Option("--paused", help="start paused")] = False,
+    client_queue: Annotated[
+        int, typer.Option(help="messages queued per client before it is dropped as too slow")
+    ] = 10_000,
+    ping_interval: Annotated[float, typer.Option(help="server ping interval, s")] = 20.0,
+    ping_timeout: Annotated[
+        float, typer.Option(help="drop a client that does not pong within, s")
+    ] = 60.0,
+    max_stall: Annotated[
+        float, typer.Option(help="at max speed, drop a client that stays full for, s")
+    ] = 10.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it."""
@@ -98,6 +108,10 @@ def serve(
         accounts=accounts,
         exchange_info_path=exchange_info,
         start_paused=paused,
+        client_queue=client_queue,
+        ping_interval_s=ping_interval,
+        ping_timeout_s=ping_timeout,
+        max_stall_s=max_stall,
     )
     try:
         server = ReplayServer(config)

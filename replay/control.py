@@ -5,6 +5,10 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
     GET  /status                        replay position, speed, clients, books
     POST /replay/pause | /replay/resume
     POST /replay/speed  {"speed": 10} or {"speed": "max"}
+    POST /replay/seek   {"to": <receive time ns> | "+30s" | "-10s"}  (relative to the position)
+    POST /faults        {"kind", "stream", "client", "duration_ms", "count"} (see replay.faults)
+    GET  /faults        every fault with its start and end time (ns)
+    DELETE /faults/{id} | DELETE /faults   end one fault, or all
     GET  /truth/orders                  every order the simulator accepted, with fills
     GET  /truth/balances                every account's balances
 """
@@ -13,14 +17,21 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from engine.runtime.logging import get_logger
+from replay.faults import FaultError
+
 if TYPE_CHECKING:
     from replay.server import ReplayServer
+
+
+log = get_logger("replay.control")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -70,6 +81,47 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
                 {"error": f'body must be {{"speed": <positive number> | "max"}}: {exc}'}, 400
             )
         return _json(server.status())
+
+    async def seek(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            target = parse_seek(body["to"], server.pacer.position_recv_ns)
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            return _json({"error": f'body must be {{"to": <ns> | "+30s" | "-1m"}}: {exc}'}, 400)
+        server.seek(target)
+        return _json({"seeking_to_ns": target})
+
+    async def add_fault(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise TypeError("expected an object")
+            allowed = {"kind", "stream", "client", "duration_ms", "count"}
+            unknown = set(body) - allowed
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}")
+            fault = server.feed.add_fault(**body)
+        except (FaultError, ValueError, TypeError, json.JSONDecodeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        log.warning("feed_fault_started", **fault.as_dict())
+        return _json(fault.as_dict(), 201)
+
+    async def list_faults(_: web.Request) -> web.Response:
+        now = time.time_ns()
+        server.feed.faults.expire(now)
+        return _json({"faults": [f.as_dict() for f in server.feed.faults.faults]})
+
+    async def end_fault(request: web.Request) -> web.Response:
+        try:
+            fault = server.feed.faults.end(int(request.match_info["fault_id"]), time.time_ns())
+        except (FaultError, ValueError) as exc:
+            return _json({"error": str(exc)}, 404)
+        log.info("feed_fault_ended", **fault.as_dict())
+        return _json(fault.as_dict())
+
+    async def end_all_faults(_: web.Request) -> web.Response:
+        server.feed.faults.end_all(time.time_ns())
+        return _json({"faults": [f.as_dict() for f in server.feed.faults.faults]})
 
     async def orders(_: web.Request) -> web.Response:
         matching = server.matching
@@ -133,9 +185,24 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
     app.router.add_post("/replay/pause", pause)
     app.router.add_post("/replay/resume", resume)
     app.router.add_post("/replay/speed", speed)
+    app.router.add_post("/replay/seek", seek)
+    app.router.add_post("/faults", add_fault)
+    app.router.add_get("/faults", list_faults)
+    app.router.add_delete("/faults/{fault_id}", end_fault)
+    app.router.add_delete("/faults", end_all_faults)
     app.router.add_get("/truth/orders", orders)
     app.router.add_get("/truth/balances", balances)
     return app
+
+
+def parse_seek(raw: object, position_ns: int) -> int:
+    """An absolute receive time in ns, or a signed offset from the position: "+30s", "-2m"."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw[:1] in "+-" and raw[-1:] in "sm":
+        amount = float(raw[1:-1]) * (60 if raw.endswith("m") else 1)
+        return position_ns + int((amount if raw[0] == "+" else -amount) * 1e9)
+    raise ValueError(f"cannot read {raw!r} as a time")
 
 
 def hash_key(api_key: str) -> str:

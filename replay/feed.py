@@ -1,11 +1,15 @@
 """The replay feed: Binance's public WebSocket protocol, served from a recording.
 
-Endpoints: `/ws` (raw payloads, SUBSCRIBE to add streams), `/ws/<stream>[/<stream>...]`, and
-`/stream?streams=a/b/c` (combined payloads `{"stream":...,"data":...}`). Requests:
-SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY/GET_PROPERTY `combined`. Every client
-has its own subscriptions and a bounded send queue; when paced, a client whose queue overflows is
-disconnected (as the exchange drops slow consumers); at max speed the replay waits for room
-instead (client-paced backpressure).
+Endpoints: `/ws` (raw payloads; SUBSCRIBE to add streams), `/ws/<stream>[/<stream>...]` (raw),
+`/stream?streams=a/b/c` (combined payloads `{"stream":...,"data":...}`). Requests: SUBSCRIBE,
+UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY / GET_PROPERTY `combined`, with Binance's replies
+and error messages. The server pings every `ping_interval_s` (Binance: 20 s) and drops a client
+that does not answer within `ping_timeout_s` (Binance: one minute).
+
+Every client has its own subscriptions and a bounded send queue. When paced, a client whose queue
+overflows is closed with 1008 (too slow), as the exchange drops slow consumers. At max speed the
+replay waits for the slowest client (backpressure) but not forever: a client that stays full for
+`max_stall_s` is closed the same way, so one stuck client cannot stop the replay.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,15 +27,24 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
 from replay.messages import combined
 
 MAX_STREAMS = 1024
+METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
 
 class FeedClient:
     def __init__(
-        self, ws: ServerConnection, *, combined_mode: bool, streams: list[str], max_queue: int
+        self,
+        client_id: int,
+        ws: ServerConnection,
+        *,
+        combined_mode: bool,
+        streams: list[str],
+        max_queue: int,
     ) -> None:
+        self.client_id = client_id
         self.ws = ws
         self.combined = combined_mode
         self.subscriptions: set[str] = set(streams)
@@ -39,8 +53,14 @@ class FeedClient:
         self.has_items = asyncio.Event()
         self.sent = 0
         self.overflowed = False
+        self.full_since: float | None = None
+        self.connected_ns = time.time_ns()
+        self.sender: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
 
     def offer(self, payload: bytes) -> bool:
+        if self.overflowed:
+            return False
         if len(self.queue) >= self.max_queue:
             self.overflowed = True
             return False
@@ -48,23 +68,48 @@ class FeedClient:
         self.has_items.set()
         return True
 
+    def describe(self) -> dict[str, Any]:
+        remote = self.ws.remote_address
+        return {
+            "id": self.client_id,
+            "remote": f"{remote[0]}:{remote[1]}" if remote else None,
+            "combined": self.combined,
+            "subscriptions": sorted(self.subscriptions),
+            "queued": len(self.queue),
+            "sent": self.sent,
+            "connected_ns": self.connected_ns,
+        }
 
-def _error(code: int, msg: str, request_id: Any = None) -> str:
-    return json.dumps({"error": {"code": code, "msg": msg}, "id": request_id})
+
+def error_reply(code: int, msg: str, request_id: Any = None) -> str:
+    return json.dumps(
+        {"error": {"code": code, "msg": msg}, "id": request_id}, separators=(",", ":")
+    )
 
 
 class FeedServer:
     def __init__(
-        self, *, host: str, port: int, max_queue: int = 50_000, ping_interval_s: float = 20.0
+        self,
+        *,
+        host: str,
+        port: int,
+        max_queue: int = 10_000,
+        ping_interval_s: float = 20.0,
+        ping_timeout_s: float = 60.0,
+        max_stall_s: float = 10.0,
     ) -> None:
         self.host = host
         self.port = port
         self.max_queue = max_queue
         self.ping_interval_s = ping_interval_s
-        self.clients: set[FeedClient] = set()
+        self.ping_timeout_s = ping_timeout_s
+        self.max_stall_s = max_stall_s
+        self.clients: dict[int, FeedClient] = {}
+        self.faults = FaultBook()
         self._server: Server | None = None
         self._room = asyncio.Event()
         self._room.set()
+        self._next_client = 1
         self.slow_disconnects = 0
         self.connections_total = 0
 
@@ -75,7 +120,7 @@ class FeedServer:
             self.port,
             process_request=self._check_path,
             ping_interval=self.ping_interval_s,
-            ping_timeout=60,
+            ping_timeout=self.ping_timeout_s,
             compression=None,
             max_size=1 << 16,
         )
@@ -88,7 +133,7 @@ class FeedServer:
             self._server.close()
             await self._server.wait_closed()
 
-    # --- connections --------------------------------------------------------------------------
+    # --- connections -------------------------------------------------------------------------
 
     def _check_path(self, _: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
@@ -109,23 +154,33 @@ class FeedServer:
     async def _handle(self, ws: ServerConnection) -> None:
         combined_mode, streams = self.parse_path(ws.request.path if ws.request else "/ws")
         client = FeedClient(
-            ws, combined_mode=combined_mode, streams=streams[:MAX_STREAMS], max_queue=self.max_queue
+            self._next_client,
+            ws,
+            combined_mode=combined_mode,
+            streams=streams[:MAX_STREAMS],
+            max_queue=self.max_queue,
         )
-        self.clients.add(client)
+        self._next_client += 1
+        self.clients[client.client_id] = client
         self.connections_total += 1
-        sender = asyncio.create_task(self._send_loop(client))
+        client.sender = asyncio.create_task(
+            self._send_loop(client), name=f"feed-send-{client.client_id}"
+        )
         try:
             async for message in ws:
                 reply = self.handle_request(client, message)
-                if reply is not None:
-                    await ws.send(reply)
+                if reply is not None and not client.offer(reply.encode()):
+                    self.evict(client)
         except ConnectionClosed:
             pass
         finally:
-            self.clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            self.clients.pop(client.client_id, None)
+            for task in (client.sender, client.closer):
+                if task is not None:
+                    if task is client.sender:
+                        task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             self._update_room()
 
     async def _send_loop(self, client: FeedClient) -> None:
@@ -133,97 +188,179 @@ class FeedServer:
         try:
             while True:
                 if not client.queue:
-                    if client.overflowed:
-                        self.slow_disconnects += 1
-                        await ws.close(1008, "Too slow: send queue overflow")
-                        return
                     client.has_items.clear()
                     self._update_room()
                     await client.has_items.wait()
                     continue
-                payload = client.queue.popleft()
-                await ws.send(payload, text=True)
+                await ws.send(client.queue.popleft(), text=True)
                 client.sent += 1
                 if len(client.queue) < client.max_queue // 2:
+                    client.full_since = None
                     self._update_room()
         except ConnectionClosed:
             return
 
-    # --- protocol requests --------------------------------------------------------------------
+    def evict(self, client: FeedClient) -> None:
+        """Drop a client as too slow. Its sender may be stuck in a send on a full socket, so it
+        is cancelled, and the close is attempted by a task of its own with a deadline."""
+        if client.closer is not None:
+            return
+        client.overflowed = True
+        self.slow_disconnects += 1
+        client.queue.clear()
+        if client.sender is not None:
+            client.sender.cancel()
+        client.closer = asyncio.create_task(
+            self._close_slow(client), name=f"feed-evict-{client.client_id}"
+        )
+
+    @staticmethod
+    async def _close_slow(client: FeedClient) -> None:
+        try:
+            await asyncio.wait_for(client.ws.close(1008, "Too slow: send queue overflow"), 2.0)
+        except (TimeoutError, ConnectionClosed):
+            pass
+        finally:
+            if client.ws.transport is not None and not client.ws.transport.is_closing():
+                client.ws.transport.abort()
+
+    # --- protocol requests ---------------------------------------------------------------------
 
     def handle_request(self, client: FeedClient, message: str | bytes) -> str | None:
         try:
             request = json.loads(message)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(3, f"Invalid JSON: {exc.args[0] if exc.args else exc}")
+            where = (
+                f" at line {exc.lineno} column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else ""
+            )
+            return error_reply(3, f"Invalid JSON: expected value{where}")
         if not isinstance(request, dict):
-            return _error(3, "Invalid JSON: expected an object")
+            return error_reply(3, "Invalid JSON: expected an object")
         request_id = request.get("id")
-        if request_id is not None and (not isinstance(request_id, int) or request_id < 0):
-            return _error(2, "Invalid request: request ID must be an unsigned integer")
+        if request_id is not None and (
+            not isinstance(request_id, int) or isinstance(request_id, bool) or request_id < 0
+        ):
+            return error_reply(2, "Invalid request: request ID must be an unsigned integer")
         method = request.get("method")
+        if method is None:
+            return error_reply(2, "Invalid request: missing field `method`", request_id)
+        if method not in METHODS:
+            return error_reply(
+                2,
+                f"Invalid request: unknown variant `{method}`, expected one of "
+                + ", ".join(f"`{m}`" for m in METHODS),
+                request_id,
+            )
         params = request.get("params", [])
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-                return _error(
-                    2, "Invalid request: params must be a list of stream names", request_id
+                return error_reply(
+                    2,
+                    "Invalid request: invalid type: expected a sequence of stream names",
+                    request_id,
                 )
             if method == "SUBSCRIBE":
                 if len(client.subscriptions | set(params)) > MAX_STREAMS:
-                    return _error(2, "Invalid request: too many streams", request_id)
+                    return error_reply(2, "Invalid request: too many streams", request_id)
                 client.subscriptions.update(params)
             else:
                 client.subscriptions.difference_update(params)
-            return json.dumps({"result": None, "id": request_id})
+            return json.dumps({"result": None, "id": request_id}, separators=(",", ":"))
         if method == "LIST_SUBSCRIPTIONS":
-            return json.dumps({"result": sorted(client.subscriptions), "id": request_id})
-        if method == "SET_PROPERTY":
-            if not isinstance(params, list) or len(params) != 2 or params[0] != "combined":
-                return _error(2, "Invalid request: unknown property", request_id)
-            if not isinstance(params[1], bool):
-                return _error(1, "Invalid value type: expected Boolean", request_id)
-            client.combined = params[1]
-            return json.dumps({"result": None, "id": request_id})
+            return json.dumps(
+                {"result": sorted(client.subscriptions), "id": request_id}, separators=(",", ":")
+            )
+        if not isinstance(params, list) or not params or not isinstance(params[0], str):
+            return error_reply(2, "Invalid request: property name must be a string", request_id)
+        if params[0] != "combined":
+            return error_reply(0, "Unknown property", request_id)
         if method == "GET_PROPERTY":
-            if params != ["combined"]:
-                return _error(2, "Invalid request: unknown property", request_id)
-            return json.dumps({"result": client.combined, "id": request_id})
-        return _error(
-            2,
-            f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`,"
-            " `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
-            request_id,
-        )
+            return json.dumps({"result": client.combined, "id": request_id}, separators=(",", ":"))
+        if len(params) != 2 or not isinstance(params[1], bool):
+            return error_reply(1, "Invalid value type: expected Boolean", request_id)
+        client.combined = params[1]
+        return json.dumps({"result": None, "id": request_id}, separators=(",", ":"))
 
-    # --- broadcast ----------------------------------------------------------------------------
+    # --- broadcast -----------------------------------------------------------------------------
 
     def broadcast(self, stream: str, data: bytes, wrapped: bytes | None = None) -> int:
-        """Queue a message for every subscriber; returns the number of recipients.
+        """Queue a message for every subscriber, through the active faults; returns recipients.
 
         `wrapped` is the combined-stream form when the caller has it (the recorded bytes).
         """
+        now = time.time_ns()
+        faulty = bool(self.faults.faults) and bool(self.faults.active(now))
         recipients = 0
-        for client in self.clients:
+        for client in list(self.clients.values()):
             if stream not in client.subscriptions:
                 continue
             if client.combined:
-                if wrapped is None:
-                    wrapped = combined(stream, data)
+                wrapped = wrapped or combined(stream, data)
                 payload = wrapped
             else:
                 payload = data
-            if client.offer(payload):
-                recipients += 1
+            frames = (
+                self.faults.deliver(stream, client.client_id, payload, now)
+                if faulty
+                else (payload,)
+            )
+            for frame in frames:
+                if not client.offer(frame):
+                    self.evict(client)
+                    break
+            recipients += 1
         self._update_room()
         return recipients
 
+    def wanted(self, stream: str) -> bool:
+        return any(stream in client.subscriptions for client in self.clients.values())
+
+    def tick(self) -> None:
+        """Housekeeping between messages: release messages held by finished reorder faults."""
+        if not self.faults.faults:
+            return
+        for client_id, payload in self.faults.release_held(time.time_ns()):
+            client = self.clients.get(client_id)
+            if client is not None and not client.offer(payload):
+                self.evict(client)
+
+    def add_fault(self, **request: Any) -> Fault:
+        fault = self.faults.add(now_ns=time.time_ns(), **request)
+        if fault.kind in CONNECTION_FAULTS:
+            subscriptions = {cid: c.subscriptions for cid, c in self.clients.items()}
+            targets = self.faults.connection_targets(fault, subscriptions)
+            fault.applied = len(targets)
+            for cid in targets:
+                client = self.clients[cid]
+                if fault.kind == "drop":
+                    client.ws.transport.abort()
+                else:
+                    self.evict(client)
+        return fault
+
     def _update_room(self) -> None:
-        full = any(len(c.queue) >= c.max_queue // 2 for c in self.clients)
+        full = False
+        now = time.monotonic()
+        for client in self.clients.values():
+            if client.closer is None and len(client.queue) >= client.max_queue // 2:
+                full = True
+                client.full_since = client.full_since or now
         if full:
             self._room.clear()
         else:
             self._room.set()
 
     async def wait_for_room(self) -> None:
-        """At max speed: wait until every client has drained below half its queue."""
-        await self._room.wait()
+        """At max speed: wait until every client has drained below half its queue; a client
+        that stays full for max_stall_s is closed as too slow instead of stalling the replay."""
+        while not self._room.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), timeout=1.0)
+            now = time.monotonic()
+            for client in list(self.clients.values()):
+                if client.full_since is not None and now - client.full_since > self.max_stall_s:
+                    client.full_since = None
+                    self.evict(client)
+            self._update_room()

@@ -62,7 +62,8 @@ def classify(payload: bytes) -> Classified:
     return Classified("other", stream, data, None, symbol)
 
 
-_TIME_FIELDS = re.compile(rb'"([ET])":(\d{13})')
+_TIME_FIELDS = re.compile(rb'"([ETOC])":(\d{13})')
+"""Event time E, trade time T, and a 24h ticker's window O..C: every millisecond timestamp."""
 
 
 class EventTimeMap:
@@ -85,7 +86,7 @@ class EventTimeMap:
 
 
 def rebase(data: bytes, mapping: EventTimeMap) -> bytes:
-    """Rewrite every event/trade time (`E`, `T`), leaving every other byte as is."""
+    """Rewrite every timestamp (`E`, `T`, `O`, `C`), leaving every other byte as is."""
     return _TIME_FIELDS.sub(lambda m: b'"%s":%d' % (m.group(1), mapping(int(m.group(2)))), data)
 
 
@@ -93,6 +94,9 @@ def combined(stream: str, data: bytes) -> bytes:
     return b'{"stream":"%s","data":%s}' % (stream.encode(), data)
 
 
+_EVENT_TIME = re.compile(rb'"[ET]":(\d{13})')
+
+
 def first_event_ms(data: bytes) -> int | None:
-    match = _TIME_FIELDS.search(data)
-    return int(match.group(2)) if match else None
+    match = _EVENT_TIME.search(data)
+    return int(match.group(1)) if match else None

@@ -25,6 +25,7 @@ class Pacer:
         """Monotonic time at which a record received at recv_ns should be sent."""
         if self._anchor_recv is None:
             self._anchor_recv, self._anchor_wall = recv_ns, now_ns
+            self.position_recv_ns = recv_ns
         self.position_recv_ns = max(self.position_recv_ns, recv_ns)
         if self.speed is None:
             return now_ns
@@ -43,7 +44,43 @@ class Pacer:
         self.paused = False
         self._reanchor(now_ns)
 
+    def restart(self, position_recv_ns: int) -> None:
+        """After a seek: the next record anchors the schedule again."""
+        self._anchor_recv = None
+        self.position_recv_ns = position_recv_ns
+
     def _reanchor(self, now_ns: int) -> None:
         if self._anchor_recv is not None:
             self._anchor_recv = self.position_recv_ns
             self._anchor_wall = now_ns
+
+
+class PacingStats:
+    """Send-time error (actual minus scheduled), kept in a bounded ring for percentiles."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        from array import array
+
+        self._errors = array("q", [0]) * capacity
+        self._capacity = capacity
+        self.count = 0
+
+    def record(self, error_ns: int) -> None:
+        self._errors[self.count % self._capacity] = error_ns
+        self.count += 1
+
+    def percentiles(self) -> dict[str, float]:
+        n = min(self.count, self._capacity)
+        if n == 0:
+            return {}
+        ordered = sorted(self._errors[:n])
+
+        def pick(q: float) -> float:
+            return ordered[min(n - 1, int(q * n))] / 1e6
+
+        return {
+            "count": self.count,
+            "p50_ms": pick(0.50),
+            "p99_ms": pick(0.99),
+            "max_ms": ordered[-1] / 1e6,
+        }

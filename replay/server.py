@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -23,15 +23,16 @@ import msgspec
 from aiohttp import web
 
 from engine.core.book import DepthDiff
-from engine.marketdata.binance import RawSnapshot, RawTrade
+from engine.marketdata.binance import RawBookTicker, RawSnapshot, RawTrade
 from engine.runtime.logging import get_logger
 from replay.control import build_control_app
+from replay.derived import DerivedStreams
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
 from replay.feed import FeedServer
-from replay.messages import EventTimeMap, classify, first_event_ms, rebase
-from replay.pacing import Pacer
+from replay.messages import Classified, EventTimeMap, classify, first_event_ms, rebase
+from replay.pacing import Pacer, PacingStats
 from replay.recording import Record, read_many
 
 log = get_logger("replay.server")
@@ -59,6 +60,10 @@ class ReplayServerConfig:
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
     start_paused: bool = False
+    client_queue: int = 10_000
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 60.0
+    max_stall_s: float = 10.0
     symbols: list[str] | None = None
     """Symbols to list; default: those found in the first records of the recording."""
 
@@ -101,7 +106,17 @@ class ReplayServer:
         from replay.market import ReplayMarket
 
         self.market = ReplayMarket(symbols, self.matching)
-        self.feed = FeedServer(host=config.host, port=config.ws_port)
+        self.feed = FeedServer(
+            host=config.host,
+            port=config.ws_port,
+            max_queue=config.client_queue,
+            ping_interval_s=config.ping_interval_s,
+            ping_timeout_s=config.ping_timeout_s,
+            max_stall_s=config.max_stall_s,
+        )
+        self.derived = DerivedStreams()
+        self.pacing = PacingStats()
+        self._seek_to: int | None = None
         self.api = SimulatorApi(
             matching=self.matching,
             exchange_info=self.exchange_info,
@@ -121,6 +136,8 @@ class ReplayServer:
         self.malformed = 0
         self.disconnects = 0
         self._time_map: EventTimeMap | None = None
+        self._seeking = False
+        self._seek_pending = asyncio.Event()
         self._last_mapped_ms = 0
         self._runners: list[web.AppRunner] = []
         self.rest_port = config.rest_port
@@ -144,6 +161,16 @@ class ReplayServer:
         self.pacer.set_speed(speed, time.monotonic_ns())
         self._time_map = None  # re-anchor event times at the next message
 
+    def seek(self, recv_ns: int) -> None:
+        """Move the replay to a receive time (forwards or backwards). The market is rebuilt up to
+        that point without serving anything, so books stay consistent; clients see an update-id
+        jump and resynchronise, as after a real outage."""
+        self._seek_to = recv_ns
+        self._time_map = None
+        if self.state == "finished":
+            self.state = "running"
+            self._seek_pending.set()
+
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
@@ -155,6 +182,9 @@ class ReplayServer:
             "malformed": self.malformed,
             "recorded_disconnects": self.disconnects,
             "clients": len(self.feed.clients),
+            "client_list": [c.describe() for c in self.feed.clients.values()],
+            "pacing_error": self.pacing.percentiles(),
+            "active_faults": len(self.feed.faults.active(time.time_ns())),
             "slow_disconnects": self.feed.slow_disconnects,
             "books": {
                 s: {"synced": sync.synced, "update_id": sync.book.update_id}
@@ -203,15 +233,39 @@ class ReplayServer:
         self.listening = False
 
     async def replay(self) -> None:
-        records: Iterator[Record] = read_many(self.config.recordings)
+        while True:
+            restart = await self._replay_pass()
+            if restart:
+                self.market.on_disconnect()  # rebuilt from the start, silently, up to the target
+                continue
+            self.state = "finished"
+            log.info("replay_finished", records=self.records, messages=self.messages)
+            # a seek after the end starts another pass
+            await self._seek_pending.wait()
+            self._seek_pending.clear()
+
+    async def _replay_pass(self) -> bool:
+        """One pass over the recordings; returns True when a backwards seek needs a new pass."""
         since_yield = 0
-        for record in records:
+        for record in read_many(self.config.recordings):
+            if self._seek_to is not None:
+                if not self._seeking and self._seek_to < self.pacer.position_recv_ns:
+                    self._seeking = True
+                    return True  # backwards: start over from the first record
+                self._seeking = True
+                if record.recv_ns < self._seek_to:
+                    self._apply_market(record)
+                    continue
+                self._seek_to = None
+                self._seeking = False
+                self.pacer.restart(record.recv_ns)
+                log.info("replay_seeked", position_recv_ns=record.recv_ns)
             if not self._resumed.is_set():
                 await self._resumed.wait()
             now = time.monotonic_ns()
             due = self.pacer.due_ns(record.recv_ns, now)
             if due > now:
-                await asyncio.sleep((due - now) / 1e9)
+                await self._sleep_until(due)
                 since_yield = 0
             elif self.pacer.is_max:
                 await self.feed.wait_for_room()
@@ -219,9 +273,40 @@ class ReplayServer:
                 if since_yield >= 256:  # let REST, control and clients run at max speed
                     since_yield = 0
                     await asyncio.sleep(0)
+            if not self.pacer.is_max:
+                self.pacing.record(time.monotonic_ns() - due)
             self._process(record)
-        self.state = "finished"
-        log.info("replay_finished", records=self.records, messages=self.messages)
+            self.feed.tick()
+        return False
+
+    @staticmethod
+    async def _sleep_until(due_ns: int) -> None:
+        """asyncio timers wake up to a millisecond late: sleep to just before the due time, then
+        yield to the loop until it comes (other tasks still run while we spin)."""
+        remaining = due_ns - time.monotonic_ns()
+        if remaining > 1_500_000:
+            await asyncio.sleep((remaining - 1_000_000) / 1e9)
+        while time.monotonic_ns() < due_ns:  # noqa: ASYNC110 - a spin that yields, by design
+            await asyncio.sleep(0)
+
+    def _apply_market(self, record: Record) -> None:
+        """Update books from a record without serving it (seeking)."""
+        if record.is_disconnect:
+            self.market.on_disconnect()
+            return
+        try:
+            item = classify(record.payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            return
+        self._update_books(item)
+
+    def _update_books(self, item: Classified) -> None:
+        if item.kind == "snapshot":
+            assert isinstance(item.event, RawSnapshot)
+            self.market.on_snapshot(item.event)
+        elif item.kind == "depth":
+            assert isinstance(item.event, DepthDiff)
+            self.market.on_diff(item.symbol, item.event)
 
     def _process(self, record: Record) -> None:
         self.records += 1
@@ -234,18 +319,19 @@ class ReplayServer:
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             self.malformed += 1
             return
+        self._update_books(item)
         if item.kind == "snapshot":
-            assert isinstance(item.event, RawSnapshot)
-            self.market.on_snapshot(item.event)
             return
-        if item.kind == "depth":
-            assert isinstance(item.event, DepthDiff)
-            self.market.on_diff(item.symbol, item.event)
-        elif item.kind == "trade":
-            assert isinstance(item.event, RawTrade)
+        if isinstance(item.event, RawTrade):
             self.market.on_trade(item.event)
-        data: bytes = item.data
-        wrapped: bytes | None = record.payload
+        elif isinstance(item.event, RawBookTicker):
+            self.derived.on_quote(item.event)
+        self._emit(item.stream, item.data, record.payload)
+        if isinstance(item.event, RawTrade):
+            for stream, data in self.derived.on_trade(item.event, self.feed.wanted):
+                self._emit(stream, data, None)
+
+    def _emit(self, stream: str, data: bytes, wrapped: bytes | None) -> None:
         if self.config.rebase:
             if self._time_map is None:
                 first = first_event_ms(data)
@@ -261,7 +347,7 @@ class ReplayServer:
                 if mapped is not None:
                     self._last_mapped_ms = mapped
         self.messages += 1
-        self.feed.broadcast(item.stream, data, wrapped)
+        self.feed.broadcast(stream, data, wrapped)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await self.start()

@@ -182,3 +182,19 @@ def replay_process(
         ready=lambda: http_ok(f"http://127.0.0.1:{control}/healthz"),
     ):
         yield ReplayProcess(ws, rest, control)
+
+
+def control(sim: ReplayProcess, method: str, path: str, body: object = None) -> dict:  # type: ignore[type-arg]
+    """Call the replay control API synchronously; fails the test on an error status."""
+    import json as _json
+
+    data = None if body is None else _json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{sim.control_url}{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {SIM_TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        result: dict = _json.loads(response.read())  # type: ignore[type-arg]
+        return result

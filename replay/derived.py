@@ -1,0 +1,156 @@
+"""Streams derived from replayed trades: `<sym>@ticker`, `<sym>@miniTicker`, `<sym>@aggTrade`.
+
+Recordings rarely carry the 24-hour ticker streams, but clients ask for them (ccxt.pro's
+watch_ticker subscribes to `@ticker`). We compute them from the trades being replayed, the way
+the exchange does: rolling 24-hour statistics, pushed at most once per second of event time.
+aggTrade is emitted one per trade (aggregate id = trade id); Binance may aggregate several fills
+of one taker order into one event, which the recording cannot tell us.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from engine.marketdata.binance import RawBookTicker, RawTrade
+
+DAY_MS = 86_400_000
+_encode = msgspec.json.Encoder().encode
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.8f}"
+
+
+@dataclass
+class _Rolling:
+    trades: deque[tuple[int, float, float, int]] = field(default_factory=deque)
+    """(trade time ms, price, qty, trade id) within the last 24 h."""
+    highs: deque[tuple[int, float]] = field(default_factory=deque)
+    lows: deque[tuple[int, float]] = field(default_factory=deque)
+    volume: float = 0.0
+    quote_volume: float = 0.0
+    before_window: float | None = None
+    last_qty: float = 0.0
+    next_push_ms: int = 0
+
+    def add(self, time_ms: int, price: float, qty: float, trade_id: int) -> None:
+        self.trades.append((time_ms, price, qty, trade_id))
+        self.volume += qty
+        self.quote_volume += qty * price
+        self.last_qty = qty
+        while self.highs and self.highs[-1][1] <= price:
+            self.highs.pop()
+        self.highs.append((time_ms, price))
+        while self.lows and self.lows[-1][1] >= price:
+            self.lows.pop()
+        self.lows.append((time_ms, price))
+        self._evict(time_ms - DAY_MS)
+
+    def _evict(self, horizon_ms: int) -> None:
+        while self.trades and self.trades[0][0] < horizon_ms:
+            _, price, qty, _ = self.trades.popleft()
+            self.volume -= qty
+            self.quote_volume -= qty * price
+            self.before_window = price
+        while self.highs and self.highs[0][0] < horizon_ms:
+            self.highs.popleft()
+        while self.lows and self.lows[0][0] < horizon_ms:
+            self.lows.popleft()
+
+
+class DerivedStreams:
+    def __init__(self, push_interval_ms: int = 1000) -> None:
+        self.push_interval_ms = push_interval_ms
+        self._rolling: dict[str, _Rolling] = {}
+        self._quotes: dict[str, RawBookTicker] = {}
+
+    def on_quote(self, quote: RawBookTicker) -> None:
+        self._quotes[quote.s] = quote
+
+    def on_trade(self, trade: RawTrade, wanted: Callable[[str], bool]) -> list[tuple[str, bytes]]:
+        symbol = trade.s
+        lower = symbol.lower()
+        rolling = self._rolling.setdefault(symbol, _Rolling())
+        price, qty = float(trade.p), float(trade.q)
+        rolling.add(trade.T, price, qty, trade.t)
+        out: list[tuple[str, bytes]] = []
+        if wanted(f"{lower}@aggTrade"):
+            out.append(
+                (
+                    f"{lower}@aggTrade",
+                    _encode(
+                        {
+                            "e": "aggTrade",
+                            "E": trade.E,
+                            "s": symbol,
+                            "a": trade.t,
+                            "p": trade.p,
+                            "q": trade.q,
+                            "f": trade.t,
+                            "l": trade.t,
+                            "T": trade.T,
+                            "m": trade.m,
+                            "M": True,
+                        }
+                    ),
+                )
+            )
+        if rolling.next_push_ms <= trade.E:
+            rolling.next_push_ms = trade.E + self.push_interval_ms
+            if wanted(f"{lower}@ticker"):
+                out.append((f"{lower}@ticker", self._ticker(symbol, trade.E, price, rolling)))
+            if wanted(f"{lower}@miniTicker"):
+                out.append((f"{lower}@miniTicker", self._mini(symbol, trade.E, price, rolling)))
+        return out
+
+    def _ticker(self, symbol: str, event_ms: int, last: float, rolling: _Rolling) -> bytes:
+        first_time, open_price, _, first_id = rolling.trades[0]
+        quote = self._quotes.get(symbol)
+        change = last - open_price
+        weighted = rolling.quote_volume / rolling.volume if rolling.volume > 0 else last
+        return _encode(
+            {
+                "e": "24hrTicker",
+                "E": event_ms,
+                "s": symbol,
+                "p": _fmt(change),
+                "P": f"{change / open_price * 100:.3f}",
+                "w": _fmt(weighted),
+                "x": _fmt(rolling.before_window or open_price),
+                "c": _fmt(last),
+                "Q": _fmt(rolling.last_qty),
+                "b": quote.b if quote else _fmt(last),
+                "B": quote.B if quote else _fmt(0.0),
+                "a": quote.a if quote else _fmt(last),
+                "A": quote.A if quote else _fmt(0.0),
+                "o": _fmt(open_price),
+                "h": _fmt(rolling.highs[0][1]),
+                "l": _fmt(rolling.lows[0][1]),
+                "v": _fmt(rolling.volume),
+                "q": _fmt(rolling.quote_volume),
+                "O": max(first_time, event_ms - DAY_MS),
+                "C": event_ms,
+                "F": first_id,
+                "L": rolling.trades[-1][3],
+                "n": len(rolling.trades),
+            }
+        )
+
+    def _mini(self, symbol: str, event_ms: int, last: float, rolling: _Rolling) -> bytes:
+        return _encode(
+            {
+                "e": "24hrMiniTicker",
+                "E": event_ms,
+                "s": symbol,
+                "c": _fmt(last),
+                "o": _fmt(rolling.trades[0][1]),
+                "h": _fmt(rolling.highs[0][1]),
+                "l": _fmt(rolling.lows[0][1]),
+                "v": _fmt(rolling.volume),
+                "q": _fmt(rolling.quote_volume),
+            }
+        )
