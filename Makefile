@@ -16,8 +16,8 @@ test: bootstrap lint typecheck
 	@$(BIN)/python -m pytest -q
 
 lint: bootstrap
-	@$(BIN)/ruff check engine replay harness tests
-	@$(BIN)/ruff format --check engine replay harness tests
+	@$(BIN)/ruff check engine replay harness tests benchmarks
+	@$(BIN)/ruff format --check engine replay harness tests benchmarks
 
 typecheck: bootstrap
 	@$(BIN)/mypy

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from engine.marketdata.binance import RawBookTicker, RawTrade
+from engine.marketdata.binance import RawTrade
+from replay.messages import decode_quote
 
 DAY_MS = 86_400_000
 _encode = msgspec.json.Encoder().encode
@@ -66,10 +67,11 @@ class DerivedStreams:
     def __init__(self, push_interval_ms: int = 1000) -> None:
         self.push_interval_ms = push_interval_ms
         self._rolling: dict[str, _Rolling] = {}
-        self._quotes: dict[str, RawBookTicker] = {}
+        self._quotes: dict[str, bytes] = {}
+        """The latest bookTicker data per symbol, decoded only when a ticker is pushed."""
 
-    def on_quote(self, quote: RawBookTicker) -> None:
-        self._quotes[quote.s] = quote
+    def on_quote(self, symbol: str, data: bytes) -> None:
+        self._quotes[symbol] = data
 
     def on_trade(self, trade: RawTrade, wanted: Callable[[str], bool]) -> list[tuple[str, bytes]]:
         symbol = trade.s
@@ -109,7 +111,8 @@ class DerivedStreams:
 
     def _ticker(self, symbol: str, event_ms: int, last: float, rolling: _Rolling) -> bytes:
         first_time, open_price, _, first_id = rolling.trades[0]
-        quote = self._quotes.get(symbol)
+        raw_quote = self._quotes.get(symbol)
+        quote = decode_quote(raw_quote) if raw_quote else None
         change = last - open_price
         weighted = rolling.quote_volume / rolling.volume if rolling.volume > 0 else last
         return _encode(

@@ -31,6 +31,7 @@ from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
 from replay.messages import combined
 
 MAX_STREAMS = 1024
+SEND_BATCH = 256
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
 
@@ -112,6 +113,8 @@ class FeedServer:
         self._next_client = 1
         self.slow_disconnects = 0
         self.connections_total = 0
+        self._subscribed: dict[str, int] = {}
+        """How many clients subscribe to each stream (derived streams are built only if > 0)."""
 
     async def start(self) -> None:
         self._server = await serve(
@@ -162,6 +165,7 @@ class FeedServer:
         )
         self._next_client += 1
         self.clients[client.client_id] = client
+        self._count(client.subscriptions, +1)
         self.connections_total += 1
         client.sender = asyncio.create_task(
             self._send_loop(client), name=f"feed-send-{client.client_id}"
@@ -175,6 +179,7 @@ class FeedServer:
             pass
         finally:
             self.clients.pop(client.client_id, None)
+            self._count(client.subscriptions, -1)
             for task in (client.sender, client.closer):
                 if task is not None:
                     if task is client.sender:
@@ -184,17 +189,26 @@ class FeedServer:
             self._update_room()
 
     async def _send_loop(self, client: FeedClient) -> None:
+        """Frames every queued message through the websockets protocol and writes the batch
+        with one syscall: what `send()` does per message, at a fraction of the cost."""
         ws = client.ws
+        queue = client.queue
         try:
             while True:
-                if not client.queue:
+                if not queue:
                     client.has_items.clear()
                     self._update_room()
                     await client.has_items.wait()
                     continue
-                await ws.send(client.queue.popleft(), text=True)
-                client.sent += 1
-                if len(client.queue) < client.max_queue // 2:
+                count = min(len(queue), SEND_BATCH)
+                async with ws.send_context():
+                    for _ in range(count):
+                        ws.protocol.send_text(queue.popleft())
+                    frames = ws.protocol.data_to_send()
+                    if frames:
+                        ws.transport.write(b"".join(frames))
+                client.sent += count
+                if len(queue) < client.max_queue // 2:
                     client.full_since = None
                     self._update_room()
         except ConnectionClosed:
@@ -262,11 +276,15 @@ class FeedServer:
                     request_id,
                 )
             if method == "SUBSCRIBE":
-                if len(client.subscriptions | set(params)) > MAX_STREAMS:
+                added = set(params) - client.subscriptions
+                if len(client.subscriptions) + len(added) > MAX_STREAMS:
                     return error_reply(2, "Invalid request: too many streams", request_id)
-                client.subscriptions.update(params)
+                client.subscriptions.update(added)
+                self._count(added, +1)
             else:
-                client.subscriptions.difference_update(params)
+                removed = set(params) & client.subscriptions
+                client.subscriptions.difference_update(removed)
+                self._count(removed, -1)
             return json.dumps({"result": None, "id": request_id}, separators=(",", ":"))
         if method == "LIST_SUBSCRIPTIONS":
             return json.dumps(
@@ -290,6 +308,8 @@ class FeedServer:
 
         `wrapped` is the combined-stream form when the caller has it (the recorded bytes).
         """
+        if not self._subscribed.get(stream):
+            return 0
         now = time.time_ns()
         faulty = bool(self.faults.faults) and bool(self.faults.active(now))
         recipients = 0
@@ -315,7 +335,11 @@ class FeedServer:
         return recipients
 
     def wanted(self, stream: str) -> bool:
-        return any(stream in client.subscriptions for client in self.clients.values())
+        return self._subscribed.get(stream, 0) > 0
+
+    def _count(self, streams: set[str] | list[str], delta: int) -> None:
+        for stream in streams:
+            self._subscribed[stream] = self._subscribed.get(stream, 0) + delta
 
     def tick(self) -> None:
         """Housekeeping between messages: release messages held by finished reorder faults."""

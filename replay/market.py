@@ -22,6 +22,8 @@ class ReplayMarket:
         self.syncs: dict[str, DepthSync] = {}
         self._ready: dict[str, asyncio.Event] = {}
         self._last_u: dict[str, int] = {}
+        self._unclaimed: list[RawSnapshot] = []
+        """Snapshots no symbol could be told for yet (a slice starts with them)."""
         self.crossed = 0
         for symbol in self.symbols:
             self._add(symbol)
@@ -57,6 +59,8 @@ class ReplayMarket:
             self._add(symbol)
         self._last_u[symbol] = diff.final_update_id
         sync = self.syncs[symbol]
+        if not sync.synced and self._unclaimed:
+            self._claim(symbol, diff)
         try:
             action = sync.on_diff(diff)
         except CrossedBookError:
@@ -69,10 +73,24 @@ class ReplayMarket:
         elif not sync.synced:
             self._ready[symbol].clear()
 
+    def _claim(self, symbol: str, diff: DepthDiff) -> None:
+        """The first diff of a symbol claims an unclaimed snapshot that it continues."""
+        for snapshot in self._unclaimed:
+            if diff.first_update_id <= snapshot.lastUpdateId + 1 <= diff.final_update_id + 1:
+                self._unclaimed.remove(snapshot)
+                self._apply_snapshot(symbol, snapshot)
+                return
+
     def on_snapshot(self, snapshot: RawSnapshot) -> str | None:
         symbol = self._snapshot_symbol(snapshot.lastUpdateId)
         if symbol is None:
+            self._unclaimed.append(snapshot)
+            del self._unclaimed[:-16]
             return None
+        self._apply_snapshot(symbol, snapshot)
+        return symbol
+
+    def _apply_snapshot(self, symbol: str, snapshot: RawSnapshot) -> None:
         sync = self.syncs[symbol]
         bids = [(float(p), float(q)) for p, q in snapshot.bids]
         asks = [(float(p), float(q)) for p, q in snapshot.asks]
@@ -80,15 +98,18 @@ class ReplayMarket:
             action = sync.on_snapshot(snapshot.lastUpdateId, bids, asks)
         except CrossedBookError:
             self.crossed += 1
-            return symbol
+            return
         if action is SyncAction.APPLIED:
             self._ready[symbol].set()
             if self.matching is not None:
                 self.matching.on_book_reset(symbol)
-        return symbol
 
     def _snapshot_symbol(self, last_update_id: int) -> str | None:
-        """A recorded snapshot names no symbol: it belongs to the one whose ids it continues."""
+        """A recorded snapshot names no symbol: it belongs to the one whose ids it continues.
+
+        With one symbol that is obvious; otherwise the symbol whose last diff id is nearest, if
+        any diff was seen; else the snapshot waits to be claimed by the first diff continuing it.
+        """
         if len(self.syncs) == 1:
             return next(iter(self.syncs))
         candidates = [(abs(last_update_id - u), s) for s, u in self._last_u.items()]

@@ -10,11 +10,11 @@ Reading streams the file: memory stays flat in file length.
 from __future__ import annotations
 
 import gzip
-import io
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class RecordingError(ValueError):
@@ -44,20 +44,78 @@ def parse_line(line: bytes, *, where: str = "") -> Record | None:
     return Record(int(stamp), line[space + 1 :])
 
 
+def _gzip_blocks(path: str | Path, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+    """Decompressed data of a gzip file, member after member (appending writers add members).
+
+    Ends with b"" when the file stops before its gzip trailer (its writer died): everything
+    that was flushed is still returned, which GzipFile does not guarantee.
+    """
+
+    def new() -> Any:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    inflater, fed = new(), False
+    with open(path, "rb") as source:
+        while chunk := source.read(chunk_size):
+            while chunk:
+                fed = True
+                data = inflater.decompress(chunk)
+                if data:
+                    yield data
+                if inflater.eof:
+                    chunk = inflater.unused_data
+                    inflater, fed = new(), False
+                else:
+                    chunk = b""
+    if fed and not inflater.eof:
+        tail = inflater.flush()
+        if tail:
+            yield tail
+        yield b""
+
+
+def _lines(path: str | Path) -> Iterator[bytes | None]:
+    """Lines without their newline; None where the file ended abruptly."""
+    if not str(path).endswith(".gz"):
+        with open(path, "rb") as plain:
+            for line in plain:
+                yield line.rstrip(b"\r\n")
+        return
+    carry = b""
+    for block in _gzip_blocks(path):
+        if not block:
+            yield None
+            return
+        lines = (carry + block).split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if carry:
+        yield carry.rstrip(b"\r")
+
+
 def read_records(path: str | Path) -> Iterator[Record]:
-    """Yield every record of one recording, disconnect markers included (payload b"")."""
-    opener = gzip.open if str(path).endswith(".gz") else open
+    """Yield every record of one recording, disconnect markers included (payload b"").
+
+    A file whose writer died before closing it (no gzip trailer) is read up to where its data
+    ends, and a disconnect marker stands for the abrupt end: what was flushed is not lost.
+    """
     last_ns = 0
-    with opener(path, "rb") as raw:
-        stream = io.BufferedReader(raw, buffer_size=1 << 20) if opener is gzip.open else raw
-        for number, line in enumerate(stream, start=1):
-            line = line.rstrip(b"\r\n")
-            record = parse_line(line, where=f"{path}:{number}")
-            if record is None:
-                yield Record(last_ns, b"")
-                continue
-            last_ns = record.recv_ns
-            yield record
+    for number, line in enumerate(_lines(path), start=1):
+        if line is None:
+            yield Record(last_ns, b"")
+            return
+        stamp, _, payload = line.partition(b" ")
+        if payload and stamp.isdigit():  # the usual case, kept cheap
+            last_ns = int(stamp)
+            yield Record(last_ns, payload)
+            continue
+        record = parse_line(line, where=f"{path}:{number}")
+        if record is None or not record.payload:
+            yield Record(last_ns, b"")
+            continue
+        last_ns = record.recv_ns
+        yield record
 
 
 def read_many(paths: Iterable[str | Path]) -> Iterator[Record]:
@@ -85,9 +143,15 @@ class RecordingWriter:
     def write_disconnect(self) -> None:
         self._gzip.write(b"\n")
 
-    def sync(self) -> None:
+    def flush(self) -> None:
+        """Hand what was written to the OS (a gzip sync point): readable by others, and it
+        survives a crash of this process, though not a crash of the machine."""
         self._gzip.flush()
         self._file.flush()
+
+    def sync(self) -> None:
+        """flush() and fsync: it survives a crash of the machine too."""
+        self.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ import msgspec
 from aiohttp import web
 
 from engine.core.book import DepthDiff
-from engine.marketdata.binance import RawBookTicker, RawSnapshot, RawTrade
+from engine.marketdata.binance import RawSnapshot, RawTrade
 from engine.runtime.logging import get_logger
 from replay.control import build_control_app
 from replay.derived import DerivedStreams
@@ -31,7 +31,14 @@ from replay.exchange.matching import MatchingEngine
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
 from replay.feed import FeedServer
-from replay.messages import Classified, EventTimeMap, classify, first_event_ms, rebase
+from replay.messages import (
+    TIME_KEYS_BY_KIND,
+    Classified,
+    EventTimeMap,
+    classify,
+    first_event_ms,
+    rebase,
+)
 from replay.pacing import Pacer, PacingStats
 from replay.recording import Record, read_many
 
@@ -315,7 +322,7 @@ class ReplayServer:
             self.market.on_disconnect()
             return
         try:
-            item = classify(record.payload)
+            item = classify(record.payload, lazy_quotes=True)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             self.malformed += 1
             return
@@ -324,15 +331,20 @@ class ReplayServer:
             return
         if isinstance(item.event, RawTrade):
             self.market.on_trade(item.event)
-        elif isinstance(item.event, RawBookTicker):
-            self.derived.on_quote(item.event)
-        self._emit(item.stream, item.data, record.payload)
+        elif item.kind == "bookTicker":
+            self.derived.on_quote(item.symbol, item.data)
+        if self.feed.wanted(item.stream):
+            self._emit(item.stream, item.data, record.payload, TIME_KEYS_BY_KIND.get(item.kind))
+        else:
+            self.messages += 1  # nobody listens: served to no one, and nothing to rebase
         if isinstance(item.event, RawTrade):
             for stream, data in self.derived.on_trade(item.event, self.feed.wanted):
-                self._emit(stream, data, None)
+                self._emit(stream, data, None, None)
 
-    def _emit(self, stream: str, data: bytes, wrapped: bytes | None) -> None:
-        if self.config.rebase:
+    def _emit(
+        self, stream: str, data: bytes, wrapped: bytes | None, time_keys: tuple[bytes, ...] | None
+    ) -> None:
+        if self.config.rebase and time_keys != ():
             if self._time_map is None:
                 first = first_event_ms(data)
                 if first is not None:
@@ -341,11 +353,9 @@ class ReplayServer:
                         anchor_event_ms=first, anchor_wall_ms=wall, speed=self.pacer.speed
                     )
             if self._time_map is not None:
-                data = rebase(data, self._time_map)
+                data = rebase(data, self._time_map, time_keys or TIME_KEYS_BY_KIND["ticker"])
                 wrapped = None
-                mapped = first_event_ms(data)
-                if mapped is not None:
-                    self._last_mapped_ms = mapped
+                self._last_mapped_ms = self._time_map.last_ms
         self.messages += 1
         self.feed.broadcast(stream, data, wrapped)
 

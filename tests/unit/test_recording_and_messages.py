@@ -112,3 +112,14 @@ def test_rebase_rewrites_only_event_times() -> None:
         b'{"e":"trade","E":2000000000000,"s":"BTCUSDT","t":3735683259,"p":"1.0","T":2000000000000}'
     )
     assert mapping(1723161265342) == 2_000_000_001_000  # 10 s of market is 1 s at 10x
+
+
+def test_a_recording_whose_writer_died_is_read_up_to_where_it_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "crashed.gz"
+    writer = RecordingWriter(path)
+    for n in range(5000):
+        writer.write(n + 1, b'{"n":%d}' % n)
+    writer.flush()  # what a recorder does every flush interval; then it is killed
+    records = list(read_records(path))
+    assert [r.payload for r in records[:5000]] == [b'{"n":%d}' % n for n in range(5000)]
+    assert records[-1].is_disconnect, "the abrupt end reads as a disconnect"

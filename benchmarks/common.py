@@ -1,0 +1,109 @@
+"""Shared helpers for benchmarks: processes, ports, cached synthetic recordings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.ports import free_ports
+from harness.tools import PROJECT_ROOT
+
+CACHE = PROJECT_ROOT / ".stormproof" / "bench"
+TOKEN = "bench-control-token"
+
+
+def synthetic(duration_s: float, *, seed: int = 5, regime: str = "calm") -> Path:
+    from replay.synth import SynthSpec, write_recording
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"synth-{regime}-{seed}-{int(duration_s)}s.gz"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        write_recording(SynthSpec(duration_s=duration_s, seed=seed, regime=regime), tmp)
+        tmp.rename(path)
+    return path
+
+
+@contextmanager
+def background(
+    argv: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        argv,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_for(condition: object, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark setup timed out")
+        time.sleep(0.05)
+
+
+def http_json(url: str, method: str = "GET", body: object = None) -> dict:  # type: ignore[type-arg]
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        result: dict = json.loads(response.read())  # type: ignore[type-arg]
+        return result
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@contextmanager
+def replay_server(
+    recording: Path, *, speed: str, extra: list[str] | None = None
+) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
+    ws, rest, control = free_ports(3)
+    argv = [
+        sys.executable,
+        "-m",
+        "replay",
+        "serve",
+        "-r",
+        str(recording),
+        "--speed",
+        speed,
+        "--ws-port",
+        str(ws),
+        "--rest-port",
+        str(rest),
+        "--control-port",
+        str(control),
+        "--log-level",
+        "warning",
+        *(extra or []),
+    ]
+    with background(argv, {"STORMPROOF_SIM_CONTROL_TOKEN": TOKEN}) as proc:
+        control_url = f"http://127.0.0.1:{control}"
+        wait_for(lambda: http_ok(f"{control_url}/healthz"))
+        yield ws, control_url, proc
