@@ -31,6 +31,12 @@ integration: bootstrap
 e2e: bootstrap
 	@$(BIN)/python -m pytest -q -m e2e
 
+# Benchmarks (docs/benchmarks.md): each prints JSON lines; they take a few minutes.
+bench: bootstrap
+	@$(BIN)/python -m benchmarks.replay_throughput
+	@$(BIN)/python -m benchmarks.replay_pacing
+	@$(BIN)/python -m benchmarks.replay_memory
+
 # Regenerates requirements/lock.txt from pyproject.toml in a throwaway virtualenv.
 lock:
 	@rm -rf .lock-venv && python3 -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip \

@@ -1,8 +1,9 @@
 """Streams derived from replayed trades: `<sym>@ticker`, `<sym>@miniTicker`, `<sym>@aggTrade`.
 
 Recordings rarely carry the 24-hour ticker streams, but clients ask for them (ccxt.pro's
-watch_ticker subscribes to `@ticker`). We compute them from the trades being replayed, the way
-the exchange does: rolling 24-hour statistics, pushed at most once per second of event time.
+watch_ticker subscribes to `@ticker`). We compute them from the trades being replayed: rolling
+24-hour statistics, pushed at most once per second of event time, with the window advancing in
+one-second steps (the exchange's window slides per trade; ours keeps memory bounded).
 aggTrade is emitted one per trade (aggregate id = trade id); Binance may aggregate several fills
 of one taker order into one event, which the recording cannot tell us.
 """
@@ -27,39 +28,69 @@ def _fmt(value: float) -> str:
 
 
 @dataclass
+class _Bucket:
+    """One second of trades."""
+
+    second: int
+    open: float
+    high: float
+    low: float
+    volume: float = 0.0
+    quote_volume: float = 0.0
+    count: int = 0
+    first_id: int = 0
+    last_id: int = 0
+
+
+@dataclass
 class _Rolling:
-    trades: deque[tuple[int, float, float, int]] = field(default_factory=deque)
-    """(trade time ms, price, qty, trade id) within the last 24 h."""
+    """24-hour statistics over one-second buckets: memory is bounded by the window (86,400
+    buckets per symbol), not by the number of trades or the length of the recording."""
+
+    buckets: deque[_Bucket] = field(default_factory=deque)
     highs: deque[tuple[int, float]] = field(default_factory=deque)
     lows: deque[tuple[int, float]] = field(default_factory=deque)
     volume: float = 0.0
     quote_volume: float = 0.0
+    count: int = 0
     before_window: float | None = None
     last_qty: float = 0.0
     next_push_ms: int = 0
 
     def add(self, time_ms: int, price: float, qty: float, trade_id: int) -> None:
-        self.trades.append((time_ms, price, qty, trade_id))
+        second = time_ms // 1000
+        bucket = self.buckets[-1] if self.buckets else None
+        if bucket is None or bucket.second != second:
+            bucket = _Bucket(second, price, price, price, first_id=trade_id)
+            self.buckets.append(bucket)
+        bucket.high = max(bucket.high, price)
+        bucket.low = min(bucket.low, price)
+        bucket.volume += qty
+        bucket.quote_volume += qty * price
+        bucket.count += 1
+        bucket.last_id = trade_id
         self.volume += qty
         self.quote_volume += qty * price
+        self.count += 1
         self.last_qty = qty
         while self.highs and self.highs[-1][1] <= price:
             self.highs.pop()
-        self.highs.append((time_ms, price))
+        self.highs.append((second, price))
         while self.lows and self.lows[-1][1] >= price:
             self.lows.pop()
-        self.lows.append((time_ms, price))
-        self._evict(time_ms - DAY_MS)
+        self.lows.append((second, price))
+        self._evict(second - DAY_MS // 1000)
 
-    def _evict(self, horizon_ms: int) -> None:
-        while self.trades and self.trades[0][0] < horizon_ms:
-            _, price, qty, _ = self.trades.popleft()
-            self.volume -= qty
-            self.quote_volume -= qty * price
-            self.before_window = price
-        while self.highs and self.highs[0][0] < horizon_ms:
+    def _evict(self, horizon_s: int) -> None:
+        while self.buckets and self.buckets[0].second < horizon_s:
+            old = self.buckets.popleft()
+            self.volume -= old.volume
+            self.quote_volume -= old.quote_volume
+            self.count -= old.count
+            self.before_window = old.open
+        while self.highs and self.highs[0][0] < horizon_s:
             self.highs.popleft()
-        while self.lows and self.lows[0][0] < horizon_ms:
+        while self.lows and self.lows[0][0] < horizon_s:
             self.lows.popleft()
 
 
@@ -110,7 +141,8 @@ class DerivedStreams:
         return out
 
     def _ticker(self, symbol: str, event_ms: int, last: float, rolling: _Rolling) -> bytes:
-        first_time, open_price, _, first_id = rolling.trades[0]
+        first = rolling.buckets[0]
+        first_time, open_price, first_id = first.second * 1000, first.open, first.first_id
         raw_quote = self._quotes.get(symbol)
         quote = decode_quote(raw_quote) if raw_quote else None
         change = last - open_price
@@ -138,8 +170,8 @@ class DerivedStreams:
                 "O": max(first_time, event_ms - DAY_MS),
                 "C": event_ms,
                 "F": first_id,
-                "L": rolling.trades[-1][3],
-                "n": len(rolling.trades),
+                "L": rolling.buckets[-1].last_id,
+                "n": rolling.count,
             }
         )
 
@@ -150,7 +182,7 @@ class DerivedStreams:
                 "E": event_ms,
                 "s": symbol,
                 "c": _fmt(last),
-                "o": _fmt(rolling.trades[0][1]),
+                "o": _fmt(rolling.buckets[0].open),
                 "h": _fmt(rolling.highs[0][1]),
                 "l": _fmt(rolling.lows[0][1]),
                 "v": _fmt(rolling.volume),

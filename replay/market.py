@@ -68,7 +68,7 @@ class ReplayMarket:
             self._ready[symbol].clear()
             return
         if action is SyncAction.APPLIED:
-            if self.matching is not None:
+            if self.matching is not None and self.matching.has_book_interest(symbol):
                 self.matching.on_book_levels(symbol, diff.bids, diff.asks)
         elif not sync.synced:
             self._ready[symbol].clear()
@@ -116,5 +116,6 @@ class ReplayMarket:
         return min(candidates)[1] if candidates else None
 
     def on_trade(self, trade: RawTrade) -> None:
-        if self.matching is not None and trade.s in self.matching.rules:
-            self.matching.on_trade(trade.s, float(trade.p), float(trade.q), trade.m)
+        matching = self.matching
+        if matching is not None and matching.open.get(trade.s):
+            matching.on_trade(trade.s, float(trade.p), float(trade.q), trade.m)

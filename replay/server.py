@@ -269,18 +269,19 @@ class ReplayServer:
                 log.info("replay_seeked", position_recv_ns=record.recv_ns)
             if not self._resumed.is_set():
                 await self._resumed.wait()
-            now = time.monotonic_ns()
-            due = self.pacer.due_ns(record.recv_ns, now)
-            if due > now:
-                await self._sleep_until(due)
-                since_yield = 0
-            elif self.pacer.is_max:
-                await self.feed.wait_for_room()
+            if self.pacer.is_max:
+                self.pacer.position_recv_ns = record.recv_ns
+                if not self.feed.has_room:
+                    await self.feed.wait_for_room()
                 since_yield += 1
                 if since_yield >= 256:  # let REST, control and clients run at max speed
                     since_yield = 0
                     await asyncio.sleep(0)
-            if not self.pacer.is_max:
+            else:
+                now = time.monotonic_ns()
+                due = self.pacer.due_ns(record.recv_ns, now)
+                if due > now:
+                    await self._sleep_until(due)
                 self.pacing.record(time.monotonic_ns() - due)
             self._process(record)
             self.feed.tick()

@@ -157,6 +157,10 @@ class MatchingEngine:
 
     # --- market events ------------------------------------------------------------------------
 
+    def has_book_interest(self, symbol: str) -> bool:
+        """Book changes matter only with resting orders or liquidity we took to give back."""
+        return bool(self.open.get(symbol)) or bool(self._consumed)
+
     def on_book_levels(
         self, symbol: str, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
     ) -> None:

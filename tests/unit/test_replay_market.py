@@ -33,3 +33,14 @@ def test_a_snapshot_goes_to_the_symbol_whose_ids_it_continues() -> None:
     assert market.on_snapshot(snapshot(5002, 1.0, 2.0)) == "BBBUSDT"
     assert market.book("BBBUSDT") is not None
     assert market.book("AAAUSDT") is None
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frames_match_what_websockets_writes(size: int) -> None:
+    from websockets.frames import Frame, Opcode
+
+    from replay.feed import text_frame
+
+    payload = b"x" * size
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False)
+    assert text_frame(payload) == expected
