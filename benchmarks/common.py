@@ -81,8 +81,13 @@ def http_ok(url: str) -> bool:
 
 @contextmanager
 def replay_server(
-    recording: Path, *, speed: str, extra: list[str] | None = None
+    recording: Path,
+    *,
+    speed: str,
+    extra: list[str] | None = None,
+    account: tuple[str, str] | None = None,
 ) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
+    """Yields (ws port, control URL, process); the REST URL is rest_url(control URL)."""
     ws, rest, control = free_ports(3)
     argv = [
         sys.executable,
@@ -103,7 +108,18 @@ def replay_server(
         "warning",
         *(extra or []),
     ]
-    with background(argv, {"STORMPROOF_SIM_CONTROL_TOKEN": TOKEN}) as proc:
+    env = {"STORMPROOF_SIM_CONTROL_TOKEN": TOKEN}
+    if account is not None:
+        env.update(STORMPROOF_SIM_API_KEY=account[0], STORMPROOF_SIM_API_SECRET=account[1])
+    with background(argv, env) as proc:
         control_url = f"http://127.0.0.1:{control}"
         wait_for(lambda: http_ok(f"{control_url}/healthz"))
+        _rest_urls[control_url] = f"http://127.0.0.1:{rest}"
         yield ws, control_url, proc
+
+
+_rest_urls: dict[str, str] = {}
+
+
+def rest_url(control_url: str) -> str:
+    return _rest_urls[control_url]

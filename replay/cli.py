@@ -78,9 +78,20 @@ def serve(
     max_stall: Annotated[
         float, typer.Option(help="at max speed, drop a client that stays full for, s")
     ] = 10.0,
+    weight_per_minute: Annotated[int, typer.Option(help="request weight per IP per window")] = 6000,
+    weight_window_s: Annotated[
+        float, typer.Option(help="the weight window, s (Binance: 60; shorter for tests)")
+    ] = 60.0,
+    orders_per_10s: Annotated[int, typer.Option(help="new orders per account per 10 s")] = 100,
+    orders_per_day: Annotated[int, typer.Option(help="new orders per account per day")] = 200_000,
+    ban_base_s: Annotated[
+        float, typer.Option(help="first IP ban after ignored 429s, s (doubles each time)")
+    ] = 120.0,
+    fault_seed: Annotated[int, typer.Option(help="seed of venue faults acting at a rate")] = 0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it."""
+    from replay.exchange.ratelimit import RateLimits
     from replay.server import ReplayServer, ReplayServerConfig, SimAccount
 
     configure_logging(service="replay", level=log_level)
@@ -112,6 +123,14 @@ def serve(
         ping_interval_s=ping_interval,
         ping_timeout_s=ping_timeout,
         max_stall_s=max_stall,
+        rate_limits=RateLimits(
+            weight_per_window=weight_per_minute,
+            weight_window_s=weight_window_s,
+            orders_per_10s=orders_per_10s,
+            orders_per_day=orders_per_day,
+            ban_base_s=ban_base_s,
+        ),
+        fault_seed=fault_seed,
     )
     try:
         server = ReplayServer(config)

@@ -25,7 +25,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.runtime.logging import get_logger
+from replay.exchange.venue_faults import KINDS as VENUE_KINDS
+from replay.exchange.venue_faults import VenueFaultError
 from replay.faults import FaultError
+
+VENUE_ID_OFFSET = 10_000
 
 if TYPE_CHECKING:
     from replay.server import ReplayServer
@@ -96,32 +100,44 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
             body = await request.json()
             if not isinstance(body, dict):
                 raise TypeError("expected an object")
-            allowed = {"kind", "stream", "client", "duration_ms", "count"}
-            unknown = set(body) - allowed
+            if body.get("kind") in VENUE_KINDS:
+                venue_fault = server.add_venue_fault(**body)
+                log.warning("venue_fault_started", **venue_fault.as_dict())
+                return _json(venue_fault.as_dict(), 201)
+            unknown = set(body) - {"kind", "stream", "client", "duration_ms", "count"}
             if unknown:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
             fault = server.feed.add_fault(**body)
-        except (FaultError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (FaultError, VenueFaultError, ValueError, TypeError, json.JSONDecodeError) as exc:
             return _json({"error": str(exc)}, 400)
         log.warning("feed_fault_started", **fault.as_dict())
-        return _json(fault.as_dict(), 201)
+        return _json({**fault.as_dict(), "scope": "feed"}, 201)
 
     async def list_faults(_: web.Request) -> web.Response:
         now = time.time_ns()
         server.feed.faults.expire(now)
-        return _json({"faults": [f.as_dict() for f in server.feed.faults.faults]})
+        server.venue_faults.active(now)
+        feed = [{**f.as_dict(), "scope": "feed"} for f in server.feed.faults.faults]
+        venue = [f.as_dict() for f in server.venue_faults.faults]
+        return _json({"faults": sorted(feed + venue, key=lambda f: f["start_ns"])})
 
     async def end_fault(request: web.Request) -> web.Response:
         try:
-            fault = server.feed.faults.end(int(request.match_info["fault_id"]), time.time_ns())
-        except (FaultError, ValueError) as exc:
+            fault_id = int(request.match_info["fault_id"])
+            book: Any = server.venue_faults if fault_id >= VENUE_ID_OFFSET else server.feed.faults
+            fault = book.end(fault_id, time.time_ns())
+        except (FaultError, VenueFaultError, ValueError) as exc:
             return _json({"error": str(exc)}, 404)
-        log.info("feed_fault_ended", **fault.as_dict())
+        server.apply_venue_state()
+        log.info("fault_ended", **fault.as_dict())
         return _json(fault.as_dict())
 
     async def end_all_faults(_: web.Request) -> web.Response:
-        server.feed.faults.end_all(time.time_ns())
-        return _json({"faults": [f.as_dict() for f in server.feed.faults.faults]})
+        now = time.time_ns()
+        server.feed.faults.end_all(now)
+        server.venue_faults.end_all(now)
+        server.apply_venue_state()
+        return _json({"ended": True})
 
     async def orders(_: web.Request) -> web.Response:
         matching = server.matching

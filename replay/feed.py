@@ -130,6 +130,9 @@ class FeedServer:
         self._next_client = 1
         self.slow_disconnects = 0
         self.connections_total = 0
+        self.private: Any = None
+        """Private endpoints on the same port (the venue's WebSocket API, listen-key streams):
+        an object with claims(path) and async serve(ws, path)."""
         self._subscribed: dict[str, int] = {}
         """How many clients subscribe to each stream (derived streams are built only if > 0)."""
 
@@ -159,6 +162,8 @@ class FeedServer:
         path = urlsplit(request.path).path
         if path in ("/ws", "/stream") or path.startswith("/ws/"):
             return None
+        if self.private is not None and self.private.claims(path):
+            return None
         return Response(404, "Not Found", Headers(), b"unknown endpoint\n")
 
     @staticmethod
@@ -172,6 +177,10 @@ class FeedServer:
         return False, []
 
     async def _handle(self, ws: ServerConnection) -> None:
+        path = urlsplit(ws.request.path if ws.request else "/ws").path
+        if self.private is not None and self.private.claims(path):
+            await self.private.serve(ws, path)
+            return
         combined_mode, streams = self.parse_path(ws.request.path if ws.request else "/ws")
         client = FeedClient(
             self._next_client,

@@ -28,8 +28,12 @@ from engine.runtime.logging import get_logger
 from replay.control import build_control_app
 from replay.derived import DerivedStreams
 from replay.exchange.matching import MatchingEngine
+from replay.exchange.ratelimit import RateLimiter, RateLimits
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
+from replay.exchange.userdata import UserDataHub
+from replay.exchange.venue_faults import VenueFault, VenueFaultBook
+from replay.exchange.wsapi import PrivateStreams
 from replay.feed import FeedServer
 from replay.messages import (
     TIME_KEYS_BY_KIND,
@@ -71,6 +75,8 @@ class ReplayServerConfig:
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 60.0
     max_stall_s: float = 10.0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    fault_seed: int = 0
     symbols: list[str] | None = None
     """Symbols to list; default: those found in the first records of the recording."""
 
@@ -99,7 +105,34 @@ class ReplayServer:
         if not symbols:
             raise ValueError("no Binance streams found in the recording")
         self.symbols = symbols
-        self.exchange_info = ExchangeInfo(symbols, config.exchange_info_path)
+        limits = config.rate_limits
+        self.exchange_info = ExchangeInfo(
+            symbols,
+            config.exchange_info_path,
+            rate_limits=[
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    **(
+                        {"interval": "MINUTE", "intervalNum": 1}
+                        if limits.weight_window_s == 60
+                        else {"interval": "SECOND", "intervalNum": int(limits.weight_window_s)}
+                    ),
+                    "limit": limits.weight_per_window,
+                },
+                {
+                    "rateLimitType": "ORDERS",
+                    "interval": "SECOND",
+                    "intervalNum": 10,
+                    "limit": limits.orders_per_10s,
+                },
+                {
+                    "rateLimitType": "ORDERS",
+                    "interval": "DAY",
+                    "intervalNum": 1,
+                    "limit": limits.orders_per_day,
+                },
+            ],
+        )
         self.matching = MatchingEngine(
             self.exchange_info.rules,
             clock_ms=lambda: time.time_ns() // 1_000_000,
@@ -124,12 +157,27 @@ class ReplayServer:
         self.derived = DerivedStreams()
         self.pacing = PacingStats()
         self._seek_to: int | None = None
+        secrets_by_key = {a.api_key: a.api_secret for a in config.accounts}
+        self.limiter = RateLimiter(limits)
+        self.venue_faults = VenueFaultBook(seed=config.fault_seed)
+        self.hub = UserDataHub(self.matching)
         self.api = SimulatorApi(
             matching=self.matching,
             exchange_info=self.exchange_info,
             market=self.market,
-            secrets_by_key={a.api_key: a.api_secret for a in config.accounts},
+            secrets_by_key=secrets_by_key,
+            hub=self.hub,
+            limiter=self.limiter,
+            faults=self.venue_faults,
         )
+        self.private = PrivateStreams(
+            matching=self.matching,
+            hub=self.hub,
+            limiter=self.limiter,
+            secrets_by_key=secrets_by_key,
+        )
+        self.feed.private = self.private
+        self._user_stream_dropped = False
         self.pacer = Pacer(config.speed)
         if config.start_paused:
             self.pacer.paused = True
@@ -178,6 +226,32 @@ class ReplayServer:
             self.state = "running"
             self._seek_pending.set()
 
+    def add_venue_fault(self, **request: Any) -> VenueFault:
+        fault = self.venue_faults.add(now_ns=time.time_ns(), **request)
+        self.apply_venue_state()
+        return fault
+
+    def apply_venue_state(self) -> None:
+        """Faults that change the venue's state rather than single requests."""
+        now = time.time_ns()
+        partial = self.venue_faults.active_of("partial_fills", now)
+        self.matching.fill_cap = Decimal(str(partial.params["fraction"])) if partial else None
+        delay = self.venue_faults.active_of("user_stream_delay", now)
+        self.hub.delay_ms = float(delay.params["delay_ms"]) if delay else 0.0
+        drop = self.venue_faults.active_of("user_stream_drop", now)
+        self.hub.paused = drop is not None
+        if drop is not None and not self._user_stream_dropped:
+            drop.applied += self.private.drop_all()
+        self._user_stream_dropped = drop is not None
+
+    async def housekeeping(self) -> None:
+        """Time-driven venue state: delayed user events, fault expiry (also while paused)."""
+        while True:
+            await asyncio.sleep(0.02)
+            self.hub.release_delayed()
+            self.apply_venue_state()
+            self.feed.tick()
+
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
@@ -198,6 +272,8 @@ class ReplayServer:
                 for s, sync in self.market.syncs.items()
             },
             "orders": len(self.matching.orders),
+            "user_stream_subscribers": len(self.hub.subscriber_ids()),
+            "rest_requests": self.api.requests,
             "fills": len(self.matching.fills),
             "symbols": self.symbols,
             "exchange_info_source": self.exchange_info.source,
@@ -363,16 +439,17 @@ class ReplayServer:
     async def run_forever(self, stop: asyncio.Event) -> None:
         await self.start()
         replay = asyncio.create_task(self.replay(), name="replay-loop")
+        chores = asyncio.create_task(self.housekeeping(), name="housekeeping")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait([stopper, replay], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stopper, replay, chores], return_when=asyncio.FIRST_COMPLETED)
             if replay.done() and not replay.cancelled() and replay.exception() is not None:
                 raise replay.exception()  # type: ignore[misc]
             if not stopper.done():
                 await stopper  # recording finished: keep serving until told to stop
         finally:
-            for task in (replay, stopper):
+            for task in (replay, chores, stopper):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(replay, stopper, return_exceptions=True)
+                await asyncio.gather(replay, chores, stopper, return_exceptions=True)
             await self.stop()

@@ -21,6 +21,17 @@ def binance_api_urls(rest_url: str) -> dict[str, str]:
     return urls
 
 
+CCXT_BINANCE_WEIGHT_PER_COST = 5
+"""ccxt prices Binance endpoints in cost units of 5 request weight (a weight-1 call costs 0.2)."""
+
+
+def ccxt_rate_limit_ms(venue: VenueConfig) -> float:
+    """ccxt's `rateLimit` (ms per cost unit) that keeps us at max_weight_usage of the venue's
+    weight budget: 6000 weight/min at 70% gives 71.4 ms per cost unit, 4200 weight/min."""
+    weight_per_ms = venue.request_weight_per_minute * venue.max_weight_usage / 60_000
+    return CCXT_BINANCE_WEIGHT_PER_COST / weight_per_ms
+
+
 def make_binance(venue: VenueConfig, secrets: Secrets, **options: Any) -> Any:
     exchange = ccxt.binance(
         {
@@ -32,7 +43,7 @@ def make_binance(venue: VenueConfig, secrets: Secrets, **options: Any) -> Any:
             "enableRateLimit": True,
             "rateLimiterAlgorithm": "rollingWindow",
             "rollingWindowSize": 60_000,
-            "rateLimit": 60_000 / (venue.request_weight_per_minute * venue.max_weight_usage),
+            "rateLimit": ccxt_rate_limit_ms(venue),
             "timeout": venue.request_timeout_ms,
             "options": {
                 "defaultType": "spot",

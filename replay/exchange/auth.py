@@ -20,7 +20,7 @@ _SIGNATURE = re.compile(r"(^|&)signature=([^&]*)")
 
 
 def sign(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), payload.encode(), hashlib.sha256).hex()
 
 
 def split_signature(raw: str) -> tuple[str, str | None]:

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
@@ -105,7 +105,9 @@ class SimOrder:
         return self.status in (Status.NEW, Status.PARTIALLY_FILLED)
 
 
-OrderListener = Callable[[SimOrder, SimFill | None], None]
+OrderListener = Callable[[SimOrder, str, SimFill | None], None]
+"""Called with the order's state right after each event: NEW, TRADE (with the fill), CANCELED,
+EXPIRED, as Binance's executionReport `x` (execution type) reports them."""
 
 
 def _d(value: float) -> Decimal:
@@ -138,6 +140,9 @@ class MatchingEngine:
         self._next_order_id = 1
         self._next_trade_id = 1
         self.listeners: list[OrderListener] = []
+        self.fill_cap: Decimal | None = None
+        """Partial-fill-only mode (a venue fault): no order fills beyond this share of its
+        quantity while set."""
 
     # --- setup ------------------------------------------------------------------------------ -
 
@@ -200,7 +205,7 @@ class MatchingEngine:
                 order.queue_ahead = Decimal(0)
             else:
                 fillable = available
-            qty_fill = min(order.remaining, fillable)
+            qty_fill = self.fillable(order, min(order.remaining, fillable))
             if qty_fill <= 0:
                 continue
             self._fill(order, order.price, qty_fill, is_maker=True)
@@ -250,6 +255,7 @@ class MatchingEngine:
         else:
             self._validate_limit(order, rules, mid)
             plan = self._plan_limit(order, book)
+        plan = self._trim(order, plan)
         self._reserve(order, account, rules, plan)
         self._next_order_id += 1
         self.orders[order.order_id] = order
@@ -259,10 +265,10 @@ class MatchingEngine:
             if self.orders[oldest_id].is_open:
                 break
             del ids[oldest]
+        self._notify(order, "NEW", None)
         for fill_price, fill_qty in plan:
-            self._fill(order, fill_price, fill_qty, is_maker=False, notify=False)
+            self._fill(order, fill_price, fill_qty, is_maker=False)
         self._finish_placement(order, book)
-        self._notify(order, None)
         return order
 
     def _validate_market(self, order: SimOrder, rules: SymbolRules, book: OrderBook | None) -> None:
@@ -291,15 +297,15 @@ class MatchingEngine:
         rules.check_notional(order.price * order.orig_qty, is_market=False)
         rules.check_percent_price(order.price, _d(mid) if mid else None)
 
-    def _levels(self, symbol: str, book: OrderBook, side: str) -> list[tuple[Decimal, Decimal]]:
-        """Levels a taker on `side` can take, best first, net of liquidity we already took."""
+    def _levels(self, symbol: str, book: OrderBook, side: str) -> Iterator[tuple[Decimal, Decimal]]:
+        """Levels a taker on `side` can take, best first, net of liquidity we already took.
+        Lazy: a resting order looks at one level, not the whole book."""
         book_side, name = (book.asks, "asks") if side == "BUY" else (book.bids, "bids")
-        out = []
+        consumed = self._consumed
         for price, qty in book_side.levels():
-            left = qty - self._consumed.get((symbol, name, price), 0.0)
+            left = qty - consumed.get((symbol, name, price), 0.0) if consumed else qty
             if left > 1e-12:
-                out.append((_d(price), _d(left)))
-        return out
+                yield _d(price), _d(left)
 
     def _plan_market(
         self, order: SimOrder, rules: SymbolRules, book: OrderBook
@@ -382,6 +388,9 @@ class MatchingEngine:
             order.status = Status.FILLED
         elif order.type == "MARKET" or order.time_in_force in ("IOC", "FOK"):
             order.status = Status.EXPIRED
+            self._release(order)
+            self._notify(order, "EXPIRED", None)
+            return
         else:
             order.status = Status.PARTIALLY_FILLED if order.executed_qty > 0 else Status.NEW
             order.working_time_ms = order.time_ms
@@ -402,7 +411,7 @@ class MatchingEngine:
         order.update_ms = self.clock_ms()
         self.open[symbol].remove(order.order_id)
         self._release(order)
-        self._notify(order, None)
+        self._notify(order, "CANCELED", None)
         return order
 
     def query(
@@ -453,15 +462,15 @@ class MatchingEngine:
                 crosses = price <= order.price if order.side == "BUY" else price >= order.price
                 if not crosses or not order.is_open:
                     break
-                take = min(order.remaining, qty)
+                take = self.fillable(order, min(order.remaining, qty))
+                if take <= 0:
+                    break
                 name = "asks" if order.side == "BUY" else "bids"
                 key = (symbol, name, float(price))
                 self._consumed[key] = self._consumed.get(key, 0.0) + float(take)
                 self._fill(order, order.price, take, is_maker=True)
 
-    def _fill(
-        self, order: SimOrder, price: Decimal, qty: Decimal, *, is_maker: bool, notify: bool = True
-    ) -> None:
+    def _fill(self, order: SimOrder, price: Decimal, qty: Decimal, *, is_maker: bool) -> None:
         rules = self.rules[order.symbol]
         account = self.accounts[order.api_key]
         book = self.books.get(order.symbol)
@@ -507,15 +516,14 @@ class MatchingEngine:
         order.update_ms = now
         order.fills.append(fill)
         self.fills.append(fill)
-        if notify:
-            if order.executed_qty >= order.orig_qty:
-                order.status = Status.FILLED
-                if order.order_id in self.open[order.symbol]:
-                    self.open[order.symbol].remove(order.order_id)
-                self._release(order)
-            else:
-                order.status = Status.PARTIALLY_FILLED
-            self._notify(order, fill)
+        if order.executed_qty >= order.orig_qty:
+            order.status = Status.FILLED
+            if order.order_id in self.open[order.symbol]:
+                self.open[order.symbol].remove(order.order_id)
+            self._release(order)
+        else:
+            order.status = Status.PARTIALLY_FILLED
+        self._notify(order, "TRADE", fill)
 
     def _release(self, order: SimOrder) -> None:
         if order.locked <= 0:
@@ -528,6 +536,29 @@ class MatchingEngine:
         balance.free += order.locked
         order.locked = Decimal(0)
 
-    def _notify(self, order: SimOrder, fill: SimFill | None) -> None:
+    def _notify(self, order: SimOrder, execution_type: str, fill: SimFill | None) -> None:
         for listener in self.listeners:
-            listener(order, fill)
+            listener(order, execution_type, fill)
+
+    def _trim(
+        self, order: SimOrder, plan: list[tuple[Decimal, Decimal]]
+    ) -> list[tuple[Decimal, Decimal]]:
+        if self.fill_cap is None:
+            return plan
+        allowed = self.fillable(order, sum((q for _, q in plan), Decimal(0)))
+        trimmed = []
+        for price, qty in plan:
+            take = min(qty, allowed)
+            if take <= 0:
+                break
+            trimmed.append((price, take))
+            allowed -= take
+        return trimmed
+
+    def fillable(self, order: SimOrder, wanted: Decimal) -> Decimal:
+        """How much of `wanted` the order may still fill (partial-fill-only mode caps it)."""
+        if self.fill_cap is None:
+            return wanted
+        step = self.rules[order.symbol].step_size or EIGHT
+        allowed = (order.orig_qty * self.fill_cap).quantize(step, rounding=ROUND_DOWN)
+        return max(Decimal(0), min(wanted, allowed - order.executed_qty))

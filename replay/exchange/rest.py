@@ -1,18 +1,25 @@
-"""Binance spot REST on aiohttp: the subset our engine and ccxt use, with Binance's errors.
+"""Binance spot REST on aiohttp: the subset our engine and ccxt use, with Binance's errors,
+rate limits and the venue faults Toxiproxy cannot produce.
 
 Public: ping, time, exchangeInfo, depth. Signed (HMAC-SHA256): order (POST/GET/DELETE),
-openOrders, allOrders, myTrades, account. Every response carries X-MBX-USED-WEIGHT-1M.
+openOrders, allOrders, myTrades, account. API key only: userDataStream (POST/PUT/DELETE, the
+listen-key user data stream). Every response carries X-MBX-USED-WEIGHT-1M; order responses
+carry X-MBX-ORDER-COUNT-10S and -1D.
+
+Order of checks for each request: venue-fault latency, maintenance and bans (the venue is not
+serving), rate limits (429 / 418 with Retry-After), the other venue faults, then the request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+import msgspec
 from aiohttp import web
 
 from engine.core.book import OrderBook
@@ -27,20 +34,28 @@ from replay.exchange.formats import (
     trade_json,
 )
 from replay.exchange.matching import MatchingEngine
+from replay.exchange.ratelimit import RateLimiter, RateLimits, Verdict
 from replay.exchange.symbols import ExchangeInfo
+from replay.exchange.userdata import UserDataHub
+from replay.exchange.venue_faults import Plan, VenueFaultBook
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
 _DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
 _DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
-WEIGHTS = {
-    "ping": 1,
-    "time": 1,
-    "exchangeInfo": 20,
-    "order": 1,
-    "openOrders": 6,
-    "allOrders": 20,
-    "myTrades": 20,
-    "account": 20,
+WEIGHTS = {  # Binance spot request weights
+    ("GET", "ping"): 1,
+    ("GET", "time"): 1,
+    ("GET", "exchangeInfo"): 20,
+    ("POST", "order"): 1,
+    ("GET", "order"): 4,
+    ("DELETE", "order"): 1,
+    ("GET", "openOrders"): 6,
+    ("GET", "allOrders"): 20,
+    ("GET", "myTrades"): 20,
+    ("GET", "account"): 20,
+    ("POST", "userDataStream"): 2,
+    ("PUT", "userDataStream"): 2,
+    ("DELETE", "userDataStream"): 2,
 }
 
 
@@ -54,19 +69,23 @@ def depth_weight(limit: int) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
-class WeightMeter:
-    """Request weight used per client IP in the current minute (reported as Binance does)."""
+def request_weight(method: str, path: str, query: Any) -> int:
+    name = path.rsplit("/", 1)[-1]
+    if name == "depth":
+        raw = query.get("limit", "100")
+        return depth_weight(int(raw) if raw.isdigit() else 100)
+    if name == "openOrders" and not query.get("symbol"):
+        return 80
+    return WEIGHTS.get((method, name), 1)
 
-    def __init__(self) -> None:
-        self._used: dict[str, deque[tuple[float, int]]] = {}
 
-    def add(self, ip: str, weight: int, now_s: float) -> int:
-        window = self._used.setdefault(ip, deque())
-        minute = now_s - now_s % 60
-        while window and window[0][0] < minute:
-            window.popleft()
-        window.append((now_s, weight))
-        return sum(w for _, w in window)
+_encode = msgspec.json.Encoder().encode
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=_encode(data), status=status, content_type="application/json", headers=headers
+    )
 
 
 def _decimal(params: dict[str, str], name: str, *, required: bool) -> Decimal | None:
@@ -92,6 +111,76 @@ def _int(params: dict[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def new_order_args(params: dict[str, str], matching: MatchingEngine) -> dict[str, Any]:
+    """Validate new-order parameters as Binance does (REST and WebSocket API alike)."""
+    symbol = params.get("symbol", "").upper()
+    if not symbol:
+        raise errors.mandatory("symbol")
+    matching.rules_for(symbol)
+    side = params.get("side", "").upper()
+    if side not in ("BUY", "SELL"):
+        raise errors.mandatory("side") if not side else BinanceError(-1117, "Invalid side.")
+    order_type = params.get("type", "").upper()
+    if order_type not in ("LIMIT", "MARKET", "LIMIT_MAKER"):
+        raise (
+            errors.mandatory("type")
+            if not order_type
+            else BinanceError(-1116, "Invalid orderType.")
+        )
+    client_id = params.get("newClientOrderId") or f"sim-{matching._next_order_id}"
+    if not _CLIENT_ID.match(client_id):
+        raise BinanceError(
+            -1100,
+            "Illegal characters found in parameter 'newClientOrderId';"
+            " legal range is '^[a-zA-Z0-9-_]{1,36}$'.",
+        )
+    resp_type = params.get("newOrderRespType", "FULL").upper()
+    if resp_type not in ("ACK", "RESULT", "FULL"):
+        raise BinanceError(-1177, "Invalid newOrderRespType.")
+    quantity = _decimal(params, "quantity", required=False)
+    quote_qty = _decimal(params, "quoteOrderQty", required=False)
+    price = _decimal(params, "price", required=order_type != "MARKET")
+    tif = params.get("timeInForce")
+    if order_type == "LIMIT" and not tif:
+        raise errors.mandatory("timeInForce")
+    if order_type != "MARKET" and quantity is None:
+        raise errors.mandatory("quantity")
+    if order_type == "MARKET" and quantity is None and quote_qty is None:
+        raise BinanceError(
+            -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
+        )
+    return {
+        "symbol": symbol,
+        "side": side,
+        "order_type": order_type,
+        "quantity": quantity,
+        "quote_order_qty": quote_qty,
+        "price": price,
+        "time_in_force": tif,
+        "client_order_id": client_id,
+        "resp_type": resp_type,
+    }
+
+
+def order_ref(params: dict[str, str]) -> tuple[int | None, str | None]:
+    order_id = _int(params, "orderId")
+    client_id = params.get("origClientOrderId") or None
+    if order_id is None and client_id is None:
+        raise BinanceError(
+            -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+        )
+    return order_id, client_id
+
+
+def _refusal(verdict: Verdict | Plan) -> web.Response:
+    headers = dict(getattr(verdict, "headers", {}) or {})
+    if verdict.retry_after_s:
+        headers["Retry-After"] = str(verdict.retry_after_s)
+    if not verdict.code:  # not the venue speaking: a plain-text gateway error
+        return web.Response(text=verdict.msg, status=verdict.status, headers=headers)
+    return _json({"code": verdict.code, "msg": verdict.msg}, verdict.status, headers)
+
+
 class SimulatorApi:
     def __init__(
         self,
@@ -100,18 +189,24 @@ class SimulatorApi:
         exchange_info: ExchangeInfo,
         market: MarketView,
         secrets_by_key: dict[str, str],
+        hub: UserDataHub | None = None,
+        limiter: RateLimiter | None = None,
+        faults: VenueFaultBook | None = None,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.matching = matching
         self.info = exchange_info
         self.market = market
         self.secrets = secrets_by_key
+        self.hub = hub or UserDataHub(matching)
+        self.limiter = limiter or RateLimiter(RateLimits())
+        self.faults = faults or VenueFaultBook()
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        self.weights = WeightMeter()
         self.requests = 0
+        self.held = 0
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
+        app = web.Application(middlewares=[self._venue])
         routes = [
             ("GET", "/api/v3/ping", self.ping),
             ("GET", "/api/v3/time", self.time),
@@ -124,44 +219,72 @@ class SimulatorApi:
             ("GET", "/api/v3/allOrders", self.all_orders),
             ("GET", "/api/v3/myTrades", self.my_trades),
             ("GET", "/api/v3/account", self.account),
+            ("POST", "/api/v3/userDataStream", self.new_listen_key),
+            ("PUT", "/api/v3/userDataStream", self.keepalive_listen_key),
+            ("DELETE", "/api/v3/userDataStream", self.close_listen_key),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
         return app
 
-    # --- plumbing -----------------------------------------------------------------------------
+    # --- the venue around every request -------------------------------------------------------
 
     @web.middleware
-    async def _errors(
+    async def _venue(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         self.requests += 1
-        name = request.path.rsplit("/", 1)[-1]
-        weight = WEIGHTS.get(name, 1)
-        if name == "depth":
-            weight = depth_weight(
-                int(request.query.get("limit", "100") or 100)
-                if request.query.get("limit", "100").isdigit()
-                else 100
-            )
-        used = self.weights.add(request.remote or "?", weight, time.monotonic())
-        try:
-            response = await handler(request)
-        except BinanceError as exc:
-            response = web.json_response(exc.body(), status=exc.status)
-        except web.HTTPException as exc:
-            if exc.status == 404:
-                response = web.json_response(
-                    {"code": -1000, "msg": "Unknown endpoint."}, status=404
-                )
-            elif exc.status == 405:
-                response = web.json_response(
-                    {"code": -1000, "msg": "Method not allowed."}, status=405
-                )
-            else:
-                raise
-        response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        method, path = request.method, request.path
+        is_new_order = method == "POST" and path == "/api/v3/order"
+        plan = self.faults.plan(method, path, time.time_ns(), is_new_order=is_new_order)
+        if plan.delay_s:
+            await asyncio.sleep(plan.delay_s)
+        if plan.status in (503, 418) and not plan.process_first and plan.code in (1, -1003):
+            return _refusal(plan)  # maintenance or a ban: nothing is counted or served
+        ip = request.remote or "?"
+        now = time.monotonic()
+        verdict = self.limiter.check(ip, request_weight(method, path, request.query), now)
+        if verdict.status != 200:
+            return _refusal(verdict)
+        headers = dict(verdict.headers)
+        if is_new_order:
+            account = request.headers.get("X-MBX-APIKEY", "")
+            counted = self.limiter.check_order(account, now)
+            headers.update(counted.headers)
+            if counted.status != 200:
+                return _refusal(counted)
+        if plan.hold_s and not plan.process_first:
+            return await self._hold_and_cut(request, plan.hold_s)
+        if plan.status and not plan.process_first:
+            return _refusal(plan)
+        response = await self._serve(request, handler)
+        if plan.hold_s:
+            return await self._hold_and_cut(request, plan.hold_s)
+        if plan.status:
+            return _refusal(plan)
+        response.headers.update(headers)
         return response
+
+    async def _serve(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BinanceError as exc:
+            return _json(exc.body(), exc.status)
+        except web.HTTPException as exc:
+            if exc.status in (404, 405):
+                message = "Unknown endpoint." if exc.status == 404 else "Method not allowed."
+                return _json({"code": -1000, "msg": message}, exc.status)
+            raise
+
+    async def _hold_and_cut(self, request: web.Request, hold_s: float) -> web.StreamResponse:
+        """The request never gets an answer: hold the connection, then cut it."""
+        self.held += 1
+        await asyncio.sleep(hold_s)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=504)
 
     async def _signed(self, request: web.Request) -> dict[str, str]:
         body = ""
@@ -174,6 +297,14 @@ class SimulatorApi:
             api_key=request.headers.get("X-MBX-APIKEY"),
             now_ms=self.clock_ms(),
         )
+
+    def _api_key_only(self, request: web.Request) -> str:
+        api_key = request.headers.get("X-MBX-APIKEY")
+        if not api_key:
+            raise errors.BAD_API_KEY_FORMAT
+        if api_key not in self.secrets:
+            raise errors.INVALID_API_KEY
+        return api_key
 
     def _symbol(self, params: dict[str, str] | Any, *, required: bool = True) -> str | None:
         symbol = params.get("symbol")
@@ -188,16 +319,16 @@ class SimulatorApi:
     # --- public -------------------------------------------------------------------------------
 
     async def ping(self, _: web.Request) -> web.Response:
-        return web.json_response({})
+        return _json({})
 
     async def time(self, _: web.Request) -> web.Response:
-        return web.json_response({"serverTime": self.clock_ms()})
+        return _json({"serverTime": self.clock_ms()})
 
     async def exchange_info(self, request: web.Request) -> web.Response:
         only = None
         if "symbol" in request.query:
             only = [self._symbol(request.query) or ""]
-        return web.json_response(self.info.response(self.clock_ms(), only))
+        return _json(self.info.response(self.clock_ms(), only))
 
     async def depth(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request.query) or ""
@@ -212,7 +343,7 @@ class SimulatorApi:
             raise BinanceError(
                 -1001, "Internal error; unable to process your request. Please try again.", 503
             )
-        return web.json_response(
+        return _json(
             {
                 "lastUpdateId": book.update_id,
                 "bids": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.bids.top(limit)],
@@ -224,85 +355,34 @@ class SimulatorApi:
 
     async def new_order(self, request: web.Request) -> web.Response:
         params = await self._signed(request)
-        symbol = self._symbol(params) or ""
-        side = params.get("side", "").upper()
-        if side not in ("BUY", "SELL"):
-            raise errors.mandatory("side") if not side else BinanceError(-1117, "Invalid side.")
-        order_type = params.get("type", "").upper()
-        if order_type not in ("LIMIT", "MARKET", "LIMIT_MAKER"):
-            raise (
-                errors.mandatory("type")
-                if not order_type
-                else BinanceError(-1116, "Invalid orderType.")
-            )
-        client_id = params.get("newClientOrderId") or f"sim-{self.matching._next_order_id}"
-        if not _CLIENT_ID.match(client_id):
-            raise BinanceError(
-                -1100,
-                "Illegal characters found in parameter 'newClientOrderId';"
-                " legal range is '^[a-zA-Z0-9-_]{1,36}$'.",
-            )
-        resp_type = params.get("newOrderRespType", "FULL").upper()
-        if resp_type not in ("ACK", "RESULT", "FULL"):
-            raise BinanceError(-1177, "Invalid newOrderRespType.")
-        quantity = _decimal(params, "quantity", required=False)
-        quote_qty = _decimal(params, "quoteOrderQty", required=False)
-        price = _decimal(params, "price", required=order_type != "MARKET")
-        tif = params.get("timeInForce")
-        if order_type == "LIMIT" and not tif:
-            raise errors.mandatory("timeInForce")
-        if order_type != "MARKET" and quantity is None:
-            raise errors.mandatory("quantity")
-        if order_type == "MARKET" and quantity is None and quote_qty is None:
-            raise BinanceError(
-                -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
-            )
-        order = self.matching.place(
-            request.headers["X-MBX-APIKEY"],
-            symbol=symbol,
-            side=side,
-            order_type=order_type,
-            quantity=quantity,
-            quote_order_qty=quote_qty,
-            price=price,
-            time_in_force=tif,
-            client_order_id=client_id,
-        )
-        return web.json_response(new_order_json(order, resp_type))
-
-    def _order_ref(self, params: dict[str, str]) -> tuple[int | None, str | None]:
-        order_id = _int(params, "orderId")
-        client_id = params.get("origClientOrderId") or None
-        if order_id is None and client_id is None:
-            raise BinanceError(
-                -1102,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            )
-        return order_id, client_id
+        args = new_order_args(params, self.matching)
+        resp_type = args.pop("resp_type")
+        order = self.matching.place(request.headers["X-MBX-APIKEY"], **args)
+        return _json(new_order_json(order, resp_type))
 
     async def query_order(self, request: web.Request) -> web.Response:
         params = await self._signed(request)
         symbol = self._symbol(params) or ""
-        order_id, client_id = self._order_ref(params)
+        order_id, client_id = order_ref(params)
         order = self.matching.query(
             request.headers["X-MBX-APIKEY"], symbol, order_id=order_id, client_order_id=client_id
         )
-        return web.json_response(order_json(order))
+        return _json(order_json(order))
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         params = await self._signed(request)
         symbol = self._symbol(params) or ""
-        order_id, client_id = self._order_ref(params)
+        order_id, client_id = order_ref(params)
         order = self.matching.cancel(
             request.headers["X-MBX-APIKEY"], symbol, order_id=order_id, client_order_id=client_id
         )
-        return web.json_response(cancel_json(order, client_id))
+        return _json(cancel_json(order, client_id))
 
     async def open_orders(self, request: web.Request) -> web.Response:
         params = await self._signed(request)
         symbol = self._symbol(params, required=False)
         orders = self.matching.open_orders(request.headers["X-MBX-APIKEY"], symbol)
-        return web.json_response([order_json(o) for o in orders])
+        return _json([order_json(o) for o in orders])
 
     async def all_orders(self, request: web.Request) -> web.Response:
         params = await self._signed(request)
@@ -317,7 +397,7 @@ class SimulatorApi:
             and o.symbol == symbol
             and (from_id is None or o.order_id >= from_id)
         ]
-        return web.json_response([order_json(o) for o in orders[:limit]])
+        return _json([order_json(o) for o in orders[:limit]])
 
     async def my_trades(self, request: web.Request) -> web.Response:
         params = await self._signed(request)
@@ -334,12 +414,12 @@ class SimulatorApi:
             and (order_id is None or f.order_id == order_id)
             and (from_id is None or f.trade_id >= from_id)
         ]
-        return web.json_response([trade_json(f) for f in fills[:limit]])
+        return _json([trade_json(f) for f in fills[:limit]])
 
     async def account(self, request: web.Request) -> web.Response:
         await self._signed(request)
         account = self.matching.accounts[request.headers["X-MBX-APIKEY"]]
-        return web.json_response(
+        return _json(
             account_json(
                 account,
                 maker_fee=self.matching.maker_fee,
@@ -347,3 +427,32 @@ class SimulatorApi:
                 now_ms=self.clock_ms(),
             )
         )
+
+    # --- listen keys (API key, no signature) ----------------------------------------------------
+
+    async def new_listen_key(self, request: web.Request) -> web.Response:
+        api_key = self._api_key_only(request)
+        return _json({"listenKey": self.hub.new_listen_key(api_key, time.time())})
+
+    async def _listen_key_param(self, request: web.Request) -> str:
+        key = request.query.get("listenKey")
+        if not key and request.can_read_body:
+            body = (await request.read()).decode("utf-8", "replace")
+            key = dict(p.split("=", 1) for p in body.split("&") if "=" in p).get("listenKey")
+        if not key:
+            raise errors.mandatory("listenKey")
+        return key
+
+    async def keepalive_listen_key(self, request: web.Request) -> web.Response:
+        api_key = self._api_key_only(request)
+        key = await self._listen_key_param(request)
+        if not self.hub.keepalive(key, api_key, time.time()):
+            raise BinanceError(-1125, "This listenKey does not exist.")
+        return _json({})
+
+    async def close_listen_key(self, request: web.Request) -> web.Response:
+        api_key = self._api_key_only(request)
+        key = await self._listen_key_param(request)
+        if not self.hub.close_listen_key(key, api_key):
+            raise BinanceError(-1125, "This listenKey does not exist.")
+        return _json({})

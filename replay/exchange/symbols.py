@@ -163,20 +163,26 @@ class SymbolRules:
 
 
 class ExchangeInfo:
-    def __init__(self, symbols: list[str], source: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        source: str | Path | None = None,
+        rate_limits: list[dict[str, Any]] | None = None,
+    ) -> None:
         wanted = [s.upper() for s in symbols]
         entries: dict[str, dict[str, Any]] = {}
-        rate_limits = DEFAULT_RATE_LIMITS
+        served_limits = rate_limits
         self.source = "built-in table"
         if source is not None and Path(source).exists():
             data = json.loads(Path(source).read_text())
             by_symbol = {e["symbol"]: e for e in data.get("symbols", [])}
             entries = {s: by_symbol[s] for s in wanted if s in by_symbol}
-            rate_limits = data.get("rateLimits", rate_limits)
+            served_limits = served_limits or data.get("rateLimits")
             self.source = str(source)
         for symbol in wanted:
             entries.setdefault(symbol, _builtin_symbol(symbol))
-        self.rate_limits: list[dict[str, Any]] = rate_limits
+        self.rate_limits: list[dict[str, Any]] = served_limits or DEFAULT_RATE_LIMITS
+        """What the venue enforces (passed in), else the file's, else Binance's current."""
         self.rules = {s: SymbolRules.from_exchange_info(e) for s, e in entries.items()}
 
     def response(self, server_time_ms: int, only: list[str] | None = None) -> dict[str, Any]:

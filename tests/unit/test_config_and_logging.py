@@ -73,3 +73,12 @@ def test_log_lines_are_json_with_correlation_and_without_secrets() -> None:
     assert line["correlation_id"] == "c-1"
     assert line["api_secret"] == "***"
     assert "super-secret-value" not in out.getvalue()
+
+
+def test_ccxt_rate_limit_keeps_70_percent_of_the_venue_weight() -> None:
+    from engine.execution.venue import CCXT_BINANCE_WEIGHT_PER_COST, ccxt_rate_limit_ms
+
+    venue = parse_config(MINIMAL).venue
+    ms_per_cost = ccxt_rate_limit_ms(venue)
+    weight_per_minute = 60_000 / ms_per_cost * CCXT_BINANCE_WEIGHT_PER_COST
+    assert weight_per_minute == pytest.approx(0.7 * 6000)

@@ -247,3 +247,41 @@ def test_same_order_flow_gives_the_same_result() -> None:
         return [(f.trade_id, str(f.price), str(f.qty)) for f in m.fills]
 
     assert run() == run()
+
+
+def test_events_follow_binance_execution_types() -> None:
+    m, _ = engine()
+    events: list[tuple[str, str, str]] = []
+    m.listeners.append(
+        lambda o, kind, fill: events.append((kind, o.status.value, str(o.executed_qty)))
+    )
+    place(m, quantity=Decimal("1.5"))
+    assert events == [
+        ("NEW", "NEW", "0"),
+        ("TRADE", "PARTIALLY_FILLED", "1.0"),
+        ("TRADE", "FILLED", "1.5"),
+    ]
+    events.clear()
+    place(m, quantity=Decimal("9"))  # more than the book holds
+    assert [e[0] for e in events] == ["NEW", "TRADE", "TRADE", "EXPIRED"]
+    events.clear()
+    resting = place(
+        m, order_type="LIMIT", price=Decimal("90"), quantity=Decimal("1"), time_in_force="GTC"
+    )
+    m.cancel(KEY, "BTCUSDT", order_id=resting.order_id, client_order_id=None)
+    assert events == [("NEW", "NEW", "0"), ("CANCELED", "CANCELED", "0")]
+
+
+def test_partial_fill_only_mode_caps_every_order() -> None:
+    m, _ = engine()
+    m.fill_cap = Decimal("0.5")
+    market = place(m, quantity=Decimal("2"))
+    assert market.executed_qty == Decimal("1.0") and market.status is Status.EXPIRED
+    resting = place(
+        m, order_type="LIMIT", price=Decimal("100"), quantity=Decimal("1"), time_in_force="GTC"
+    )
+    m.on_trade("BTCUSDT", 99.0, 5.0, buyer_is_maker=True)
+    assert resting.executed_qty == Decimal("0.5") and resting.status is Status.PARTIALLY_FILLED
+    m.fill_cap = None
+    m.on_trade("BTCUSDT", 99.0, 5.0, buyer_is_maker=True)
+    assert resting.status is Status.FILLED

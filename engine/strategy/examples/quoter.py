@@ -20,6 +20,8 @@ class QuoterParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tick_size: Decimal = Decimal("0.01")
     requote_ticks: int = 50
     max_quote_age_ms: int = 10_000
+    min_quote_interval_ms: int = 1_000
+    """At most one new quote per side per interval: the venue counts every order."""
 
 
 class _Working(msgspec.Struct, kw_only=True):
@@ -38,6 +40,7 @@ class MakerQuoter(Strategy):
         super().__init__(ctx, params)
         self.params: QuoterParams = params
         self._working: dict[tuple[str, Side], _Working] = {}
+        self._last_quote_ns: dict[tuple[str, Side], int] = {}
 
     def on_book(self, book: BookTop) -> None:
         if not book.bids or not book.asks:
@@ -55,6 +58,9 @@ class MakerQuoter(Strategy):
                     working.cancel_sent = True
                     self.ctx.cancel(book.symbol, working.intent_id)
                 continue
+            last = self._last_quote_ns.get((book.symbol, side))
+            if last is not None and now - last < self.params.min_quote_interval_ms * 1_000_000:
+                continue
             after = position + (
                 self.params.order_qty if side is Side.BUY else -self.params.order_qty
             )
@@ -70,6 +76,7 @@ class MakerQuoter(Strategy):
             self._working[(book.symbol, side)] = _Working(
                 intent_id=intent_id, side=side, price=price, placed_ns=now
             )
+            self._last_quote_ns[(book.symbol, side)] = now
 
     def on_order(self, report: ExecutionReport) -> None:
         key = (report.symbol, report.side)

@@ -1,0 +1,149 @@
+"""An async HTTP load client for the exchange simulator, run in its own process.
+
+    python -m benchmarks.http_load --url http://127.0.0.1:PORT --mode ping|orders|ccxt \
+        --workers 16 --seconds 10
+Prints one JSON line: completed operations, per second, latency p50/p99 (ms).
+`orders` is a signed LIMIT order far from the market (it rests) then its cancel; one operation
+is the pair. `ccxt` does the same through ccxt.async_support.binance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+KEY, SECRET = "bench-key", "bench-secret"
+
+
+def signed(params: dict[str, Any]) -> str:
+    query = urlencode({**params, "timestamp": int(time.time() * 1000)})
+    signature = hmac.new(SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
+    return f"{query}&signature={signature}"
+
+
+async def worker(
+    name: int, url: str, mode: str, deadline: float, latencies: list[float], price: str
+) -> None:
+    headers = {"X-MBX-APIKEY": KEY, "Content-Type": "application/x-www-form-urlencoded"}
+    connector = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        n = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            if mode == "ping":
+                async with http.get(f"{url}/api/v3/ping") as r:
+                    await r.read()
+                    ok = r.status == 200
+            else:
+                client_id = f"b{name}-{n}"
+                body = signed(
+                    {
+                        "symbol": "BTCUSDT",
+                        "side": "BUY",
+                        "type": "LIMIT",
+                        "timeInForce": "GTC",
+                        "quantity": "0.001",
+                        "price": price,
+                        "newClientOrderId": client_id,
+                        "newOrderRespType": "ACK",
+                    }
+                )
+                async with http.post(f"{url}/api/v3/order", data=body, headers=headers) as r:
+                    await r.read()
+                    ok = r.status == 200
+                query = signed({"symbol": "BTCUSDT", "origClientOrderId": client_id})
+                async with http.delete(f"{url}/api/v3/order?{query}", headers=headers) as r:
+                    await r.read()
+                    ok = ok and r.status == 200
+            if not ok:
+                raise RuntimeError(f"request failed in mode {mode}")
+            latencies.append(time.perf_counter() - started)
+            n += 1
+
+
+async def ccxt_worker(
+    name: int, url: str, deadline: float, latencies: list[float], price: float
+) -> None:
+    import ccxt.async_support as ccxt
+
+    from engine.execution.venue import binance_api_urls
+
+    exchange = ccxt.binance(
+        {
+            "apiKey": KEY,
+            "secret": SECRET,
+            "enableRateLimit": False,
+            "options": {
+                "defaultType": "spot",
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+            },
+        }
+    )
+    exchange.urls["api"] = binance_api_urls(url)
+    try:
+        await exchange.load_markets()
+        n = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            client_id = f"c{name}-{n}"
+            await exchange.create_order(
+                "BTC/USDT", "limit", "buy", 0.001, price, {"newClientOrderId": client_id}
+            )
+            await exchange.cancel_order("", "BTC/USDT", {"origClientOrderId": client_id})
+            latencies.append(time.perf_counter() - started)
+            n += 1
+    finally:
+        await exchange.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    latencies: list[float] = []
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{args.url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": "5"}) as r,
+    ):
+        bid = float((await r.json())["bids"][0][0])
+    price = round(bid * 0.95, 2)
+    start = time.perf_counter()
+    deadline = start + args.seconds
+    if args.mode == "ccxt":
+        tasks = [ccxt_worker(i, args.url, deadline, latencies, price) for i in range(args.workers)]
+    else:
+        tasks = [
+            worker(i, args.url, args.mode, deadline, latencies, f"{price:.2f}")
+            for i in range(args.workers)
+        ]
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    ordered = sorted(latencies)
+    return {
+        "mode": args.mode,
+        "workers": args.workers,
+        "operations": len(ordered),
+        "per_second": len(ordered) / elapsed,
+        "p50_ms": ordered[len(ordered) // 2] * 1000,
+        "p99_ms": ordered[int(len(ordered) * 0.99)] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--mode", choices=["ping", "orders", "ccxt"], required=True)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10)
+    print(json.dumps(asyncio.run(run(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()

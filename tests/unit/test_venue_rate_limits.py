@@ -1,0 +1,58 @@
+import pytest
+
+from replay.exchange.ratelimit import RateLimiter, RateLimits
+
+pytestmark = pytest.mark.unit
+LIMITS = RateLimits(
+    weight_per_window=10,
+    weight_window_s=60,
+    orders_per_10s=3,
+    strikes_before_ban=2,
+    ban_base_s=120,
+    ban_max_s=400,
+)
+
+
+def test_weight_is_counted_over_a_rolling_window_and_reported() -> None:
+    limiter = RateLimiter(LIMITS)
+    assert limiter.check("ip", 4, now=0).headers["X-MBX-USED-WEIGHT-1M"] == "4"
+    assert limiter.check("ip", 6, now=10).status == 200
+    too_much = limiter.check("ip", 1, now=20)
+    assert (too_much.status, too_much.code) == (429, -1003)
+    assert too_much.retry_after_s == 40, "until the first request leaves the window"
+    assert limiter.check("other-ip", 5, now=20).status == 200, "limits are per IP"
+    assert limiter.check("ip", 1, now=61).status == 200
+
+
+def test_ignoring_429_gets_an_escalating_ban() -> None:
+    limiter = RateLimiter(LIMITS)
+    limiter.check("ip", 10, now=0)
+    assert limiter.check("ip", 1, now=1).status == 429
+    assert limiter.check("ip", 1, now=2).status == 429  # strike 1
+    banned = limiter.check("ip", 1, now=3)  # strike 2: banned
+    assert (banned.status, banned.code, banned.retry_after_s) == (418, -1003, 120)
+    assert "IP banned until 123000" in banned.msg
+    assert limiter.check("ip", 1, now=100).status == 418
+    assert limiter.check("ip", 1, now=124).status == 200, "ban over, window moved on"
+    limiter.check("ip", 9, now=125)
+    limiter.check("ip", 1, now=126)
+    limiter.check("ip", 1, now=127)
+    second = limiter.check("ip", 1, now=128)
+    assert (second.status, second.retry_after_s) == (418, 240), "twice as long"
+
+
+def test_a_client_that_waits_is_not_banned() -> None:
+    limiter = RateLimiter(LIMITS)
+    limiter.check("ip", 10, now=0)
+    retry = limiter.check("ip", 1, now=1).retry_after_s
+    assert limiter.check("ip", 1, now=1 + retry).status == 200
+
+
+def test_order_counts_per_account() -> None:
+    limiter = RateLimiter(LIMITS)
+    for t in (0, 1, 2):
+        assert limiter.check_order("acct", now=t).status == 200
+    refused = limiter.check_order("acct", now=3)
+    assert (refused.status, refused.code, refused.retry_after_s) == (429, -1015, 7)
+    assert refused.headers["X-MBX-ORDER-COUNT-10S"] == "3"
+    assert limiter.check_order("acct", now=10.5).status == 200
