@@ -63,6 +63,19 @@ class FeedConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True)
     reconnect_base_ms: int = 100
     reconnect_cap_ms: int = 10_000
     healthy_after_ms: int = 10_000
+    learn_stale_thresholds: bool = True
+    """Learn each stream's threshold from its own rhythm (configured kinds keep theirs)."""
+    learned_stale_min_ms: int = 500
+    """Below half a second, a latency spike (the lag switch's job) would look like a dead feed."""
+    learned_stale_max_ms: int = 30_000
+    learned_stale_multiplier: float = 4.0
+    reconnect_on_stale: list[str] = msgspec.field(default_factory=lambda: ["depth", "bookTicker"])
+    """Kinds whose silence means a broken connection (a quiet trade stream is a quiet market)."""
+    stale_check_interval_ms: int = 50
+    switch_lag_ms: float = 50.0
+    """Switch away from the active feed when it lags another by more than this."""
+    switch_hysteresis_ms: float = 250.0
+    failback_ms: float = 2_000.0
     book_levels_published: int = 10
     snapshot_limit: int = 1000
     open_timeout_ms: int = 5_000

@@ -9,7 +9,13 @@ from typing import NamedTuple
 import msgspec
 
 from engine.core.book import DepthDiff, Level
-from engine.marketdata.binance import RawBookTicker, RawDepth, RawSnapshot, RawTrade
+from engine.marketdata.binance import (
+    RawBookTicker,
+    RawDepth,
+    RawSnapshot,
+    RawTrade,
+    split_envelope,
+)
 
 
 class _Envelope(msgspec.Struct):
@@ -44,17 +50,11 @@ def _levels(raw: list[tuple[str, str]]) -> list[Level]:
     return [(float(p), float(q)) for p, q in raw]
 
 
-_PREFIX = b'{"stream":"'
-_DATA = b'","data":'
-
-
-def split_envelope(payload: bytes) -> tuple[str, bytes]:
-    """The stream name and inner data of a combined-stream message, without a JSON decode for
-    the exact layout Binance sends; any other layout goes through the full decoder."""
-    if payload.startswith(_PREFIX) and payload.endswith(b"}"):
-        end = payload.find(_DATA, len(_PREFIX))
-        if end > 0:
-            return payload[len(_PREFIX) : end].decode(), payload[end + len(_DATA) : -1]
+def _split(payload: bytes) -> tuple[str, bytes]:
+    """The engine's fast split (Binance's exact layout), else a full decode."""
+    split = split_envelope(payload)
+    if split is not None:
+        return split
     envelope = _envelope.decode(payload)
     return envelope.stream, bytes(envelope.data)
 
@@ -73,7 +73,7 @@ def classify(payload: bytes, *, lazy_quotes: bool = False) -> Classified:
     if payload.startswith(b'{"lastUpdateId"'):
         snapshot = _snapshot.decode(payload)
         return Classified("snapshot", "", payload, snapshot, "")
-    stream, data = split_envelope(payload)
+    stream, data = _split(payload)
     symbol = _symbol_of(stream)
     if stream.endswith("@trade"):
         return Classified("trade", stream, data, _trade.decode(data), symbol)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol
 
@@ -48,6 +49,13 @@ class Bus(Protocol):
 
     async def publish_many(self, items: Sequence[tuple[str, BusMessage]]) -> list[str]:
         """Pipelined publish; returns the entry ids in order."""
+        ...
+
+    async def submit_many(
+        self, items: Sequence[tuple[str, BusMessage]]
+    ) -> asyncio.Future[list[str]]:
+        """Send a batch and return at once; the future resolves when the bus acknowledged it
+        (several batches may be in flight, in order)."""
         ...
 
     async def publish_raw(self, stream: str, raw: bytes) -> str: ...

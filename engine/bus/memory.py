@@ -58,6 +58,13 @@ class MemoryBus:
     async def publish(self, stream: str, message: BusMessage) -> str:
         return await self.publish_raw(stream, encode(message))
 
+    async def submit_many(
+        self, items: Sequence[tuple[str, BusMessage]]
+    ) -> asyncio.Future[list[str]]:
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        future.set_result(await self.publish_many(items))
+        return future
+
     async def publish_many(self, items: Sequence[tuple[str, BusMessage]]) -> list[str]:
         return [await self.publish(stream, message) for stream, message in items]
 

@@ -7,6 +7,8 @@ that callers apply their backoff; nothing here retries silently.
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +48,9 @@ class RedisStreamsBus:
         )
         # Blocking reads need a socket timeout longer than their BLOCK; set per call.
         self._socket_timeout_s = socket_timeout_ms / 1000
+        self._writer_connection: Any = None
+        self._in_flight: deque[tuple[asyncio.Future[list[str]], int]] = deque()
+        self._reader_task: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> redis.Redis:
@@ -72,6 +77,74 @@ class RedisStreamsBus:
 
     async def publish(self, stream: str, message: BusMessage) -> str:
         return await self.publish_raw(stream, encode(message))
+
+    async def submit_many(
+        self, items: Sequence[tuple[str, BusMessage]]
+    ) -> asyncio.Future[list[str]]:
+        """Send a batch of XADDs on the dedicated writer connection without waiting for the
+        previous batch's replies; the future resolves with the entry ids once Redis answered.
+
+        Commands and replies keep their order on one connection, so several batches can be in
+        flight and a message waits for its own round trip only. If the connection fails, every
+        unanswered batch fails (BusUnavailableError) and the caller publishes it again: the
+        entries may then be on the stream twice, which idempotent consumers absorb.
+        """
+        commands = [
+            ("XADD", stream, "MAXLEN", "~", self._maxlen, "*", "m", encode(message))
+            for stream, message in items
+        ]
+        connection = await self._writer()
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._in_flight.append((future, len(commands)))
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands(commands), check_health=False
+            )
+        except _UNAVAILABLE as exc:
+            await self._writer_failed(exc)
+            raise BusUnavailableError(f"redis unavailable at {self._safe_url()}: {exc}") from exc
+        if self._reader_task is None or self._reader_task.done():
+            self._reader_task = asyncio.create_task(
+                self._read_replies(connection), name="redis-writer-replies"
+            )
+        return future
+
+    async def _writer(self) -> Any:
+        if self._writer_connection is None:
+            try:
+                pool: Any = self._redis.connection_pool
+                self._writer_connection = await pool.get_connection()
+            except _UNAVAILABLE as exc:
+                raise BusUnavailableError(
+                    f"redis unavailable at {self._safe_url()}: {exc}"
+                ) from exc
+        return self._writer_connection
+
+    async def _read_replies(self, connection: Any) -> None:
+        try:
+            while self._in_flight:
+                future, count = self._in_flight[0]
+                ids = [_text(await connection.read_response()) for _ in range(count)]
+                self._in_flight.popleft()
+                if not future.done():
+                    future.set_result(ids)
+        except _UNAVAILABLE as exc:
+            await self._writer_failed(exc)
+        except ResponseError as exc:  # a refused XADD: the batch failed, the link is fine
+            future, _ = self._in_flight.popleft()
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _writer_failed(self, exc: BaseException) -> None:
+        error = BusUnavailableError(f"redis unavailable at {self._safe_url()}: {exc}")
+        while self._in_flight:
+            future, _ = self._in_flight.popleft()
+            if not future.done():
+                future.set_exception(error)
+        connection, self._writer_connection = self._writer_connection, None
+        if connection is not None:
+            await connection.disconnect()
+            await self._redis.connection_pool.release(connection)
 
     async def publish_many(self, items: Sequence[tuple[str, BusMessage]]) -> list[str]:
         if not items:
@@ -168,4 +241,10 @@ class RedisStreamsBus:
         await self._call(self._redis.ping())
 
     async def close(self) -> None:
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+        if self._writer_connection is not None:
+            await self._redis.connection_pool.release(self._writer_connection)
+            self._writer_connection = None
         await self._redis.aclose()

@@ -83,6 +83,20 @@ class Reply(msgspec.Struct):
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
+_PREFIX = b'{"stream":"'
+_DATA = b'","data":'
+
+
+def split_envelope(payload: bytes) -> tuple[str, bytes] | None:
+    """Stream name and inner data of a combined-stream message in the exact layout Binance
+    sends, found without a JSON decode; None for anything else (decode it fully)."""
+    if payload.startswith(_PREFIX) and payload.endswith(b"}"):
+        end = payload.find(_DATA, len(_PREFIX))
+        if end > 0:
+            return payload[len(_PREFIX) : end].decode(), payload[end + len(_DATA) : -1]
+    return None
+
+
 _trade = msgspec.json.Decoder(RawTrade)
 _ticker = msgspec.json.Decoder(RawBookTicker)
 _depth = msgspec.json.Decoder(RawDepth)
@@ -100,26 +114,30 @@ def parse_combined(
     payload: bytes | str,
 ) -> tuple[str, str, RawTrade | RawBookTicker | DepthDiff] | Reply:
     """Returns (kind, symbol, event) for a data message, or a Reply. Raises MalformedMessage."""
-    try:
-        envelope = _envelope.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise MalformedMessage("json", str(exc)) from None
-    except msgspec.ValidationError as exc:
-        raise MalformedMessage("envelope", str(exc)) from None
-    if not envelope.stream:
-        if envelope.id is not None or envelope.error is not None:
-            return Reply(envelope.id, envelope.result, envelope.error)
-        raise MalformedMessage("envelope", "no stream name")
-    name = envelope.stream
+    split = split_envelope(payload) if isinstance(payload, bytes) else None
+    if split is not None:
+        name, data = split
+    else:
+        try:
+            envelope = _envelope.decode(payload)
+        except msgspec.DecodeError as exc:
+            raise MalformedMessage("json", str(exc)) from None
+        except msgspec.ValidationError as exc:
+            raise MalformedMessage("envelope", str(exc)) from None
+        if not envelope.stream:
+            if envelope.id is not None or envelope.error is not None:
+                return Reply(envelope.id, envelope.result, envelope.error)
+            raise MalformedMessage("envelope", "no stream name")
+        name, data = envelope.stream, bytes(envelope.data)
     try:
         if name.endswith("@trade"):
-            trade = _trade.decode(envelope.data)
+            trade = _trade.decode(data)
             return "trade", trade.s, trade
         if name.endswith("@bookTicker"):
-            ticker = _ticker.decode(envelope.data)
+            ticker = _ticker.decode(data)
             return "bookTicker", ticker.s, ticker
         if "@depth" in name:
-            depth = _depth.decode(envelope.data)
+            depth = _depth.decode(data)
             diff = DepthDiff(depth.U, depth.u, _levels(depth.b), _levels(depth.a), depth.E)
             return "depth", depth.s, diff
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

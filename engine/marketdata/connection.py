@@ -76,7 +76,7 @@ async def connect(
         finally:
             # the body returned (the connection ended) or the caller stopped iterating
             await ws.close()
-        error: BaseException = ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+        error: BaseException = ws.protocol.close_exc
         if (clock.monotonic_ns() - opened_ns) / 1e6 >= healthy_after_ms:
             backoff.reset()
         delay = backoff.next_delay_ms()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from websockets.exceptions import ConnectionClosed
@@ -34,9 +34,17 @@ log = get_logger("engine.feed")
 
 
 class FeedSink(Protocol):
-    async def on_trade(self, feed: FeedConnection, trade: RawTrade, recv_ns: int) -> None: ...
+    async def on_trade(
+        self, feed: FeedConnection, trade: RawTrade, recv_ns: int, recv_mono_ns: int
+    ) -> None: ...
 
-    async def on_quote(self, feed: FeedConnection, quote: RawBookTicker, recv_ns: int) -> None: ...
+    async def on_quote(
+        self, feed: FeedConnection, quote: RawBookTicker, recv_ns: int, recv_mono_ns: int
+    ) -> None: ...
+
+    def on_depth_arrival(
+        self, feed: FeedConnection, symbol: str, update_id: int, recv_mono_ns: int
+    ) -> None: ...
 
     async def on_book(
         self,
@@ -79,13 +87,24 @@ class FeedConnection:
         self.http = http
         self.syncs = {s: DepthSync() for s in self.symbols}
         self.staleness = StalenessTracker(
-            default_ms=config.stale_after_ms, per_kind_ms=config.stream_stale_after_ms
+            default_ms=config.stale_after_ms,
+            per_kind_ms=config.stream_stale_after_ms,
+            learn=config.learn_stale_thresholds,
+            learned_min_ms=config.learned_stale_min_ms,
+            learned_max_ms=config.learned_stale_max_ms,
+            multiplier=config.learned_stale_multiplier,
         )
+        self._ws: Any = None
+        self._connected_ns = 0
+        self.stale_reconnects = 0
         self.connected = False
         self.connections = 0
         self._snapshots: asyncio.Queue[str] = asyncio.Queue(maxsize=len(self.symbols) * 4)
         self._snapshot_wanted: set[str] = set()
         self._malformed = RateLimitedLog(log, clock)
+        self._counted = {  # labelled children once: a labels() lookup per message costs 6 µs
+            kind: metrics.md_messages.labels(venue=venue, feed=feed_id, kind=kind) for kind in KINDS
+        }
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -93,6 +112,37 @@ class FeedConnection:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._snapshot_worker(), name=f"{self.feed_id}-snapshots")
             tasks.create_task(self._read_loop(), name=f"{self.feed_id}-reader")
+            tasks.create_task(self._stale_watchdog(), name=f"{self.feed_id}-staleness")
+
+    async def _stale_watchdog(self) -> None:
+        """Reconnect when a stream that should be busy (depth, bookTicker) falls silent: the
+        connection is open but broken. A quiet trade stream never triggers this."""
+        interval = self.config.stale_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            ws = self._ws
+            if ws is None or not self.connected:
+                continue
+            stale = self.silent_streams(self.config.reconnect_on_stale)
+            if stale:
+                self.stale_reconnects += 1
+                self.metrics.feed_stale_reconnects.labels(venue=self.venue, feed=self.feed_id).inc()
+                log.warning("feed_stale_reconnect", feed=self.feed_id, stale=stale)
+                await ws.close(4000, f"stale: {','.join(stale)}")
+
+    def silent_streams(self, kinds: list[str]) -> list[str]:
+        """Streams of these kinds silent for longer than their threshold (since connecting)."""
+        now = self.clock.monotonic_ns()
+        out = []
+        for symbol in self.symbols:
+            for kind in kinds:
+                threshold = self.staleness.threshold_ns(symbol, kind)
+                age = self.staleness.age_ns(symbol, kind, now)
+                if age is None:
+                    age = now - self._connected_ns
+                if age > threshold:
+                    out.append(f"{symbol}/{kind}")
+        return out
 
     async def _read_loop(self) -> None:
         backoff = Backoff(
@@ -109,6 +159,7 @@ class FeedConnection:
         )
         async with contextlib.aclosing(connections):
             async for ws in connections:
+                self._ws = ws
                 await self._on_connected()
                 try:
                     async for raw in ws:
@@ -133,6 +184,8 @@ class FeedConnection:
     async def _on_connected(self) -> None:
         self.connections += 1
         self.connected = True
+        self._connected_ns = self.clock.monotonic_ns()
+        self.staleness.forget()
         if self.connections > 1:
             self.metrics.feed_reconnects.labels(venue=self.venue, feed=self.feed_id).inc()
         for symbol, sync in self.syncs.items():
@@ -144,6 +197,7 @@ class FeedConnection:
 
     async def _on_disconnected(self, reason: str) -> None:
         self.connected = False
+        self._ws = None
         for symbol in self.symbols:
             await self.sink.on_feed_event(self, symbol, "disconnected", reason)
         log.warning("feed_disconnected", feed=self.feed_id, reason=reason[:200])
@@ -164,13 +218,14 @@ class FeedConnection:
         if symbol not in self.syncs:
             self._count_malformed("unknown_symbol", symbol, raw)
             return
-        self.metrics.md_messages.labels(venue=self.venue, feed=self.feed_id, kind=kind).inc()
+        self._counted[kind].inc()
         self.staleness.seen(symbol, kind, recv_mono_ns)
         if isinstance(event, RawTrade):
-            await self.sink.on_trade(self, event, recv_ns)
+            await self.sink.on_trade(self, event, recv_ns, recv_mono_ns)
         elif isinstance(event, RawBookTicker):
-            await self.sink.on_quote(self, event, recv_ns)
+            await self.sink.on_quote(self, event, recv_ns, recv_mono_ns)
         else:
+            self.sink.on_depth_arrival(self, symbol, event.final_update_id, recv_mono_ns)
             await self._on_diff(symbol, event, recv_ns)
 
     async def _on_diff(self, symbol: str, diff: DepthDiff, recv_ns: int) -> None:
@@ -282,6 +337,14 @@ class FeedConnection:
     def stale_streams(self) -> list[str]:
         kinds = {s: KINDS for s in self.symbols}
         return self.staleness.stale(self.clock.monotonic_ns(), kinds)
+
+    def healthy(self) -> bool:
+        """Connected, books synced, and no busy stream silent: fit to be the active feed."""
+        return (
+            self.connected
+            and not self.unsynced()
+            and not self.silent_streams(self.config.reconnect_on_stale)
+        )
 
     def unsynced(self) -> list[str]:
         return [s for s, sync in self.syncs.items() if not sync.synced]

@@ -1,9 +1,10 @@
 """The feed service: venue connections in, deduplicated market data out on md.{venue}.{symbol}.
 
-With several endpoints for one venue (redundant feeds) every connection runs at once; each event
-is published once, by whichever connection delivers it first (trade ids and update ids only move
-forward), so the bus never sees a duplicate and the freshest feed wins. The book is published
-from the active feed.
+With several endpoints for one venue (redundant feeds) every connection runs at once. Each event
+is published once, by whichever connection delivers it first, so the bus never sees a duplicate
+or a gap while one feed is alive. The book is published from the active feed, which the arbiter
+(engine.core.arbiter) switches when it goes stale or falls behind, and fails back with hysteresis.
+Every switch is a metric, a log line with its reason, and a FeedEvent on the bus.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from prometheus_client.registry import Collector
 
 from engine.bus.base import md_stream
 from engine.bus.publisher import Overflow, Publisher
+from engine.core.arbiter import FeedArbiter, Switch
+from engine.core.backoff import Backoff
 from engine.core.book import DepthSync
 from engine.core.messages import BookTop, FeedEvent, Quote, Trade
-from engine.marketdata.binance import RawBookTicker, RawTrade
+from engine.marketdata.binance import KINDS, RawBookTicker, RawTrade
 from engine.marketdata.feed import FeedConnection
 from engine.runtime.service import Readiness, Service, ServiceContext
 
@@ -57,14 +60,18 @@ class FeedService(Service):
             self.bus,
             max_queue=self.config.bus.publish_queue_max,
             overflow=Overflow.BLOCK,
-            on_latency=self.metrics.bus_publish_latency.observe,
+            on_batch_latency=self.metrics.bus_publish_latency.observe,
             on_degraded=lambda d: self.metrics.bus_degraded.labels(service=self.name).set(int(d)),
         )
         self.http: aiohttp.ClientSession | None = None
         self.feeds: list[FeedConnection] = []
-        self.active_feed = 0
-        self._last_trade_id: dict[str, int] = {}
-        self._last_quote_id: dict[str, int] = {}
+        feed_cfg = self.config.feed
+        self.arbiter = FeedArbiter(
+            [f"feed{i}" for i in range(len(venue.ws_urls))],
+            lag_threshold_ms=feed_cfg.switch_lag_ms,
+            hysteresis_ms=feed_cfg.switch_hysteresis_ms,
+            failback_ms=feed_cfg.failback_ms,
+        )
         self._last_book_id: dict[str, int] = {}
         self.published = {"trade": 0, "quote": 0, "book": 0}
         self.metrics.registry.register(_AgeCollector(self))
@@ -88,10 +95,31 @@ class FeedService(Service):
             for i, url in enumerate(venue.ws_urls)
         ]
 
+    async def _supervise(self, feed: FeedConnection) -> None:
+        """One feed's bug must not take the other feeds down: log it, count it, restart it."""
+        backoff = Backoff(base_ms=200, cap_ms=10_000)
+        while True:
+            try:
+                await feed.run()
+            except Exception as exc:
+                feed.connected = False
+                self.metrics.feed_crashes.labels(venue=self.venue, feed=feed.feed_id).inc()
+                self.log.error(
+                    "feed_connection_crashed", feed=feed.feed_id, error=repr(exc), exc_info=exc
+                )
+                await asyncio.sleep(backoff.next_delay_ms() / 1000)
+
+    @property
+    def active(self) -> FeedConnection:
+        return self.feeds[self.arbiter.feeds.index(self.arbiter.active)]
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.publisher.run(), name="feed-publisher")
-            readers = [tasks.create_task(f.run(), name=f"feed-{f.feed_id}") for f in self.feeds]
+            readers = [
+                tasks.create_task(self._supervise(f), name=f"feed-{f.feed_id}") for f in self.feeds
+            ]
+            readers.append(tasks.create_task(self._arbitrate(), name="feed-arbiter"))
             await self.stopping.wait()
             # socket reads and snapshot fetches are safe to cancel; then publish what arrived
             for reader in readers:
@@ -104,10 +132,11 @@ class FeedService(Service):
 
     # --- FeedSink ------------------------------------------------------------------------ ----
 
-    async def on_trade(self, feed: FeedConnection, trade: RawTrade, recv_ns: int) -> None:
-        if trade.t <= self._last_trade_id.get(trade.s, -1):
+    async def on_trade(
+        self, feed: FeedConnection, trade: RawTrade, recv_ns: int, recv_mono_ns: int
+    ) -> None:
+        if not self.arbiter.arrived(feed.feed_id, (trade.s, "t", trade.t), recv_mono_ns):
             return
-        self._last_trade_id[trade.s] = trade.t
         message = Trade(
             correlation_id=f"{self.venue}:{trade.s}:t{trade.t}",
             venue=self.venue,
@@ -121,12 +150,13 @@ class FeedService(Service):
             feed=feed.feed_id,
         )
         self.published["trade"] += 1
-        await self.publisher.put(md_stream(self.venue, trade.s), message)
+        await self.publisher.put(md_stream(self.venue, trade.s), message, recv_mono_ns)
 
-    async def on_quote(self, feed: FeedConnection, quote: RawBookTicker, recv_ns: int) -> None:
-        if quote.u <= self._last_quote_id.get(quote.s, -1):
+    async def on_quote(
+        self, feed: FeedConnection, quote: RawBookTicker, recv_ns: int, recv_mono_ns: int
+    ) -> None:
+        if not self.arbiter.arrived(feed.feed_id, (quote.s, "q", quote.u), recv_mono_ns):
             return
-        self._last_quote_id[quote.s] = quote.u
         message = Quote(
             correlation_id=f"{self.venue}:{quote.s}:q{quote.u}",
             venue=self.venue,
@@ -140,7 +170,13 @@ class FeedService(Service):
             feed=feed.feed_id,
         )
         self.published["quote"] += 1
-        await self.publisher.put(md_stream(self.venue, quote.s), message)
+        await self.publisher.put(md_stream(self.venue, quote.s), message, recv_mono_ns)
+
+    def on_depth_arrival(
+        self, feed: FeedConnection, symbol: str, update_id: int, recv_mono_ns: int
+    ) -> None:
+        """Depth diffs count for lag (the book itself is published from the active feed)."""
+        self.arbiter.arrived(feed.feed_id, (symbol, "d", update_id), recv_mono_ns)
 
     async def on_book(
         self,
@@ -150,8 +186,13 @@ class FeedService(Service):
         exchange_ts_ms: int,
         recv_ns: int,
     ) -> None:
-        if feed is not self.feeds[self.active_feed]:
+        if feed.feed_id != self.arbiter.active:
             return
+        await self._publish_book(feed, symbol, sync, exchange_ts_ms, recv_ns)
+
+    async def _publish_book(
+        self, feed: FeedConnection, symbol: str, sync: DepthSync, exchange_ts_ms: int, recv_ns: int
+    ) -> None:
         book = sync.book
         if book.update_id <= self._last_book_id.get(symbol, -1):
             return
@@ -184,13 +225,53 @@ class FeedService(Service):
         )
         await self.publisher.put(md_stream(self.venue, symbol), message)
 
+    async def _arbitrate(self) -> None:
+        interval = self.config.feed.stale_check_interval_ms / 1000 / 2
+        while True:
+            await asyncio.sleep(interval)
+            for feed in self.feeds:
+                self.arbiter.set_health(feed.feed_id, feed.healthy())
+                self.metrics.feed_lag.labels(venue=self.venue, feed=feed.feed_id).set(
+                    self.arbiter.lag_ms(feed.feed_id)
+                )
+            switch = self.arbiter.decide(self.clock.monotonic_ns())
+            if switch is not None:
+                await self._on_switch(switch)
+
+    async def _on_switch(self, switch: Switch) -> None:
+        reason_kind = (
+            "fail-back"
+            if switch.reason.startswith("fail-back")
+            else "lag"
+            if " lags " in switch.reason
+            else "unhealthy"
+        )
+        self.metrics.feed_switches.labels(
+            venue=self.venue, to=switch.active, reason=reason_kind
+        ).inc()
+        for feed in self.feeds:
+            self.metrics.feed_active.labels(venue=self.venue, feed=feed.feed_id).set(
+                int(feed.feed_id == switch.active)
+            )
+        self.log.warning(
+            "feed_switched", previous=switch.previous, active=switch.active, reason=switch.reason
+        )
+        active = self.active
+        for symbol in self.symbols:
+            await self.on_feed_event(
+                active, symbol, "switch", f"{switch.previous} -> {switch.active}: {switch.reason}"
+            )
+            sync = active.syncs[symbol]
+            if sync.synced:  # the new active feed's book, at once
+                await self._publish_book(active, symbol, sync, 0, self.clock.time_ns())
+
     # --- health -------------------------------------------------------------------------------
 
     def readiness(self) -> Readiness:
-        active = self.feeds[self.active_feed] if self.feeds else None
-        if active is None:
+        if not self.feeds:
             return Readiness(False, ("no feeds configured",))
-        stale = [s for s in active.stale_streams() if not s.endswith("/trade")]
+        active = self.active
+        stale = active.silent_streams(self.config.feed.reconnect_on_stale)
         reasons = []
         if not active.connected:
             reasons.append(f"{active.feed_id} disconnected")
@@ -212,13 +293,22 @@ class FeedService(Service):
                 ages[symbol] = None if age is None else round(age / 1e6, 1)
             feeds[feed.feed_id] = {
                 "connected": feed.connected,
+                "healthy": feed.healthy(),
                 "connections": feed.connections,
+                "stale_reconnects": feed.stale_reconnects,
+                "thresholds_ms": {
+                    f"{symbol}/{kind}": round(feed.staleness.threshold_ns(symbol, kind) / 1e6)
+                    for symbol in feed.symbols
+                    for kind in KINDS
+                },
                 "data_age_ms": ages,
                 "book_update_id": {s: sync.book.update_id for s, sync in feed.syncs.items()},
                 "synced": {s: sync.synced for s, sync in feed.syncs.items()},
             }
         return {
-            "active_feed": self.feeds[self.active_feed].feed_id if self.feeds else None,
+            "active_feed": self.arbiter.active,
+            "feed_switches": self.arbiter.switches,
+            "feed_lag_ms": {f: round(self.arbiter.lag_ms(f), 2) for f in self.arbiter.feeds},
             "feeds": feeds,
             "published": dict(self.published),
             "bus_degraded": self.publisher.degraded,

@@ -32,6 +32,39 @@ class EngineMetrics:
         self.feed_reconnects = Counter(
             "trading_feed_reconnects_total", "Feed reconnections", ["venue", "feed"], registry=r
         )
+        self.feed_switches = Counter(
+            "trading_feed_switches_total",
+            "Active feed switches",
+            ["venue", "to", "reason"],
+            registry=r,
+        )
+        self.feed_crashes = Counter(
+            "trading_feed_crashes_total",
+            "Feed connection tasks that failed and were restarted",
+            ["venue", "feed"],
+            registry=r,
+        )
+        self.feed_stale_reconnects = Counter(
+            "trading_feed_stale_reconnects_total",
+            "Reconnects because a stream that should be busy went silent",
+            ["venue", "feed"],
+            registry=r,
+        )
+        self.feed_lag = Gauge(
+            "trading_feed_lag_ms",
+            "How long after the first feed a feed delivers (smoothed)",
+            ["venue", "feed"],
+            registry=r,
+        )
+        self.feed_active = Gauge(
+            "trading_feed_active", "1 for the active feed", ["venue", "feed"], registry=r
+        )
+        self.consumer_lag = Gauge(
+            "trading_bus_consumer_lag",
+            "Entries not yet delivered to a consumer group",
+            ["stream", "group"],
+            registry=r,
+        )
         self.book_resyncs = Counter(
             "trading_book_resyncs_total",
             "Order book resynchronisations",
@@ -46,7 +79,7 @@ class EngineMetrics:
         )
         self.bus_publish_latency = Histogram(
             "trading_bus_publish_latency_seconds",
-            "Time from enqueue to acknowledged publish on the bus",
+            "Receive to acknowledged publish on the bus (per pipelined batch: its oldest message)",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

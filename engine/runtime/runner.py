@@ -16,6 +16,8 @@ from typing import Any, cast
 from aiohttp import web
 
 from engine.bus.base import CONTROL, Bus
+from engine.bus.consumer import StreamConsumer
+from engine.bus.lag import report_lag
 from engine.bus.redis_streams import RedisStreamsBus
 from engine.config import SERVICES, Settings
 from engine.core.backoff import Backoff
@@ -134,7 +136,15 @@ async def run_services(settings: Settings, names: list[str]) -> int:
             await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
             if starting.done() and not starting.cancelled() and starting.exception() is None:
                 runs = [asyncio.create_task(s.run(), name=f"{s.name}-run") for s in services]
+                consumers = [
+                    c for s in services for c in s.stoppables if isinstance(c, StreamConsumer)
+                ]
                 owned.extend(runs)
+                owned.append(
+                    asyncio.create_task(
+                        report_lag(bus, consumers, metrics.consumer_lag), name="consumer-lag"
+                    )
+                )
                 done, _ = await asyncio.wait([stopper, *runs], return_when=asyncio.FIRST_COMPLETED)
                 for task in runs:
                     if task in done:
@@ -142,7 +152,12 @@ async def run_services(settings: Settings, names: list[str]) -> int:
                         service = services[runs.index(task)]
                         error = None if task.cancelled() else task.exception()
                         service.fail(f"run ended: {error!r}")
-                        log.error("service_failed", failed_service=service.name, error=repr(error))
+                        log.error(
+                            "service_failed",
+                            failed_service=service.name,
+                            error=repr(error),
+                            exc_info=error,
+                        )
                 log.info("stopping", reason="signal" if stopper in done else "service failure")
                 for service in services:
                     service.request_stop()
