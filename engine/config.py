@@ -100,10 +100,15 @@ class RiskConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True)
     max_position_qty: Decimal = Decimal("0.05")
     max_notional_per_order: Decimal = Decimal("2000")
     max_intent_age_ms: int = 5_000
+    max_data_age_ms: int = 2_000
 
 
 class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    journal_backend: Literal["sqlite", "postgres"] = "sqlite"
     journal_path: str = "journal.sqlite"
+    """SQLite file (journal_backend = "sqlite")."""
+    journal_dsn_env: str = "STORMPROOF_JOURNAL_DSN"
+    """Environment variable holding the PostgreSQL DSN (journal_backend = "postgres")."""
     poll_interval_ms: int = 500
     max_orders_in_flight: int = 8
     retry_base_ms: int = 50

@@ -121,6 +121,10 @@ class Intent(Message, tag="intent", frozen=True, kw_only=True):
     created_ts_ns: int = 0
     tick_recv_ts_ns: int = 0
     reference_price: float = 0.0
+    algo: Literal["", "maker_first", "split", "twap"] = ""
+    """How execution works the order: "" sends it as one order; the others are
+    engine.core.algos (maker first, volume splitting, gradual entry)."""
+    algo_params: dict[str, float | int | str] = msgspec.field(default_factory=dict)
 
 
 class OrderRequest(Message, tag="order_request", frozen=True, kw_only=True):

@@ -34,6 +34,8 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_position_qty: Decimal
     max_notional_per_order: Decimal
     max_intent_age_ms: int = 5_000
+    max_data_age_ms: int = 2_000
+    """No new entries when the last quote or book update is older than this."""
 
 
 class RiskView(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +50,10 @@ class RiskView(msgspec.Struct, frozen=True, kw_only=True):
     reference_price: float = 0.0
     """Last mid (or last trade) used to value market orders."""
     now_ns: int = 0
+    data_age_ms: float | None = None
+    """Age of the freshest quote or book update for the symbol (None: never seen)."""
+    bus_degraded: bool = False
+    """The bus cannot be relied on (a consumer lost it): nothing new should start."""
 
 
 Check = Callable[[Intent, RiskView, RiskLimits], Denial | None]
@@ -91,6 +97,28 @@ def check_intent_age(intent: Intent, view: RiskView, limits: RiskLimits) -> Deni
         return Denial(
             check="intent_age",
             reason=f"intent is {age_ms:.0f} ms old (limit {limits.max_intent_age_ms} ms)",
+        )
+    return None
+
+
+def check_data_freshness(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    """Stale market data or a degraded bus: no new entries (reducing stays possible)."""
+    if (
+        intent.action == "cancel"
+        or intent.reduce_only
+        or reduces_position(intent, view.position_qty)
+    ):
+        return None
+    if view.bus_degraded:
+        return Denial(check="stale_data", reason="the bus is degraded: no new entries")
+    if view.data_age_ms is None:
+        return Denial(check="stale_data", reason=f"no market data for {intent.symbol} yet")
+    if view.data_age_ms > limits.max_data_age_ms:
+        return Denial(
+            check="stale_data",
+            reason=(
+                f"market data is {view.data_age_ms:.0f} ms old (limit {limits.max_data_age_ms} ms)"
+            ),
         )
     return None
 
@@ -152,6 +180,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     check_quantity,
     check_trading_state,
     check_intent_age,
+    check_data_freshness,
     check_max_notional,
     check_max_position,
 )

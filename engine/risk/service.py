@@ -24,6 +24,7 @@ from engine.bus.base import (
 )
 from engine.bus.consumer import StreamConsumer
 from engine.core.messages import (
+    BookTop,
     Control,
     ExecutionReport,
     Fill,
@@ -90,11 +91,14 @@ class RiskService(Service):
             max_position_qty=risk.max_position_qty,
             max_notional_per_order=risk.max_notional_per_order,
             max_intent_age_ms=risk.max_intent_age_ms,
+            max_data_age_ms=risk.max_data_age_ms,
         )
         self.trading_state = TradingState.ACTIVE
         self.positions = PositionBook()
         self.exposure = _Exposure()
         self.mids: dict[str, float] = {}
+        self.md_recv_ns: dict[str, int] = {}
+        """When the freshest quote or book update of each symbol was received by the feed."""
         self._decided: OrderedDict[str, bool] = OrderedDict()
         self.approved = 0
         self.denied = 0
@@ -165,6 +169,9 @@ class RiskService(Service):
         message = delivery.message
         if isinstance(message, Quote) and message.bid_price > 0 and message.ask_price > 0:
             self.mids[message.symbol] = (message.bid_price + message.ask_price) / 2
+        if isinstance(message, Quote | BookTop):
+            previous = self.md_recv_ns.get(message.symbol, 0)
+            self.md_recv_ns[message.symbol] = max(previous, message.recv_ts_ns)
 
     async def _on_exec(self, delivery: Delivery) -> None:
         message = delivery.message
@@ -242,13 +249,17 @@ class RiskService(Service):
                 return
             position = self.positions.get(intent.venue, intent.symbol).qty
             reference = self.mids.get(intent.symbol) or intent.reference_price
+            now = self.clock.time_ns()
+            last_md = self.md_recv_ns.get(intent.symbol)
             view = RiskView(
                 trading_state=self.trading_state,
                 position_qty=position,
                 pending_buy_qty=self.exposure.pending(intent.symbol, Side.BUY),
                 pending_sell_qty=self.exposure.pending(intent.symbol, Side.SELL),
                 reference_price=reference,
-                now_ns=self.clock.time_ns(),
+                now_ns=now,
+                data_age_ms=None if last_md is None else (now - last_md) / 1e6,
+                bus_degraded=not all(c.connected for c in self.stoppables),
             )
             denial = evaluate(intent, view, self.limits)
             self._remember(intent.intent_id, denial is None)

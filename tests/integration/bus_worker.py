@@ -40,10 +40,17 @@ async def main(args: argparse.Namespace) -> int:
         if args.expect and db.execute("SELECT count(*) FROM effects").fetchone()[0] >= args.expect:
             done.set()
 
-    consumer = StreamConsumer(bus, group=args.group, consumer=args.name, streams=[args.stream],
-                              handler=handle, count=50, block_ms=100,
-                              claim_min_idle_ms=args.claim_idle_ms,
-                              backoff=Backoff(base_ms=50, cap_ms=500))
+    consumer = StreamConsumer(
+        bus,
+        group=args.group,
+        consumer=args.name,
+        streams=[args.stream],
+        handler=handle,
+        count=50,
+        block_ms=100,
+        claim_min_idle_ms=args.claim_idle_ms,
+        backoff=Backoff(base_ms=50, cap_ms=500),
+    )
     task = asyncio.create_task(consumer.run())
     waiter = asyncio.create_task(done.wait())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)

@@ -65,19 +65,25 @@ class DataPath:
 
 
 @contextmanager
-def data_path(tmp: Path, recording: Path, *, speed: str = "5", feeds: int = 2,
-              feed_toml: str = "") -> Iterator[DataPath]:
+def data_path(
+    tmp: Path, recording: Path, *, speed: str = "5", feeds: int = 2, feed_toml: str = ""
+) -> Iterator[DataPath]:
     with ExitStack() as stack:
         redis_port = stack.enter_context(redis(tmp))
         toxi_port = stack.enter_context(toxiproxy(tmp))
         sim = stack.enter_context(replay_process(tmp, recording, speed=speed))
         toxi = ToxiproxyClient("127.0.0.1", toxi_port)
         listen = free_ports(feeds + 1)
-        toxi.ensure_proxies([
-            {"name": f"feed{i}", "listen": f"127.0.0.1:{listen[i]}",
-             "upstream": f"127.0.0.1:{sim.ws_port}"}
-            for i in range(feeds)
-        ])
+        toxi.ensure_proxies(
+            [
+                {
+                    "name": f"feed{i}",
+                    "listen": f"127.0.0.1:{listen[i]}",
+                    "upstream": f"127.0.0.1:{sim.ws_port}",
+                }
+                for i in range(feeds)
+            ]
+        )
         ops = free_ports(4)
         config = tmp / "feed.toml"
         urls = ", ".join(f'"ws://127.0.0.1:{listen[i]}"' for i in range(feeds))
@@ -100,8 +106,9 @@ execution = {ops[3]}
 """)
         log = tmp / "engine-feed.log"
         argv = [sys.executable, "-m", "engine", "run", "feed", "--config", str(config)]
-        engine = stack.enter_context(process(
-            argv, log=log, ready=lambda: http_ok(f"http://127.0.0.1:{ops[0]}/readyz")))
+        engine = stack.enter_context(
+            process(argv, log=log, ready=lambda: http_ok(f"http://127.0.0.1:{ops[0]}/readyz"))
+        )
         yield DataPath(tmp, redis_port, toxi, sim, ops[0], log)
         engine.terminate()
         assert engine.wait(timeout=20) == 0, "the feed exits cleanly"

@@ -39,9 +39,24 @@ class RedisProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.dir), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                redis_server(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(lambda: port_open(self.port), timeout_s=10, what="redis to listen")
 
     def stop(self) -> None:
@@ -50,21 +65,49 @@ class RedisProcess:
         self.proc.wait(timeout=10)
 
 
-def worker(redis: RedisProcess, db: Path, name: str, *, delay_ms: float = 0,
-           claim_idle_ms: int = 5000, expect: int = 0, log: Path) -> subprocess.Popen[bytes]:
+def worker(
+    redis: RedisProcess,
+    db: Path,
+    name: str,
+    *,
+    delay_ms: float = 0,
+    claim_idle_ms: int = 5000,
+    expect: int = 0,
+    log: Path,
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.bus_worker", "--redis-url", redis.url,
-             "--stream", STREAM, "--group", GROUP, "--name", name, "--db", str(db),
-             "--delay-ms", str(delay_ms), "--claim-idle-ms", str(claim_idle_ms),
-             "--expect", str(expect)], stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.bus_worker",
+                "--redis-url",
+                redis.url,
+                "--stream",
+                STREAM,
+                "--group",
+                GROUP,
+                "--name",
+                name,
+                "--db",
+                str(db),
+                "--delay-ms",
+                str(delay_ms),
+                "--claim-idle-ms",
+                str(claim_idle_ms),
+                "--expect",
+                str(expect),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def rows(db: Path, table: str) -> list[str]:
     """Ids in a table of the worker's database (none before the worker has created it)."""
     try:
         with sqlite3.connect(db) as conn:
-            return [row[0] for row in conn.execute(f"SELECT id FROM {table}")]  # noqa: S608
+            return [row[0] for row in conn.execute(f"SELECT id FROM {table}")]
     except sqlite3.OperationalError:
         return []
 
@@ -122,8 +165,9 @@ def test_a_killed_consumers_pending_entries_are_claimed_by_its_successor(tmp_pat
     async def publish() -> None:
         bus = RedisStreamsBus(redis.url)
         await bus.ensure_group(STREAM, GROUP, "earliest")
-        await bus.publish_many([(STREAM, Control(command="pause", reason=str(i)))
-                                for i in range(300)])
+        await bus.publish_many(
+            [(STREAM, Control(command="pause", reason=str(i))) for i in range(300)]
+        )
         await bus.close()
 
     workers: list[subprocess.Popen[bytes]] = []
@@ -135,8 +179,7 @@ def test_a_killed_consumers_pending_entries_are_claimed_by_its_successor(tmp_pat
         first.send_signal(signal.SIGKILL)  # mid-batch: applied some, acknowledged none of them
         first.wait(timeout=10)
         in_flight = set(deliveries(db))
-        heir = worker(redis, db, "heir", claim_idle_ms=300, expect=300,
-                      log=tmp_path / "heir.log")
+        heir = worker(redis, db, "heir", claim_idle_ms=300, expect=300, log=tmp_path / "heir.log")
         workers.append(heir)
         assert heir.wait(timeout=60) == 0
     finally:

@@ -3,6 +3,7 @@ a dead primary, a slow primary, a reconnect storm, an update-id gap and a quiet 
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -24,22 +25,33 @@ def test_primary_down_switches_within_100ms_of_the_threshold_without_gap_or_dup(
     tmp_path: Path, synth_recording: Path
 ) -> None:
     with data_path(tmp_path, synth_recording) as path:
-        wait_until(lambda: path.status()["feeds"]["feed0"]["thresholds_ms"]
-                   ["BTCUSDT/depth"] < 5_000, timeout_s=20, what="learned thresholds")
+        wait_until(
+            lambda: path.status()["feeds"]["feed0"]["thresholds_ms"]["BTCUSDT/depth"] < 5_000,
+            timeout_s=20,
+            what="learned thresholds",
+        )
         threshold_ms = path.status()["feeds"]["feed0"]["thresholds_ms"]["BTCUSDT/depth"]
         assert path.status()["active_feed"] == "feed0"
         before = len(trade_ids(path.messages()))
         cut_ns = time.time_ns()
         path.toxi.set_enabled("feed0", False)
-        wait_until(lambda: path.status()["active_feed"] == "feed1", timeout_s=10,
-                   what="the switch to feed1")
+        wait_until(
+            lambda: path.status()["active_feed"] == "feed1",
+            timeout_s=10,
+            what="the switch to feed1",
+        )
         switch = switches(path.messages())[-1]
         assert (switch.ts_ns - cut_ns) / 1e6 <= threshold_ms + 100
-        wait_until(lambda: len(trade_ids(path.messages())) > before + 50, timeout_s=20,
-                   what="trades after the switch")
+        wait_until(
+            lambda: len(trade_ids(path.messages())) > before + 50,
+            timeout_s=20,
+            what="trades after the switch",
+        )
         assert_exactly_once(trade_ids(path.messages()))
-        assert 'trading_feed_switches_total{reason="unhealthy",to="feed1",venue="binance"} 1.0' \
+        assert (
+            'trading_feed_switches_total{reason="unhealthy",to="feed1",venue="binance"} 1.0'
             in path.metrics()
+        )
         assert path.log_events("feed_switched")[-1]["reason"].startswith("feed0 unhealthy")
 
 
@@ -47,32 +59,59 @@ def test_slow_primary_is_left_and_taken_back_once_it_recovers(
     tmp_path: Path, synth_recording: Path
 ) -> None:
     with data_path(tmp_path, synth_recording, feed_toml="failback_ms = 2000") as path:
-        wait_until(lambda: path.status()["feeds"]["feed1"]["healthy"], timeout_s=20,
-                   what="both feeds healthy")
-        path.toxi.add_toxic("feed0", toxic_type="latency", name="slow",
-                            attributes={"latency": 200, "jitter": 0})
-        wait_until(lambda: path.status()["active_feed"] == "feed1", timeout_s=15,
-                   what="the switch away from the slow primary")
+        wait_until(
+            lambda: path.status()["feeds"]["feed1"]["healthy"],
+            timeout_s=20,
+            what="both feeds healthy",
+        )
+        path.toxi.add_toxic(
+            "feed0", toxic_type="latency", name="slow", attributes={"latency": 200, "jitter": 0}
+        )
+        wait_until(
+            lambda: path.status()["active_feed"] == "feed1",
+            timeout_s=15,
+            what="the switch away from the slow primary",
+        )
         assert "lags feed1" in path.log_events("feed_switched")[-1]["reason"]
         assert path.status()["feed_lag_ms"]["feed0"] > 100
         path.toxi.remove_toxic("feed0", "slow")
-        wait_until(lambda: path.status()["active_feed"] == "feed0", timeout_s=20,
-                   what="the fail-back to feed0")
+        wait_until(
+            lambda: path.status()["active_feed"] == "feed0",
+            timeout_s=20,
+            what="the fail-back to feed0",
+        )
         assert path.log_events("feed_switched")[-1]["reason"].startswith("fail-back")
         assert_exactly_once(trade_ids(path.messages()))
 
 
-def test_update_id_gap_is_detected_counted_and_resynced(tmp_path: Path,
-                                                        synth_recording: Path) -> None:
+def test_update_id_gap_is_detected_counted_and_resynced(
+    tmp_path: Path, synth_recording: Path
+) -> None:
     with data_path(tmp_path, synth_recording, feeds=1) as path:
-        wait_until(lambda: path.status()["feeds"]["feed0"]["synced"]["BTCUSDT"], timeout_s=20,
-                   what="a synced book")
-        control(path.sim, "POST", "/faults",
-                {"kind": "gap", "stream": "btcusdt@depth@100ms", "count": 2})
-        wait_until(lambda: 'trading_book_update_id_gaps_total{symbol="BTCUSDT",venue="binance"}'
-                   ' 1.0' in path.metrics(), timeout_s=10, what="the gap counted")
-        wait_until(lambda: len(path.log_events("book_synced")) >= 2, timeout_s=10,
-                   what="the book resynced from a new snapshot")
+        wait_until(
+            lambda: path.status()["feeds"]["feed0"]["synced"]["BTCUSDT"],
+            timeout_s=20,
+            what="a synced book",
+        )
+        control(
+            path.sim,
+            "POST",
+            "/faults",
+            {"kind": "gap", "stream": "btcusdt@depth@100ms", "count": 2},
+        )
+        wait_until(
+            lambda: (
+                'trading_book_update_id_gaps_total{symbol="BTCUSDT",venue="binance"}'
+                " 1.0" in path.metrics()
+            ),
+            timeout_s=10,
+            what="the gap counted",
+        )
+        wait_until(
+            lambda: len(path.log_events("book_synced")) >= 2,
+            timeout_s=10,
+            what="the book resynced from a new snapshot",
+        )
         assert path.status()["feeds"]["feed0"]["synced"]["BTCUSDT"]
         assert 'trading_book_resyncs_total{symbol="BTCUSDT",venue="binance"} 1.0' in path.metrics()
 
@@ -81,16 +120,21 @@ def test_a_quiet_trade_stream_causes_no_reconnect(tmp_path: Path) -> None:
     recording = tmp_path / "quiet.gz"
     write_recording(SynthSpec(duration_s=600, seed=4, regime="quiet"), recording)
     # trades learn their threshold like every other stream: no configured escape hatch
-    with data_path(tmp_path, recording, speed="10", feeds=1,
-                   feed_toml="stream_stale_after_ms = {}") as path:
+    with data_path(
+        tmp_path, recording, speed="10", feeds=1, feed_toml="stream_stale_after_ms = {}"
+    ) as path:
+
         def trade_silence_s() -> float:
             ids = [m for m in path.messages() if getattr(m, "trade_id", None)]
             times = [m.recv_ts_ns for m in ids]  # type: ignore[attr-defined]
-            gaps = [(b - a) / 1e9 for a, b in zip(times, times[1:], strict=False)]
+            gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(times)]
             return max(gaps, default=0.0)
 
-        wait_until(lambda: trade_silence_s() >= 3.0, timeout_s=60,
-                   what="30 s of replayed market (3 s at 10x) without a trade")
+        wait_until(
+            lambda: trade_silence_s() >= 3.0,
+            timeout_s=60,
+            what="30 s of replayed market (3 s at 10x) without a trade",
+        )
         feed = path.status()["feeds"]["feed0"]
         assert feed["thresholds_ms"]["BTCUSDT/depth"] < 3_000, "a busy stream's short threshold"
         assert feed["connections"] == 1 and feed["stale_reconnects"] == 0
@@ -102,17 +146,24 @@ def test_reconnect_storm_no_crash_no_duplicate_and_jittered_backoff(
 ) -> None:
     """reset_peer on the primary every 3 s for a minute, while the backup stays healthy."""
     with data_path(tmp_path, synth_recording, speed="2") as path:
-        wait_until(lambda: path.status()["feeds"]["feed1"]["healthy"], timeout_s=20,
-                   what="both feeds healthy")
+        wait_until(
+            lambda: path.status()["feeds"]["feed1"]["healthy"],
+            timeout_s=20,
+            what="both feeds healthy",
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            path.toxi.add_toxic("feed0", toxic_type="reset_peer", name="reset",
-                                attributes={"timeout": 0})
+            path.toxi.add_toxic(
+                "feed0", toxic_type="reset_peer", name="reset", attributes={"timeout": 0}
+            )
             time.sleep(0.5)  # the toxic window: connections made now are reset
             path.toxi.remove_toxic("feed0", "reset")
             time.sleep(2.5)
-        delays = [e["delay_ms"] for e in path.log_events("feed_reconnect_scheduled")
-                  if e.get("feed") == "feed0"]
+        delays = [
+            e["delay_ms"]
+            for e in path.log_events("feed_reconnect_scheduled")
+            if e.get("feed") == "feed0"
+        ]
         assert len(delays) >= 10
         assert len(set(delays)) > len(delays) * 0.8, "jitter: delays differ"
         assert max(delays) <= 2000, "capped"

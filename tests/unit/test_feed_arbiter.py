@@ -73,8 +73,13 @@ def test_recent_ids_forget_the_oldest() -> None:
 
 
 def test_learned_threshold_follows_the_stream_and_is_clamped() -> None:
-    tracker = StalenessTracker(default_ms=5_000, learn=True, learned_min_ms=250,
-                               learned_max_ms=30_000, per_kind_ms={"trade": 60_000})
+    tracker = StalenessTracker(
+        default_ms=5_000,
+        learn=True,
+        learned_min_ms=250,
+        learned_max_ms=30_000,
+        per_kind_ms={"trade": 60_000},
+    )
     for n in range(40):
         tracker.seen("BTCUSDT", "depth", n * 100 * MS)  # every 100 ms
     depth = tracker.threshold_ns("BTCUSDT", "depth") / MS

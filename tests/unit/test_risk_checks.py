@@ -35,7 +35,11 @@ def intent(side: Side = Side.BUY, qty: str = "0.1", **kw: object) -> Intent:
 
 def view(position: str = "0", state: TradingState = TradingState.ACTIVE, **kw: object) -> RiskView:
     base: dict[str, object] = dict(
-        trading_state=state, position_qty=Decimal(position), reference_price=100.0, now_ns=NOW
+        trading_state=state,
+        position_qty=Decimal(position),
+        reference_price=100.0,
+        now_ns=NOW,
+        data_age_ms=10.0,
     )
     base.update(kw)
     return RiskView(**base)  # type: ignore[arg-type]
@@ -122,3 +126,15 @@ def test_zero_quantity_and_priceless_limit_are_denied() -> None:
 )
 def test_reduces_position(position: str, side: Side, qty: str, expected: bool) -> None:
     assert reduces_position(intent(side, qty=qty), Decimal(position)) is expected
+
+
+def test_stale_data_or_a_degraded_bus_stops_entries_but_not_reductions() -> None:
+    stale = view(position="0.5", data_age_ms=2_500.0)
+    denial = evaluate(intent(), stale, LIMITS)
+    assert denial is not None and denial.check == "stale_data" and "2500 ms old" in denial.reason
+    assert evaluate(intent(Side.SELL, qty="0.2"), stale, LIMITS) is None, "reducing is allowed"
+    degraded = view(data_age_ms=10.0, bus_degraded=True)
+    assert evaluate(intent(), degraded, LIMITS).check == "stale_data"  # type: ignore[union-attr]
+    never = view(data_age_ms=None)
+    assert "no market data" in evaluate(intent(), never, LIMITS).reason  # type: ignore[union-attr]
+    assert evaluate(intent(), view(data_age_ms=100.0), LIMITS) is None
