@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -101,6 +102,13 @@ class RiskConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True)
     max_notional_per_order: Decimal = Decimal("2000")
     max_intent_age_ms: int = 5_000
     max_data_age_ms: int = 2_000
+    max_orders_per_window: int = 50
+    """New-order intents approved per rolling order_rate_window_ms (cancels are not counted)."""
+    order_rate_window_ms: int = 10_000
+    price_band_percent: float = 5.0
+    """A limit price further than this from the last mid is a fat finger."""
+    daily_loss_limit: Decimal = Decimal("500")
+    """Realised plus marked-to-mid loss since 00:00 UTC, in quote asset; over it: REDUCING."""
 
 
 class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -114,6 +122,32 @@ class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=
     retry_base_ms: int = 50
     retry_cap_ms: int = 2_000
     max_retries: int = 3
+    user_stream: bool = True
+    """Fills by push from the venue's user data stream; REST polling covers a stale stream."""
+    user_stream_stale_ms: int = 3_000
+    """No user-stream event for this long while orders are open: poll REST meanwhile."""
+    drift_halt_percent: float = 1.0
+    """Position drift (journal vs venue balances) over this halts trading at start."""
+    max_weight_usage: float = 0.7
+    """Keep request weight under this share of the venue limit (token buckets)."""
+    max_orders_per_10s: int = 50
+    """Order-count budget per 10 s (Binance spot: 100); we spend at most half by default."""
+
+
+class LeaseConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    backend: Literal["none", "redis", "kubernetes"] = "none"
+    """"none": a single execution instance; "redis"/"kubernetes": an active/standby pair."""
+    name: str = "stormproof-execution"
+    ttl_ms: int = 3_000
+    renew_interval_ms: int = 1_000
+    redis_url: str = ""
+    """Defaults to bus.redis_url."""
+    namespace: str = "default"
+    """Kubernetes namespace of the Lease object."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.renew_interval_ms * 2 <= self.ttl_ms:
+            raise ValueError("lease.renew_interval_ms must be at most half of lease.ttl_ms")
 
 
 class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -138,6 +172,7 @@ class EngineConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     strategies: list[StrategyConfig] = msgspec.field(default_factory=lambda: [StrategyConfig()])
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    lease: LeaseConfig = LeaseConfig()
     ops: OpsConfig = OpsConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -180,9 +215,33 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     api_key: Secret
     api_secret: Secret
     ops_token: Secret
+    journal_dsn: Secret = Secret("")
 
     def values(self) -> list[str]:
-        return [s.reveal() for s in (self.api_key, self.api_secret, self.ops_token) if s]
+        """Every secret value, for log and /status redaction (the whole DSN and its password)."""
+        out = [
+            s.reveal()
+            for s in (self.api_key, self.api_secret, self.ops_token, self.journal_dsn)
+            if s
+        ]
+        password = _dsn_password(self.journal_dsn.reveal())
+        if password:
+            out.append(password)
+        return out
+
+
+def _dsn_password(dsn: str) -> str:
+    """The password inside a PostgreSQL DSN (URL or key=value form), or ''."""
+    if "://" in dsn:
+        try:
+            return urlsplit(dsn).password or ""
+        except ValueError:
+            return ""
+    for part in dsn.split():
+        key, _, value = part.partition("=")
+        if key == "password":
+            return value.strip("'")
+    return ""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -216,7 +275,13 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         api_key=Secret(environ.get(config.venue.api_key_env, "")),
         api_secret=Secret(environ.get(config.venue.api_secret_env, "")),
         ops_token=Secret(environ.get(config.ops.token_env, "")),
+        journal_dsn=Secret(environ.get(config.execution.journal_dsn_env, "")),
     )
+    if config.execution.journal_backend == "postgres" and not secrets.journal_dsn:
+        raise ConfigError(
+            f"execution.journal_backend is postgres but ${config.execution.journal_dsn_env}"
+            " (the PostgreSQL DSN) is not set"
+        )
     return Settings(config=config, secrets=secrets, path=str(file.resolve()))
 
 
