@@ -45,6 +45,8 @@ class VenueConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True
     ws_urls: list[str]
     """One or more market-data endpoints (base URL; the feed appends /stream?streams=...)."""
     rest_url: str
+    user_stream_url: str = ""
+    """WebSocket base of the user data stream and WebSocket API (default: the first ws_url)."""
     symbols: list[str]
     api_key_env: str = "STORMPROOF_API_KEY"
     api_secret_env: str = "STORMPROOF_API_SECRET"
@@ -53,7 +55,8 @@ class VenueConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True
     request_weight_per_minute: int = 6_000
     """The venue's request-weight limit per IP (Binance spot: 6000 per rolling minute)."""
     max_weight_usage: float = 0.7
-    """Stay under this share of the venue's limit (ccxt rolling-window limiter)."""
+    """Stay under this share of the venue's limit (our token buckets; ccxt's limiter for a
+    client made without them). The stricter of this and execution.max_weight_usage wins."""
 
 
 class FeedConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -109,6 +112,15 @@ class RiskConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True)
     """A limit price further than this from the last mid is a fat finger."""
     daily_loss_limit: Decimal = Decimal("500")
     """Realised plus marked-to-mid loss since 00:00 UTC, in quote asset; over it: REDUCING."""
+    flatten_algo: Literal["maker_first", "twap", "split", ""] = "maker_first"
+    """How a flatten closes positions ("" = one market order)."""
+    flatten_algo_params: dict[str, float | int | str] = msgspec.field(
+        default_factory=lambda: {"timeout_ms": 2_000}
+    )
+    flatten_retry_ms: int = 3_000
+    """A flatten re-issues what is left when nothing of it is in flight for this long."""
+    flat_tolerance_qty: Decimal = Decimal("0.0001")
+    """A position this small counts as flat (commission dust below the venue's lot size)."""
 
 
 class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -126,10 +138,16 @@ class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=
     """Fills by push from the venue's user data stream; REST polling covers a stale stream."""
     user_stream_stale_ms: int = 3_000
     """No user-stream event for this long while orders are open: poll REST meanwhile."""
+    republish_window_ms: int = 600_000
+    """At recovery, the state of orders updated this recently is published again (fills,
+    reports, IntentDone): a crash between journal and bus loses no notification."""
     drift_halt_percent: float = 1.0
     """Position drift (journal vs venue balances) over this halts trading at start."""
     max_weight_usage: float = 0.7
     """Keep request weight under this share of the venue limit (token buckets)."""
+    max_order_wait_ms: int = 3_000
+    """A new order that cannot get a rate-limit permit within this (a ban, a 429 pause) is not
+    sent at all: it is rejected as not placed rather than sent on a market that has moved."""
     max_orders_per_10s: int = 50
     """Order-count budget per 10 s (Binance spot: 100); we spend at most half by default."""
 

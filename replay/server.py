@@ -274,6 +274,7 @@ class ReplayServer:
             "orders": len(self.matching.orders),
             "user_stream_subscribers": len(self.hub.subscriber_ids()),
             "rest_requests": self.api.requests,
+            "rate_limits": self.api.limiter.stats(),
             "fills": len(self.matching.fills),
             "symbols": self.symbols,
             "exchange_info_source": self.exchange_info.source,

@@ -3,8 +3,10 @@
 #   - .venv with the pinned Python dependencies (requirements/lock.txt) and the project itself
 #   - redis-server (Debian package) when it is not on PATH
 #   - toxiproxy-server: the one on PATH, else built with `go install` into .tools/bin
+#   - PostgreSQL server binaries (initdb, postgres, pg_ctl; Debian package postgresql) for the
+#     journal tests, which run their own throwaway cluster; the system cluster is left stopped
 # A second run only checks stamps and PATH, so it takes well under a second.
-# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|all]...
+# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|all]...
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,6 +84,38 @@ ensure_toxiproxy() {
   rm -rf "$build"
 }
 
+# The same search as tests/postgres.py: pg_config --bindir, the newest /usr/lib/postgresql/*/bin,
+# then initdb's directory on PATH.
+find_postgres_bindir() {
+  local dir candidates=()
+  if command -v pg_config >/dev/null 2>&1; then
+    candidates+=("$(pg_config --bindir 2>/dev/null || true)")
+  fi
+  while IFS= read -r dir; do candidates+=("$dir"); done < <(
+    find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V -r)
+  if command -v initdb >/dev/null 2>&1; then
+    candidates+=("$(dirname "$(readlink -f "$(command -v initdb)")")")
+  fi
+  for dir in "${candidates[@]}"; do
+    [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && [ -x "$dir/pg_ctl" ] &&
+      { echo "$dir"; return 0; }
+  done
+  return 1
+}
+
+ensure_postgres() {
+  find_postgres_bindir >/dev/null && return 0
+  log "PostgreSQL server not found: installing the Debian package postgresql"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null 2>&1 ||
+      die "missing prerequisite: PostgreSQL server (could not install the Debian package; run 'apt-get install postgresql' as root)"
+  fi
+  # The package may start a system-wide cluster; the tests run their own on free ports.
+  as_root service postgresql stop >/dev/null 2>&1 || true
+  find_postgres_bindir >/dev/null || die "missing prerequisite: PostgreSQL server (initdb, postgres, pg_ctl) still not found after installing the Debian package postgresql"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 for target in "${targets[@]}"; do
@@ -89,7 +123,8 @@ for target in "${targets[@]}"; do
     python) ensure_python ;;
     redis) ensure_redis ;;
     toxiproxy) ensure_toxiproxy ;;
-    all) ensure_python; ensure_redis; ensure_toxiproxy ;;
-    *) die "unknown target '$target' (python, redis, toxiproxy, all)" ;;
+    postgres) ensure_postgres ;;
+    all) ensure_python; ensure_redis; ensure_toxiproxy; ensure_postgres ;;
+    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, all)" ;;
   esac
 done

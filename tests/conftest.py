@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from replay.synth import SynthSpec, write_recording
 from tests.helpers import BTC_RECORDING, SHARED_DATA
+from tests.postgres import postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +31,10 @@ def synth_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("synth") / "calm-120s.gz"
     write_recording(SynthSpec(duration_s=120, seed=3), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for the whole session: the DSN of its `stormproof` database."""
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as dsn:
+        yield dsn

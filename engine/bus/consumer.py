@@ -56,6 +56,7 @@ class StreamConsumer:
         on_state: Callable[[bool, str], None] | None = None,
         concurrency: int = 1,
         key: Callable[[Delivery], str] | None = None,
+        first_claim_min_idle_ms: int | None = None,
     ) -> None:
         self.bus = bus
         self.group = group
@@ -66,6 +67,8 @@ class StreamConsumer:
         self.count = count
         self.block_ms = block_ms
         self.claim_min_idle_ms = claim_min_idle_ms
+        self._first_claim_min_idle_ms = first_claim_min_idle_ms
+        """A sole owner of the group (an elected leader) takes every pending entry at once."""
         self.backoff = backoff or Backoff(base_ms=100, cap_ms=5_000)
         self._on_state = on_state or (lambda ok, reason: None)
         self.concurrency = concurrency
@@ -85,7 +88,8 @@ class StreamConsumer:
                 for stream in self.streams:
                     await self.bus.ensure_group(stream, self.group, self.start)
                 await self._drain_own_pending()
-                await self._claim_abandoned()
+                await self._claim_abandoned(self._first_claim_min_idle_ms)
+                self._first_claim_min_idle_ms = None
                 self._set_connected(True, "")
                 self.backoff.reset()
                 await self._read_new_forever()
@@ -117,14 +121,14 @@ class StreamConsumer:
                 return
             await self._process(batch)
 
-    async def _claim_abandoned(self) -> None:
+    async def _claim_abandoned(self, min_idle_ms: int | None = None) -> None:
         for stream in self.streams:
             while True:
                 claimed = await self.bus.autoclaim(
                     stream=stream,
                     group=self.group,
                     consumer=self.consumer,
-                    min_idle_ms=self.claim_min_idle_ms,
+                    min_idle_ms=self.claim_min_idle_ms if min_idle_ms is None else min_idle_ms,
                     count=self.count,
                 )
                 if not claimed:

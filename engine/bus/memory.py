@@ -36,6 +36,7 @@ class MemoryBus:
         self._maxlen = maxlen
         self._streams: dict[str, _Stream] = {}
         self._changed = asyncio.Condition()
+        self._values: dict[str, bytes] = {}
 
     def _stream(self, name: str) -> _Stream:
         return self._streams.setdefault(name, _Stream())
@@ -181,6 +182,12 @@ class MemoryBus:
     def pending_count(self, stream: str, group: str) -> int:
         state = self._stream(stream).groups.get(group)
         return 0 if state is None else len(state.pending)
+
+    async def get_value(self, key: str) -> bytes | None:
+        return self._values.get(key)
+
+    async def set_value(self, key: str, value: bytes) -> None:
+        self._values[key] = bytes(value)
 
     async def ping(self) -> None:
         return None

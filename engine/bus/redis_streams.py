@@ -24,6 +24,10 @@ from engine.core.messages import BusMessage, encode
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
+KV_PREFIX = "stormproof:kv:"
+"""Values live beside the streams, in the same Redis, so they share its persistence."""
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -236,6 +240,13 @@ class RedisStreamsBus:
                 lag = info.get("lag")
                 return int(lag) if lag is not None else None
         return None
+
+    async def get_value(self, key: str) -> bytes | None:
+        value = await self._call(self._redis.get(f"{KV_PREFIX}{key}"))
+        return None if value is None else bytes(value)
+
+    async def set_value(self, key: str, value: bytes) -> None:
+        await self._call(self._redis.set(f"{KV_PREFIX}{key}", value))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())

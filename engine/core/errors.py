@@ -2,6 +2,7 @@
 
 StormproofError
 ├── ConfigError                 bad or missing configuration (one-line message)
+├── AlgoParamsError             an execution algo's params are missing, unknown or invalid
 ├── OrderStateError             an illegal order state transition
 ├── BookError
 │   ├── BookGapError            a diff does not continue the book (update-id gap)
@@ -9,6 +10,8 @@ StormproofError
 ├── BusError
 │   └── BusUnavailableError     the bus cannot be reached (retryable)
 ├── FencingError                a deposed leader tried to write or send
+├── LeaseError                  the leader-lease backend failed or is unreachable (retryable)
+├── JournalUnavailableError     the journal database cannot be reached (retry; reconnects)
 └── VenueError                  a venue call failed; see engine.execution.errors.classify
     ├── RetryableVenueError     nothing happened at the venue; safe to retry
     ├── FatalVenueError         the venue refused; retrying cannot help
@@ -25,6 +28,11 @@ class StormproofError(Exception):
 
 class ConfigError(StormproofError):
     """The configuration is invalid; the message is one line a user can act on."""
+
+
+class AlgoParamsError(StormproofError):
+    """An intent asked for an execution algo with parameters it cannot work with; the message is
+    one line naming the parameter."""
 
 
 class OrderStateError(StormproofError):
@@ -53,6 +61,20 @@ class BusUnavailableError(BusError):
 
 class FencingError(StormproofError):
     """A writer whose leadership epoch is stale tried to write or send."""
+
+
+class LeaseError(StormproofError):
+    """The leader-lease backend (Redis, Kubernetes API) failed or cannot be reached.
+
+    Retryable: the elector logs it and tries again; leadership ends when the local term does.
+    """
+
+
+class JournalUnavailableError(StormproofError):
+    """The journal database cannot be reached; the next call reconnects.
+
+    A write that failed this way may or may not have been committed: read it back first.
+    """
 
 
 class VenueError(StormproofError):

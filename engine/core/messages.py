@@ -194,6 +194,22 @@ class ExecutionReport(Message, tag="execution_report", frozen=True, kw_only=True
     ts_ns: int
 
 
+class IntentDone(Message, tag="intent_done", frozen=True, kw_only=True):
+    """Execution finished working an intent (all its child orders are terminal).
+    Natural key: intent_id."""
+
+    venue: str
+    symbol: str
+    intent_id: str
+    side: Side
+    qty: Decimal
+    filled_qty: Decimal
+    outcome: Literal["filled", "partial", "canceled", "rejected"]
+    reason: str
+    children: int
+    ts_ns: int
+
+
 BusMessage = (
     Trade
     | Quote
@@ -206,6 +222,7 @@ BusMessage = (
     | Control
     | Fill
     | ExecutionReport
+    | IntentDone
 )
 
 _encoder = msgspec.json.Encoder(decimal_format="string")

@@ -68,3 +68,44 @@ class PositionBook:
 
     def has_seen(self, venue: str, trade_id: int) -> bool:
         return (venue, trade_id) in self._seen
+
+
+def marked_value(positions: list[Position], mids: dict[str, float]) -> Decimal | None:
+    """Quote-asset value of our trading: cash flow plus inventory at mid (None: a held symbol
+    has no mid yet)."""
+    total = Decimal(0)
+    for position in positions:
+        total += position.quote_flow
+        if position.qty:
+            mid = mids.get(position.symbol)
+            if not mid:
+                return None
+            total += position.qty * Decimal(repr(mid))
+    return total
+
+
+class DailyPnl:
+    """PnL since 00:00 UTC: marked value now minus marked value at the day's first look."""
+
+    DAY_NS = 86_400 * 1_000_000_000
+
+    def __init__(self) -> None:
+        self.day = -1
+        self.baseline = Decimal(0)
+        self.pnl = Decimal(0)
+
+    def update(self, *, now_ns: int, value: Decimal | None) -> Decimal:
+        if value is None:
+            return self.pnl
+        day = now_ns // self.DAY_NS
+        if day != self.day:
+            self.day, self.baseline = day, value
+        self.pnl = value - self.baseline
+        return self.pnl
+
+    def snapshot(self) -> dict[str, str | int]:
+        return {"day": self.day, "baseline": str(self.baseline)}
+
+    def restore(self, state: dict[str, str | int]) -> None:
+        self.day = int(state.get("day", -1))
+        self.baseline = Decimal(str(state.get("baseline", "0")))

@@ -7,6 +7,7 @@ code judges live intents, replayed intents and property tests.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from enum import StrEnum
@@ -36,6 +37,10 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_intent_age_ms: int = 5_000
     max_data_age_ms: int = 2_000
     """No new entries when the last quote or book update is older than this."""
+    max_orders_per_window: int = 50
+    order_rate_window_ms: int = 10_000
+    price_band_percent: float = 5.0
+    daily_loss_limit: Decimal = Decimal("500")
 
 
 class RiskView(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +59,29 @@ class RiskView(msgspec.Struct, frozen=True, kw_only=True):
     """Age of the freshest quote or book update for the symbol (None: never seen)."""
     bus_degraded: bool = False
     """The bus cannot be relied on (a consumer lost it): nothing new should start."""
+    mid: float | None = None
+    """Last mid of the symbol from the feed (None: never seen)."""
+    orders_in_window: int = 0
+    """New orders approved in the last order_rate_window_ms."""
+    daily_pnl: Decimal = Decimal(0)
+    """Realised plus marked-to-mid PnL since 00:00 UTC, quote asset."""
+
+
+class OrderRateWindow:
+    """Approvals in a rolling window, for the order-rate check (timestamps injected)."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ns = window_ms * 1_000_000
+        self._times: deque[int] = deque()
+
+    def record(self, now_ns: int) -> None:
+        self._times.append(now_ns)
+
+    def count(self, now_ns: int) -> int:
+        horizon = now_ns - self.window_ns
+        while self._times and self._times[0] <= horizon:
+            self._times.popleft()
+        return len(self._times)
 
 
 Check = Callable[[Intent, RiskView, RiskLimits], Denial | None]
@@ -132,7 +160,11 @@ def order_notional(intent: Intent, reference_price: float) -> Decimal | None:
 
 
 def check_max_notional(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
-    if intent.action == "cancel":
+    """A fat-finger guard for entries; a reduce-only order is bounded by the position, which
+    max_position bounds, and a flatten must not be refused for being big."""
+    if intent.action == "cancel" or (
+        intent.reduce_only and reduces_position(intent, view.position_qty)
+    ):
         return None
     notional = order_notional(intent, view.reference_price)
     if notional is None:
@@ -160,6 +192,57 @@ def check_max_position(intent: Intent, view: RiskView, limits: RiskLimits) -> De
     return None
 
 
+def _is_entry(intent: Intent, view: RiskView) -> bool:
+    return (
+        intent.action == "new"
+        and not intent.reduce_only
+        and not reduces_position(intent, view.position_qty)
+    )
+
+
+def check_order_rate(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    """A runaway strategy floods the venue; reductions (a flatten) are never throttled here."""
+    if not _is_entry(intent, view):
+        return None
+    if view.orders_in_window >= limits.max_orders_per_window:
+        return Denial(
+            check="order_rate",
+            reason=(
+                f"{view.orders_in_window} orders in the last {limits.order_rate_window_ms} ms"
+                f" (limit {limits.max_orders_per_window})"
+            ),
+        )
+    return None
+
+
+def check_price_band(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    """Fat finger: a limit price far from the market is a typo, not a strategy."""
+    if intent.action == "cancel" or intent.limit_price is None or not view.mid:
+        return None
+    mid = Decimal(repr(view.mid))
+    deviation = abs(intent.limit_price - mid) / mid * 100
+    if deviation > Decimal(repr(limits.price_band_percent)):
+        return Denial(
+            check="price_band",
+            reason=(
+                f"limit price {intent.limit_price} is {deviation:.2f}% from mid {view.mid}"
+                f" (band {limits.price_band_percent}%)"
+            ),
+        )
+    return None
+
+
+def check_daily_loss(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    if not _is_entry(intent, view):
+        return None
+    if view.daily_pnl < -limits.daily_loss_limit:
+        return Denial(
+            check="daily_loss",
+            reason=f"daily loss {-view.daily_pnl:.2f} exceeds {limits.daily_loss_limit}",
+        )
+    return None
+
+
 def check_quantity(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
     if intent.action == "cancel":
         return (
@@ -181,8 +264,11 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     check_trading_state,
     check_intent_age,
     check_data_freshness,
+    check_price_band,
     check_max_notional,
     check_max_position,
+    check_order_rate,
+    check_daily_loss,
 )
 
 

@@ -1,45 +1,50 @@
-"""The execution gateway: approved order requests in, venue orders out, every step journaled.
+"""The execution gateway service: approved order requests in, venue orders out.
 
-Write-ahead: the order is in the journal (PENDING) before it is sent, under a clientOrderId
-derived from the intent id, so a redelivered request, a retry or a restart finds it there and
-resolves it at the venue instead of sending it again. Outcomes come back from the send response,
-from polling open orders, and from the venue's trade list (fills keyed by venue trade id).
+    orders.{venue} ─► direct intent ─────────────► OrderDesk.place (write-ahead journal, send)
+                   └► algo intent ─► ParentOrders ─┘      ▲ push: UserStream (ccxt.pro)
+    control        ─► halt / resume (a drift halt)         ▲ poll: REST, fast while push is stale
+    md.{venue}.*   ─► touch prices for the algos
+
+Leadership: with a lease backend, instances campaign (LeaderElector); the one elected claims
+the journal with its fencing epoch, recovers (engine.execution.recovery) and only then consumes
+requests. A standby is "hot": journal open, venue connected, markets loaded, ready to recover.
+A deposed leader stops at once: the journal refuses its writes (FencingError), the desk refuses
+to send once the local lease term has ended, and the process exits so that its supervisor
+restarts it as a standby. Without a lease (backend "none") the single instance is leader with
+epoch 0 from the start, and /startupz turns green only after recovery.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Coroutine
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-import ccxt.async_support as ccxt
-import msgspec
-
-from engine.bus.base import Delivery, exec_stream, orders_stream
+from engine.bus.base import CONTROL, Delivery, md_stream, orders_stream
 from engine.bus.consumer import RetryLater, StreamConsumer
-from engine.core.backoff import Backoff
-from engine.core.errors import (
-    AmbiguousVenueError,
-    FatalVenueError,
-    RetryableVenueError,
-    VenueOrderNotFound,
-)
+from engine.core.algos import Instrument, MarketView
+from engine.core.errors import FencingError, JournalUnavailableError, StormproofError
 from engine.core.ids import client_order_id
-from engine.core.messages import BusMessage, ExecutionReport, Fill, Intent, OrderRequest
-from engine.core.orders import OrderRecord, OrderState
-from engine.core.positions import PositionBook
-from engine.execution.errors import ErrorClass, classify
-from engine.execution.journal import SqliteJournal
+from engine.core.messages import Control, Intent, IntentDone, OrderRequest, Quote
+from engine.core.orders import OrderRecord
+from engine.core.pushhealth import PushHealth
+from engine.execution.desk import OrderDesk
+from engine.execution.gateway import VenueGateway
+from engine.execution.journal import make_journal
+from engine.execution.lease import LeaderElector, lease_backend
+from engine.execution.parents import ParentOrders
+from engine.execution.ratelimit import VenueRateLimiter, from_config, prometheus_callback
+from engine.execution.recovery import RecoveryReport, recover
+from engine.execution.user_stream import UserStream
 from engine.execution.venue import make_binance
 from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
 
-T = TypeVar("T")
 
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(str(value)) if value is not None else Decimal(0)
+class LeadershipLost(StormproofError):
+    """This instance was the leader and is not any more: exit, come back as a standby."""
 
 
 def _order_lane(delivery: Delivery) -> str:
@@ -51,63 +56,292 @@ def _order_lane(delivery: Delivery) -> str:
     return delivery.entry_id
 
 
+def _instrument(market: dict[str, Any]) -> Instrument:
+    precision = market.get("precision") or {}
+    limits = market.get("limits") or {}
+
+    def dec(value: Any, default: str) -> Decimal:
+        return Decimal(str(value)) if value not in (None, 0, "") else Decimal(default)
+
+    return Instrument(
+        tick_size=dec(precision.get("price"), "0.00000001"),
+        lot_size=dec(precision.get("amount"), "0.00000001"),
+        min_qty=dec((limits.get("amount") or {}).get("min"), "0"),
+        min_notional=dec((limits.get("cost") or {}).get("min"), "0"),
+    )
+
+
 class ExecutionService(Service):
     name = "execution"
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        self.venue = self.config.venue.name
-        self.exec_config = self.config.execution
-        self.journal = SqliteJournal(self.exec_config.journal_path)
+        config = self.config
+        self.venue = config.venue.name
+        self.symbols = [s.upper() for s in config.venue.symbols]
+        self.exec_config = config.execution
+        self.journal = make_journal(self.exec_config, ctx.settings.secrets)
+        self.limiter = VenueRateLimiter(
+            from_config(config.venue, self.exec_config),
+            self.clock,
+            metrics_callback=prometheus_callback(self.metrics, self.venue),
+            stop=self.stopping,
+        )
         self.exchange: Any = None
-        self.positions = PositionBook()
-        self._unified: dict[str, str] = {}
-        self._order_locks: dict[str, asyncio.Lock] = {}
-        self.venue_ok = False
-        self.sent = 0
-        bus_cfg = self.config.bus
-        self.consumer = StreamConsumer(
+        self.gateway: VenueGateway | None = None
+        self.push = PushHealth(stale_after_ns=self.exec_config.user_stream_stale_ms * 1_000_000)
+        self.unified: dict[str, str] = {}
+        self.instruments: dict[str, Instrument] = {}
+        self.touch: dict[str, MarketView] = {}
+        self.desk: OrderDesk | None = None
+        self.parents: ParentOrders | None = None
+        self.user_stream: UserStream | None = None
+        self.recovery: RecoveryReport | None = None
+        self.halted = ""
+        """Why this instance refuses new entries (a drift halt, an ops halt); "" when not."""
+        self.leader_epoch: int | None = None
+        self.recovered = False
+        self.open_orders: list[OrderRecord] = []
+        """Refreshed by the poller, for /status (which must not wait on the journal)."""
+        self._deposed = asyncio.Event()
+        self._elected: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        backend = lease_backend(config.lease, default_redis_url=config.bus.redis_url)
+        self.elector: LeaderElector | None = None
+        if backend is not None:
+            self.elector = LeaderElector(
+                backend,
+                holder=f"execution-{ctx.instance}",
+                ttl_ms=config.lease.ttl_ms,
+                renew_interval_ms=config.lease.renew_interval_ms,
+                clock=self.clock,
+                on_elected=self._on_elected,
+                on_deposed=self._on_deposed,
+            )
+        bus_cfg = config.bus
+        common: dict[str, Any] = dict(
+            consumer=f"execution-{ctx.instance}",
+            count=bus_cfg.read_count,
+            block_ms=bus_cfg.read_block_ms,
+            claim_min_idle_ms=bus_cfg.claim_min_idle_ms,
+            # the leader is the group's only consumer: what others left pending is its own
+            first_claim_min_idle_ms=0,
+        )
+        self.orders_consumer = StreamConsumer(
             self.bus,
             group="execution",
             streams=[orders_stream(self.venue)],
             handler=self._on_request,
             start="earliest",
-            consumer=f"execution-{ctx.instance}",
-            count=bus_cfg.read_count,
-            block_ms=bus_cfg.read_block_ms,
-            claim_min_idle_ms=bus_cfg.claim_min_idle_ms,
             concurrency=self.exec_config.max_orders_in_flight,
             key=_order_lane,
+            **common,
         )
-        self.stoppables = [self.consumer]
-        self._unknown_grace_ns = 2 * self.config.venue.request_timeout_ms * 1_000_000
+        self.control_consumer = StreamConsumer(
+            self.bus,
+            group="execution",
+            streams=[CONTROL],
+            handler=self._on_control,
+            start="latest",
+            **common,
+        )
+        self.md_consumer = StreamConsumer(
+            self.bus,
+            group="execution",
+            streams=[md_stream(self.venue, s) for s in self.symbols],
+            handler=self._on_market_data,
+            start="latest",
+            **common,
+        )
+        self.stoppables = [self.orders_consumer, self.control_consumer, self.md_consumer]
+        self._unknown_grace_ns = 2 * config.venue.request_timeout_ms * 1_000_000
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def on_start(self) -> None:
         await self.bus.ping()
         await self.journal.open()
-        for fill in await self.journal.fills():
-            self.positions.apply(fill)
-        self.exchange = make_binance(self.config.venue, self.ctx.settings.secrets)
-        await self._call(self.exchange.load_markets, side_effect=False)
-        for symbol in self.config.venue.symbols:
-            market = self.exchange.markets_by_id.get(symbol.upper())
-            if not market:
-                raise FatalVenueError(f"venue does not list symbol {symbol}")
-            self._unified[symbol.upper()] = market[0]["symbol"]
-        self.venue_ok = True
-        # Recovery: every order the journal does not know the end of is resolved at the venue.
-        for order in await self.journal.open_orders():
-            await self._reconcile(order)
-        self.log.info(
-            "execution_recovered", positions={p.symbol: str(p.qty) for p in self.positions.all()}
+        self.exchange = make_binance(
+            self.config.venue, self.ctx.settings.secrets, on_response=self.limiter.observe
         )
+        self.gateway = VenueGateway(
+            exchange=self.exchange,
+            limiter=self.limiter,
+            config=self.exec_config,
+            metrics=self.metrics,
+            venue=self.venue,
+            stopping=self.stopping,
+        )
+        await self.gateway.call("load_markets", side_effect=False)
+        for symbol in self.symbols:
+            market = self.exchange.markets_by_id.get(symbol)
+            if not market:
+                raise StormproofError(f"venue does not list symbol {symbol}")
+            self.unified[symbol] = market[0]["symbol"]
+            self.instruments[symbol] = _instrument(market[0])
+        self.desk = OrderDesk(
+            journal=self.journal,
+            gateway=self.gateway,
+            bus=self.bus,
+            clock=self.clock,
+            metrics=self.metrics,
+            venue=self.venue,
+            unified=self.unified,
+            push=self.push,
+            may_send=self._may_send,
+            is_algo_parent=lambda intent_id: (
+                self.parents is not None and self.parents.is_parent(intent_id)
+            ),
+            unknown_grace_ns=self._unknown_grace_ns,
+        )
+        self.parents = ParentOrders(
+            journal=self.journal,
+            desk=self.desk,
+            bus=self.bus,
+            clock=self.clock,
+            venue=self.venue,
+            instruments=self.instruments,
+            market=self.touch.get,
+            workers=self.exec_config.max_orders_in_flight,
+        )
+        self.desk.on_change = self.parents.on_order_changed
+        if self.exec_config.user_stream:
+            self.user_stream = UserStream(
+                venue=self.config.venue,
+                secrets=self.ctx.settings.secrets,
+                desk=self.desk,
+                push=self.push,
+                clock=self.clock,
+                markets={s: self.exchange.markets[u] for s, u in self.unified.items()},
+            )
+        if self.elector is None:
+            await self._lead(0)  # a single instance: /startupz after recovery
+        else:
+            self.log.info("execution_standby", lease=self.config.lease.backend)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.consumer.run(), name="execution-orders")
-            tasks.create_task(self._poll_open_orders(), name="execution-poller")
+            if self.elector is not None:
+                tasks.create_task(self.elector.run(), name="execution-lease")
+                epoch = await self._wait_for_election()
+                if epoch is None:
+                    self.elector.stop()
+                    return
+                await self._lead(epoch)
+            tasks.create_task(self._leader_work(), name="execution-leader")
+
+    async def _wait_for_election(self) -> int | None:
+        elected = asyncio.create_task(self._elected.get(), name="execution-elected")
+        stopping = asyncio.create_task(self.stopping.wait(), name="execution-stop-wait")
+        try:
+            done, _ = await asyncio.wait({elected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            return elected.result() if elected in done else None
+        finally:
+            for task in (elected, stopping):
+                task.cancel()
+            await asyncio.gather(elected, stopping, return_exceptions=True)
+
+    async def _lead(self, epoch: int) -> None:
+        """Claim the journal with our epoch and recover; only then take requests."""
+        assert self.desk is not None
+        assert self.parents is not None
+        assert self.gateway is not None
+        await self.journal.claim(epoch)
+        self.leader_epoch = epoch
+        self.metrics.leader.set(1)
+        self.metrics.leader_epoch.set(epoch)
+        self.recovery = await recover(
+            journal=self.journal,
+            desk=self.desk,
+            parents=self.parents,
+            gateway=self.gateway,
+            clock=self.clock,
+            metrics=self.metrics,
+            venue=self.venue,
+            symbols=self.symbols,
+            instruments=self.instruments,
+            drift_halt_percent=self.exec_config.drift_halt_percent,
+            republish_window_ms=self.exec_config.republish_window_ms,
+        )
+        self.recovered = True
+        if self.recovery.halt_reason:
+            self.halted = self.recovery.halt_reason
+            self.log.error("execution_halted_on_recovery", reason=self.halted)
+            await self.bus.publish(
+                CONTROL,
+                Control(
+                    command="halt", reason=self.halted[:200], issued_ts_ns=self.clock.time_ns()
+                ),
+            )
+        self.log.info(
+            "execution_leading",
+            epoch=epoch,
+            duration_ms=self.recovery.duration_ms,
+            reconciled=self.recovery.orders_reconciled,
+            fills_recovered=self.recovery.fills_recovered,
+            parents=self.recovery.parents_resumed,
+            drift=self.recovery.drift_percent,
+            positions={p.symbol: str(p.qty) for p in self.desk.positions.all()},
+        )
+
+    async def _leader_work(self) -> None:
+        assert self.parents is not None
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.md_consumer.run(), name="execution-md")
+                tasks.create_task(self.control_consumer.run(), name="execution-control")
+                tasks.create_task(self.orders_consumer.run(), name="execution-orders")
+                tasks.create_task(self._fenced(self.parents.run()), name="execution-parents")
+                tasks.create_task(self._fenced(self._poll()), name="execution-poller")
+                tasks.create_task(self._watch_leadership(), name="execution-fence")
+                if self.user_stream is not None:
+                    tasks.create_task(
+                        self._fenced(self.user_stream.run()), name="execution-user-stream"
+                    )
+        finally:
+            self.metrics.leader.set(0)
+        if self._deposed.is_set():
+            raise LeadershipLost("leadership lost: exiting so as to restart as a standby")
+
+    async def _fenced(self, work: Coroutine[Any, Any, None]) -> None:
+        """A FencingError anywhere means a newer leader exists: depose, never crash."""
+        try:
+            await work
+        except* FencingError as group:
+            self.log.error("execution_fenced", error=str(group.exceptions[0]))
+            self._deposed.set()
+
+    async def _watch_leadership(self) -> None:
+        """Stop every leader task when leadership ends (or the service stops)."""
+        deposed = asyncio.create_task(self._deposed.wait(), name="execution-deposed")
+        stopping = asyncio.create_task(self.stopping.wait(), name="execution-stopping")
+        try:
+            await asyncio.wait({deposed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (deposed, stopping):
+                task.cancel()
+            await asyncio.gather(deposed, stopping, return_exceptions=True)
+        for consumer in self.stoppables:
+            consumer.stop()
+        if self.parents is not None:
+            self.parents.stop()
+        if self.user_stream is not None:
+            self.user_stream.stop()
+        if self.elector is not None and self.stopping.is_set():
+            self.elector.stop()
+
+    async def _on_elected(self, epoch: int) -> None:
+        if self._elected.empty() and self.leader_epoch is None:
+            self._elected.put_nowait(epoch)
+
+    async def _on_deposed(self, epoch: int, reason: str) -> None:
+        if self.leader_epoch is not None and epoch == self.leader_epoch:
+            self.log.error("execution_deposed", epoch=epoch, reason=reason)
+            self._deposed.set()
+
+    def _may_send(self) -> bool:
+        if self._deposed.is_set() or self.leader_epoch is None:
+            return False
+        return self.elector is None or self.elector.is_leader
 
     async def on_stop(self) -> None:
         if self.exchange is not None:
@@ -122,376 +356,178 @@ class ExecutionService(Service):
             return
         intent = request.intent
         with bound_contextvars(correlation_id=intent.correlation_id, intent_id=intent.intent_id):
-            if intent.action == "cancel":
-                await self._cancel_intent(intent)
-            else:
-                await self._submit(intent)
+            try:
+                if intent.action == "cancel":
+                    await self._cancel_intent(intent)
+                else:
+                    await self._new_intent(intent)
+            except FencingError as exc:
+                self.log.error("execution_fenced", error=str(exc))
+                self._deposed.set()
+                raise RetryLater(str(exc)) from exc
+            except JournalUnavailableError as exc:
+                raise RetryLater(str(exc)) from exc
 
-    def _lock(self, coid: str) -> asyncio.Lock:
-        return self._order_locks.setdefault(coid, asyncio.Lock())
-
-    async def _submit(self, intent: Intent) -> None:
-        coid = client_order_id(intent.intent_id, 0)
+    async def _new_intent(self, intent: Intent) -> None:
+        assert self.desk is not None
+        assert self.parents is not None
+        if self.halted and not intent.reduce_only:
+            await self.bus.publish(
+                f"exec.{self.venue}",
+                IntentDone(
+                    correlation_id=intent.correlation_id,
+                    venue=intent.venue,
+                    symbol=intent.symbol,
+                    intent_id=intent.intent_id,
+                    side=intent.side,
+                    qty=intent.qty,
+                    filled_qty=Decimal(0),
+                    outcome="rejected",
+                    reason=f"execution halted: {self.halted}"[:300],
+                    children=0,
+                    ts_ns=self.clock.time_ns(),
+                ),
+            )
+            return
+        position = self.desk.positions.get(self.venue, intent.symbol).qty
+        if intent.algo:
+            await self.parents.submit(intent, position_qty=position)
+            return
+        qty = min(intent.qty, abs(position)) if intent.reduce_only else intent.qty
         now = self.clock.time_ns()
-        order = OrderRecord(
-            client_order_id=coid,
-            intent_id=intent.intent_id,
-            child_index=0,
-            venue=intent.venue,
-            symbol=intent.symbol,
-            side=intent.side,
-            order_type=intent.order_type,
-            qty=intent.qty,
-            limit_price=intent.limit_price,
-            time_in_force=intent.time_in_force,
-            correlation_id=intent.correlation_id,
-            created_ts_ns=now,
-            updated_ts_ns=now,
-            tick_recv_ts_ns=intent.tick_recv_ts_ns,
-            reference_price=intent.reference_price,
+        await self.desk.place(
+            OrderRecord(
+                client_order_id=client_order_id(intent.intent_id, 0),
+                intent_id=intent.intent_id,
+                child_index=0,
+                venue=intent.venue,
+                symbol=intent.symbol,
+                side=intent.side,
+                order_type=intent.order_type,
+                qty=qty,
+                limit_price=intent.limit_price,
+                time_in_force=intent.time_in_force,
+                correlation_id=intent.correlation_id,
+                created_ts_ns=now,
+                updated_ts_ns=now,
+                tick_recv_ts_ns=intent.tick_recv_ts_ns,
+                reference_price=intent.reference_price,
+            )
         )
-        async with self._lock(coid):
-            sent_ns = self.clock.time_ns()
-            order = msgspec.structs.replace(
-                order.moved_to(OrderState.SUBMITTING, ts_ns=sent_ns), sent_ts_ns=sent_ns
-            )
-            # write-ahead: the order is durable, as SUBMITTING, before the request leaves
-            if not await self.journal.insert_order(order):
-                existing = await self.journal.get_order(coid)
-                self.log.info(
-                    "order_request_redelivered",
-                    client_order_id=coid,
-                    state=existing.state if existing else None,
-                )
-                if existing is not None:
-                    await self._reconcile(existing, locked=True)
-                return
-            await self._send(order, journaled=True)
-
-    async def _send(self, order: OrderRecord, *, journaled: bool = False) -> None:
-        if not journaled:
-            sent_ns = self.clock.time_ns()
-            order = msgspec.structs.replace(
-                order.moved_to(OrderState.SUBMITTING, ts_ns=sent_ns), sent_ts_ns=sent_ns
-            )
-            await self.journal.update_order(order)  # durable before the request leaves
-        sent_ns = order.sent_ts_ns
-        if order.tick_recv_ts_ns:
-            self.metrics.tick_to_order.observe(max(0, sent_ns - order.tick_recv_ts_ns) / 1e9)
-        self.metrics.orders_sent.labels(venue=self.venue).inc()
-        self.sent += 1
-        params: dict[str, Any] = {
-            "newClientOrderId": order.client_order_id,
-            "newOrderRespType": "FULL",
-        }
-        if order.order_type.value == "LIMIT":
-            params["timeInForce"] = order.time_in_force.value
-        ccxt_type = {"MARKET": "market", "LIMIT": "limit", "LIMIT_MAKER": "LIMIT_MAKER"}[
-            order.order_type.value
-        ]
-        try:
-            response = await self._call(
-                self.exchange.create_order,
-                self._unified[order.symbol],
-                ccxt_type,
-                order.side.value.lower(),
-                float(order.qty),
-                None if order.limit_price is None else float(order.limit_price),
-                params,
-                side_effect=True,
-            )
-        except FatalVenueError as exc:
-            rejected = order.moved_to(
-                OrderState.REJECTED, ts_ns=self.clock.time_ns(), reason=str(exc)[:300]
-            )
-            await self._commit(rejected, [])
-            self.log.warning(
-                "order_rejected", client_order_id=order.client_order_id, reason=str(exc)[:300]
-            )
-            return
-        except (AmbiguousVenueError, RetryableVenueError) as exc:
-            unknown = order.moved_to(
-                OrderState.UNKNOWN, ts_ns=self.clock.time_ns(), reason=str(exc)[:300]
-            )
-            await self._commit(unknown, [])
-            self.log.warning(
-                "order_outcome_unknown", client_order_id=order.client_order_id, error=str(exc)[:300]
-            )
-            await self._reconcile(unknown, locked=True)
-            return
-        self.log.info(
-            "order_sent",
-            client_order_id=order.client_order_id,
-            status=response.get("status"),
-            side=order.side,
-            qty=str(order.qty),
-            order_type=order.order_type,
-        )
-        await self._apply_venue_order(order, response)
 
     async def _cancel_intent(self, intent: Intent) -> None:
+        assert self.desk is not None
+        assert self.parents is not None
+        if await self.parents.cancel(intent.cancel_intent_id):
+            return
         for order in await self.journal.orders_for_intent(intent.cancel_intent_id):
-            if order.state.is_terminal:
+            if not order.state.is_terminal:
+                await self.desk.cancel(order)
+
+    async def _on_control(self, delivery: Delivery) -> None:
+        message = delivery.message
+        if not isinstance(message, Control):
+            return
+        if message.command == "halt" and not self.halted:
+            self.halted = message.reason or "ops halt"
+            self.log.warning("execution_halted", reason=self.halted)
+        elif message.command == "resume" and self.halted:
+            self.log.warning("execution_resumed", was=self.halted)
+            self.halted = ""
+
+    async def _on_market_data(self, delivery: Delivery) -> None:
+        message = delivery.message
+        if isinstance(message, Quote) and message.bid_price > 0 and message.ask_price > 0:
+            self.touch[message.symbol] = MarketView(
+                bid=Decimal(repr(message.bid_price)),
+                ask=Decimal(repr(message.ask_price)),
+                ts_ns=message.recv_ts_ns,
+            )
+
+    async def _poll(self) -> None:
+        """REST polling: fast while the push channel is stale (or off), a slow safety net
+        otherwise."""
+        assert self.desk is not None
+        fast = self.exec_config.poll_interval_ms / 1000
+        slow = fast * 10
+        last = 0
+        while not await self.pause(fast):
+            now = self.clock.time_ns()
+            stale = self.user_stream is None or self.push.stale(now)
+            if not stale and now - last < slow * 1e9:
+                with contextlib.suppress(JournalUnavailableError):
+                    self.open_orders = await self.journal.open_orders()
                 continue
-            async with self._lock(order.client_order_id):
-                current = await self.journal.get_order(order.client_order_id) or order
-                if current.state.is_terminal:
-                    continue
-                try:
-                    response = await self._call(
-                        self.exchange.cancel_order,
-                        current.venue_order_id or "",
-                        self._unified[current.symbol],
-                        {"origClientOrderId": current.client_order_id},
-                        side_effect=True,
-                    )
-                except (FatalVenueError, AmbiguousVenueError, RetryableVenueError) as exc:
-                    # already filled, or never placed, or unknown: the venue says which
-                    self.log.info(
-                        "cancel_not_done",
-                        client_order_id=current.client_order_id,
-                        error=str(exc)[:200],
-                    )
-                    await self._reconcile(current, locked=True)
-                    continue
-                await self._apply_venue_order(current, response)
-
-    # --- venue truth --------------------------------------------------------------------------
-
-    async def _reconcile(self, order: OrderRecord, *, locked: bool = False) -> None:
-        """Ask the venue about an order by clientOrderId and record what it says."""
-        if not locked:
-            async with self._lock(order.client_order_id):
-                current = await self.journal.get_order(order.client_order_id) or order
-                await self._reconcile(current, locked=True)
-            return
-        try:
-            venue_order = await self._call(
-                self.exchange.fetch_order,
-                "",
-                self._unified[order.symbol],
-                {"origClientOrderId": order.client_order_id},
-                side_effect=False,
-            )
-        except VenueOrderNotFound:
-            await self._on_not_at_venue(order)
-            return
-        except (FatalVenueError, AmbiguousVenueError) as exc:
-            self.log.warning(
-                "reconcile_failed", client_order_id=order.client_order_id, error=str(exc)[:200]
-            )
-            return
-        except RetryableVenueError as exc:
-            self.log.warning(
-                "reconcile_deferred", client_order_id=order.client_order_id, error=str(exc)[:200]
-            )
-            return
-        await self._apply_venue_order(order, venue_order)
-
-    async def _on_not_at_venue(self, order: OrderRecord) -> None:
-        age_ns = self.clock.time_ns() - (order.sent_ts_ns or order.created_ts_ns)
-        if order.state is OrderState.PENDING:
-            await self._send(order)  # journaled, never sent: send it now (same clientOrderId)
-        elif order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
-            if age_ns < self._unknown_grace_ns:
-                return  # the request may still be on its way; the poller asks again
-            self.log.warning("order_never_reached_venue", client_order_id=order.client_order_id)
-            await self._send(msgspec.structs.replace(order, state=OrderState.PENDING))
-        else:
-            self.log.error(
-                "order_vanished_at_venue", client_order_id=order.client_order_id, state=order.state
-            )
-
-    async def _apply_venue_order(self, order: OrderRecord, venue_order: dict[str, Any]) -> None:
-        info = venue_order.get("info") or {}
-        status = info.get("status") or str(venue_order.get("status", "")).upper()
-        filled = _dec(info.get("executedQty", venue_order.get("filled")))
-        quote = _dec(info.get("cummulativeQuoteQty", venue_order.get("cost")))
-        venue_id = str(info.get("orderId") or venue_order.get("id") or "")
-        try:
-            updated = order.with_venue_status(
-                venue_status=status,
-                filled_qty=filled,
-                quote_qty=quote,
-                venue_order_id=venue_id,
-                ts_ns=self.clock.time_ns(),
-            )
-        except Exception as exc:
-            self.log.error(
-                "venue_state_rejected",
-                client_order_id=order.client_order_id,
-                error=str(exc),
-                status=status,
-            )
-            return
-        fills: list[Fill] = []
-        if updated.filled_qty > 0:
-            fills = await self._new_fills(updated, venue_order)
-        if updated is not order or fills:
-            await self._commit(updated, fills)
-
-    async def _new_fills(self, order: OrderRecord, venue_order: dict[str, Any]) -> list[Fill]:
-        trades = [t for t in venue_order.get("trades") or [] if t.get("id")]
-        total = sum((_dec(t.get("amount")) for t in trades), Decimal(0))
-        if total < order.filled_qty:
-            trades = await self._call(
-                self.exchange.fetch_order_trades,
-                order.venue_order_id,
-                self._unified[order.symbol],
-                side_effect=False,
-            )
-        fills = []
-        for trade in trades:
-            fee = trade.get("fee") or {}
-            fills.append(
-                Fill(
-                    correlation_id=order.correlation_id,
-                    venue=order.venue,
-                    symbol=order.symbol,
-                    trade_id=int(trade["id"]),
-                    client_order_id=order.client_order_id,
-                    intent_id=order.intent_id,
-                    side=order.side,
-                    qty=_dec(trade.get("amount")),
-                    price=_dec(trade.get("price")),
-                    commission=_dec(fee.get("cost")),
-                    commission_asset=str(fee.get("currency") or ""),
-                    is_maker=trade.get("takerOrMaker") == "maker",
-                    venue_ts_ms=int(trade.get("timestamp") or 0),
-                )
-            )
-        return fills
-
-    async def _commit(self, order: OrderRecord, fills: list[Fill]) -> None:
-        """Journal first, then publish: the journal is the record, the bus the notification."""
-        new_fills = [f for f in fills if await self.journal.record_fill(f)]
-        changed = await self.journal.update_order(order)
-        out: list[tuple[str, BusMessage]] = []
-        for fill in new_fills:
-            self.positions.apply(fill)
-            out.append((exec_stream(self.venue), fill))
-            if order.sent_ts_ns:
-                latency = max(0, self.clock.time_ns() - order.sent_ts_ns) / 1e9
-                self.metrics.fill_latency.labels(exchange=self.venue).observe(latency)
-        if changed:
-            self.metrics.order_results.labels(venue=self.venue, state=order.state.value).inc()
-            out.append(
-                (
-                    exec_stream(self.venue),
-                    ExecutionReport(
-                        correlation_id=order.correlation_id,
-                        venue=order.venue,
-                        symbol=order.symbol,
-                        client_order_id=order.client_order_id,
-                        intent_id=order.intent_id,
-                        venue_order_id=order.venue_order_id,
-                        state=order.state.value,
-                        side=order.side,
-                        order_type=order.order_type,
-                        qty=order.qty,
-                        limit_price=order.limit_price,
-                        filled_qty=order.filled_qty,
-                        avg_price=order.avg_price,
-                        reason=order.reason,
-                        seq=order.seq,
-                        ts_ns=self.clock.time_ns(),
-                    ),
-                )
-            )
-        if out:
-            await self.bus.publish_many(out)
-        for fill in new_fills:
-            self.log.info(
-                "order_filled",
-                client_order_id=order.client_order_id,
-                trade_id=fill.trade_id,
-                qty=str(fill.qty),
-                price=str(fill.price),
-                maker=fill.is_maker,
-            )
-
-    async def _poll_open_orders(self) -> None:
-        """Fallback for fills and cancels we were not told about: one openOrders call per
-        symbol, and an individual query only for orders whose state moved."""
-        interval = self.exec_config.poll_interval_ms / 1000
-        while not await self.pause(interval):
-            journal_open = [
-                o for o in await self.journal.open_orders() if o.state is not OrderState.PENDING
-            ]
-            if not journal_open:
-                continue
-            for symbol in sorted({o.symbol for o in journal_open}):
-                try:
-                    venue_open = await self._call(
-                        self.exchange.fetch_open_orders, self._unified[symbol], side_effect=False
-                    )
-                except (RetryableVenueError, FatalVenueError, AmbiguousVenueError) as exc:
-                    self.log.warning("poll_failed", symbol=symbol, error=str(exc)[:200])
-                    continue
-                by_id = {o.get("clientOrderId"): o for o in venue_open}
-                for order in journal_open:
-                    if order.symbol != symbol:
-                        continue
-                    seen = by_id.get(order.client_order_id)
-                    if (
-                        seen is not None
-                        and order.state is not OrderState.UNKNOWN
-                        and _dec(seen.get("filled")) == order.filled_qty
-                    ):
-                        continue  # still open, nothing new
-                    await self._reconcile(order)
-
-    # --- calls --------------------------------------------------------------------------------
-
-    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, side_effect: bool) -> T:
-        backoff = Backoff(
-            base_ms=self.exec_config.retry_base_ms, cap_ms=self.exec_config.retry_cap_ms
-        )
-        attempt = 0
-        while True:
+            last = now
             try:
-                result = await fn(*args)
-                self.venue_ok = True
-                return result
-            except Exception as exc:
-                verdict = classify(exc, side_effect=side_effect)
-                self.metrics.venue_errors.labels(venue=self.venue, error_class=verdict.value).inc()
-                if verdict is ErrorClass.FATAL:
-                    if isinstance(exc, ccxt.OrderNotFound):
-                        raise VenueOrderNotFound(f"{type(exc).__name__}: {exc}") from exc
-                    raise FatalVenueError(f"{type(exc).__name__}: {exc}") from exc
-                if verdict is ErrorClass.AMBIGUOUS:
-                    raise AmbiguousVenueError(f"{type(exc).__name__}: {exc}") from exc
-                self.venue_ok = False
-                attempt += 1
-                if attempt > self.exec_config.max_retries:
-                    raise RetryableVenueError(f"{type(exc).__name__}: {exc}") from exc
-                delay = backoff.next_delay_ms()
-                self.log.warning(
-                    "venue_call_retry",
-                    call=getattr(fn, "__name__", "?"),
-                    attempt=attempt,
-                    delay_ms=round(delay),
-                    error=str(exc)[:200],
+                self.open_orders = await self.journal.open_orders()
+                await self.desk.poll_once()
+            except JournalUnavailableError as exc:
+                self.log.warning("poll_journal_unavailable", error=str(exc)[:200])
+            if self.user_stream is not None:
+                self.metrics.user_stream_age.labels(venue=self.venue).set(
+                    (now - self.push.last_event_ns) / 1e9 if self.push.last_event_ns else 0
                 )
-                await asyncio.sleep(delay / 1000)
 
     # --- health -------------------------------------------------------------------------------
 
     def readiness(self) -> Readiness:
+        venue_ok = self.gateway is not None and self.gateway.ok
+        if self.leader_epoch is None:
+            return Readiness.of({"hot standby: venue reachable": venue_ok})
         return Readiness.of(
             {
-                "orders consumer connected": self.consumer.connected,
-                "venue reachable": self.venue_ok,
+                "recovered": self.recovered,
+                "orders consumer connected": self.orders_consumer.connected,
+                "venue reachable": venue_ok,
+                "leader": self._may_send(),
             }
         )
 
     def status(self) -> dict[str, Any]:
+        now = self.clock.time_ns()
+        desk = self.desk
         return {
-            "positions": {p.symbol: str(p.qty) for p in self.positions.all()},
-            "orders_sent": self.sent,
-            "leader_epoch": None,
+            "role": "leader" if self.leader_epoch is not None else "standby",
+            "leader_epoch": self.leader_epoch,
+            "lease": None if self.elector is None else self.elector.state(),
+            "halted": self.halted or None,
+            "positions": (
+                {p.symbol: str(p.qty) for p in desk.positions.all()} if desk is not None else {}
+            ),
+            "orders_sent": desk.sent if desk is not None else 0,
+            "open_orders": [_order_status(o) for o in self.open_orders[:100]],
+            "parents": self.parents.state() if self.parents is not None else [],
+            "user_stream": self.push.state(now) if self.user_stream is not None else None,
+            "rate_limit": self.limiter.governor.state(),
+            "recovery": None if self.recovery is None else _recovery_status(self.recovery),
         }
 
 
-__all__ = ["ExecutionService", "RetryLater"]
+def _order_status(o: OrderRecord) -> dict[str, Any]:
+    return {
+        "client_order_id": o.client_order_id,
+        "intent_id": o.intent_id,
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "type": o.order_type.value,
+        "qty": str(o.qty),
+        "filled": str(o.filled_qty),
+        "price": None if o.limit_price is None else str(o.limit_price),
+        "state": o.state.value,
+    }
+
+
+def _recovery_status(report: RecoveryReport) -> dict[str, Any]:
+    return {
+        "duration_ms": report.duration_ms,
+        "orders_reconciled": report.orders_reconciled,
+        "fills_recovered": report.fills_recovered,
+        "parents_resumed": report.parents_resumed,
+        "drift_percent": report.drift_percent,
+        "drift": report.drift_detail,
+        "halt_reason": report.halt_reason or None,
+    }
+
+
+__all__ = ["ExecutionService", "LeadershipLost", "RetryLater"]

@@ -3,11 +3,15 @@ path (signing, parsing, error mapping) is what runs, against the real venue or o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ccxt.async_support as ccxt
 
 from engine.config import Secrets, VenueConfig
+
+ResponseObserver = Callable[[int, Mapping[str, str]], None]
+"""Called with (HTTP status, response headers) for every HTTP response the client receives."""
 
 _SPOT_API_KEYS = ("public", "private", "v1", "v3")
 
@@ -27,16 +31,55 @@ CCXT_BINANCE_WEIGHT_PER_COST = 5
 
 def ccxt_rate_limit_ms(venue: VenueConfig) -> float:
     """ccxt's `rateLimit` (ms per cost unit) that keeps us at max_weight_usage of the venue's
-    weight budget: 6000 weight/min at 70% gives 71.4 ms per cost unit, 4200 weight/min."""
+    weight budget: 6000 weight/min at 70% gives 71.4 ms per cost unit, 4200 weight/min.
+    Used for a client made without `on_response` (no governor): ccxt's limiter is then on."""
     weight_per_ms = venue.request_weight_per_minute * venue.max_weight_usage / 60_000
     return CCXT_BINANCE_WEIGHT_PER_COST / weight_per_ms
 
 
-def make_binance(venue: VenueConfig, secrets: Secrets, **options: Any) -> Any:
-    exchange = ccxt.binance(
-        {
-            "apiKey": secrets.api_key.reveal(),
-            "secret": secrets.api_secret.reveal(),
+class ObservedBinance(ccxt.binance):  # type: ignore[misc]  # ccxt is untyped here
+    """ccxt's binance, unchanged, except that every HTTP response is shown to `on_response`
+    before ccxt maps it (to a result or an exception): ccxt calls `handle_errors` for every
+    response it receives, success or not, with the status and the headers."""
+
+    def __init__(self, config: dict[str, Any], on_response: ResponseObserver | None) -> None:
+        super().__init__(config)
+        self._on_response = on_response
+
+    def handle_errors(
+        self,
+        code: int,
+        reason: str,
+        url: str,
+        method: str,
+        headers: dict[str, str],
+        body: str,
+        response: object,
+        requestHeaders: object,
+        requestBody: object,
+    ) -> Any:
+        if self._on_response is not None and code is not None:
+            self._on_response(code, headers or {})
+        return super().handle_errors(
+            code, reason, url, method, headers, body, response, requestHeaders, requestBody
+        )
+
+
+def make_binance(
+    venue: VenueConfig,
+    secrets: Secrets,
+    *,
+    on_response: ResponseObserver | None = None,
+    **options: Any,
+) -> Any:
+    """A ccxt binance client for `venue`. With `on_response` (our rate governor's `observe`),
+    ccxt's own limiter is OFF: the governor is the only limiter, so its accounting of the
+    venue's weight is the truth, and every response feeds it. Without it, ccxt's rolling-window
+    limiter stays on (at max_weight_usage of the venue limit), so that no client is unlimited."""
+    ccxt_limits: dict[str, Any] = (
+        {"enableRateLimit": False}
+        if on_response is not None
+        else {
             # Binance counts request weight over a rolling minute; so does ccxt's rollingWindow
             # limiter, which allows bursts (a leaky bucket of capacity 1 would serialise every
             # request behind the previous one's weight, and orders would queue behind polls).
@@ -44,6 +87,13 @@ def make_binance(venue: VenueConfig, secrets: Secrets, **options: Any) -> Any:
             "rateLimiterAlgorithm": "rollingWindow",
             "rollingWindowSize": 60_000,
             "rateLimit": ccxt_rate_limit_ms(venue),
+        }
+    )
+    exchange = ObservedBinance(
+        {
+            "apiKey": secrets.api_key.reveal(),
+            "secret": secrets.api_secret.reveal(),
+            **ccxt_limits,
             "timeout": venue.request_timeout_ms,
             "options": {
                 "defaultType": "spot",
@@ -55,7 +105,8 @@ def make_binance(venue: VenueConfig, secrets: Secrets, **options: Any) -> Any:
                 "warnOnFetchOpenOrdersWithoutSymbol": False,
                 **options,
             },
-        }
+        },
+        on_response,
     )
     exchange.urls["api"] = binance_api_urls(venue.rest_url)
     return exchange

@@ -1,13 +1,16 @@
 """The risk service: intents in, approved order requests or denials out.
 
 It keeps its own view of positions (from venue fills on exec.{venue}), of approved-but-unfilled
-exposure (from execution reports) and of the market (mids from md.{venue}.{symbol}), and runs the
-pure checks of engine.core.risk against that view. Operator commands arrive on `control`.
+exposure (approvals, fills and IntentDone), and of the market (mids from md.{venue}.{symbol}),
+and runs the pure checks of engine.core.risk against that view. Operator commands arrive on
+`control`. The trading state, the flatten in progress and the day's PnL baseline are stored on
+the bus (a small value beside the streams) at every change, so a restart resumes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
@@ -26,9 +29,9 @@ from engine.bus.consumer import StreamConsumer
 from engine.core.messages import (
     BookTop,
     Control,
-    ExecutionReport,
     Fill,
     Intent,
+    IntentDone,
     OrderRequest,
     OrderType,
     Quote,
@@ -36,47 +39,19 @@ from engine.core.messages import (
     Side,
     TradingStateChanged,
 )
-from engine.core.positions import PositionBook
-from engine.core.risk import RiskLimits, RiskView, TradingState, evaluate
+from engine.core.positions import DailyPnl, PositionBook, marked_value
+from engine.core.risk import OrderRateWindow, RiskLimits, RiskView, TradingState, evaluate
+from engine.risk.exposure import Exposure
 from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
 
-_TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
+STATE_KEY = "risk.state"
 _COMMAND_STATE = {
     "pause": TradingState.REDUCING,
     "flatten": TradingState.REDUCING,
     "halt": TradingState.HALTED,
     "resume": TradingState.ACTIVE,
 }
-
-
-class _Exposure:
-    """Approved quantity not yet filled, per intent."""
-
-    def __init__(self) -> None:
-        self.remaining: dict[str, tuple[str, Side, Decimal]] = {}
-
-    def approve(self, intent: Intent) -> None:
-        self.remaining[intent.intent_id] = (intent.symbol, intent.side, intent.qty)
-
-    def update(self, report: ExecutionReport) -> None:
-        current = self.remaining.get(report.intent_id)
-        if current is None:
-            return
-        if report.state in _TERMINAL:
-            del self.remaining[report.intent_id]
-        else:
-            symbol, side, _ = current
-            self.remaining[report.intent_id] = (
-                symbol,
-                side,
-                max(Decimal(0), report.qty - report.filled_qty),
-            )
-
-    def pending(self, symbol: str, side: Side) -> Decimal:
-        return sum(
-            (q for s, sd, q in self.remaining.values() if s == symbol and sd is side), Decimal(0)
-        )
 
 
 class RiskService(Service):
@@ -86,19 +61,29 @@ class RiskService(Service):
         super().__init__(ctx)
         self.venue = self.config.venue.name
         self.symbols = [s.upper() for s in self.config.venue.symbols]
-        risk = self.config.risk
+        self.risk = risk = self.config.risk
         self.limits = RiskLimits(
             max_position_qty=risk.max_position_qty,
             max_notional_per_order=risk.max_notional_per_order,
             max_intent_age_ms=risk.max_intent_age_ms,
             max_data_age_ms=risk.max_data_age_ms,
+            max_orders_per_window=risk.max_orders_per_window,
+            order_rate_window_ms=risk.order_rate_window_ms,
+            price_band_percent=risk.price_band_percent,
+            daily_loss_limit=risk.daily_loss_limit,
         )
         self.trading_state = TradingState.ACTIVE
+        self.state_reason = "start"
         self.positions = PositionBook()
-        self.exposure = _Exposure()
+        self.exposure = Exposure()
+        self.order_rate = OrderRateWindow(risk.order_rate_window_ms)
+        self.daily = DailyPnl()
         self.mids: dict[str, float] = {}
         self.md_recv_ns: dict[str, int] = {}
         """When the freshest quote or book update of each symbol was received by the feed."""
+        self.flatten: dict[str, Any] | None = None
+        """The flatten in progress or last finished: started/finished ns, intents issued."""
+        self._flatten_seq = 0
         self._decided: OrderedDict[str, bool] = OrderedDict()
         self.approved = 0
         self.denied = 0
@@ -149,11 +134,24 @@ class RiskService(Service):
         ]
         self._set_state_metric()
 
+    # --- lifecycle ----------------------------------------------------------------------------
+
     async def on_start(self) -> None:
         await self.bus.ping()
-        # The group remembers where it was, not what it had built: rebuild positions and exposure.
+        await self._load_state()
+        # The group remembers where it was, not what it had built: rebuild positions and
+        # exposure, approvals first so that fills and IntentDone apply to them.
+        for delivery in await replay_stream(self.bus, orders_stream(self.venue)):
+            if isinstance(delivery.message, OrderRequest):
+                self.exposure.approve(delivery.message.intent)
         for delivery in await replay_stream(self.bus, exec_stream(self.venue)):
             await self._on_exec(delivery)
+        self.log.info(
+            "risk_recovered",
+            trading_state=self.trading_state,
+            open_intents=len(self.exposure),
+            positions={p.symbol: str(p.qty) for p in self.positions.all()},
+        )
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -162,6 +160,34 @@ class RiskService(Service):
             tasks.create_task(self.md_consumer.run(), name="risk-md")
             tasks.create_task(self.control_consumer.run(), name="risk-control")
             tasks.create_task(self.intent_consumer.run(), name="risk-intents")
+            tasks.create_task(self._supervise(), name="risk-supervise")
+
+    async def _load_state(self) -> None:
+        raw = await self.bus.get_value(STATE_KEY)
+        if raw is None:
+            return
+        try:
+            saved = json.loads(raw)
+            self.trading_state = TradingState(saved["trading_state"])
+            self.state_reason = str(saved.get("reason", ""))
+            self.flatten = saved.get("flatten")
+            self.daily.restore(saved.get("daily", {}))
+        except (ValueError, KeyError, TypeError) as exc:
+            # an unreadable state must not silently become ACTIVE
+            self.trading_state = TradingState.HALTED
+            self.state_reason = f"stored risk state unreadable ({exc}): halted"
+            self.log.error("risk_state_unreadable", error=str(exc))
+        self._set_state_metric()
+        self.log.info("risk_state_restored", state=self.trading_state, reason=self.state_reason)
+
+    async def _save_state(self) -> None:
+        state = {
+            "trading_state": self.trading_state.value,
+            "reason": self.state_reason,
+            "flatten": self.flatten,
+            "daily": self.daily.snapshot(),
+        }
+        await self.bus.set_value(STATE_KEY, json.dumps(state).encode())
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -177,30 +203,84 @@ class RiskService(Service):
         message = delivery.message
         if isinstance(message, Fill):
             if self.positions.apply(message):
+                self.exposure.fill(message)
                 qty = self.positions.get(message.venue, message.symbol).qty
                 self.metrics.position.labels(venue=message.venue, symbol=message.symbol).set(
                     float(qty)
                 )
-        elif isinstance(message, ExecutionReport):
-            self.exposure.update(message)
+        elif isinstance(message, IntentDone):
+            self.exposure.done(message)
 
     async def _on_control(self, delivery: Delivery) -> None:
         message = delivery.message
         if not isinstance(message, Control):
             return
-        target = _COMMAND_STATE[message.command]
-        await self._set_trading_state(target, f"ops {message.command}: {message.reason}".strip())
-        if message.command == "flatten":
-            await self._flatten(message)
+        with bound_contextvars(correlation_id=message.correlation_id or f"ops-{message.command}"):
+            target = _COMMAND_STATE[message.command]
+            reason = f"ops {message.command}: {message.reason}".strip().rstrip(":")
+            if message.command == "flatten":
+                self.flatten = {
+                    "started_ns": self.clock.time_ns(),
+                    "finished_ns": None,
+                    "duration_ms": None,
+                    "intents": [],
+                    "correlation_id": message.correlation_id or f"flatten-{self.clock.time_ns()}",
+                }
+            await self._set_trading_state(target, reason)
+            if message.command in ("flatten", "halt"):
+                await self._cancel_open_entries(message.command)
+            if message.command == "flatten":
+                await self._flatten_step()
 
-    async def _flatten(self, command: Control) -> None:
-        """Close every position with reduce-only market intents (checked like any other)."""
+    # --- flatten ------------------------------------------------------------------------------
+
+    async def _cancel_open_entries(self, why: str) -> None:
+        """Resting entries would re-open what a flatten closes, and a halt means no exposure
+        we did not choose: cancel every intent still being worked that is not a reduction."""
+        for intent_id, symbol in self.exposure.open_intents(reduce_only=False):
+            cancel = Intent(
+                correlation_id=f"{why}-cancel",
+                intent_id=f"{why}.{self.ctx.instance}.cancel.{intent_id}",
+                source=f"risk-{why}",
+                venue=self.venue,
+                symbol=symbol,
+                action="cancel",
+                cancel_intent_id=intent_id,
+                created_ts_ns=self.clock.time_ns(),
+            )
+            await self._approve(cancel)
+
+    def _is_flat(self) -> bool:
+        tolerance = self.risk.flat_tolerance_qty
+        return all(abs(p.qty) <= tolerance for p in self.positions.all())
+
+    async def _flatten_step(self) -> None:
+        """Issue reduce-only intents for what is left, unless a flatten intent is still being
+        worked; note the time to flat when nothing is left."""
+        flatten = self.flatten
+        if flatten is None or flatten.get("finished_ns"):
+            return
+        if self._is_flat():
+            now = self.clock.time_ns()
+            flatten["finished_ns"] = now
+            flatten["duration_ms"] = round((now - flatten["started_ns"]) / 1e6, 1)
+            self.metrics.flatten_seconds.observe(flatten["duration_ms"] / 1000)
+            self.log.warning(
+                "flatten_complete",
+                duration_ms=flatten["duration_ms"],
+                intents=len(flatten["intents"]),
+            )
+            await self._save_state()
+            return
+        if self.exposure.open_intents(reduce_only=True):
+            return
         for position in self.positions.all():
-            if position.qty == 0:
+            if abs(position.qty) <= self.risk.flat_tolerance_qty:
                 continue
+            self._flatten_seq += 1
             intent = Intent(
-                correlation_id=command.correlation_id or f"flatten-{self.clock.time_ns()}",
-                intent_id=f"flatten.{self.ctx.instance}.{position.symbol}.{self.clock.time_ns()}",
+                correlation_id=flatten["correlation_id"],
+                intent_id=f"flatten.{self.ctx.instance}.{position.symbol}.{self._flatten_seq}",
                 source="risk-flatten",
                 venue=position.venue,
                 symbol=position.symbol,
@@ -210,13 +290,62 @@ class RiskService(Service):
                 reduce_only=True,
                 created_ts_ns=self.clock.time_ns(),
                 reference_price=self.mids.get(position.symbol, 0.0),
+                algo=self.risk.flatten_algo,
+                algo_params=dict(self.risk.flatten_algo_params),
+            )
+            flatten["intents"].append(intent.intent_id)
+            self.log.warning(
+                "flatten_intent", symbol=position.symbol, side=intent.side, qty=str(intent.qty)
             )
             await self.bus.publish(INTENTS, intent)
+        await self._save_state()
+
+    async def _supervise(self) -> None:
+        """The flatten in progress, the daily-loss breaker and utilisation gauges."""
+        while not await self.pause(0.2):
+            self._update_daily_pnl()
+            if (
+                self.trading_state is TradingState.ACTIVE
+                and self.daily.pnl < -self.limits.daily_loss_limit
+            ):
+                await self._set_trading_state(
+                    TradingState.REDUCING,
+                    f"daily loss {-self.daily.pnl:.2f} over {self.limits.daily_loss_limit}",
+                )
+            if self.flatten is not None and not self.flatten.get("finished_ns"):
+                await self._flatten_step()
+            for position in self.positions.all():
+                self.metrics.risk_utilisation.labels(
+                    limit="max_position", symbol=position.symbol
+                ).set(float(abs(position.qty) / self.limits.max_position_qty))
+            self.metrics.risk_utilisation.labels(limit="order_rate", symbol="*").set(
+                self.order_rate.count(self.clock.time_ns()) / self.limits.max_orders_per_window
+            )
+            self.metrics.risk_utilisation.labels(limit="daily_loss", symbol="*").set(
+                float(max(Decimal(0), -self.daily.pnl) / self.limits.daily_loss_limit)
+            )
+
+    def _update_daily_pnl(self) -> Decimal:
+        day_before = self.daily.day
+        pnl = self.daily.update(
+            now_ns=self.clock.time_ns(), value=marked_value(self.positions.all(), self.mids)
+        )
+        if self.daily.day != day_before:
+            self.log.info("daily_pnl_baseline", baseline=str(self.daily.baseline))
+        self.metrics.daily_pnl.set(float(pnl))
+        return pnl
 
     async def _set_trading_state(self, state: TradingState, reason: str) -> None:
         if state is self.trading_state:
+            self.state_reason = reason
+            await self._save_state()
             return
         previous, self.trading_state = self.trading_state, state
+        self.state_reason = reason
+        if state is TradingState.ACTIVE and self.flatten and not self.flatten.get("finished_ns"):
+            self.flatten["finished_ns"] = self.clock.time_ns()
+            self.flatten["abandoned"] = True
+        await self._save_state()
         self._set_state_metric()
         self.log.warning("trading_state_changed", state=state, previous=previous, reason=reason)
         await self.bus.publish(
@@ -260,6 +389,9 @@ class RiskService(Service):
                 now_ns=now,
                 data_age_ms=None if last_md is None else (now - last_md) / 1e6,
                 bus_degraded=not all(c.connected for c in self.stoppables),
+                mid=self.mids.get(intent.symbol),
+                orders_in_window=self.order_rate.count(now),
+                daily_pnl=self._update_daily_pnl(),
             )
             denial = evaluate(intent, view, self.limits)
             self._remember(intent.intent_id, denial is None)
@@ -287,6 +419,7 @@ class RiskService(Service):
             self.metrics.risk_approvals.inc()
             if intent.action == "new":
                 self.exposure.approve(intent)
+                self.order_rate.record(self.clock.time_ns())
             self.log.info("intent_approved", action=intent.action)
         await self.bus.publish(
             orders_stream(intent.venue),
@@ -315,8 +448,12 @@ class RiskService(Service):
     def status(self) -> dict[str, Any]:
         return {
             "trading_state": self.trading_state.value,
+            "trading_state_reason": self.state_reason,
             "positions": {p.symbol: str(p.qty) for p in self.positions.all()},
+            "open_intents": len(self.exposure),
             "approved": self.approved,
             "denied": self.denied,
             "mids": self.mids,
+            "daily_pnl": str(self.daily.pnl),
+            "flatten": self.flatten,
         }

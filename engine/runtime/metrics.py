@@ -129,3 +129,65 @@ class EngineMetrics:
         self.position = Gauge(
             "trading_position", "Net position in base asset", ["venue", "symbol"], registry=r
         )
+        self.position_drift = Gauge(
+            "trading_position_drift_percent",
+            "Journal position vs venue balance at the last reconciliation, percent",
+            ["venue", "symbol"],
+            registry=r,
+        )
+        self.order_rejections = Counter(
+            "trading_order_rejections_total",
+            "Orders the venue rejected (rate: rejections / orders sent)",
+            ["venue"],
+            registry=r,
+        )
+        self.rate_limit_usage = Gauge(
+            "trading_rate_limit_usage_ratio",
+            "Venue-reported rate-limit usage as a share of the venue's limit",
+            ["venue", "limit"],
+            registry=r,
+        )
+        self.rate_limit_waits = Counter(
+            "trading_rate_limit_waits_total",
+            "Venue calls delayed by our own rate limiter",
+            ["venue", "reason"],
+            registry=r,
+        )
+        self.venue_paused = Gauge(
+            "trading_venue_paused",
+            "1 while the whole venue is paused after a 429 or a 418 ban",
+            ["venue"],
+            registry=r,
+        )
+        self.risk_utilisation = Gauge(
+            "trading_risk_limit_utilisation_ratio",
+            "How much of each risk limit is used (1.0 = at the limit)",
+            ["limit", "symbol"],
+            registry=r,
+        )
+        self.daily_pnl = Gauge(
+            "trading_daily_pnl", "Realised plus marked-to-mid PnL since 00:00 UTC", registry=r
+        )
+        self.flatten_seconds = Histogram(
+            "trading_flatten_seconds",
+            "Flatten command to flat positions",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.leader = Gauge(
+            "trading_execution_leader", "1 while this execution instance is the leader", registry=r
+        )
+        self.leader_epoch = Gauge(
+            "trading_execution_leader_epoch", "Fencing epoch of the current leadership", registry=r
+        )
+        self.user_stream_age = Gauge(
+            "trading_user_stream_age_seconds",
+            "Time since the last event on the venue's user data stream",
+            ["venue"],
+            registry=r,
+        )
+        self.recovery_seconds = Gauge(
+            "trading_recovery_seconds",
+            "Duration of the last start-up recovery (journal load to reconciled)",
+            registry=r,
+        )

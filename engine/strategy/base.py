@@ -18,6 +18,7 @@ from engine.core.messages import (
     ExecutionReport,
     Fill,
     Intent,
+    IntentDone,
     OrderType,
     Quote,
     Side,
@@ -146,7 +147,11 @@ class Strategy:
         """One of our orders traded (already applied to ctx.positions)."""
 
     def on_order(self, report: ExecutionReport) -> None:
-        """One of our orders changed state."""
+        """One of our child orders changed state (at start, also every report still on the
+        bus, so a strategy can adopt orders it placed after its last checkpoint)."""
+
+    def on_intent_done(self, done: IntentDone) -> None:
+        """Execution finished working one of our intents (every child order is terminal)."""
 
     def on_denied(self, intent_id: str, reason: str) -> None:
         """Risk refused one of our intents."""
@@ -155,7 +160,8 @@ class Strategy:
         """Called periodically (strategy.timer_interval_ms)."""
 
     def snapshot(self) -> dict[str, Any]:
-        """State to checkpoint; restored with restore()."""
+        """State to checkpoint (JSON-able); restored with restore() after a restart. The
+        service writes it to the bus every timer tick when it changed, and at stop."""
         return {}
 
     def restore(self, state: dict[str, Any]) -> None:

@@ -1,8 +1,14 @@
-"""The strategy service: market data and our own order events in, intents out on `intents`."""
+"""The strategy service: market data and our own order events in, intents out on `intents`.
+
+Restart: each strategy's checkpoint (its snapshot(), stored on the bus under
+`strategy.{name}`) is restored, then every fill, execution report and IntentDone still on
+exec.{venue} is replayed to it, so it also knows what happened after the checkpoint.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from engine.bus.base import (
@@ -14,7 +20,15 @@ from engine.bus.base import (
     replay_stream,
 )
 from engine.bus.consumer import StreamConsumer
-from engine.core.messages import BookTop, ExecutionReport, Fill, Quote, RiskDenial, Trade
+from engine.core.messages import (
+    BookTop,
+    ExecutionReport,
+    Fill,
+    IntentDone,
+    Quote,
+    RiskDenial,
+    Trade,
+)
 from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
 from engine.strategy.base import Strategy, StrategyContext
@@ -64,16 +78,46 @@ class StrategyService(Service):
         )
         self.stoppables = [self.md_consumer, self.exec_consumer]
         self.intents_emitted = 0
+        self._checkpoints: dict[str, bytes] = {}
 
     async def on_start(self) -> None:
         await self.bus.ping()
+        for name, (strategy, _) in self.strategies.items():
+            raw = await self.bus.get_value(f"strategy.{name}")
+            if raw is not None:
+                strategy.restore(json.loads(raw))
+                self._checkpoints[name] = raw
+                self.log.info("strategy_restored", strategy=name)
         for delivery in await replay_stream(self.bus, exec_stream(self.venue)):
-            if isinstance(delivery.message, Fill):
-                owner = self._owner(delivery.message.intent_id)
-                if owner is not None:
-                    owner[1].positions.apply(delivery.message)
-        for strategy, _ in self.strategies.values():
+            message = delivery.message
+            if not isinstance(message, Fill | ExecutionReport | IntentDone):
+                continue
+            owner = self._owner(message.intent_id)
+            if owner is None:
+                continue
+            if isinstance(message, Fill):
+                owner[1].positions.apply(message)
+            elif isinstance(message, ExecutionReport):
+                self._reports_seen.add((message.client_order_id, message.seq))
+                owner[0].on_order(message)
+            else:
+                owner[0].on_intent_done(message)
+        for strategy, sctx in self.strategies.values():
             strategy.on_start()
+            sctx.drain()  # a decision taken on replayed history is not taken
+
+    async def on_stop(self) -> None:
+        try:
+            await self._checkpoint()
+        except Exception as exc:  # the bus may be what is failing; the last checkpoint stands
+            self.log.warning("strategy_checkpoint_failed", error=str(exc)[:200])
+
+    async def _checkpoint(self) -> None:
+        for name, (strategy, _) in self.strategies.items():
+            raw = json.dumps(strategy.snapshot(), sort_keys=True, default=str).encode()
+            if self._checkpoints.get(name) != raw:
+                await self.bus.set_value(f"strategy.{name}", raw)
+                self._checkpoints[name] = raw
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -89,6 +133,7 @@ class StrategyService(Service):
                 sctx.set_trigger(correlation_id="", tick_recv_ns=0)
                 strategy.on_timer(now)
             await self._publish_intents()
+            await self._checkpoint()
 
     async def _on_market_data(self, delivery: Delivery) -> None:
         message = delivery.message
@@ -135,6 +180,10 @@ class StrategyService(Service):
             if owner is not None and key not in self._reports_seen:
                 self._reports_seen.add(key)
                 owner[0].on_order(message)
+        elif isinstance(message, IntentDone):
+            owner = self._owner(message.intent_id)
+            if owner is not None:
+                owner[0].on_intent_done(message)
         elif isinstance(message, RiskDenial):
             owner = self._owner(message.intent_id)
             if owner is not None:

@@ -45,6 +45,10 @@ class _Client:
     strikes: int = 0
     banned_until: float = 0.0
     bans: int = 0
+    too_many: int = 0
+    """429s served (ground truth for tests and game days)."""
+    banned_responses: int = 0
+    """418s served."""
 
 
 class RateLimiter:
@@ -132,7 +136,20 @@ class RateLimiter:
         day = self._window(self._orders_day, account, now, 86_400.0)
         return {"X-MBX-ORDER-COUNT-10S": str(len(ten)), "X-MBX-ORDER-COUNT-1D": str(len(day))}
 
+    def stats(self) -> dict[str, dict[str, int | float]]:
+        """Per IP: 429s and 418s served, bans, and whether a ban is running."""
+        return {
+            ip: {
+                "too_many_429": c.too_many,
+                "banned_418": c.banned_responses,
+                "bans": c.bans,
+                "banned_until": c.banned_until,
+            }
+            for ip, c in self._ips.items()
+        }
+
     def _too_much(self, client: _Client, now: float) -> Verdict:
+        client.too_many += 1
         retry = max(1, int(client.wait_until - now + 0.999))
         return Verdict(
             429,
@@ -145,6 +162,7 @@ class RateLimiter:
         )
 
     def _banned(self, client: _Client, now: float) -> Verdict:
+        client.banned_responses += 1
         until_ms = int(client.banned_until * 1000)
         return Verdict(
             418,

@@ -86,6 +86,15 @@ async def test_dead_consumers_entries_are_claimed_by_a_successor(bus: Bus) -> No
     assert [d.entry_id for d in claimed] == [taken[0].entry_id]
 
 
+async def test_values_are_stored_and_overwritten_and_absent_is_none(bus: Bus) -> None:
+    assert await bus.get_value("checkpoint.never-set") is None
+    await bus.set_value("checkpoint.a", b'{"seq": 1}')
+    await bus.set_value("checkpoint.a", b'{"seq": 2}')
+    await bus.set_value("checkpoint.b", b"")
+    assert await bus.get_value("checkpoint.a") == b'{"seq": 2}'
+    assert await bus.get_value("checkpoint.b") == b""
+
+
 async def test_streams_are_trimmed_to_a_bound(bus: Bus) -> None:
     for start in range(0, 3000, 500):
         await bus.publish_many([("t", control(i)) for i in range(start, start + 500)])

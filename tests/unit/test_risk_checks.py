@@ -4,6 +4,7 @@ import pytest
 
 from engine.core.messages import Intent, OrderType, Side
 from engine.core.risk import (
+    OrderRateWindow,
     RiskLimits,
     RiskView,
     TradingState,
@@ -138,3 +139,54 @@ def test_stale_data_or_a_degraded_bus_stops_entries_but_not_reductions() -> None
     never = view(data_age_ms=None)
     assert "no market data" in evaluate(intent(), never, LIMITS).reason  # type: ignore[union-attr]
     assert evaluate(intent(), view(data_age_ms=100.0), LIMITS) is None
+
+
+def test_order_rate_stops_entries_at_the_limit_but_never_a_reduction() -> None:
+    limits = RiskLimits(
+        max_position_qty=Decimal("1"),
+        max_notional_per_order=Decimal("1000"),
+        max_orders_per_window=3,
+    )
+    assert evaluate(intent(), view(orders_in_window=2), limits) is None
+    denial = evaluate(intent(), view(orders_in_window=3), limits)
+    assert denial is not None and denial.check == "order_rate"
+    assert "3 orders" in denial.reason
+    reduce = intent(Side.SELL, qty="0.1", reduce_only=True)
+    assert evaluate(reduce, view(position="0.5", orders_in_window=99), limits) is None
+
+
+def test_order_rate_window_forgets_approvals_older_than_the_window() -> None:
+    window = OrderRateWindow(window_ms=1_000)
+    for t_ms in (0, 100, 900):
+        window.record(t_ms * 1_000_000)
+    assert window.count(950 * 1_000_000) == 3
+    assert window.count(1_050 * 1_000_000) == 2, "the approval at 0 ms left the window"
+    assert window.count(2_000 * 1_000_000) == 0
+
+
+def test_a_limit_price_outside_the_band_around_mid_is_a_fat_finger() -> None:
+    limits = RiskLimits(
+        max_position_qty=Decimal("1"),
+        max_notional_per_order=Decimal("100000"),
+        price_band_percent=5.0,
+    )
+    near = intent(order_type=OrderType.LIMIT, limit_price=Decimal("104"))
+    far = intent(order_type=OrderType.LIMIT, limit_price=Decimal("106"))
+    assert evaluate(near, view(mid=100.0), limits) is None
+    denial = evaluate(far, view(mid=100.0), limits)
+    assert denial is not None and denial.check == "price_band" and "6.00%" in denial.reason
+    low = intent(Side.SELL, order_type=OrderType.LIMIT, limit_price=Decimal("90"))
+    assert evaluate(low, view(position="0.5", mid=100.0), limits).check == "price_band"  # type: ignore[union-attr]
+
+
+def test_daily_loss_over_the_limit_stops_entries_but_allows_reducing() -> None:
+    limits = RiskLimits(
+        max_position_qty=Decimal("1"),
+        max_notional_per_order=Decimal("1000"),
+        daily_loss_limit=Decimal("50"),
+    )
+    assert evaluate(intent(), view(daily_pnl=Decimal("-49.99")), limits) is None
+    denial = evaluate(intent(), view(daily_pnl=Decimal("-50.01")), limits)
+    assert denial is not None and denial.check == "daily_loss"
+    reduce = intent(Side.SELL, qty="0.2")
+    assert evaluate(reduce, view(position="0.5", daily_pnl=Decimal("-900")), limits) is None

@@ -4,6 +4,11 @@ Write-ahead: an order is journaled before it is sent, and every state change and
 journaled before it is published. Fills are keyed on (venue, trade_id): recording the same fill
 twice is a no-op. An order update only lands if its `seq` is newer than the stored one.
 
+Parents: an intent worked by an execution algo (maker-first, split, TWAP) is journaled as a
+parent (the intent itself, when it started, active | canceling | done) before its first child;
+the algo's decisions depend only on the parent and its children, so a restarted or newly elected
+instance resumes it from the journal.
+
 Fencing: a journal shared by an active/standby pair carries the highest leadership epoch ever
 claimed (meta key `epoch`). `claim(epoch)` records a new leader's epoch and refuses an older
 one; every write checks, inside its own transaction, that the journal's epoch is not newer than
@@ -17,12 +22,31 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Protocol
 
+import msgspec
+
 from engine.core.messages import Fill, OrderType, Side, TimeInForce
 from engine.core.orders import OrderRecord, OrderState
 
 
+class ParentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    intent_id: str
+    payload: str
+    """The Intent as JSON (engine.core.messages.encode)."""
+    created_ts_ns: int
+    state: str = "active"
+    """active | canceling | done"""
+    outcome: str = ""
+    reason: str = ""
+
+
+PARENT_STATES = ("active", "canceling", "done")
+
+
 class Journal(Protocol):
-    epoch: int
+    @property
+    def epoch(self) -> int:
+        """The fencing epoch this instance writes with (set by claim)."""
+        ...
 
     async def open(self) -> None: ...
 
@@ -45,6 +69,28 @@ class Journal(Protocol):
     async def record_fill(self, fill: Fill) -> bool: ...
 
     async def fills(self) -> list[Fill]: ...
+
+    async def fills_for_order(self, client_order_id: str) -> list[Fill]: ...
+
+    async def insert_parent(self, parent: ParentRecord) -> bool:
+        """Journal a new parent; False (and nothing written) if the intent id exists."""
+        ...
+
+    async def update_parent(
+        self, intent_id: str, *, state: str, outcome: str = "", reason: str = ""
+    ) -> bool:
+        """Move a parent forward (active → canceling → done); never backwards."""
+        ...
+
+    async def get_parent(self, intent_id: str) -> ParentRecord | None: ...
+
+    async def active_parents(self) -> list[ParentRecord]:
+        """Parents not done, oldest first."""
+        ...
+
+    async def parent_ids(self) -> set[str]:
+        """The intent id of every parent ever journaled (which intents are algo parents)."""
+        ...
 
     async def get_meta(self, key: str) -> str | None: ...
 
@@ -80,6 +126,15 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_intent ON orders(intent_id);
 CREATE INDEX IF NOT EXISTS orders_by_state ON orders(state);
+CREATE TABLE IF NOT EXISTS parents (
+    intent_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
+    created_ts_ns INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS parents_by_state ON parents(state);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -100,6 +155,7 @@ CREATE TABLE IF NOT EXISTS fills (
     correlation_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (venue, trade_id)
 );
+CREATE INDEX IF NOT EXISTS fills_by_order ON fills(client_order_id);
 """
 
 ORDER_COLUMNS = (
@@ -197,4 +253,15 @@ def fill_from_row(row: Any) -> Fill:
         commission_asset=row["commission_asset"],
         is_maker=bool(row["is_maker"]),
         venue_ts_ms=row["venue_ts_ms"],
+    )
+
+
+def parent_from_row(row: Any) -> ParentRecord:
+    return ParentRecord(
+        intent_id=row["intent_id"],
+        payload=row["payload"],
+        created_ts_ns=row["created_ts_ns"],
+        state=row["state"],
+        outcome=row["outcome"],
+        reason=row["reason"],
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,13 @@ from engine.core.messages import Fill
 from engine.core.orders import TERMINAL_STATES, OrderRecord
 from engine.execution.journal.base import (
     ORDER_COLUMNS,
+    PARENT_STATES,
     SCHEMA,
+    ParentRecord,
     fill_from_row,
     order_from_row,
     order_row,
+    parent_from_row,
 )
 
 _TERMINAL = tuple(state.value for state in TERMINAL_STATES)
@@ -42,10 +46,25 @@ class SqliteJournalSync:
             self._db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=10.0
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._switch_to_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
         self._db.row_factory = sqlite3.Row
+
+    def _switch_to_wal(self, deadline_s: float = 10.0) -> None:
+        """A concurrent opener (the other half of a pair starting on the same host) gets
+        "database is locked" at once from this PRAGMA: the busy timeout does not cover it."""
+        end = time.monotonic() + deadline_s
+        delay = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > end:
+                    raise
+                time.sleep(delay)  # a thread of its own: the event loop is not blocked
+                delay = min(delay * 2, 0.1)
 
     # --- fencing -----------------------------------------------------------------------------
 
@@ -134,6 +153,41 @@ class SqliteJournalSync:
             == 1
         )
 
+    def insert_parent(self, parent: ParentRecord) -> bool:
+        if parent.state not in PARENT_STATES:
+            raise ValueError(f"unknown parent state {parent.state!r}")
+        return (
+            self._write(
+                "INSERT OR IGNORE INTO parents (intent_id, payload, created_ts_ns, state, outcome,"
+                " reason) VALUES (?,?,?,?,?,?)",
+                (
+                    parent.intent_id,
+                    parent.payload,
+                    parent.created_ts_ns,
+                    parent.state,
+                    parent.outcome,
+                    parent.reason,
+                ),
+            )
+            == 1
+        )
+
+    def update_parent(self, intent_id: str, state: str, outcome: str, reason: str) -> bool:
+        if state not in PARENT_STATES:
+            raise ValueError(f"unknown parent state {state!r}")
+        rank = PARENT_STATES.index(state)
+        earlier = PARENT_STATES[:rank]
+        if not earlier:
+            return False
+        return (
+            self._write(
+                f"UPDATE parents SET state=?, outcome=?, reason=? WHERE intent_id=?"
+                f" AND state IN ({','.join('?' * len(earlier))})",
+                (state, outcome, reason, intent_id, *earlier),
+            )
+            == 1
+        )
+
     def set_meta(self, key: str, value: str) -> None:
         if key == "epoch":
             raise ValueError("the epoch is set by claim(), never directly")
@@ -176,6 +230,25 @@ class SqliteJournalSync:
     def fills(self) -> list[Fill]:
         rows = self._db.execute("SELECT * FROM fills ORDER BY venue_ts_ms, trade_id").fetchall()
         return [fill_from_row(r) for r in rows]
+
+    def fills_for_order(self, client_order_id: str) -> list[Fill]:
+        rows = self._db.execute(
+            "SELECT * FROM fills WHERE client_order_id=? ORDER BY trade_id", (client_order_id,)
+        ).fetchall()
+        return [fill_from_row(r) for r in rows]
+
+    def get_parent(self, intent_id: str) -> ParentRecord | None:
+        row = self._db.execute("SELECT * FROM parents WHERE intent_id=?", (intent_id,)).fetchone()
+        return None if row is None else parent_from_row(row)
+
+    def parent_ids(self) -> set[str]:
+        return {str(r[0]) for r in self._db.execute("SELECT intent_id FROM parents")}
+
+    def active_parents(self) -> list[ParentRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM parents WHERE state != 'done' ORDER BY created_ts_ns"
+        ).fetchall()
+        return [parent_from_row(r) for r in rows]
 
     def close(self) -> None:
         self._db.close()
@@ -242,6 +315,30 @@ class SqliteJournal:
 
     async def fills(self) -> list[Fill]:
         result: list[Fill] = await self._run(self.sync.fills)
+        return result
+
+    async def fills_for_order(self, client_order_id: str) -> list[Fill]:
+        result: list[Fill] = await self._run(self.sync.fills_for_order, client_order_id)
+        return result
+
+    async def insert_parent(self, parent: ParentRecord) -> bool:
+        return bool(await self._run(self.sync.insert_parent, parent))
+
+    async def update_parent(
+        self, intent_id: str, *, state: str, outcome: str = "", reason: str = ""
+    ) -> bool:
+        return bool(await self._run(self.sync.update_parent, intent_id, state, outcome, reason))
+
+    async def get_parent(self, intent_id: str) -> ParentRecord | None:
+        result: ParentRecord | None = await self._run(self.sync.get_parent, intent_id)
+        return result
+
+    async def active_parents(self) -> list[ParentRecord]:
+        result: list[ParentRecord] = await self._run(self.sync.active_parents)
+        return result
+
+    async def parent_ids(self) -> set[str]:
+        result: set[str] = await self._run(self.sync.parent_ids)
         return result
 
     async def close(self) -> None:

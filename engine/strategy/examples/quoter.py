@@ -5,10 +5,11 @@ that would grow the position past its limit."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
-from engine.core.messages import BookTop, ExecutionReport, OrderType, Side
+from engine.core.messages import BookTop, ExecutionReport, IntentDone, OrderType, Side
 from engine.strategy.base import Strategy, quantize
 
 _TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
@@ -81,12 +82,57 @@ class MakerQuoter(Strategy):
     def on_order(self, report: ExecutionReport) -> None:
         key = (report.symbol, report.side)
         working = self._working.get(key)
-        if (
-            working is not None
-            and working.intent_id == report.intent_id
-            and report.state in _TERMINAL
-        ):
+        if report.state in _TERMINAL:
+            if working is not None and working.intent_id == report.intent_id:
+                del self._working[key]
+        elif working is None and report.limit_price is not None:
+            # placed after the last checkpoint (or by a previous run): ours to manage again
+            self._working[key] = _Working(
+                intent_id=report.intent_id,
+                side=report.side,
+                price=report.limit_price,
+                placed_ns=report.ts_ns,
+            )
+
+    def on_intent_done(self, done: IntentDone) -> None:
+        key = (done.symbol, done.side)
+        working = self._working.get(key)
+        if working is not None and working.intent_id == done.intent_id:
             del self._working[key]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "working": [
+                {
+                    "symbol": symbol,
+                    "intent_id": w.intent_id,
+                    "side": w.side.value,
+                    "price": str(w.price),
+                    "placed_ns": w.placed_ns,
+                    "cancel_sent": w.cancel_sent,
+                }
+                for (symbol, _), w in sorted(self._working.items())
+            ],
+            "last_quote_ns": [
+                [symbol, side.value, ns]
+                for (symbol, side), ns in sorted(self._last_quote_ns.items())
+            ],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._working = {
+            (w["symbol"], Side(w["side"])): _Working(
+                intent_id=w["intent_id"],
+                side=Side(w["side"]),
+                price=Decimal(w["price"]),
+                placed_ns=int(w["placed_ns"]),
+                cancel_sent=bool(w["cancel_sent"]),
+            )
+            for w in state.get("working", [])
+        }
+        self._last_quote_ns = {
+            (symbol, Side(side)): int(ns) for symbol, side, ns in state.get("last_quote_ns", [])
+        }
 
     def on_denied(self, intent_id: str, reason: str) -> None:
         for key, working in list(self._working.items()):

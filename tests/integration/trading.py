@@ -1,0 +1,234 @@
+"""Helpers for trading-path tests: engine configs, execution processes, the bus seen from outside.
+
+Tests drive the engine the way its neighbours do: order requests are written to the real Redis
+stream `orders.binance` (as the risk service would), results are read back from `exec.binance`,
+and the exchange simulator's ground truth (`/truth/orders`) says what really reached the venue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import redis as redis_sync
+
+from engine.core.messages import (
+    BusMessage,
+    Intent,
+    IntentDone,
+    OrderRequest,
+    OrderType,
+    Side,
+    decode,
+    encode,
+)
+from harness.ports import free_ports
+from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess, control, wait_until
+
+OPS_TOKEN = "ops-token-for-trading-tests-0123456789"
+ENV = {
+    "STORMPROOF_API_KEY": SIM_KEY,
+    "STORMPROOF_API_SECRET": SIM_SECRET,
+    "STORMPROOF_OPS_TOKEN": OPS_TOKEN,
+}
+
+
+def engine_config(
+    tmp: Path,
+    sim: ReplayProcess,
+    redis_port: int,
+    *,
+    name: str = "engine",
+    rest_url: str | None = None,
+    extra: str = "",
+    execution: str = "",
+    ports: dict[str, int] | None = None,
+) -> tuple[Path, dict[str, int]]:
+    ports = ports or dict(
+        zip(("feed", "strategy", "risk", "execution"), free_ports(4), strict=True)
+    )
+    path = tmp / f"{name}.toml"
+    path.write_text(f"""
+[venue]
+ws_urls = ["{sim.ws_url}"]
+rest_url = "{rest_url or sim.rest_url}"
+user_stream_url = "{sim.ws_url}"
+symbols = ["BTCUSDT"]
+request_timeout_ms = 2000
+[bus]
+redis_url = "redis://127.0.0.1:{redis_port}/0"
+claim_min_idle_ms = 1000
+[execution]
+journal_path = "{tmp / "journal.sqlite"}"
+poll_interval_ms = 300
+{execution}
+[ops.ports]
+{chr(10).join(f"{service} = {port}" for service, port in ports.items())}
+{extra}
+""")
+    return path, ports
+
+
+def engine_argv(config: Path, service: str) -> list[str]:
+    return [sys.executable, "-m", "engine", "run", service, "--config", str(config)]
+
+
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV, **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def running(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
+    proc = start(argv, log, env)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def get_json(url: str, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        return error.code, json.loads(body) if body else None
+    except OSError:
+        return 0, None
+
+
+def post(url: str, token: str | None, body: dict[str, Any] | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    request = urllib.request.Request(
+        url, data=json.dumps(body or {}).encode(), method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def status(port: int) -> dict[str, Any]:
+    code, body = get_json(f"http://127.0.0.1:{port}/status")
+    return body if code == 200 else {}
+
+
+def wait_started(
+    port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30
+) -> None:
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"engine exited with {proc.returncode}: {log.read_text()[-3000:]}")
+        return get_json(f"http://127.0.0.1:{port}/startupz")[0] == 200
+
+    wait_until(up, timeout_s=timeout_s, what="the engine's /startupz")
+
+
+class Bus:
+    """The engine's Redis bus, from outside."""
+
+    def __init__(self, port: int, venue: str = "binance") -> None:
+        self.redis = redis_sync.Redis(port=port)
+        self.venue = venue
+
+    def request(self, intent: Intent) -> None:
+        message = OrderRequest(
+            correlation_id=intent.correlation_id, intent=intent, approved_ts_ns=time.time_ns()
+        )
+        self.redis.xadd(f"orders.{self.venue}", {"m": encode(message)})
+
+    def publish(self, stream: str, message: BusMessage) -> None:
+        self.redis.xadd(stream, {"m": encode(message)})
+
+    def messages(self, stream: str) -> list[BusMessage]:
+        return [decode(fields[b"m"]) for _, fields in self.redis.xrange(stream)]
+
+    def done(self) -> dict[str, IntentDone]:
+        return {
+            m.intent_id: m for m in self.messages(f"exec.{self.venue}") if isinstance(m, IntentDone)
+        }
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def intent(
+    intent_id: str,
+    *,
+    side: Side = Side.BUY,
+    qty: str = "0.001",
+    order_type: OrderType = OrderType.MARKET,
+    limit_price: str | None = None,
+    algo: str = "",
+    algo_params: dict[str, Any] | None = None,
+    reduce_only: bool = False,
+) -> Intent:
+    return Intent(
+        correlation_id=f"corr-{intent_id}",
+        intent_id=intent_id,
+        source="test",
+        venue="binance",
+        symbol="BTCUSDT",
+        side=side,
+        qty=Decimal(qty),
+        order_type=order_type,
+        limit_price=None if limit_price is None else Decimal(limit_price),
+        algo=algo,  # type: ignore[arg-type]
+        algo_params=algo_params or {},
+        reduce_only=reduce_only,
+        created_ts_ns=time.time_ns(),
+    )
+
+
+def venue_orders(sim: ReplayProcess) -> list[dict[str, Any]]:
+    orders: list[dict[str, Any]] = control(sim, "GET", "/truth/orders")["orders"]
+    return orders
+
+
+def duplicate_client_ids(sim: ReplayProcess) -> list[str]:
+    counts = Counter(o["client_order_id"] for o in venue_orders(sim))
+    return [coid for coid, n in counts.items() if n > 1]
+
+
+def venue_base_position(sim: ReplayProcess, asset: str = "BTC") -> Decimal:
+    accounts = control(sim, "GET", "/truth/balances")["accounts"]
+    (account,) = accounts.values()
+    balance = account[asset]
+    return Decimal(balance["total"]) - Decimal(balance["initial"])
+
+
+def venue_filled_by_client_id(sim: ReplayProcess) -> dict[str, Decimal]:
+    return {o["client_order_id"]: Decimal(o["executed_qty"]) for o in venue_orders(sim)}
