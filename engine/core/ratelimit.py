@@ -27,7 +27,9 @@ Our policy:
   and bans the IP for it, and a ban stops everything for minutes at least. Without Retry-After
   we wait a whole weight window after a 429 (the window has surely rolled over) and
   `default_ban_s` (Binance's shortest ban, 2 minutes) after a 418. After a pause the bucket starts
-  empty at the pause's end, so we come back at the sustained rate, not with a burst.
+  empty at the pause's end, so we come back at the sustained rate, not with a burst; and until
+  one request has been answered without a 429/418, only one request is out at a time (a probe):
+  if the venue still refuses, only that one request was sent inside its new Retry-After window.
 - New orders (`order_ops`) also take a token from an order-count bucket (our own budget,
   `orders_per_10s`, already below the venue's 100) and a place among `max_orders_in_flight`.
   Cancels are never held back by the order caps (they reduce risk); they pay request weight only.
@@ -52,6 +54,7 @@ WAIT_ORDERS: Final = "order_rate"
 WAIT_WEIGHT: Final = "weight"
 WAIT_VENUE_USAGE: Final = "venue_usage"
 WAIT_VENUE_ORDERS: Final = "venue_orders"
+WAIT_PROBING: Final = "probing_after_pause"
 
 BINANCE_SPOT_WEIGHTS: Final[Mapping[str, int]] = {
     # operation (the ccxt method that makes the request): Binance spot request weight
@@ -299,6 +302,9 @@ class VenueGovernor:
         self._serial = 0
         self._paused_until_ns = 0
         self._pause_reason = ""
+        self._probing = False
+        self._outstanding: set[int] = set()
+        """Serials of every permit not yet released (probing allows one)."""
         self.pauses = 0
         self.reported_weight: int | None = None
         self.reported_orders_10s: int | None = None
@@ -330,6 +336,8 @@ class VenueGovernor:
             )
         if now_ns < self._paused_until_ns:
             return Wait(self._paused_until_ns - now_ns, self._pause_reason)
+        if self._probing and self._outstanding:
+            return Wait(0, WAIT_PROBING)
         is_order = op in self.order_ops
         waits: list[tuple[int, str]] = []
         if is_order:
@@ -354,11 +362,18 @@ class VenueGovernor:
             self.order_bucket.take(1, now_ns)
             self._order_ledger.add(now_ns, 1)
             self._in_flight.add(self._serial)
+        self._outstanding.add(self._serial)
         return Permit(op, cost, is_order, now_ns, self._serial)
 
     def release(self, permit: Permit) -> None:
         """The request is over (answered, failed or abandoned). Releasing twice is harmless."""
         self._in_flight.discard(permit.serial)
+        self._outstanding.discard(permit.serial)
+
+    @property
+    def probing(self) -> bool:
+        """After a 429/418 pause, until a request is answered without one."""
+        return self._probing
 
     @property
     def orders_in_flight(self) -> int:
@@ -384,7 +399,10 @@ class VenueGovernor:
             excess = orders - self._order_ledger.total(now_ns)
             if excess > 0:
                 self._order_ledger.add(now_ns, excess)
+        if status not in (429, 418):
+            self._probing = False
         if status in (429, 418):
+            self._probing = True
             retry = _retry_after_s(lower)
             if retry is None:
                 retry = self.default_retry_after_s if status == 429 else self.default_ban_s
@@ -437,6 +455,7 @@ class VenueGovernor:
             "orders_in_flight": len(self._in_flight),
             "max_orders_in_flight": self.max_orders_in_flight,
             "paused": self.paused(now),
+            "probing": self._probing,
             "paused_until_ns": self._paused_until_ns,
             "pause_reason": self._pause_reason if self.paused(now) else None,
             "pauses_total": self.pauses,

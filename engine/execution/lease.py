@@ -216,6 +216,9 @@ class KubernetesLease:
     increments leaseTransitions, which is the fencing epoch (client-go increments it on every
     change of holder; a re-acquisition by the same holder is a new term and needs a new epoch
     too). A lease created here starts at 1: epoch 0 means "no leadership" to the journal.
+
+    RBAC: the service account needs get, create and update on leases.coordination.k8s.io in
+    the namespace. A caller-provided `api_client` stays the caller's to close.
     """
 
     def __init__(
@@ -236,6 +239,8 @@ class KubernetesLease:
         self._api_client = api_client
         self._owns_client = api_client is None
         self._coordination: Any = None
+        # Import the (large) client now, at construction, not inside the first bounded call.
+        import kubernetes.client  # noqa: F401
 
     def __repr__(self) -> str:
         return f"KubernetesLease({self.namespace}/{self.name})"
@@ -458,6 +463,13 @@ class LeaderElector:
     `is_leader` is computed from the clock at each call, so it turns False the moment the local
     term ends, whether or not the loop has run since (an event loop stalled past the term never
     reads True).
+
+    Timing: a follower tries every `acquire_interval_ms` (default a tenth of the TTL, 50 ms to
+    the renew interval), so a dead leader is replaced within ttl + that interval + one round
+    trip. Each backend call is bounded by `call_timeout_ms` (default half the TTL), and a
+    renewal also by what is left of the term, so a hung backend cannot keep a leader past it.
+    `safety_margin_ms` defaults to Redlock's drift allowance (see engine.core.lease). An elector
+    runs once: `stop()` before `run()` makes `run()` return at once.
     """
 
     def __init__(
@@ -488,7 +500,9 @@ class LeaderElector:
             acquire_interval_ms=acquire_interval_ms,
         )
         # Shorter than the TTL, and a renewal is further capped by what is left of the term.
-        timeout_ms = renew_interval_ms if call_timeout_ms is None else call_timeout_ms
+        timeout_ms = (
+            max(renew_interval_ms, ttl_ms // 2) if call_timeout_ms is None else call_timeout_ms
+        )
         if not 0 < timeout_ms < ttl_ms:
             raise ValueError("call_timeout_ms must be positive and shorter than ttl_ms")
         self._call_timeout_s = timeout_ms / 1000
@@ -551,7 +565,6 @@ class LeaderElector:
         if self._running:
             raise RuntimeError("LeaderElector.run() is already running")
         self._running = True
-        self._stopping = False
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._notify_loop(), name=f"lease-notify-{self.holder}")

@@ -96,9 +96,9 @@ class VenueRateLimiter:
 
     def release(self, permit: Permit) -> None:
         self.governor.release(permit)
-        if permit.order:
+        if permit.order or self.governor.probing:
             released, self._released = self._released, asyncio.Event()
-            released.set()  # wakes the waiters of the in-flight cap
+            released.set()  # wakes the waiters of the in-flight cap (or of the probe)
 
     @asynccontextmanager
     async def slot(

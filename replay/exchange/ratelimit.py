@@ -92,6 +92,15 @@ class RateLimiter:
         client.strikes = 0
         return Verdict(200, headers=self.weight_headers(ip, now))
 
+    def throttle(self, ip: str, retry_after_s: float, now: float) -> Verdict:
+        """A 429 imposed from outside the weight count (a 429-storm venue fault): the IP is told
+        to wait; a request inside an existing wait is a strike, as in check()."""
+        client = self._client(ip, now)
+        if now < client.banned_until or now < client.wait_until:
+            return self.check(ip, 0, now)
+        client.wait_until = now + retry_after_s
+        return self._too_much(client, now)
+
     def check_order(self, account: str, now: float) -> Verdict:
         """Count a new order of an account (after the request weight was accepted)."""
         ten = self._window(self._orders_10s, account, now, 10.0)

@@ -243,6 +243,8 @@ class SimulatorApi:
             return _refusal(plan)  # maintenance or a ban: nothing is counted or served
         ip = request.remote or "?"
         now = time.monotonic()
+        if plan.status == 429:
+            return _refusal(self.limiter.throttle(ip, plan.retry_after_s, now))
         verdict = self.limiter.check(ip, request_weight(method, path, request.query), now)
         if verdict.status != 200:
             return _refusal(verdict)

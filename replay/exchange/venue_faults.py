@@ -11,6 +11,10 @@ Kinds (each for a target endpoint, e.g. "POST /api/v3/order", "/api/v3/order" or
     reject         new orders are refused with -2010 (or `code`/`msg`)
     maintenance    every request gets 503 "System is under maintenance."
     ban            every request gets 418 with Retry-After until the fault ends
+    rate_limit     a 429 storm: a share (`rate`, default 1) of requests is answered 429 with
+                   `Retry-After: retry_after_s` (default 2) as if the IP's weight were spent;
+                   the venue's own rule then applies: a client that keeps sending inside the
+                   Retry-After window is banned (418), with the escalating duration
     partial_fills  no order fills beyond `fraction` of its quantity
     user_stream_drop   user data stream subscribers are dropped and events are not delivered
     user_stream_delay  user data stream events arrive `delay_ms` late
@@ -31,6 +35,7 @@ KINDS = (
     "reject",
     "maintenance",
     "ban",
+    "rate_limit",
     "partial_fills",
     "user_stream_drop",
     "user_stream_delay",
@@ -118,6 +123,10 @@ class VenueFaultBook:
         for name in required.get(kind, ()):
             if name not in params:
                 raise VenueFaultError(f"a {kind} fault needs {name}")
+        if kind == "rate_limit" and not 0 < float(params.get("rate", 1.0)) <= 1:
+            raise VenueFaultError("rate must be in (0, 1]")
+        if kind == "rate_limit" and float(params.get("retry_after_s", 2)) < 1:
+            raise VenueFaultError("retry_after_s must be at least 1")
         if kind == "error_5xx" and not 0 < float(params["rate"]) <= 1:
             raise VenueFaultError("rate must be in (0, 1]")
         if kind == "partial_fills" and not 0 <= float(params["fraction"]) < 1:
@@ -176,6 +185,13 @@ class VenueFaultBook:
                     f"Way too much request weight used; IP banned until {until}."
                     " Please use WebSocket Streams for live updates to avoid bans.",
                     retry_after_s=max(1, int(left + 0.999)),
+                )
+            if fault.kind == "rate_limit" and self._random.random() < float(
+                params.get("rate", 1.0)
+            ):
+                fault.applied += 1
+                return Plan(
+                    delay, 429, -1003, "", retry_after_s=int(params.get("retry_after_s", 2))
                 )
             if fault.kind == "error_5xx" and self._random.random() < float(params["rate"]):
                 fault.applied += 1

@@ -22,6 +22,7 @@ from engine.core.ratelimit import (
     WAIT_IN_FLIGHT,
     WAIT_ORDERS,
     WAIT_PAUSED,
+    WAIT_PROBING,
     WAIT_VENUE_ORDERS,
     WAIT_VENUE_USAGE,
     WAIT_WEIGHT,
@@ -250,8 +251,13 @@ def test_429_pauses_every_operation_until_retry_after() -> None:
     # after the pause the bucket starts empty: back at the sustained rate, not with a burst
     resumed = waits(gov.request("fetch_order", deadline))
     assert resumed.reason == WAIT_WEIGHT and resumed.ns == math.ceil(4 / 52.5 * NS_PER_S)
-    granted(gov.request("fetch_order", deadline + resumed.ns))
+    probe = granted(gov.request("fetch_order", deadline + resumed.ns))
+    # one request at a time until the venue answers without a 429: a probe
+    assert waits(gov.request("create_order", deadline + NS_PER_S)) == Wait(0, WAIT_PROBING)
+    gov.release(probe)
+    gov.on_response(status=200, headers={}, now_ns=deadline + NS_PER_S)
     granted(gov.request("create_order", deadline + NS_PER_S))
+    granted(gov.request("fetch_order", deadline + 2 * NS_PER_S))
 
 
 def test_418_ban_pauses_for_its_retry_after_and_is_never_shortened() -> None:
@@ -366,15 +372,15 @@ def test_granted_weight_never_exceeds_70_percent_of_the_limit_in_any_window(
             decision = gov.request(op, now)
             if isinstance(decision, Permit):
                 break
-            if decision.reason == WAIT_IN_FLIGHT:
+            if decision.reason in (WAIT_IN_FLIGHT, WAIT_PROBING):
                 gov.release(outstanding.pop(0))
             else:
                 assert decision.ns > 0
                 now += decision.ns
         grants.append((now, decision.weight))
+        outstanding.append(decision)
         if decision.order:
             orders.append((now, 1))
-            outstanding.append(decision)
         if release and outstanding:
             gov.release(outstanding.pop(0))
     assert max_in_any_window(grants, MINUTE_NS) <= 0.7 * LIMIT

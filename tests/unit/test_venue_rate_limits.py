@@ -56,3 +56,15 @@ def test_order_counts_per_account() -> None:
     assert (refused.status, refused.code, refused.retry_after_s) == (429, -1015, 7)
     assert refused.headers["X-MBX-ORDER-COUNT-10S"] == "3"
     assert limiter.check_order("acct", now=10.5).status == 200
+
+
+def test_an_imposed_429_storm_bans_only_a_client_that_keeps_sending() -> None:
+    limiter = RateLimiter(LIMITS)
+    storm = limiter.throttle("ip", 5, now=0)
+    assert (storm.status, storm.retry_after_s) == (429, 5), "told to wait, not yet a strike"
+    assert limiter.check("ip", 1, now=5).status == 200, "a client that waited goes on"
+    limiter.throttle("ip", 5, now=10)
+    assert limiter.throttle("ip", 5, now=11).status == 429  # strike 1
+    assert limiter.throttle("ip", 5, now=12).status == 418, "strike 2: banned"
+    assert limiter.stats()["ip"]["bans"] == 1
+    assert limiter.stats()["ip"]["too_many_429"] == 3
