@@ -36,6 +36,10 @@ bench: bootstrap
 	@$(BIN)/python -m benchmarks.replay_throughput
 	@$(BIN)/python -m benchmarks.replay_pacing
 	@$(BIN)/python -m benchmarks.replay_memory
+	@$(BIN)/python -m benchmarks.venue_orders
+	@$(BIN)/python -m benchmarks.feed_to_bus
+	@$(BIN)/python -m benchmarks.tick_to_order
+	@$(BIN)/python -m benchmarks.recovery_time
 
 # Regenerates requirements/lock.txt from pyproject.toml in a throwaway virtualenv.
 lock:

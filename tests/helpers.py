@@ -37,7 +37,7 @@ def wait_until(
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=0.5) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except OSError:
         return False
 

@@ -75,6 +75,19 @@ class Bus(Protocol):
         """New entries (pending=False) or this consumer's own unacknowledged ones (True)."""
         ...
 
+    async def ack_then_read(
+        self,
+        *,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        handled: Sequence[Delivery],
+    ) -> list[Delivery]:
+        """Acknowledge `handled`, then read new entries: one round trip where the bus can."""
+        ...
+
     async def ack(self, group: str, deliveries: Sequence[Delivery]) -> None: ...
 
     async def autoclaim(

@@ -138,30 +138,50 @@ class StreamConsumer:
 
     async def _read_new_forever(self) -> None:
         idle_reads = 0
-        while not self._stopping.is_set():
-            batch = await self.bus.read_group(
-                group=self.group,
-                consumer=self.consumer,
-                streams=self.streams,
-                count=self.count,
-                block_ms=self.block_ms,
-            )
-            if batch:
-                idle_reads = 0
-                await self._process(batch)
-            else:
-                idle_reads += 1
-                if idle_reads * self.block_ms >= self.claim_min_idle_ms:
+        handled: list[Delivery] = []
+        try:
+            while not self._stopping.is_set():
+                # the batch just handled is acknowledged with the next read, in one round trip
+                batch = await self.bus.ack_then_read(
+                    group=self.group,
+                    consumer=self.consumer,
+                    streams=self.streams,
+                    count=self.count,
+                    block_ms=self.block_ms,
+                    handled=handled,
+                )
+                handled = []
+                if batch:
                     idle_reads = 0
-                    await self._claim_abandoned()
+                    handled = await self._process(batch, ack=False)
+                else:
+                    idle_reads += 1
+                    if idle_reads * self.block_ms >= self.claim_min_idle_ms:
+                        idle_reads = 0
+                        await self._claim_abandoned()
+        except asyncio.CancelledError:
+            raise  # a cancelled command may leave the connection mid-reply: redelivery is safe
+        except BaseException:
+            await self._ack_quietly(handled)
+            raise
+        await self._ack_quietly(handled)
 
-    async def _process(self, batch: Sequence[Delivery]) -> None:
-        """Handle a batch, then acknowledge what was handled.
+    async def _ack_quietly(self, handled: Sequence[Delivery]) -> None:
+        if handled:
+            # if not acknowledged they are read again; handlers are idempotent
+            with contextlib.suppress(BusUnavailableError):
+                await self.bus.ack(self.group, handled)
+
+    async def _process(self, batch: Sequence[Delivery], *, ack: bool = True) -> list[Delivery]:
+        """Handle a batch and return what was handled; acknowledge it here unless `ack` is
+        False (the caller then acknowledges it with its next read). On an error, what was
+        handled is acknowledged here whatever `ack` says.
 
         With concurrency > 1, entries with different keys run concurrently (at most
         `concurrency` at once) while entries with the same key keep their stream order.
         """
         done: list[Delivery] = []
+        failed = True
         try:
             if self.concurrency <= 1 or self.key is None or len(batch) == 1:
                 for delivery in batch:
@@ -186,11 +206,13 @@ class StreamConsumer:
                 for result in results:
                     if isinstance(result, BaseException):
                         raise result
+            failed = False
         finally:
-            if done:
+            if done and (ack or failed):
                 # if not acknowledged they are read again; handlers are idempotent
                 with contextlib.suppress(BusUnavailableError):
                     await self.bus.ack(self.group, done)
+        return [] if ack else done
 
     async def _handle_one(self, delivery: Delivery) -> None:
         if delivery.message is None:

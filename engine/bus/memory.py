@@ -131,6 +131,21 @@ class MemoryBus:
                 if found:
                     return found
 
+    async def ack_then_read(
+        self,
+        *,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        handled: Sequence[Delivery],
+    ) -> list[Delivery]:
+        await self.ack(group, handled)
+        return await self.read_group(
+            group=group, consumer=consumer, streams=streams, count=count, block_ms=block_ms
+        )
+
     async def ack(self, group: str, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
             state = self._stream(delivery.stream).groups.get(group)

@@ -190,6 +190,34 @@ class RedisStreamsBus:
                 block=None if pending or block_ms <= 0 else block_ms,
             )
         )
+        return self._deliveries(reply)
+
+    async def ack_then_read(
+        self,
+        *,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        handled: Sequence[Delivery],
+    ) -> list[Delivery]:
+        # XACK and XREADGROUP in one pipeline: a busy consumer pays one round trip per batch
+        # instead of two. Redis runs them in order, so the acknowledgement lands before the read.
+        pipe = self._redis.pipeline(transaction=False)
+        self._queue_acks(pipe, group, handled)
+        pipe.xreadgroup(
+            group,
+            consumer,
+            {s: ">" for s in streams},
+            count=count,
+            block=block_ms if block_ms > 0 else None,
+        )
+        replies = await self._call(pipe.execute())
+        return self._deliveries(replies[-1])
+
+    @staticmethod
+    def _deliveries(reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
         for stream_name, entries in reply or []:
             name = _text(stream_name)
@@ -202,13 +230,17 @@ class RedisStreamsBus:
     async def ack(self, group: str, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
+        pipe = self._redis.pipeline(transaction=False)
+        self._queue_acks(pipe, group, deliveries)
+        await self._call(pipe.execute())
+
+    @staticmethod
+    def _queue_acks(pipe: Any, group: str, deliveries: Sequence[Delivery]) -> None:
         by_stream: dict[str, list[str]] = {}
         for delivery in deliveries:
             by_stream.setdefault(delivery.stream, []).append(delivery.entry_id)
-        pipe = self._redis.pipeline(transaction=False)
         for stream, ids in by_stream.items():
             pipe.xack(stream, group, *ids)
-        await self._call(pipe.execute())
 
     async def autoclaim(
         self, *, stream: str, group: str, consumer: str, min_idle_ms: int, count: int

@@ -144,9 +144,11 @@ class OrderDesk:
     async def _send(self, order: OrderRecord) -> None:
         if not self.may_send():  # checked again after the journal write: a pause may sit between
             raise Deposed("not the leader: refusing to send")
+        # measured here, after the journal write, when the order is handed to the gateway
+        tick_to_order_us = None
         if order.tick_recv_ts_ns:
-            latency = max(0, order.sent_ts_ns - order.tick_recv_ts_ns) / 1e9
-            self.metrics.tick_to_order.observe(latency)
+            tick_to_order_us = max(0, self.clock.time_ns() - order.tick_recv_ts_ns) // 1000
+            self.metrics.tick_to_order.observe(tick_to_order_us / 1e6)
         self.metrics.orders_sent.labels(venue=self.venue).inc()
         self.sent += 1
         self.push.expect_event(self.clock.time_ns())
@@ -195,6 +197,7 @@ class OrderDesk:
             side=order.side,
             qty=str(order.qty),
             order_type=order.order_type,
+            tick_to_order_us=tick_to_order_us,
         )
         await self.apply(order, response)
 

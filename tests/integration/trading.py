@@ -136,7 +136,7 @@ def post(url: str, token: str | None, body: dict[str, Any] | None = None) -> int
     )
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
-            return response.status
+            return int(response.status)
     except urllib.error.HTTPError as error:
         return error.code
 
@@ -174,7 +174,8 @@ class Bus:
         self.redis.xadd(stream, {"m": encode(message)})
 
     def messages(self, stream: str) -> list[BusMessage]:
-        return [decode(fields[b"m"]) for _, fields in self.redis.xrange(stream)]
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = self.redis.xrange(stream)  # type: ignore[assignment]
+        return [decode(fields[b"m"]) for _, fields in entries]
 
     def done(self) -> dict[str, IntentDone]:
         return {

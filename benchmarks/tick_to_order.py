@@ -1,0 +1,185 @@
+"""Tick-to-order latency through Redis at about 1,000 ticks/s (issue 6).
+
+The whole engine runs as four processes (feed, strategy, risk, execution) on a real
+redis-server, fed by the replay at a speed that gives about 1,000 market-data messages per
+second. A momentum taker reacts to trades. For every order, execution logs `tick_to_order_us`:
+from the feed's receive time of the trade that triggered it to the moment the order, already
+journaled (SQLite, synchronous FULL), is handed to the venue gateway. So the figure spans three
+bus hops (md -> strategy, intents -> risk, orders -> execution), the risk checks and the fsync.
+
+Baseline, in the same run and on the same redis-server: the same three hops with nothing else,
+three relay threads moving a timestamp through three streams with blocking XREADGROUP and XACK,
+at the same order rate and while the replay and the feed keep the market data flowing.
+
+    .venv/bin/python -m benchmarks.tick_to_order [--seconds 60] [--speed 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis as redis_sync
+
+from benchmarks.common import synthetic
+from benchmarks.venue_orders import UNLIMITED
+from engine.bus.base import md_stream
+from tests.helpers import redis, replay_process, wait_until
+from tests.integration.trading import engine_argv, engine_config, running, wait_started
+
+STRATEGY = """
+[[strategies]]
+kind = "momentum"
+name = "momentum"
+[strategies.params]
+window_ms = 3000
+threshold_bps = 0.0
+order_qty = "0.001"
+max_position = "0.5"
+cooldown_ms = {cooldown_ms}
+
+[risk]
+max_position_qty = "1"
+max_orders_per_window = 1000
+"""
+EXECUTION = "max_orders_per_10s = 100"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(values_us: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values_us),
+        "p50_ms": round(percentile(values_us, 0.5) / 1000, 3),
+        "p99_ms": round(percentile(values_us, 0.99) / 1000, 3),
+        "max_ms": round(max(values_us) / 1000, 3),
+    }
+
+
+def relay_baseline(port: int, *, count: int, rate_per_s: float) -> list[float]:
+    """Three blocking XREADGROUP relays in a chain; the latency of each timestamp, in µs."""
+    streams = [f"bench.hop{i}" for i in range(4)]
+    stop = threading.Event()
+    client = redis_sync.Redis(port=port)
+    for stream in streams[:3]:
+        client.xgroup_create(stream, "relay", id="$", mkstream=True)
+    client.xgroup_create(streams[3], "sink", id="$", mkstream=True)
+
+    def relay(source: str, target: str | None, group: str, out: list[float]) -> None:
+        conn = redis_sync.Redis(port=port)
+        while not stop.is_set():
+            reply: Any = conn.xreadgroup(group, "c", {source: ">"}, count=16, block=200)
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    if target is None:
+                        out.append((time.time_ns() - int(fields[b"t"])) / 1000)
+                    else:
+                        conn.xadd(target, fields)
+                    conn.xack(source, group, entry_id)
+        conn.close()
+
+    latencies: list[float] = []
+    threads = [
+        threading.Thread(target=relay, args=(streams[i], streams[i + 1], "relay", latencies))
+        for i in range(3)
+    ]
+    threads.append(threading.Thread(target=relay, args=(streams[3], None, "sink", latencies)))
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(count):
+            client.xadd(streams[0], {"t": str(time.time_ns())})
+            time.sleep(1 / rate_per_s)
+        wait_until(lambda: len(latencies) >= count, timeout_s=30, what="baseline relays")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        client.close()
+    return latencies
+
+
+def order_latencies(log: Path) -> list[float]:
+    values: list[float] = []
+    for line in log.read_text().splitlines():
+        if '"order_sent"' not in line:
+            continue
+        record = json.loads(line)
+        if record.get("tick_to_order_us") is not None:
+            values.append(float(record["tick_to_order_us"]))
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--speed", default="12")
+    parser.add_argument("--keep", action="store_true", help="keep the logs")
+    args = parser.parse_args()
+    recording = synthetic(1800)
+    # event times are rebased to now, so the cooldown is wall time: about four orders a second
+    cooldown_ms = 250
+    tmp = Path(tempfile.mkdtemp(prefix="stormproof-bench-"))
+    try:
+        with (
+            redis(tmp, appendonly=False) as redis_port,
+            replay_process(tmp, recording, speed=args.speed, extra=UNLIMITED) as sim,
+        ):
+            config, ports = engine_config(
+                tmp,
+                sim,
+                redis_port,
+                execution=EXECUTION,
+                extra=STRATEGY.format(cooldown_ms=cooldown_ms),
+            )
+            logs = {service: tmp / f"{service}.log" for service in ports}
+            with (
+                running(engine_argv(config, "feed"), logs["feed"]),
+                running(engine_argv(config, "risk"), logs["risk"]),
+                running(engine_argv(config, "execution"), logs["execution"]) as execution,
+                running(engine_argv(config, "strategy"), logs["strategy"]),
+            ):
+                wait_started(ports["execution"], execution, logs["execution"], timeout_s=60)
+                client = redis_sync.Redis(port=redis_port)
+                stream = md_stream("binance", "BTCUSDT")
+                wait_until(lambda: order_latencies(logs["execution"]), timeout_s=60, what="orders")
+                baseline = relay_baseline(redis_port, count=200, rate_per_s=4)
+                first = client.xinfo_stream(stream)["entries-added"]
+                started = time.monotonic()
+                before = len(order_latencies(logs["execution"]))
+                time.sleep(args.seconds)  # the measurement window
+                elapsed = time.monotonic() - started
+                ticks = client.xinfo_stream(stream)["entries-added"] - first
+                client.close()
+            engine = order_latencies(logs["execution"])[before:]
+    finally:
+        if args.keep:
+            print(json.dumps({"run_dir": str(tmp)}), flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    result: dict[str, Any] = {
+        "bench": "tick_to_order",
+        "ticks_per_s": round(ticks / elapsed),
+        "orders": len(engine),
+        "engine": summary(engine),
+        "baseline_three_redis_hops": summary(baseline),
+    }
+    result["ratio_p99"] = round(result["engine"]["p99_ms"] / baseline_p99(baseline), 2)
+    print(json.dumps(result), flush=True)
+
+
+def baseline_p99(values_us: list[float]) -> float:
+    return percentile(values_us, 0.99) / 1000
+
+
+if __name__ == "__main__":
+    main()
