@@ -24,6 +24,12 @@ stack_app = typer.Typer(
     help="The local stack: redis, toxiproxy, replay+simulator, engine.",
 )
 app.add_typer(stack_app, name="stack")
+gameday_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Game days: chaos scenarios judged by SLOs, with reports and a CI gate.",
+)
+app.add_typer(gameday_app, name="gameday")
 console = Console()
 
 DEFAULT_RUN_DIR = Path(".stormproof/stack")
@@ -147,58 +153,90 @@ def stack_status(
         _print_endpoints(stack)
 
 
-@app.command()
-def demo(
-    duration: Annotated[float, typer.Option(help="seconds of trading (wall clock)")] = 25.0,
-    speed: Annotated[str, typer.Option(help="replay speed")] = "10",
-    run_dir: Annotated[Path, typer.Option(help="run directory")] = Path(".stormproof/demo"),
-) -> None:
-    """Bring the stack up on a synthetic recording, trade it, print a summary, stop the stack."""
-    from harness.quiesce import quiesce
-    from harness.stack import Stack, StackOptions
-    from harness.summary import summarize
+def _run_gameday(
+    file: Path, out: Path, speed: str, extra_engine_toml: str = "", feeds: int = 2
+) -> int:
+    from harness.gameday.runner import run_gameday
+
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
 
     try:
-        recording = _synthetic_recording(run_dir, duration_s=1800, seed=42, regime="calm")
-        stack = Stack(run_dir)
-        with console.status("starting the stack (redis, toxiproxy, replay, engine)..."):
-            stack.up(StackOptions(recordings=[recording], speed=speed))
-        _print_endpoints(stack)
-        with console.status(f"trading the replayed market for {duration:.0f}s..."):
-            time.sleep(duration)
-        with console.status("pausing the replay, halting entries, waiting for the journal..."):
-            quiesce(stack)
-        control = f"http://127.0.0.1:{stack.ports['replay_control']}"
-        summary = summarize(
-            stack.journal_path, control, stack.secrets["STORMPROOF_SIM_CONTROL_TOKEN"]
+        recording = _synthetic_recording(
+            Path(".stormproof"), duration_s=1800, seed=42, regime="calm"
         )
-        with console.status("stopping the stack..."):
-            codes = stack.down()
+        report = run_gameday(
+            file,
+            out,
+            progress=progress,
+            recording=recording,
+            speed=speed,
+            extra_engine_toml=extra_engine_toml,
+            feeds=feeds,
+        )
+    except HarnessError as exc:
+        print(f"stormproof: {exc}", file=sys.stderr)
+        return 2
+    table = Table(title=f"game day {report['gameday']}", show_header=True)
+    for column in ("scenario", "SLO", "value", "verdict"):
+        table.add_column(column)
+    for scenario in report["scenarios"]:
+        if scenario["error"]:
+            table.add_row(scenario["name"], "(error)", scenario["error"], "inconclusive")
+        for slo in scenario["slos"]:
+            value = "n/a" if slo["value"] is None else f"{slo['value']:g}"
+            table.add_row(scenario["name"], slo["name"], value, slo["verdict"])
+    console.print(table)
+    console.print(
+        f"verdict: [bold]{report['verdict']}[/bold] (score {report['score']:.2f}); reports:"
+        f" {out / 'report.json'}, {out / 'junit.xml'}, {out / 'report.html'}"
+    )
+    return int(report["exit_code"])
+
+
+@gameday_app.command("run")
+def gameday_run(
+    file: Annotated[Path, typer.Argument(help="game-day file, e.g. gamedays/smoke.yaml")],
+    out: Annotated[Path, typer.Option(help="where the reports go")] = Path(".stormproof/gameday"),
+    speed: Annotated[str, typer.Option(help="replay speed")] = "10",
+    engine_toml: Annotated[
+        Path | None, typer.Option(help="extra engine config (TOML) appended to the stack's")
+    ] = None,
+    feeds: Annotated[
+        int, typer.Option(help="market-data connections: 2 (redundant) or 1 (none to fail over to)")
+    ] = 2,
+) -> None:
+    """Run a game day on the local stack. Exit 0 pass or warn, 1 fail or inconclusive, 2 error."""
+    if feeds not in (1, 2):
+        _fail("--feeds must be 1 or 2")
+    extra = engine_toml.read_text() if engine_toml else ""
+    raise typer.Exit(_run_gameday(file, out, speed, extra, feeds))
+
+
+@gameday_app.command("compare")
+def gameday_compare(
+    base: Annotated[Path, typer.Argument(help="baseline report.json")],
+    candidate: Annotated[Path, typer.Argument(help="candidate report.json")],
+) -> None:
+    """Baseline versus candidate, SLO by SLO."""
+    from harness.gameday.report import compare, format_comparison, load_report
+
+    try:
+        rows = compare(load_report(base), load_report(candidate))
     except HarnessError as exc:
         _fail(str(exc))
-    table = Table(title="demo summary", show_header=False)
-    table.add_row("orders sent", str(summary.orders_sent))
-    table.add_row("filled", str(summary.count("FILLED")))
-    table.add_row("partially filled (open)", str(summary.count("PARTIALLY_FILLED")))
-    table.add_row("canceled", str(summary.count("CANCELED")))
-    table.add_row("rejected", str(summary.count("REJECTED")))
-    table.add_row("fills", str(summary.fills))
-    for symbol, qty in summary.engine_position.items():
-        table.add_row(f"position {symbol} (engine)", str(qty))
-    for symbol, qty in summary.venue_position.items():
-        table.add_row(f"position {symbol} (simulator)", str(qty))
-    p50, p99 = summary.tick_to_order_p50_ms, summary.tick_to_order_p99_ms
-    table.add_row(
-        "tick-to-order p50 / p99", "n/a" if p50 is None else f"{p50:.2f} ms / {p99:.2f} ms"
-    )
-    table.add_row("duplicate orders at venue", str(summary.venue_duplicate_client_ids))
-    table.add_row("processes exited cleanly", str(all(c and c[-1] == 0 for c in codes.values())))
-    console.print(table)
-    drift = {s: d for s, d in summary.position_drift.items() if d != 0}
-    if summary.orders_sent == 0:
-        _fail("the engine sent no orders")
-    if drift:
-        _fail(f"engine position differs from the simulator: {drift}")
+    print(format_comparison(rows))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where the reports go")] = Path(".stormproof/demo"),
+    speed: Annotated[str, typer.Option(help="replay speed")] = "10",
+) -> None:
+    """The smoke game day on the local stack, with generated data: prints where the reports are."""
+    raise typer.Exit(_run_gameday(Path("gamedays/smoke.yaml"), out, speed))
 
 
 def main() -> None:

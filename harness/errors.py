@@ -4,7 +4,9 @@ HarnessError                 a one-line, actionable message for the CLI
 ├── ToolMissingError         a required binary (redis-server, toxiproxy-server) is absent
 ├── StackError               the local stack could not be started, reached or stopped
 │   └── StackNotRunningError no stack in the run directory
-└── ToxiproxyError           the Toxiproxy API refused or did not answer
+├── ToxiproxyError           the Toxiproxy API refused or did not answer
+├── GameDayConfigError       a game-day file or SLO definition is invalid (file, scenario, key)
+└── GameDayReportError       a file is not a readable stormproof game-day report
 """
 
 from __future__ import annotations
@@ -27,4 +29,12 @@ class StackNotRunningError(StackError):
 
 
 class ToxiproxyError(HarnessError):
+    pass
+
+
+class GameDayConfigError(HarnessError):
+    pass
+
+
+class GameDayReportError(HarnessError):
     pass

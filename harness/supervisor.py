@@ -7,6 +7,8 @@
 - Restart on liveness failure: `liveness_failures` consecutive failed probes kill the process.
 - Every start, exit, kill, restart, ready and not-ready is an event with a timestamp in
   events.jsonl; state.json always holds the current picture (read by `stack status` and tests).
+- A process can be held down: while RUN_DIR/holds/<name> exists it is not restarted (chaos
+  actions use it to keep Redis or a service down for a while).
 - Children get SIGTERM if the supervisor dies (PR_SET_PDEATHSIG), so a killed supervisor
   leaves no orphans.
 
@@ -180,11 +182,30 @@ class Supervisor:
                 backoff.reset()
             delay = backoff.next_delay_ms()
             await asyncio.sleep(delay / 1000)
+            if await self._held(managed.spec.name):
+                delay = 0  # started by the release, not by the backoff
             if self.stopping:
                 return
             managed.restarts += 1
             self.event(managed.spec.name, "restart", delay_ms=round(delay))
             await self._spawn(managed)
+
+    def hold_path(self, name: str) -> Path:
+        return self.run_dir / "holds" / name
+
+    async def _held(self, name: str) -> bool:
+        """A chaos action may hold a process down (a file in RUN_DIR/holds/): no restart until
+        the file is removed. Returns whether the process was held."""
+        path = self.hold_path(name)
+        if not path.exists():
+            return False
+        self.event(name, "held")
+        # the hold is a file another process removes: there is no event to wait on
+        while path.exists() and not self.stopping:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if not self.stopping:
+            self.event(name, "released")
+        return True
 
     async def _probe(self, url: str) -> bool:
         assert self._http is not None

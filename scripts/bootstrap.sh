@@ -5,8 +5,10 @@
 #   - toxiproxy-server: the one on PATH, else built with `go install` into .tools/bin
 #   - PostgreSQL server binaries (initdb, postgres, pg_ctl; Debian package postgresql) for the
 #     journal tests, which run their own throwaway cluster; the system cluster is left stopped
+#   - chromium (Debian package) when neither chromium nor chromium-browser is on PATH: the
+#     game-day report test renders report.html in a real headless browser
 # A second run only checks stamps and PATH, so it takes well under a second.
-# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|all]...
+# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|all]...
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -116,6 +118,21 @@ ensure_postgres() {
   find_postgres_bindir >/dev/null || die "missing prerequisite: PostgreSQL server (initdb, postgres, pg_ctl) still not found after installing the Debian package postgresql"
 }
 
+find_chromium() {
+  command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null
+}
+
+ensure_chromium() {
+  find_chromium >/dev/null && return 0
+  log "chromium not on PATH: installing the Debian package chromium"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+      die "missing prerequisite: chromium (could not install the Debian package; run 'apt-get install chromium' as root)"
+  fi
+  find_chromium >/dev/null || die "missing prerequisite: chromium is still not on PATH after installing the Debian package chromium"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 for target in "${targets[@]}"; do
@@ -124,7 +141,8 @@ for target in "${targets[@]}"; do
     redis) ensure_redis ;;
     toxiproxy) ensure_toxiproxy ;;
     postgres) ensure_postgres ;;
-    all) ensure_python; ensure_redis; ensure_toxiproxy; ensure_postgres ;;
-    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, all)" ;;
+    chromium) ensure_chromium ;;
+    all) ensure_python; ensure_redis; ensure_toxiproxy; ensure_postgres; ensure_chromium ;;
+    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, all)" ;;
   esac
 done

@@ -1,10 +1,13 @@
-"""The README's main command, as a user runs it (minus the bootstrap, which make does)."""
+"""The README's main command, as a user runs it (minus the bootstrap, which make does): the smoke
+game day on the local stack, judged by its SLOs, with the three reports."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -12,37 +15,37 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_trades_and_reports_a_consistent_summary(tmp_path: Path) -> None:
+def test_demo_runs_the_smoke_game_day_and_passes_with_three_reports(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "demo",
-            "--duration",
-            "8",
-            "--run-dir",
-            str(tmp_path / "demo"),
-        ],
+        [sys.executable, "-m", "harness.cli", "demo", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
-        env={**os.environ, "COLUMNS": "120"},
+        env={**os.environ, "COLUMNS": "160"},
     )
+    report = json.loads((out / "report.json").read_text())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
-    assert "demo summary" in out
-    rows = {}
-    for line in out.splitlines():
-        cells = [c.strip() for c in line.strip("│ ").split("│")]
-        if len(cells) == 2:
-            rows[cells[0]] = cells[1]
-    assert int(rows["orders sent"]) > 0
-    assert int(rows["filled"]) > 0
-    assert rows["position BTCUSDT (engine)"]
-    assert rows["position BTCUSDT (simulator)"]
-    assert float(rows["position BTCUSDT (engine)"]) == float(rows["position BTCUSDT (simulator)"])
-    assert rows["duplicate orders at venue"] == "0"
-    assert rows["processes exited cleanly"] == "True"
-    assert "ms /" in rows["tick-to-order p50 / p99"]
+    assert report["verdict"] in ("pass", "warn"), report["reasons"]
+    assert report["schema"] == "stormproof.gameday/v1"
+    assert {s["name"] for s in report["scenarios"]} == {
+        "execution-sigkill",
+        "primary-feed-down",
+        "rate-limit-storm",
+    }
+    for scenario in report["scenarios"]:
+        assert scenario["error"] is None, scenario["error"]
+        assert scenario["measurements"]["orders_duplicated"] == 0
+        assert scenario["timeline"]["series"]["market_data_age_s"], "the sampler saw the stack"
+    sigkill = next(s for s in report["scenarios"] if s["name"] == "execution-sigkill")
+    assert sigkill["measurements"]["rto_s"] is not None, "the kill was seen and recovered from"
+    suites = ET.parse(out / "junit.xml").getroot()
+    cases = suites.findall(".//testcase")
+    assert len(cases) >= sum(len(s["slos"]) for s in report["scenarios"])
+    assert not suites.findall(".//failure")
+    key_slos = [slo for s in report["scenarios"] for slo in s["slos"] if slo["key"]]
+    assert key_slos and all(slo["verdict"] == "pass" for slo in key_slos), key_slos
+    html = (out / "report.html").read_text()
+    assert "execution-sigkill" in html and "<svg" in html
+    assert "report.html" in result.stdout

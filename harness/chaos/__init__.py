@@ -1,0 +1,47 @@
+"""Chaos Toolkit extension for the stormproof local stack.
+
+Actions and probes are plain functions with keyword arguments and JSON-able results, usable from
+a plain `chaos run` (provider `type: python`, `module: harness.chaos.network`, ...). Each finds
+the stack through the experiment's configuration key `stormproof_run_dir` (or the environment
+variable STORMPROOF_RUN_DIR), the directory `stormproof stack up` or a game day wrote.
+
+    harness.chaos.network    Toxiproxy toxics on any link, link down/up, reset
+    harness.chaos.processes  kill, freeze, thaw, restart, stop and start a service or Redis
+    harness.chaos.venue      venue faults (simulator) and feed faults (replay), clear them
+    harness.chaos.ops        ops commands: pause, resume, flatten, halt
+    harness.chaos.probes     readiness, market-data age, trading state, positions vs venue,
+                             duplicate venue orders, a metric's value
+    harness.chaos.control    a control that timestamps every activity (activities.jsonl)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["discover"]
+__version__ = "0.1.0"
+
+MODULES = (
+    "harness.chaos.network",
+    "harness.chaos.processes",
+    "harness.chaos.venue",
+    "harness.chaos.ops",
+    "harness.chaos.probes",
+)
+
+
+def discover(discover_system: bool = True) -> dict[str, Any]:
+    """What `chaos discover stormproof` reports: every action and probe of this extension."""
+    from chaoslib.discovery.discover import (
+        discover_actions,
+        discover_probes,
+        initialize_discovery_result,
+    )
+
+    discovery: dict[str, Any] = initialize_discovery_result("stormproof", __version__, "stack")
+    for module in MODULES:
+        if module.endswith(".probes"):
+            discovery["activities"].extend(discover_probes(module))
+        else:
+            discovery["activities"].extend(discover_actions(module))
+    return discovery

@@ -1,0 +1,31 @@
+"""Ops commands a desk would send during an incident: pause, resume, flatten, halt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+from harness.chaos.stackref import http, ops_url, stack_of
+
+__all__ = ["ops_command"]
+
+COMMANDS = ("pause", "resume", "flatten", "halt")
+
+
+def ops_command(
+    command: str, reason: str = "chaos experiment", configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """POST /ops/<command> on the risk service with the stack's ops token."""
+    if command not in COMMANDS:
+        raise ActivityFailed(f"unknown ops command {command!r}; one of {COMMANDS}")
+    stack = stack_of(configuration)
+    code, reply = http(
+        "POST",
+        f"{ops_url(stack, 'risk')}/ops/{command}",
+        token=stack.secrets["STORMPROOF_OPS_TOKEN"],
+        body={"reason": reason},
+    )
+    if code != 202:
+        raise ActivityFailed(f"ops {command} refused ({code}): {reply}")
+    return {"command": command, "accepted": True}

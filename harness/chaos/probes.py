@@ -1,0 +1,154 @@
+"""Probes: what the steady-state hypotheses and the measurements look at. Each returns a plain
+JSON-able value; tolerances in experiments compare against it."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+from engine.core.positions import split_symbol
+from harness.chaos.stackref import control_token, control_url, http, ops_url, stack_of
+
+__all__ = [
+    "all_ready",
+    "duplicate_venue_orders",
+    "market_data_age_s",
+    "metric_value",
+    "position_drift",
+    "positions_match_venue",
+    "service_ready",
+    "trading_state",
+    "wait_until_ready",
+]
+
+
+def service_ready(service: str, configuration: dict[str, Any] | None = None) -> bool:
+    """The service's /readyz answers 200."""
+    stack = stack_of(configuration)
+    return http("GET", f"{ops_url(stack, service)}/readyz", timeout_s=2)[0] == 200
+
+
+def all_ready(configuration: dict[str, Any] | None = None) -> bool:
+    """Every engine service of the stack answers /readyz with 200."""
+    stack = stack_of(configuration)
+    services = [k[4:] for k in stack.ports if k.startswith("ops_")]
+    return all(http("GET", f"{ops_url(stack, s)}/readyz", timeout_s=2)[0] == 200 for s in services)
+
+
+def wait_until_ready(
+    timeout_s: float = 30.0, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Wait (bounded) until every engine service is ready; how long it took. Ends a method so
+    that the steady state is judged after recovery, not during it."""
+    import time
+
+    started = time.monotonic()
+    while True:
+        if all_ready(configuration):
+            return {"ready": True, "waited_s": round(time.monotonic() - started, 3)}
+        if time.monotonic() - started > timeout_s:
+            return {"ready": False, "waited_s": round(time.monotonic() - started, 3)}
+        time.sleep(0.1)
+
+
+def _status(service: str, configuration: dict[str, Any] | None) -> dict[str, Any]:
+    stack = stack_of(configuration)
+    code, body = http("GET", f"{ops_url(stack, service)}/status", timeout_s=2)
+    if code != 200 or not isinstance(body, dict):
+        raise ActivityFailed(f"{service} /status did not answer ({code})")
+    return body
+
+
+def market_data_age_s(
+    symbol: str = "BTCUSDT", configuration: dict[str, Any] | None = None
+) -> float:
+    """Age of the freshest market data the feed service holds for the symbol (any feed), in s;
+    a very large number when it has none."""
+    feeds = _status("feed", configuration).get("feeds", {})
+    ages = [f["data_age_ms"].get(symbol) for f in feeds.values()]
+    known = [a for a in ages if a is not None]
+    return round(min(known) / 1000, 3) if known else 1e9
+
+
+def trading_state(configuration: dict[str, Any] | None = None) -> str:
+    """ACTIVE, REDUCING or HALTED, from the risk service."""
+    return str(_status("risk", configuration)["trading_state"])
+
+
+def _venue_positions(configuration: dict[str, Any] | None) -> dict[str, Decimal]:
+    stack = stack_of(configuration)
+    code, body = http("GET", f"{control_url(stack)}/truth/balances", token=control_token(stack))
+    if code != 200:
+        raise ActivityFailed(f"simulator ground truth did not answer ({code})")
+    return {
+        asset: Decimal(b["total"]) - Decimal(b["initial"])
+        for account in body["accounts"].values()
+        for asset, b in account.items()
+    }
+
+
+def position_drift(configuration: dict[str, Any] | None = None) -> dict[str, str]:
+    """Per symbol, execution's position minus the venue's balance change (ground truth)."""
+    positions = _status("execution", configuration).get("positions", {})
+    venue = _venue_positions(configuration)
+    drift = {}
+    for symbol, qty in positions.items():
+        base, _ = split_symbol(symbol)
+        drift[symbol] = str(Decimal(str(qty)) - venue.get(base, Decimal(0)))
+    return drift
+
+
+def positions_match_venue(
+    tolerance_qty: float = 0.0, configuration: dict[str, Any] | None = None
+) -> bool:
+    """Execution's positions equal the venue's balance changes within tolerance_qty."""
+    drift = position_drift(configuration)
+    return all(abs(Decimal(d)) <= Decimal(str(tolerance_qty)) for d in drift.values())
+
+
+def duplicate_venue_orders(configuration: dict[str, Any] | None = None) -> int:
+    """Orders the venue received more than once under one clientOrderId (ground truth)."""
+    stack = stack_of(configuration)
+    code, body = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
+    if code != 200:
+        raise ActivityFailed(f"simulator ground truth did not answer ({code})")
+    counts = Counter(o["client_order_id"] for o in body["orders"])
+    return sum(n - 1 for n in counts.values() if n > 1)
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def metric_value(
+    service: str,
+    name: str,
+    labels: dict[str, str] | None = None,
+    configuration: dict[str, Any] | None = None,
+) -> float:
+    """The value of one Prometheus sample on the service's /metrics (summed over the samples
+    whose labels include `labels`); an error when no sample matches."""
+    import urllib.request
+
+    stack = stack_of(configuration)
+    try:
+        with urllib.request.urlopen(f"{ops_url(stack, service)}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError as exc:
+        raise ActivityFailed(f"{service} /metrics did not answer: {exc}") from exc
+    wanted = labels or {}
+    total, found = 0.0, False
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or match.group(1) != name:
+            continue
+        sample_labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(sample_labels.get(k) == v for k, v in wanted.items()):
+            total += float(match.group(3))
+            found = True
+    if not found:
+        raise ActivityFailed(f"no sample {name}{wanted or ''} on {service}")
+    return total

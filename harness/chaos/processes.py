@@ -1,0 +1,124 @@
+"""Process faults on the local stack: SIGKILL, freeze (SIGSTOP), thaw, restart, stop and start.
+
+Processes are the supervisor's: a killed one is restarted by it with backoff, like a pod. To
+keep one down (Redis down for 10 s), `stop_service` leaves a hold file the supervisor honours,
+and `start_service` removes it. Names are the supervisor's: redis, toxiproxy, replay,
+engine-feed, engine-strategy, engine-risk, engine-execution (or engine-all), and
+engine-execution-b for a standby.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+from harness.chaos.stackref import stack_of
+from harness.stack import Stack
+
+__all__ = [
+    "freeze_service",
+    "kill_service",
+    "restart_service",
+    "start_service",
+    "stop_service",
+    "thaw_all",
+    "thaw_service",
+]
+
+
+def _pid(stack: Stack, service: str) -> int:
+    processes = stack.state()["processes"]
+    name = service if service in processes else f"engine-{service}"
+    if name not in processes:
+        raise ActivityFailed(f"no process {service!r}; the stack has {sorted(processes)}")
+    pid = processes[name]["pid"]
+    if not pid or not processes[name]["running"]:
+        raise ActivityFailed(f"{name} is not running")
+    return int(pid)
+
+
+def _name(stack: Stack, service: str) -> str:
+    processes = stack.state()["processes"]
+    return service if service in processes else f"engine-{service}"
+
+
+def _signal(
+    service: str, sig: signal.Signals, configuration: dict[str, Any] | None
+) -> dict[str, Any]:
+    stack = stack_of(configuration)
+    pid = _pid(stack, service)
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError as exc:
+        raise ActivityFailed(f"{service} (pid {pid}) is gone") from exc
+    return {
+        "service": _name(stack, service),
+        "pid": pid,
+        "signal": sig.name,
+        "ts_ns": time.time_ns(),
+    }
+
+
+def kill_service(
+    service: str, signal_name: str = "SIGKILL", configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Send SIGKILL (or another signal): the supervisor restarts the process with backoff."""
+    try:
+        sig = signal.Signals[signal_name]
+    except KeyError as exc:
+        raise ActivityFailed(f"unknown signal {signal_name!r}") from exc
+    return _signal(service, sig, configuration)
+
+
+def freeze_service(service: str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SIGSTOP: the process is alive but does nothing (a GC pause, a hung VM)."""
+    return _signal(service, signal.SIGSTOP, configuration)
+
+
+def thaw_service(service: str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _signal(service, signal.SIGCONT, configuration)
+
+
+def thaw_all(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SIGCONT to every running process of the stack: a rollback that is always safe."""
+    stack = stack_of(configuration)
+    thawed = []
+    for name, proc in stack.state()["processes"].items():
+        if proc["running"] and proc["pid"]:
+            try:
+                os.kill(int(proc["pid"]), signal.SIGCONT)
+                thawed.append(name)
+            except ProcessLookupError:
+                continue
+    return {"thawed": thawed}
+
+
+def restart_service(service: str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SIGTERM: a graceful stop, then the supervisor starts it again."""
+    return _signal(service, signal.SIGTERM, configuration)
+
+
+def stop_service(
+    service: str, signal_name: str = "SIGKILL", configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Kill the process and keep it down until `start_service` (a hold file)."""
+    stack = stack_of(configuration)
+    name = _name(stack, service)
+    hold = stack.run_dir / "holds" / name
+    hold.parent.mkdir(exist_ok=True)
+    hold.write_text(str(time.time_ns()))
+    return {**kill_service(name, signal_name, configuration), "held": True}
+
+
+def start_service(service: str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Release a hold: the supervisor starts the process at once."""
+    stack = stack_of(configuration)
+    name = _name(stack, service)
+    hold = stack.run_dir / "holds" / name
+    existed = hold.exists()
+    hold.unlink(missing_ok=True)
+    return {"service": name, "released": existed, "ts_ns": time.time_ns()}

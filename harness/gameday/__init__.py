@@ -1,0 +1,1 @@
+"""Game days: SLOs that judge chaos scenarios, the gate that decides a release, reports."""

@@ -1,0 +1,198 @@
+"""Measurements of one scenario, from the harness's own observations (never `chaos run`'s exit
+code): the sampler's timeline, the activity timestamps of the experiment, the engine's journal,
+the simulator's ground truth and the engine's logs. Pure functions of those inputs.
+
+Windows (all wall-clock ns):
+    baseline  [baseline_start, fault_start)   the steady market before the experiment
+    fault     [fault_start, end)              the method, the rollbacks and the settle time
+
+Definitions (docs/gamedays.md):
+    time_to_detect_s       fault start -> the first sign the engine saw it: a service not ready,
+                           a process exit, or an engine warning/error log line
+    time_to_halt_s         fault start -> risk reports a trading state other than ACTIVE
+    time_to_flatten_s      fault start -> every position within tolerance after a flatten
+    time_to_switch_feed_s  fault start -> the feed service's first feed switch
+    rto_s                  fault start -> every engine service ready again *and* the venue has
+                           received a new order after that (trading with state restored); None
+                           when no service went down
+    orders_lost            intents with no journal outcome / orders never resolved (stuck) and
+    orders_stuck           orders still non-terminal at the end that are not resting limits
+    orders_duplicated      venue orders received more than once under one clientOrderId
+    position_drift         |engine position - venue balance change| summed over symbols, at end
+    slippage_bps_*         mean signed slippage of fills against the order's arrival mid, in
+                           basis points (positive = worse than mid), per window
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from engine.core.messages import Fill, Side
+from engine.core.orders import OrderRecord, OrderState
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    """One look at the stack by the sampler."""
+
+    ts_ns: int
+    ready: dict[str, bool]
+    market_data_age_s: float | None
+    trading_state: str | None
+    positions: dict[str, float]
+    venue_orders: int | None
+    tick_to_order_ms: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Windows:
+    baseline_start_ns: int
+    fault_start_ns: int
+    fault_end_ns: int
+    end_ns: int
+
+
+@dataclass(kw_only=True)
+class Observations:
+    samples: list[Sample]
+    activities: list[dict[str, Any]]
+    orders: list[OrderRecord]
+    fills: list[Fill]
+    log_events: list[dict[str, Any]] = field(default_factory=list)
+    """Engine log records (parsed JSON) with a `ts_ns` added."""
+    duplicates: int = 0
+    position_drift: float | None = None
+
+
+def _seconds(ns: int | None, start_ns: int) -> float | None:
+    return None if ns is None else round(max(0, ns - start_ns) / 1e9, 3)
+
+
+def first(samples: Iterable[Sample], after_ns: int, predicate: Any) -> int | None:
+    for sample in samples:
+        if sample.ts_ns >= after_ns and predicate(sample):
+            return sample.ts_ns
+    return None
+
+
+def time_to_detect_ns(obs: Observations, start_ns: int) -> int | None:
+    candidates = []
+    down = first(obs.samples, start_ns, lambda s: not all(s.ready.values()))
+    if down is not None:
+        candidates.append(down)
+    for event in obs.log_events:
+        if event["ts_ns"] >= start_ns and event.get("level") in ("warning", "error", "critical"):
+            candidates.append(event["ts_ns"])
+            break
+    return min(candidates) if candidates else None
+
+
+def rto_ns(obs: Observations, start_ns: int) -> int | None:
+    """Fault start to ready and trading again; None when nothing went down."""
+    went_down = first(obs.samples, start_ns, lambda s: not all(s.ready.values()))
+    if went_down is None:
+        return None
+    back = first(obs.samples, went_down, lambda s: bool(s.ready) and all(s.ready.values()))
+    if back is None:
+        return None
+    orders_then = next(s.venue_orders for s in obs.samples if s.ts_ns >= back)
+    trading = first(
+        obs.samples,
+        back,
+        lambda s: (
+            s.venue_orders is not None and orders_then is not None and s.venue_orders > orders_then
+        ),
+    )
+    return None if trading is None else trading - start_ns
+
+
+def slippage_bps(fills: Sequence[Fill], orders: dict[str, OrderRecord]) -> float | None:
+    """Quantity-weighted signed slippage against arrival mid; None without fills."""
+    total_qty = Decimal(0)
+    weighted = 0.0
+    for fill in fills:
+        order = orders.get(fill.client_order_id)
+        if order is None or order.reference_price <= 0:
+            continue
+        sign = 1.0 if fill.side == Side.BUY else -1.0
+        bps = sign * (float(fill.price) - order.reference_price) / order.reference_price * 1e4
+        weighted += bps * float(fill.qty)
+        total_qty += fill.qty
+    return None if total_qty == 0 else round(weighted / float(total_qty), 3)
+
+
+def _fills_in(fills: Sequence[Fill], start_ns: int, end_ns: int) -> list[Fill]:
+    return [f for f in fills if start_ns <= f.venue_ts_ms * 1_000_000 < end_ns]
+
+
+def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fault-window measurements, baseline-window measurements)."""
+    start = windows.fault_start_ns
+    by_id = {o.client_order_id: o for o in obs.orders}
+    base_fills = _fills_in(obs.fills, windows.baseline_start_ns, start)
+    fault_fills = _fills_in(obs.fills, start, windows.end_ns)
+    halted = first(obs.samples, start, lambda s: s.trading_state not in (None, "ACTIVE"))
+    switch = next(
+        (
+            e["ts_ns"]
+            for e in obs.log_events
+            if e["ts_ns"] >= start and e.get("event") == "feed_switched"
+        ),
+        None,
+    )
+    flat = first(
+        obs.samples,
+        start,
+        lambda s: bool(s.positions) and all(abs(q) < 1e-4 for q in s.positions.values()),
+    )
+    flattened = (
+        flat if any(a.get("name", "").startswith("flatten") for a in obs.activities) else None
+    )
+    stuck = [
+        o
+        for o in obs.orders
+        if not o.state.is_terminal and o.state not in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+    ]
+    lost = [o for o in obs.orders if o.state == OrderState.PENDING and o.sent_ts_ns == 0]
+    latencies = [s.tick_to_order_ms for s in obs.samples if s.ts_ns >= start and s.tick_to_order_ms]
+    base_latencies = [
+        s.tick_to_order_ms
+        for s in obs.samples
+        if windows.baseline_start_ns <= s.ts_ns < start and s.tick_to_order_ms
+    ]
+    ages = [
+        s.market_data_age_s
+        for s in obs.samples
+        if s.ts_ns >= start and s.market_data_age_s is not None
+    ]
+    base_ages = [
+        s.market_data_age_s
+        for s in obs.samples
+        if windows.baseline_start_ns <= s.ts_ns < start and s.market_data_age_s is not None
+    ]
+    fault = {
+        "time_to_detect_s": _seconds(time_to_detect_ns(obs, start), start),
+        "time_to_halt_s": _seconds(halted, start),
+        "time_to_flatten_s": _seconds(flattened, start),
+        "time_to_switch_feed_s": _seconds(switch, start),
+        "rto_s": None if (r := rto_ns(obs, start)) is None else round(r / 1e9, 3),
+        "orders_lost": len(lost),
+        "orders_duplicated": obs.duplicates,
+        "orders_stuck": len(stuck),
+        "position_drift": obs.position_drift,
+        "slippage_bps": slippage_bps(fault_fills, by_id),
+        "fills": len(fault_fills),
+        "max_market_data_age_s": max(ages) if ages else None,
+        "tick_to_order_ms_max": max(latencies) if latencies else None,
+        "fault_duration_s": _seconds(windows.fault_end_ns, start),
+    }
+    baseline = {
+        "slippage_bps": slippage_bps(base_fills, by_id),
+        "fills": len(base_fills),
+        "max_market_data_age_s": max(base_ages) if base_ages else None,
+        "tick_to_order_ms_max": max(base_latencies) if base_latencies else None,
+    }
+    return fault, baseline

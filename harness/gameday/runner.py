@@ -1,0 +1,346 @@
+"""The game-day runner: bring the stack up, play every scenario, measure, gate, report.
+
+Per scenario:
+    1. wait until every engine service is ready (bounded), then sample a baseline window
+    2. `chaos run` the experiment in a subprocess (rollbacks always played), with our control
+       timestamping every activity; its exit code is recorded but never trusted
+    3. whatever happened: Toxiproxy reset, venue and feed faults cleared, every process thawed
+       and released (the `finally` of every experiment)
+    4. settle: wait until every service is ready again (bounded by settle_s), quiet the flow
+    5. measure from the samples, the activities, the journal, the ground truth and the logs
+
+Exit codes: 0 pass or warn, 1 fail or inconclusive, 2 the game day could not run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.execution.journal import SqliteJournalSync
+from harness.chaos import network, probes, processes, venue
+from harness.chaos.stackref import RUN_DIR_KEY
+from harness.gameday.measure import Observations, Sample, Windows, measure
+from harness.gameday.sampler import Sampler
+from harness.gameday.slo import (
+    GameDay,
+    ScenarioResult,
+    ScenarioSpec,
+    evaluate_scenario,
+    gate,
+    load_gameday,
+)
+from harness.stack import Stack, StackOptions
+
+Progress = Callable[[str], None]
+EXPERIMENT_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioRun:
+    spec: ScenarioSpec
+    result: ScenarioResult
+    measurements: dict[str, Any]
+    baseline: dict[str, Any]
+    timeline: dict[str, Any]
+    chaos_exit_code: int | None
+
+
+def _config(stack: Stack) -> dict[str, Any]:
+    return {RUN_DIR_KEY: str(stack.run_dir)}
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return True
+        time.sleep(interval_s)
+    return False
+
+
+def _restore(stack: Stack) -> None:
+    """The `finally` of every experiment: nothing it did may outlive it."""
+    config = _config(stack)
+    for name in (stack.run_dir / "holds").glob("*") if (stack.run_dir / "holds").exists() else []:
+        processes.start_service(name.name, configuration=config)
+    for action in (network.reset_links, venue.clear_faults, processes.thaw_all):
+        with contextlib.suppress(Exception):
+            action(configuration=config)
+
+
+def _read_jsonl(path: Path, since_ns: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            record = json.loads(line)
+            if record.get("ts_ns", 0) >= since_ns:
+                out.append(record)
+    return out
+
+
+def _engine_log_events(stack: Stack, since_ns: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for log in sorted((stack.run_dir / "logs").glob("engine-*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(json.JSONDecodeError, ValueError, KeyError):
+                record = json.loads(line)
+                ts = datetime.fromisoformat(record["ts"].replace("Z", "+00:00"))
+                record["ts_ns"] = int(ts.timestamp() * 1e9)
+                if record["ts_ns"] >= since_ns:
+                    record["source"] = log.stem
+                    events.append(record)
+    return sorted(events, key=lambda e: e["ts_ns"])
+
+
+def _position_of(symbol: str) -> Callable[[Sample], float | None]:
+    return lambda sample: sample.positions.get(symbol)
+
+
+def _timeline(samples: list[Sample], activities: list[dict[str, Any]], t0: int) -> dict[str, Any]:
+    def series(get: Callable[[Sample], float | None]) -> list[list[float]]:
+        return [[round((s.ts_ns - t0) / 1e9, 3), v] for s in samples if (v := get(s)) is not None]
+
+    symbols = sorted({k for s in samples for k in s.positions})
+    timeline: dict[str, Any] = {
+        "t0_ns": t0,
+        "series": {
+            "market_data_age_s": series(lambda s: s.market_data_age_s),
+            "tick_to_order_ms": series(lambda s: s.tick_to_order_ms),
+            **{f"position_{sym}": series(_position_of(sym)) for sym in symbols},
+            "services_ready": series(lambda s: float(sum(s.ready.values()))),
+        },
+        "faults": [],
+        "events": [],
+    }
+    starts: dict[str, int] = {}
+    for record in activities:
+        if record.get("phase") != "activity":
+            continue
+        name = str(record.get("name"))
+        if record["event"] == "start":
+            starts[name] = record["ts_ns"]
+        elif name in starts and record.get("type") == "action":
+            timeline["events"].append({"t_s": round((starts[name] - t0) / 1e9, 3), "label": name})
+    method = [r for r in activities if r.get("phase") == "method"]
+    rollbacks = [r for r in activities if r.get("phase") == "rollbacks" and r["event"] == "end"]
+    if method:
+        end = rollbacks[-1]["ts_ns"] if rollbacks else method[-1]["ts_ns"]
+        timeline["faults"].append(
+            {
+                "name": "fault (method to rollbacks)",
+                "start_s": round((method[0]["ts_ns"] - t0) / 1e9, 3),
+                "end_s": round((end - t0) / 1e9, 3),
+            }
+        )
+    return timeline
+
+
+def run_scenario(
+    stack: Stack, gameday: GameDay, spec: ScenarioSpec, out_dir: Path, progress: Progress
+) -> ScenarioRun:
+    config = _config(stack)
+    scenario_dir = out_dir / spec.name
+    scenario_dir.mkdir(parents=True, exist_ok=True)
+    error: str | None = None
+    chaos_code: int | None = None
+    deviated: bool | None = None
+    if not _wait(lambda: probes.all_ready(configuration=config), 60):
+        error = "the stack was not ready before the scenario"
+    sampler = Sampler(stack)
+    sampler.start()
+    baseline_start = time.time_ns()
+    progress(f"{spec.name}: baseline {spec.baseline_s:.0f}s")
+    time.sleep(spec.baseline_s)  # the baseline window is a measurement period
+    fault_start = time.time_ns()
+    fault_end = fault_start
+    try:
+        if error is None:
+            progress(f"{spec.name}: chaos run {spec.experiment.name}")
+            journal = scenario_dir / "chaos-journal.json"
+            proc = subprocess.run(
+                [
+                    str(Path(sys.executable).with_name("chaos")),
+                    "--no-version-check",
+                    "--log-file",
+                    str(scenario_dir / "chaostoolkit.log"),
+                    "run",
+                    "--rollback-strategy",
+                    "always",
+                    "--journal-path",
+                    str(journal),
+                    str(spec.experiment),
+                ],
+                env={**os.environ, "STORMPROOF_RUN_DIR": str(stack.run_dir)},
+                stdout=(scenario_dir / "chaos.out").open("wb"),
+                stderr=subprocess.STDOUT,
+                timeout=EXPERIMENT_TIMEOUT_S,
+                check=False,
+            )
+            chaos_code = proc.returncode
+            error, deviated = _judge_chaos_journal(journal)
+    except subprocess.TimeoutExpired:
+        error = f"chaos run did not finish within {EXPERIMENT_TIMEOUT_S:.0f}s"
+    finally:
+        fault_end = time.time_ns()
+        _restore(stack)
+    progress(f"{spec.name}: settling")
+    _wait(lambda: probes.all_ready(configuration=config), spec.settle_s)
+    time.sleep(min(spec.settle_s, 3.0))  # let orders placed at recovery reach the journal
+    sampler.stop()
+    end = time.time_ns()
+    activities = _read_jsonl(stack.run_dir / "activities.jsonl", fault_start)
+    obs = Observations(
+        samples=sampler.samples,
+        activities=activities,
+        orders=[],
+        fills=[],
+        log_events=_engine_log_events(stack, fault_start),
+    )
+    with contextlib.suppress(Exception):
+        obs.duplicates = probes.duplicate_venue_orders(configuration=config)
+    obs.position_drift = _persistent_drift(config)
+    journal_db = SqliteJournalSync(stack.journal_path, read_only=True)
+    try:
+        obs.orders = journal_db.all_orders()
+        obs.fills = journal_db.fills()
+    finally:
+        journal_db.close()
+    # the fault begins when the method does, not when `chaos run` starts (it spends a second or
+    # two starting and probing the steady state first)
+    method_start = next(
+        (a["ts_ns"] for a in activities if a.get("phase") == "method" and a["event"] == "start"),
+        fault_start,
+    )
+    windows = Windows(
+        baseline_start_ns=baseline_start,
+        fault_start_ns=method_start,
+        fault_end_ns=fault_end,
+        end_ns=end,
+    )
+    fault, baseline = measure(obs, windows)
+    fault["steady_state_restored"] = None if deviated is None else float(not deviated)
+    fault["chaos_exit_code"] = chaos_code
+    result = evaluate_scenario(spec, values=fault, baselines=baseline, error=error)
+    return ScenarioRun(
+        spec=spec,
+        result=result,
+        measurements={**fault, **{f"{k}_baseline": v for k, v in baseline.items()}},
+        baseline=baseline,
+        timeline=_timeline(sampler.samples, activities, baseline_start),
+        chaos_exit_code=chaos_code,
+    )
+
+
+def _persistent_drift(config: dict[str, Any], reads: int = 5) -> float | None:
+    """The smallest of a few reads of |engine position - venue|: a fill in flight between the
+    two reads is timing, a drift that stays is an error."""
+    seen: list[float] = []
+    for _ in range(reads):
+        with contextlib.suppress(Exception):
+            drift = probes.position_drift(configuration=config)
+            seen.append(float(sum(abs(float(d)) for d in drift.values())))
+            if seen[-1] == 0:
+                break
+        time.sleep(0.3)
+    return min(seen) if seen else None
+
+
+def _judge_chaos_journal(path: Path) -> tuple[str | None, bool | None]:
+    """(error, deviated). An error when the experiment cannot be judged: no journal, or the
+    steady state was not met *before* the method ran (nothing about the fault can then be
+    concluded, whatever `chaos run` exits with). `deviated`: the steady state after the method
+    was not met."""
+    if not path.exists():
+        return "chaos run wrote no journal", None
+    journal = json.loads(path.read_text())
+    states = journal.get("steady_states") or {}
+    before = states.get("before") or {}
+    if before and not before.get("steady_state_met", False):
+        return "baseline steady state not met before the method: inconclusive", None
+    if journal.get("status") in ("aborted", "interrupted"):
+        return f"experiment {journal.get('status')}", None
+    after = states.get("after") or {}
+    return None, (not after.get("steady_state_met", False)) if after else None
+
+
+def _repository_root(gameday_file: Path) -> Path:
+    """The nearest folder above the game-day file that has an experiments/ folder (experiment
+    paths in a game-day file are relative to it)."""
+    for folder in gameday_file.resolve().parents:
+        if (folder / "experiments").is_dir():
+            return folder
+    return gameday_file.resolve().parent.parent
+
+
+def run_gameday(
+    path: Path,
+    out_dir: Path,
+    *,
+    progress: Progress,
+    recording: Path,
+    speed: str = "10",
+    extra_engine_toml: str = "",
+    feeds: int = 2,
+) -> dict[str, Any]:
+    """Run every scenario of the game day on a fresh local stack; write the three reports to
+    out_dir; return the report."""
+    from harness.gameday.html import render_html
+    from harness.gameday.report import report_dict, write_junit, write_report_json
+
+    gameday = load_gameday(path, root=_repository_root(path))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    stack = Stack(out_dir / "stack")
+    runs: list[ScenarioRun] = []
+    progress("starting the stack (redis, toxiproxy, replay, engine)")
+    stack.up(
+        StackOptions(
+            recordings=[recording], speed=speed, extra_engine_toml=extra_engine_toml, feeds=feeds
+        )
+    )
+    try:
+        for spec in gameday.scenarios:
+            runs.append(run_scenario(stack, gameday, spec, out_dir, progress))
+    finally:
+        progress("stopping the stack")
+        with contextlib.suppress(Exception):
+            stack.down()
+    results = [r.result for r in runs]
+    verdict = gate(results, pass_score=gameday.pass_score, warn_score=gameday.warn_score)
+    report = report_dict(
+        gameday,
+        verdict,
+        results,
+        measurements={r.spec.name: r.measurements for r in runs},
+        started_at=started_at,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        environment={
+            "python": sys.version.split()[0],
+            "speed": speed,
+            "recording": str(recording),
+            "cpus": os.cpu_count(),
+            "feeds": feeds,
+        },
+    )
+    for entry, run in zip(report["scenarios"], runs, strict=True):
+        entry["timeline"] = run.timeline
+        entry["chaos_exit_code"] = run.chaos_exit_code
+    write_report_json(out_dir / "report.json", report)
+    write_junit(out_dir / "junit.xml", report)
+    render_html(report, out_dir / "report.html")
+    return report

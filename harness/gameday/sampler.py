@@ -1,0 +1,107 @@
+"""Looks at the running stack every `interval_ms` from a thread of its own: readiness of every
+engine service, market-data age, trading state, positions, the venue's order count and the
+latest tick-to-order latency. The timeline of the report and most measurements come from it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from harness.chaos.stackref import control_token, control_url, http, ops_url
+from harness.gameday.measure import Sample
+from harness.stack import Stack
+
+
+class Sampler(threading.Thread):
+    def __init__(self, stack: Stack, *, interval_ms: int = 200, max_samples: int = 20_000) -> None:
+        super().__init__(name="gameday-sampler", daemon=True)
+        self.stack = stack
+        self.interval_s = interval_ms / 1000
+        self.max_samples = max_samples
+        self.samples: list[Sample] = []
+        self._halt = threading.Event()
+        self._services = [k[4:] for k in stack.ports if k.startswith("ops_")]
+        self._control = control_url(stack)
+        self._token = control_token(stack)
+        self._last_sent: int | None = None
+        self._last_sum = 0.0
+        self._fresh_ns: int | None = None
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval_s):
+            sample = self.sample()
+            if len(self.samples) < self.max_samples:  # bounded: a runaway run keeps its start
+                self.samples.append(sample)
+
+    def sample(self) -> Sample:
+        ts = time.time_ns()
+        ready = {
+            s: http("GET", f"{ops_url(self.stack, s)}/readyz", timeout_s=1)[0] == 200
+            for s in self._services
+        }
+        feed = self._status("feed")
+        ages = [
+            a
+            for f in (feed or {}).get("feeds", {}).values()
+            if f.get("connected")
+            for a in f.get("data_age_ms", {}).values()
+            if a is not None
+        ]
+        if ages:
+            self._fresh_ns = ts - int(min(ages) * 1e6)
+        age_s = (
+            round(min(ages) / 1000, 3)
+            if ages
+            # no connected feed has data (or the feed service does not answer): the data we
+            # have is as old as the last fresh data seen
+            else (None if self._fresh_ns is None else round((ts - self._fresh_ns) / 1e9, 3))
+        )
+        risk = self._status("risk")
+        execution = self._status("execution") or {}
+        code, sim = http("GET", f"{self._control}/status", token=self._token, timeout_s=1)
+        return Sample(
+            ts_ns=ts,
+            ready=ready,
+            market_data_age_s=age_s,
+            trading_state=(risk or {}).get("trading_state"),
+            positions={k: float(v) for k, v in execution.get("positions", {}).items()},
+            venue_orders=sim.get("orders") if code == 200 and isinstance(sim, dict) else None,
+            tick_to_order_ms=self._tick_to_order(),
+        )
+
+    def _status(self, service: str) -> dict[str, Any] | None:
+        code, body = http("GET", f"{ops_url(self.stack, service)}/status", timeout_s=1)
+        return body if code == 200 and isinstance(body, dict) else None
+
+    def _tick_to_order(self) -> float | None:
+        """Mean tick-to-order of the orders sent since the last sample, from the histogram."""
+        code, text = 0, None
+        try:
+            import urllib.request
+
+            url = f"{ops_url(self.stack, 'execution')}/metrics"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                code, text = response.status, response.read().decode()
+        except OSError:
+            return None
+        if code != 200 or text is None:
+            return None
+        total = count = None
+        for line in text.splitlines():
+            if line.startswith("trading_tick_to_order_seconds_sum"):
+                total = float(line.split()[-1])
+            elif line.startswith("trading_tick_to_order_seconds_count"):
+                count = float(line.split()[-1])
+        if total is None or count is None:
+            return None
+        previous = self._last_sent
+        self._last_sent = int(count)
+        last_sum, self._last_sum = self._last_sum, total
+        if previous is None or count <= previous:
+            return None
+        return round((total - last_sum) / (count - previous) * 1000, 3)

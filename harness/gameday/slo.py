@@ -1,0 +1,608 @@
+"""SLOs, their verdicts and the game-day gate: pure functions, so the rules can be read and tested.
+
+A game day runs chaos scenarios and measures SLIs (``rto_s``, ``orders_duplicated``,
+``slippage_bps``...). This module judges those measurements; it does no I/O except reading the
+game-day file in `load_gameday`.
+
+One SLO (`evaluate_slo`)
+    * ``objective="max"``: PASS if ``value <= pass``, WARN if ``value <= warn``, else FAIL.
+      ``objective="min"`` mirrors it: PASS if ``value >= pass``, WARN if ``value >= warn``.
+      Boundaries are inclusive: a value equal to a threshold meets it (compared with a relative
+      tolerance of 1e-9, so ``0.7 x 3`` still admits ``2.1``). Without ``warn`` there is no
+      warning band: what misses ``pass`` fails.
+    * A missing value (None or NaN) is INCONCLUSIVE, never PASS: no evidence is not good news.
+    * ``relative_to_baseline``: the thresholds are multipliers of the value measured for the same
+      SLI in the same scenario's baseline window (``max: 1.5`` means ``value <= 1.5 x baseline``).
+      A missing or non-finite baseline makes the SLO INCONCLUSIVE, and so does a negative one (a
+      multiple of a negative number would invert the objective). A baseline of exactly 0 gives
+      thresholds of exactly 0: for ``max`` only a value of 0 passes and anything above fails
+      (the warning band collapses); for ``min`` any value >= 0 passes. A steady state with no
+      slippage at all allows none under chaos; write an absolute SLO if that is too strict.
+
+The gate (`gate`)
+    score = sum(weight x credit) / sum(weight), credit PASS 1, WARN 0.5, FAIL 0, INCONCLUSIVE 0
+    (missing evidence earns nothing), rounded to 9 decimals; 0 when there is no SLO. Then, first
+    rule that applies:
+
+    0. INCONCLUSIVE if there is no SLO at all (nothing was judged).
+    1. FAIL if a key SLO failed, or the score is below ``warn_score`` even when every
+       inconclusive SLO is counted as a pass (what was measured sinks the game day whatever the
+       missing data would have shown).
+    2. INCONCLUSIVE if a key SLO is inconclusive (missing data on a key SLO cannot pass), a
+       scenario could not run (nothing was proven about it), or the score is below
+       ``warn_score`` only because of inconclusive SLOs. The verdict names the cause: fix the
+       measurement, not the engine. (FAIL and INCONCLUSIVE both stop a release.)
+    3. WARN if any SLO failed (a failure of any weight caps the gate at WARN, whatever the
+       score), a key SLO is only in its warning band, or the score is below ``pass_score``
+       (inconclusive non-key SLOs are tolerated only within this margin).
+    4. PASS otherwise: score >= ``pass_score``, no failure, every key SLO passed.
+
+    Exit codes: PASS 0, WARN 0 (the release may go, the reasons say what to look at), FAIL 1,
+    INCONCLUSIVE 1 (a gate that could not judge must not let a release through). A runner that
+    could not run the game day at all exits 2; that is not decided here.
+
+A scenario that could not run (``ScenarioResult.error``) has all its SLOs INCONCLUSIVE, whatever
+results were attached to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, SupportsFloat
+
+import yaml
+
+from harness.errors import GameDayConfigError
+
+Objective = Literal["max", "min"]
+
+DEFAULT_PASS_SCORE = 0.9
+DEFAULT_WARN_SCORE = 0.7
+DEFAULT_BASELINE_S = 20.0
+DEFAULT_SETTLE_S = 10.0
+REL_TOL = 1e-9
+"""Relative tolerance of threshold comparisons: float products must not flip a boundary."""
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+CREDIT: Mapping[Verdict, float] = {
+    Verdict.PASS: 1.0,
+    Verdict.WARN: 0.5,
+    Verdict.FAIL: 0.0,
+    Verdict.INCONCLUSIVE: 0.0,
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Slo:
+    """One objective on one SLI; invalid combinations are refused at construction."""
+
+    name: str
+    objective: Objective
+    pass_threshold: float
+    warn_threshold: float | None = None
+    relative_to_baseline: bool = False
+    weight: float = 1.0
+    key: bool = False
+
+    def __post_init__(self) -> None:
+        def refuse(why: str) -> GameDayConfigError:
+            return GameDayConfigError(f"slo {self.name!r}: {why}")
+
+        if not isinstance(self.name, str) or not self.name:
+            raise GameDayConfigError(f"slo name must be a non-empty string, not {self.name!r}")
+        if self.objective not in ("max", "min"):
+            raise refuse(f"objective must be 'max' or 'min', not {self.objective!r}")
+        if not _finite(self.pass_threshold):
+            raise refuse(f"{self.objective} must be a finite number, not {self.pass_threshold!r}")
+        if self.warn_threshold is not None:
+            if not _finite(self.warn_threshold):
+                raise refuse(f"warn must be a finite number, not {self.warn_threshold!r}")
+            if self.objective == "max" and self.warn_threshold < self.pass_threshold:
+                raise refuse(
+                    f"warn {self.warn_threshold:g} is below max {self.pass_threshold:g}; with "
+                    "'max' the value passes up to max and warns up to warn, so warn must be >= max"
+                )
+            if self.objective == "min" and self.warn_threshold > self.pass_threshold:
+                raise refuse(
+                    f"warn {self.warn_threshold:g} is above min {self.pass_threshold:g}; with "
+                    "'min' the value passes down to min and warns down to warn, so warn must be "
+                    "<= min"
+                )
+        if self.relative_to_baseline and (
+            self.pass_threshold < 0 or (self.warn_threshold is not None and self.warn_threshold < 0)
+        ):
+            raise refuse("relative thresholds are multipliers of the baseline and must be >= 0")
+        if isinstance(self.weight, bool) or not _finite(self.weight) or self.weight <= 0:
+            raise refuse(f"weight must be a number > 0, not {self.weight!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SloResult:
+    """An SLO judged in one scenario; thresholds are the effective ones (after baseline scaling),
+    None when they could not be computed (relative SLO without a usable baseline)."""
+
+    slo: Slo
+    scenario: str
+    value: float | None
+    baseline: float | None
+    pass_threshold: float | None
+    warn_threshold: float | None
+    verdict: Verdict
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScenarioResult:
+    """The SLO results of one scenario; with ``error`` set (the scenario could not run) every
+    result is made INCONCLUSIVE here, so no consumer can mistake it for evidence."""
+
+    name: str
+    slos: Sequence[SloResult] = ()
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        results = tuple(self.slos)
+        if self.error is not None:
+            results = tuple(_did_not_run(r, self.error) for r in results)
+        object.__setattr__(self, "slos", results)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GateResult:
+    verdict: Verdict
+    score: float
+    counts: dict[str, int]
+    reasons: tuple[str, ...]
+    pass_score: float = DEFAULT_PASS_SCORE
+    warn_score: float = DEFAULT_WARN_SCORE
+
+    @property
+    def exit_code(self) -> int:
+        """0 lets the release through (PASS, WARN); 1 stops it (FAIL, and INCONCLUSIVE: a gate
+        that could not judge must not let a release through)."""
+        return 0 if self.verdict in (Verdict.PASS, Verdict.WARN) else 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScenarioSpec:
+    """One scenario of a game-day file. ``load`` is the scenario's own ``load:`` mapping, kept
+    uninterpreted (the runner decides how it combines with `GameDay.load`)."""
+
+    name: str
+    experiment: Path
+    baseline_s: float
+    settle_s: float
+    slos: tuple[Slo, ...]
+    load: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GameDay:
+    name: str
+    description: str
+    pass_score: float
+    warn_score: float
+    baseline_s: float
+    settle_s: float
+    scenarios: tuple[ScenarioSpec, ...]
+    load: dict[str, Any] | None = None
+    path: Path | None = field(default=None, compare=False)
+
+
+# --- one SLO ------------------------------------------------------------------------------------
+
+
+def evaluate_slo(
+    slo: Slo,
+    *,
+    scenario: str,
+    value: SupportsFloat | None,
+    baseline: SupportsFloat | None = None,
+) -> SloResult:
+    """Judge one measurement (any number: int, float, Decimal); see the module docstring."""
+    measured = _as_float(value)
+    base = _as_float(baseline)
+    unit = _unit(slo.name)
+
+    def result(
+        verdict: Verdict, message: str, pass_t: float | None, warn_t: float | None
+    ) -> SloResult:
+        return SloResult(
+            slo=slo,
+            scenario=scenario,
+            value=measured,
+            baseline=base,
+            pass_threshold=pass_t,
+            warn_threshold=warn_t,
+            verdict=verdict,
+            message=message,
+        )
+
+    pass_t: float | None = slo.pass_threshold
+    warn_t: float | None = slo.warn_threshold
+    if slo.relative_to_baseline:
+        problem = _baseline_problem(base)
+        if problem is not None:
+            seen = "no measurement" if measured is None else f"= {_num(measured, unit)}"
+            return result(
+                Verdict.INCONCLUSIVE, f"{slo.name} {seen}, {problem}: inconclusive", None, None
+            )
+        assert base is not None
+        pass_t = slo.pass_threshold * base
+        warn_t = None if slo.warn_threshold is None else slo.warn_threshold * base
+    if measured is None:
+        return result(
+            Verdict.INCONCLUSIVE, f"{slo.name}: no measurement: inconclusive", pass_t, warn_t
+        )
+    assert pass_t is not None
+
+    def shown(threshold: float, multiplier: float | None) -> str:
+        text = _num(threshold, unit)
+        if slo.relative_to_baseline and multiplier is not None:
+            text += f" ({multiplier:g}x baseline {_num(base, unit)})"
+        return text
+
+    ok, miss = ("<=", ">") if slo.objective == "max" else (">=", "<")
+    head = f"{slo.name} = {_num(measured, unit)}"
+    pass_text = shown(pass_t, slo.pass_threshold)
+    if _meets(measured, pass_t, slo.objective):
+        return result(Verdict.PASS, f"{head} {ok} {pass_text} (pass)", pass_t, warn_t)
+    if warn_t is not None:
+        warn_text = shown(warn_t, slo.warn_threshold)
+        if _meets(measured, warn_t, slo.objective):
+            message = f"{head} {miss} {pass_text} but {ok} {warn_text} (warn)"
+            return result(Verdict.WARN, message, pass_t, warn_t)
+        return result(Verdict.FAIL, f"{head} {miss} {warn_text} (fail)", pass_t, warn_t)
+    return result(Verdict.FAIL, f"{head} {miss} {pass_text} (fail)", pass_t, warn_t)
+
+
+def evaluate_scenario(
+    spec: ScenarioSpec,
+    *,
+    values: Mapping[str, SupportsFloat | None],
+    baselines: Mapping[str, SupportsFloat | None] | None = None,
+    error: str | None = None,
+) -> ScenarioResult:
+    """Judge every SLO of a scenario: ``values`` and ``baselines`` are keyed by SLI name; an SLI
+    absent from them is missing (INCONCLUSIVE)."""
+    baselines = baselines or {}
+    results = [
+        evaluate_slo(
+            slo, scenario=spec.name, value=values.get(slo.name), baseline=baselines.get(slo.name)
+        )
+        for slo in spec.slos
+    ]
+    return ScenarioResult(name=spec.name, slos=results, error=error)
+
+
+def _meets(value: float, threshold: float, objective: Objective) -> bool:
+    if math.isclose(value, threshold, rel_tol=REL_TOL, abs_tol=0.0):
+        return True
+    return value <= threshold if objective == "max" else value >= threshold
+
+
+def _baseline_problem(baseline: float | None) -> str | None:
+    if baseline is None:
+        return "no baseline for a relative SLO"
+    if math.isinf(baseline):
+        return f"baseline {baseline:g} is not finite"
+    if baseline < 0:
+        return f"baseline {baseline:g} is negative, a multiple of it would invert the objective"
+    return None
+
+
+def _did_not_run(result: SloResult, error: str) -> SloResult:
+    return replace(
+        result,
+        verdict=Verdict.INCONCLUSIVE,
+        message=f"{result.slo.name}: scenario could not run ({error}): inconclusive",
+    )
+
+
+# --- the gate -----------------------------------------------------------------------------------
+
+
+def gate(
+    scenarios: Sequence[ScenarioResult],
+    *,
+    pass_score: float = DEFAULT_PASS_SCORE,
+    warn_score: float = DEFAULT_WARN_SCORE,
+) -> GateResult:
+    """Decide the game day from every scenario's SLO results; see the module docstring."""
+    check_scores(pass_score=pass_score, warn_score=warn_score)
+    results = [r for s in scenarios for r in s.slos]
+    counts = {v.value: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    total = sum(r.slo.weight for r in results)
+    earned = sum(r.slo.weight * CREDIT[r.verdict] for r in results)
+    score = round(earned / total, 9) if total > 0 else 0.0
+
+    def named(rs: list[SloResult]) -> list[str]:
+        return [
+            f"{r.scenario}/{r.slo.name}{' [key]' if r.slo.key else ''}: {r.message}" for r in rs
+        ]
+
+    def by(verdict: Verdict, *, key: bool | None = None) -> list[SloResult]:
+        return [r for r in results if r.verdict is verdict and (key is None or r.slo.key is key)]
+
+    def decided(verdict: Verdict, reasons: list[str]) -> GateResult:
+        return GateResult(
+            verdict=verdict,
+            score=score,
+            counts=counts,
+            reasons=tuple(reasons),
+            pass_score=pass_score,
+            warn_score=warn_score,
+        )
+
+    if not results:
+        return decided(Verdict.INCONCLUSIVE, ["no SLO was evaluated"])
+
+    unknown = by(Verdict.INCONCLUSIVE)
+    optimistic = round((earned + sum(r.slo.weight for r in unknown)) / total, 9)
+    key_failed = by(Verdict.FAIL, key=True)
+    if key_failed or optimistic < warn_score:
+        reasons = named(key_failed)
+        if optimistic < warn_score:
+            lost = [r for r in results if r.verdict is not Verdict.PASS and r not in key_failed]
+            reasons.append(f"score {score:.3f} < warn_score {warn_score:g}")
+            reasons += named(lost)
+        return decided(Verdict.FAIL, reasons)
+
+    errored = [s for s in scenarios if s.error is not None]
+    key_unknown = by(Verdict.INCONCLUSIVE, key=True)
+    if key_unknown or errored or score < warn_score:
+        reasons = [f"{s.name}: scenario could not run: {s.error}" for s in errored]
+        reasons += named(key_unknown)
+        if score < warn_score:
+            reasons.append(
+                f"score {score:.3f} < warn_score {warn_score:g} only because of inconclusive "
+                f"SLOs ({optimistic:.3f} if they had passed)"
+            )
+            reasons += named([r for r in unknown if r not in key_unknown])
+        return decided(Verdict.INCONCLUSIVE, reasons)
+
+    failed = by(Verdict.FAIL)
+    key_warned = by(Verdict.WARN, key=True)
+    if failed or key_warned or score < pass_score:
+        reasons = named(failed) + named(key_warned)
+        if score < pass_score:
+            reasons.append(f"score {score:.3f} < pass_score {pass_score:g}")
+        return decided(Verdict.WARN, reasons)
+
+    return decided(
+        Verdict.PASS,
+        [f"score {score:.3f} >= pass_score {pass_score:g}, no SLO failed, every key SLO passed"],
+    )
+
+
+def check_scores(*, pass_score: float, warn_score: float) -> None:
+    """0 <= warn_score <= pass_score <= 1, or a `GameDayConfigError`."""
+    if not (_finite(pass_score) and _finite(warn_score) and 0 <= warn_score <= pass_score <= 1):
+        raise GameDayConfigError(
+            f"gate scores must satisfy 0 <= warn_score <= pass_score <= 1, "
+            f"not pass_score={pass_score!r}, warn_score={warn_score!r}"
+        )
+
+
+# --- game-day files -----------------------------------------------------------------------------
+
+_TOP_KEYS = frozenset({"name", "description", "gate", "defaults", "load", "scenarios"})
+_GATE_KEYS = frozenset({"pass_score", "warn_score"})
+_DEFAULT_KEYS = frozenset({"baseline_s", "settle_s"})
+_SCENARIO_KEYS = frozenset({"name", "experiment", "baseline_s", "settle_s", "slos", "load"})
+_SLO_KEYS = frozenset({"name", "max", "min", "warn", "relative", "weight", "key"})
+
+
+def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay:
+    """Read and validate a game-day YAML file; every mistake is a `GameDayConfigError` naming the
+    file, the scenario and the key. Experiment paths are relative to ``root`` (default: the parent
+    of the file's directory, the repository for ``gamedays/x.yaml``) and must exist."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GameDayConfigError(f"{where}: cannot read game-day file: {exc.strerror}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GameDayConfigError(f"{where}: not valid YAML: {exc}") from exc
+    repo = Path(root) if root is not None else path.resolve().parent.parent
+
+    top = _mapping(doc, where, "the game-day file")
+    _only(top, _TOP_KEYS, where)
+    name = _text(top, "name", where, required=True)
+    description = _text(top, "description", where, required=False)
+    gate_cfg = _mapping(top.get("gate", {}), where, "'gate'")
+    _only(gate_cfg, _GATE_KEYS, f"{where}: gate")
+    pass_score = _number(gate_cfg, "pass_score", f"{where}: gate", DEFAULT_PASS_SCORE)
+    warn_score = _number(gate_cfg, "warn_score", f"{where}: gate", DEFAULT_WARN_SCORE)
+    try:
+        check_scores(pass_score=pass_score, warn_score=warn_score)
+    except GameDayConfigError as exc:
+        raise GameDayConfigError(f"{where}: {exc}") from None
+    defaults = _mapping(top.get("defaults", {}), where, "'defaults'")
+    _only(defaults, _DEFAULT_KEYS, f"{where}: defaults")
+    baseline_s = _duration(defaults, "baseline_s", f"{where}: defaults", DEFAULT_BASELINE_S)
+    settle_s = _duration(defaults, "settle_s", f"{where}: defaults", DEFAULT_SETTLE_S)
+    load = _load(top, where)
+
+    raw_scenarios = top.get("scenarios")
+    if not isinstance(raw_scenarios, list) or not raw_scenarios:
+        raise GameDayConfigError(f"{where}: 'scenarios' must be a non-empty list")
+    scenarios: list[ScenarioSpec] = []
+    for index, raw in enumerate(raw_scenarios):
+        spec = _scenario(raw, where, index, repo, baseline_s, settle_s)
+        if any(s.name == spec.name for s in scenarios):
+            raise GameDayConfigError(f"{where}: scenario name {spec.name!r} is used twice")
+        scenarios.append(spec)
+    return GameDay(
+        name=name,
+        description=description,
+        pass_score=pass_score,
+        warn_score=warn_score,
+        baseline_s=baseline_s,
+        settle_s=settle_s,
+        scenarios=tuple(scenarios),
+        load=load,
+        path=path,
+    )
+
+
+def _scenario(
+    raw: object, file: str, index: int, root: Path, baseline_s: float, settle_s: float
+) -> ScenarioSpec:
+    where = f"{file}: scenario #{index + 1}"
+    doc = _mapping(raw, where, "a scenario")
+    name = _text(doc, "name", where, required=True)
+    where = f"{file}: scenario {name!r}"
+    _only(doc, _SCENARIO_KEYS, where)
+    experiment_raw = _text(doc, "experiment", where, required=True)
+    experiment = root / experiment_raw
+    if not experiment.is_file():
+        raise GameDayConfigError(
+            f"{where}: experiment {experiment_raw!r} not found at {experiment} "
+            f"(experiment paths are relative to the repository root {root})"
+        )
+    baseline = _duration(doc, "baseline_s", where, baseline_s)
+    raw_slos = doc.get("slos")
+    if not isinstance(raw_slos, list) or not raw_slos:
+        raise GameDayConfigError(f"{where}: 'slos' must be a non-empty list")
+    slos: list[Slo] = []
+    for index, raw_slo in enumerate(raw_slos):
+        slo = _slo(raw_slo, where, index)
+        if any(s.name == slo.name for s in slos):
+            raise GameDayConfigError(f"{where}: slo {slo.name!r} is listed twice")
+        slos.append(slo)
+    if baseline <= 0 and any(s.relative_to_baseline for s in slos):
+        raise GameDayConfigError(
+            f"{where}: relative SLOs need a baseline window, but baseline_s is {baseline:g}"
+        )
+    return ScenarioSpec(
+        name=name,
+        experiment=experiment,
+        baseline_s=baseline,
+        settle_s=_duration(doc, "settle_s", where, settle_s),
+        slos=tuple(slos),
+        load=_load(doc, where),
+    )
+
+
+def _slo(raw: object, scenario_where: str, index: int) -> Slo:
+    where = f"{scenario_where}: slo #{index + 1}"
+    doc = _mapping(raw, where, "an SLO")
+    name = _text(doc, "name", where, required=True)
+    where = f"{scenario_where}: slo {name!r}"
+    _only(doc, _SLO_KEYS, where)
+    if ("max" in doc) == ("min" in doc):
+        raise GameDayConfigError(
+            f"{where}: give exactly one of 'max' (value must be <= it) or 'min' (value must be "
+            f">= it), not {'both' if 'max' in doc else 'neither'}"
+        )
+    objective: Objective = "max" if "max" in doc else "min"
+    pass_threshold = _number(doc, objective, where, None)
+    warn = doc.get("warn")
+    try:
+        return Slo(
+            name=name,
+            objective=objective,
+            pass_threshold=pass_threshold,
+            warn_threshold=None if warn is None else _number(doc, "warn", where, None),
+            relative_to_baseline=_flag(doc, "relative", where),
+            weight=_number(doc, "weight", where, 1.0),
+            key=_flag(doc, "key", where),
+        )
+    except GameDayConfigError as exc:
+        raise GameDayConfigError(f"{scenario_where}: {exc}") from None
+
+
+def _mapping(value: object, where: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise GameDayConfigError(f"{where}: {what} must be a mapping, not {type(value).__name__}")
+    return value
+
+
+def _only(doc: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(str(k) for k in doc if k not in allowed)
+    if unknown:
+        raise GameDayConfigError(
+            f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _text(doc: Mapping[str, Any], key: str, where: str, *, required: bool) -> str:
+    value = doc.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise GameDayConfigError(f"{where}: {key!r} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _number(doc: Mapping[str, Any], key: str, where: str, default: float | None) -> float:
+    value = doc.get(key)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise GameDayConfigError(f"{where}: {key!r} must be a finite number, not {value!r}")
+    return float(value)
+
+
+def _duration(doc: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = _number(doc, key, where, default)
+    if value < 0:
+        raise GameDayConfigError(f"{where}: {key!r} must be >= 0 seconds, not {value:g}")
+    return value
+
+
+def _flag(doc: Mapping[str, Any], key: str, where: str) -> bool:
+    value = doc.get(key, False)
+    if not isinstance(value, bool):
+        raise GameDayConfigError(f"{where}: {key!r} must be true or false, not {value!r}")
+    return value
+
+
+def _load(doc: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    value = doc.get("load")
+    if value is None:
+        return None
+    return dict(_mapping(value, where, "'load'"))
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+_UNITS = (("_ms", "ms"), ("_s", "s"), ("_bps", "bps"), ("_percent", "%"), ("_pct", "%"))
+
+
+def _unit(name: str) -> str:
+    """The unit an SLI name's suffix announces (``rto_s`` -> s), for messages only."""
+    return next((unit for suffix, unit in _UNITS if name.endswith(suffix)), "")
+
+
+def _num(value: float | None, unit: str) -> str:
+    if value is None:
+        return "none"
+    return f"{value:.6g} {unit}" if unit else f"{value:.6g}"
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _as_float(value: SupportsFloat | None) -> float | None:
+    """None and NaN are 'no measurement'; numbers (int, float, Decimal) become floats."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number

@@ -1,0 +1,53 @@
+"""The gate can fail: the same scenario on a stack without a redundant feed to fail over to
+fails the game day, names the SLO in junit.xml and exits 1. `chaos run`'s exit code plays no
+part: the verdict comes from our own measurements."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+GAMEDAY = Path(__file__).parent / "gamedays" / "feed-loss.yaml"
+
+
+def test_without_a_redundant_feed_the_feed_loss_scenario_fails_the_gate(tmp_path: Path) -> None:
+    out = tmp_path / "gameday"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "gameday",
+            "run",
+            str(GAMEDAY),
+            "--out",
+            str(out),
+            "--feeds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "fail"
+    (scenario,) = report["scenarios"]
+    age = next(s for s in scenario["slos"] if s["name"] == "max_market_data_age_s")
+    assert age["verdict"] == "fail" and age["value"] > 5.0
+    suites = ET.parse(out / "junit.xml").getroot()
+    failed = [
+        case.get("name")
+        for case in suites.findall(".//testcase")
+        if case.find("failure") is not None and case.get("classname") == "gameday.primary-feed-down"
+    ]
+    assert failed == ["max_market_data_age_s"]
