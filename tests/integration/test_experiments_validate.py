@@ -1,0 +1,47 @@
+"""Every experiment in experiments/ is valid for the real Chaos Toolkit (`chaos validate`), uses
+only activities our extension exposes (`discover()`), and always ends with the safety
+rollbacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.chaos import discover
+
+pytestmark = pytest.mark.integration
+EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").glob("*.json"))
+CHAOS = str(Path(sys.executable).with_name("chaos"))
+
+
+def test_the_catalogue_covers_every_scenario_of_the_issue() -> None:
+    assert len(EXPERIMENTS) >= 13
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_validates_and_uses_only_discovered_activities(path: Path) -> None:
+    result = subprocess.run(
+        [CHAOS, "--no-version-check", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"STORMPROOF_RUN_DIR": "/nonexistent", "PATH": str(Path(CHAOS).parent)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    known = {(a["mod"], a["name"]) for a in discover()["activities"]}
+    experiment = json.loads(path.read_text())
+    activities = [
+        *experiment["steady-state-hypothesis"]["probes"],
+        *experiment["method"],
+        *experiment["rollbacks"],
+    ]
+    for activity in activities:
+        provider = activity["provider"]
+        assert (provider["module"], provider["func"]) in known, activity["name"]
+    rollback_funcs = [r["provider"]["func"] for r in experiment["rollbacks"]]
+    assert {"reset_links", "clear_faults", "thaw_all"} <= set(rollback_funcs)
