@@ -4,13 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test bootstrap lint typecheck unit integration e2e lock bench clean
+.PHONY: gameday-full demo test bootstrap lint typecheck unit integration e2e lock bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh all
 
 demo: bootstrap
 	@$(BIN)/stormproof demo
+
+# The nightly target: every experiment of the catalogue (see gamedays/full.yaml).
+gameday-full: bootstrap
+	@$(BIN)/stormproof gameday run gamedays/full.yaml --out .stormproof/gameday-full
 
 test: bootstrap lint typecheck
 	@$(BIN)/python -m pytest -q
