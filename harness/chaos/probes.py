@@ -123,22 +123,19 @@ def duplicate_venue_orders(configuration: dict[str, Any] | None = None) -> int:
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
-def metric_value(
-    service: str,
-    name: str,
-    labels: dict[str, str] | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> float:
-    """The value of one Prometheus sample on the service's /metrics (summed over the samples
-    whose labels include `labels`); an error when no sample matches."""
+def read_metrics(port_url: str) -> str | None:
+    """The Prometheus text of `<port_url>/metrics`, or None when it does not answer."""
     import urllib.request
 
-    stack = stack_of(configuration)
     try:
-        with urllib.request.urlopen(f"{ops_url(stack, service)}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError as exc:
-        raise ActivityFailed(f"{service} /metrics did not answer: {exc}") from exc
+        with urllib.request.urlopen(f"{port_url}/metrics", timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
+def sample_sum(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """The sum of the samples called `name` whose labels include `labels`; None if none."""
     wanted = labels or {}
     total, found = 0.0, False
     for line in text.splitlines():
@@ -149,6 +146,22 @@ def metric_value(
         if all(sample_labels.get(k) == v for k, v in wanted.items()):
             total += float(match.group(3))
             found = True
-    if not found:
-        raise ActivityFailed(f"no sample {name}{wanted or ''} on {service}")
-    return total
+    return total if found else None
+
+
+def metric_value(
+    service: str,
+    name: str,
+    labels: dict[str, str] | None = None,
+    configuration: dict[str, Any] | None = None,
+) -> float:
+    """The value of one Prometheus sample on the service's /metrics (summed over the samples
+    whose labels include `labels`); an error when no sample matches."""
+    stack = stack_of(configuration)
+    text = read_metrics(ops_url(stack, service))
+    if text is None:
+        raise ActivityFailed(f"{service} /metrics did not answer")
+    value = sample_sum(text, name, labels)
+    if value is None:
+        raise ActivityFailed(f"no sample {name}{labels or ''} on {service}")
+    return value

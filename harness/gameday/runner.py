@@ -32,7 +32,6 @@ from harness.chaos.stackref import RUN_DIR_KEY
 from harness.gameday.measure import Observations, Sample, Windows, measure
 from harness.gameday.sampler import Sampler
 from harness.gameday.slo import (
-    GameDay,
     ScenarioResult,
     ScenarioSpec,
     evaluate_scenario,
@@ -151,7 +150,7 @@ def _timeline(samples: list[Sample], activities: list[dict[str, Any]], t0: int) 
 
 
 def run_scenario(
-    stack: Stack, gameday: GameDay, spec: ScenarioSpec, out_dir: Path, progress: Progress
+    stack: Stack, spec: ScenarioSpec, out_dir: Path, progress: Progress
 ) -> ScenarioRun:
     config = _config(stack)
     scenario_dir = out_dir / spec.name
@@ -315,7 +314,7 @@ def run_gameday(
     )
     try:
         for spec in gameday.scenarios:
-            runs.append(run_scenario(stack, gameday, spec, out_dir, progress))
+            runs.append(run_scenario(stack, spec, out_dir, progress))
     finally:
         progress("stopping the stack")
         with contextlib.suppress(Exception):

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from harness.chaos.probes import read_metrics, sample_sum
 from harness.chaos.stackref import control_token, control_url, http, ops_url
 from harness.gameday.measure import Sample
 from harness.stack import Stack
@@ -80,27 +81,14 @@ class Sampler(threading.Thread):
 
     def _tick_to_order(self) -> float | None:
         """Mean tick-to-order of the orders sent since the last sample, from the histogram."""
-        code, text = 0, None
-        try:
-            import urllib.request
-
-            url = f"{ops_url(self.stack, 'execution')}/metrics"
-            with urllib.request.urlopen(url, timeout=1) as response:
-                code, text = response.status, response.read().decode()
-        except OSError:
+        text = read_metrics(ops_url(self.stack, "execution"))
+        if text is None:
             return None
-        if code != 200 or text is None:
-            return None
-        total = count = None
-        for line in text.splitlines():
-            if line.startswith("trading_tick_to_order_seconds_sum"):
-                total = float(line.split()[-1])
-            elif line.startswith("trading_tick_to_order_seconds_count"):
-                count = float(line.split()[-1])
+        total = sample_sum(text, "trading_tick_to_order_seconds_sum")
+        count = sample_sum(text, "trading_tick_to_order_seconds_count")
         if total is None or count is None:
             return None
-        previous = self._last_sent
-        self._last_sent = int(count)
+        previous, self._last_sent = self._last_sent, int(count)
         last_sum, self._last_sum = self._last_sum, total
         if previous is None or count <= previous:
             return None
