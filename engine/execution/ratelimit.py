@@ -96,9 +96,10 @@ class VenueRateLimiter:
 
     def release(self, permit: Permit) -> None:
         self.governor.release(permit)
-        if permit.order or self.governor.probing:
-            released, self._released = self._released, asyncio.Event()
-            released.set()  # wakes the waiters of the in-flight cap (or of the probe)
+        # Wake every waiter for a release (the in-flight cap, the probe after a pause): the probe's
+        # answer may just have ended probing, so "was it probing" cannot be asked after the fact.
+        released, self._released = self._released, asyncio.Event()
+        released.set()
 
     @asynccontextmanager
     async def slot(

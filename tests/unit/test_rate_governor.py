@@ -484,6 +484,19 @@ async def test_in_flight_waiter_is_woken_by_a_release() -> None:
     assert permit.order and limiter.governor.orders_in_flight == 1
 
 
+async def test_waiters_behind_the_probe_go_once_it_is_answered_without_a_429() -> None:
+    limiter = VenueRateLimiter(binance(), LiveClock())
+    limiter.observe(429, {"Retry-After": "0.2"})
+    probe = await limiter.acquire("fetch_order")  # after the pause: the probe
+    behind = asyncio.create_task(limiter.acquire("fetch_order"))
+    done, _ = await asyncio.wait([behind], timeout=0.1)
+    assert not done, "one request at a time while probing"
+    limiter.observe(200, {})  # the probe's answer ends the probing...
+    limiter.release(probe)  # ...before its permit is released: the waiter must still wake
+    permit = await asyncio.wait_for(behind, timeout=1)
+    assert not limiter.governor.probing and permit.op == "fetch_order"
+
+
 async def test_stop_event_ends_a_wait_without_sending() -> None:
     stop = asyncio.Event()
     limiter = VenueRateLimiter(binance(), LiveClock(), stop=stop)
