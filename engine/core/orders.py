@@ -90,6 +90,19 @@ VENUE_STATUS: dict[str, OrderState] = {
 }
 
 
+# Final at the venue: once the venue closed an order it never reopens it.
+VENUE_FINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED})
+
+
+def is_stale_report(current: OrderState, venue_status: str) -> bool:
+    """A report that says an order the venue already closed is still working was sent before
+    it closed: a pushed NEW arriving after the cancel's REST answer, or a poll snapshot taken
+    before it. It is old news, not a conflict (a REJECTED of ours is not final at the venue: a
+    report that contradicts it is a conflict)."""
+    target = VENUE_STATUS.get(venue_status)
+    return current in VENUE_FINAL_STATES and target is not None and not target.is_terminal
+
+
 def can_transition(current: OrderState, target: OrderState) -> bool:
     return target == current or target in ALLOWED_TRANSITIONS[current]
 

@@ -27,7 +27,7 @@ from engine.core.errors import (
     VenueOrderNotFound,
 )
 from engine.core.messages import BusMessage, ExecutionReport, Fill, IntentDone
-from engine.core.orders import OrderRecord, OrderState
+from engine.core.orders import OrderRecord, OrderState, is_stale_report
 from engine.core.positions import PositionBook
 from engine.core.pushhealth import PushHealth
 from engine.core.reconcile import (
@@ -292,6 +292,14 @@ class OrderDesk:
                 ts_ns=self.clock.time_ns(),
             )
         except Exception as exc:
+            if is_stale_report(order.state, venue.status):
+                log.info(
+                    "venue_report_stale",
+                    client_order_id=order.client_order_id,
+                    state=order.state,
+                    status=venue.status,
+                )
+                return
             log.error(
                 "venue_state_rejected",
                 client_order_id=order.client_order_id,

@@ -141,23 +141,30 @@ async def test_user_stream_delay_and_drop(venue: ReplayProcess, ex: Any) -> None
         "ws": {"spot": f"{venue.ws_url}/ws", "ws-api": {"spot": f"{venue.ws_url}/ws-api/v3"}},
     }
 
-    async def filled(order_id: str) -> None:
-        while not any(
-            o["id"] == order_id and o["status"] == "closed"
-            for o in await pro.watch_orders("BTC/USDT")
-        ):
-            pass
+    def closed(orders: list[dict[str, Any]], order_id: str) -> bool:
+        return any(o["id"] == order_id and o["status"] == "closed" for o in orders)
+
+    async def filled(order_id: str, first: list[dict[str, Any]]) -> None:
+        # the first update may already carry the fill (NEW and TRADE in one read)
+        orders = first
+        while not closed(orders, order_id):
+            orders = await pro.watch_orders("BTC/USDT")
+
+    async def subscribed_at_venue() -> None:
+        # the subscriber count lives in another process: polling it is the only way to know
+        while not control(venue, "GET", "/status")["user_stream_subscribers"]:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     try:
         await pro.load_markets()
         subscribed = asyncio.create_task(pro.watch_orders("BTC/USDT"))
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(subscribed_at_venue(), 10)
         fault(venue, kind="user_stream_delay", delay_ms=800)
         started = time.monotonic()
         placed = await ex.create_order("BTC/USDT", "market", "buy", 0.001)
-        await asyncio.wait_for(subscribed, 10)
+        first = await asyncio.wait_for(subscribed, 10)
         assert time.monotonic() - started >= 0.8, "the first event came late"
-        await asyncio.wait_for(filled(placed["id"]), 10)
+        await asyncio.wait_for(filled(placed["id"], first), 10)
         control(venue, "DELETE", "/faults")
         pending = asyncio.create_task(pro.watch_orders("BTC/USDT"))
         await asyncio.sleep(0.2)

@@ -12,6 +12,7 @@ from engine.core.orders import (
     VENUE_STATUS,
     OrderRecord,
     OrderState,
+    is_stale_report,
     transition,
 )
 
@@ -134,3 +135,16 @@ def test_any_sequence_of_venue_reports_keeps_fills_monotonic_and_terminal_final(
         if o.state.is_terminal:
             assert nxt.state == o.state
         o = nxt
+
+
+@pytest.mark.parametrize("closed", [OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED])
+def test_a_working_status_after_the_venue_closed_the_order_is_old_news(closed: OrderState) -> None:
+    assert is_stale_report(closed, "NEW")
+    assert is_stale_report(closed, "PARTIALLY_FILLED")
+    assert not is_stale_report(closed, "CANCELED")
+
+
+def test_a_venue_report_contradicting_our_own_rejection_is_not_old_news() -> None:
+    assert not is_stale_report(OrderState.REJECTED, "NEW")
+    assert not is_stale_report(OrderState.OPEN, "NEW")
+    assert not is_stale_report(OrderState.CANCELED, "NO_SUCH_STATUS")
