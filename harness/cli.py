@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -154,7 +155,7 @@ def stack_status(
 
 
 def _run_gameday(
-    file: Path, out: Path, speed: str, extra_engine_toml: str = "", feeds: int = 2
+    file: Path, out: Path, speed: str, extra_engine_toml: str = "", feeds: int | None = None
 ) -> int:
     from harness.gameday.runner import run_gameday
 
@@ -164,8 +165,14 @@ def _run_gameday(
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
 
     try:
+        from harness.gameday.runner import market_seconds_needed
+        from harness.gameday.slo import load_gameday
+
+        needed_s = market_seconds_needed(load_gameday(file, root=Path.cwd()), speed)
+        # whole half hours, so that game days of a similar length share one cached recording
+        duration_s = max(1800, math.ceil(needed_s / 1800) * 1800)
         recording = _synthetic_recording(
-            Path(".stormproof"), duration_s=1800, seed=42, regime="calm"
+            Path(".stormproof"), duration_s=duration_s, seed=42, regime="calm"
         )
         report = run_gameday(
             file,
@@ -205,11 +212,15 @@ def gameday_run(
         Path | None, typer.Option(help="extra engine config (TOML) appended to the stack's")
     ] = None,
     feeds: Annotated[
-        int, typer.Option(help="market-data connections: 2 (redundant) or 1 (none to fail over to)")
-    ] = 2,
+        int | None,
+        typer.Option(
+            help="market-data connections: 2 (redundant) or 1 (none to fail over to);"
+            " overrides the game-day file's stack: feeds"
+        ),
+    ] = None,
 ) -> None:
     """Run a game day on the local stack. Exit 0 pass or warn, 1 fail or inconclusive, 2 error."""
-    if feeds not in (1, 2):
+    if feeds is not None and feeds not in (1, 2):
         _fail("--feeds must be 1 or 2")
     extra = engine_toml.read_text() if engine_toml else ""
     raise typer.Exit(_run_gameday(file, out, speed, extra, feeds))

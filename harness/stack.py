@@ -6,6 +6,10 @@ exchange simulator, and the engine services, each a separate process under the s
     engine ──► toxiproxy[engine_to_rest]        ──► exchange simulator (REST)
     engine ──► toxiproxy[engine_to_user_stream] ──► simulator user data stream (WebSocket)
     services ─► toxiproxy[services_to_redis] ─► redis
+    execution ► toxiproxy[execution_to_journal] ► postgres   (journal = "postgres" only)
+
+With `standby`, a second execution instance (engine-execution-b, ops port ops_execution-b)
+runs as a hot standby: the pair shares the PostgreSQL journal and a Redis lease (TTL 2 s).
 
 Everything binds to 127.0.0.1. A run directory holds the stack: stack.json (processes),
 engine.toml, secrets.env (0600: API key and secret, ops and control tokens), ports.json,
@@ -14,9 +18,11 @@ state.json and events.jsonl (written by the supervisor), logs/, the journal and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +32,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.core.messages import Fill
+from engine.core.orders import OrderRecord
+from engine.execution.journal import PostgresJournal, SqliteJournalSync
+from harness import postgres
 from harness.errors import StackError, StackNotRunningError
 from harness.ports import free_ports
 from harness.supervisor import ProcessSpec, StackSpec, read_env_file
@@ -72,6 +82,20 @@ class StackOptions:
     """Keep the journal and redis data of a previous run in the same directory."""
     feeds: int = 2
     """Market-data connections (1 or 2), each through its own proxy: 2 is redundant feeds."""
+    journal: Literal["sqlite", "postgres"] = "sqlite"
+    """The execution journal: the embedded SQLite file, or a PostgreSQL server of the stack's
+    own behind the execution_to_journal proxy."""
+    standby: bool = False
+    """A hot standby execution instance (needs the PostgreSQL journal)."""
+    lease_ttl_ms: int = 2_000
+
+    def __post_init__(self) -> None:
+        if self.standby and self.journal != "postgres":
+            raise StackError("a standby execution instance needs journal = postgres")
+        if self.journal == "postgres" and self.keep_state:
+            raise StackError("keep_state is for the SQLite journal (the PostgreSQL one is fresh)")
+        if self.feeds not in (1, 2):
+            raise StackError(f"feeds must be 1 or 2, not {self.feeds}")
 
 
 def _process_alive(pid: int) -> bool:
@@ -126,6 +150,41 @@ class Stack:
     def journal_path(self) -> Path:
         return self.run_dir / "journal.sqlite"
 
+    @property
+    def journal_dsn(self) -> str | None:
+        """The PostgreSQL journal, directly (not through the proxy); None for SQLite."""
+        port = self.ports.get("postgres")
+        return None if port is None else postgres.dsn(port)
+
+    def read_journal(self) -> tuple[list[OrderRecord], list[Fill]]:
+        """Every order and fill of the journal, whichever backend the stack runs."""
+        dsn = self.journal_dsn
+        if dsn is None:
+            journal = SqliteJournalSync(self.journal_path, read_only=True)
+            try:
+                return journal.all_orders(), journal.fills()
+            finally:
+                journal.close()
+
+        async def read() -> tuple[list[OrderRecord], list[Fill]]:
+            db = PostgresJournal(dsn)
+            await db.open()
+            try:
+                return await db.all_orders(), await db.fills()
+            finally:
+                await db.close()
+
+        return asyncio.run(read())
+
+    def _cluster_file(self) -> Path:
+        return self.run_dir / "postgres.cluster"
+
+    def _remove_cluster(self) -> None:
+        path = self._cluster_file()
+        if path.exists():
+            shutil.rmtree(path.read_text().strip(), ignore_errors=True)
+            path.unlink()
+
     def endpoints(self) -> dict[str, str]:
         p = self.ports
         out = {
@@ -140,8 +199,11 @@ class Stack:
             "proxy engine_to_user_stream": f"ws://{HOST}:{p['proxy_user_stream']}",
             "proxy services_to_redis": f"redis://{HOST}:{p['proxy_redis']}/0",
         }
-        for service in ENGINE_SERVICES:
-            out[f"engine {service} ops"] = f"http://{HOST}:{p['ops_' + service]}"
+        if "postgres" in p:
+            out["postgres (journal)"] = f"postgresql://{HOST}:{p['postgres']}"
+            out["proxy execution_to_journal"] = f"postgresql://{HOST}:{p['proxy_journal']}"
+        for key in sorted(k for k in p if k.startswith("ops_")):
+            out[f"engine {key[4:]} ops"] = f"http://{HOST}:{p[key]}"
         return out
 
     # --- layout -------------------------------------------------------------------------------
@@ -155,8 +217,7 @@ class Stack:
         for stale in ("state.json", "events.jsonl", "supervisor.pid"):
             (self.run_dir / stale).unlink(missing_ok=True)
         if not options.keep_state:
-            import shutil
-
+            self._remove_cluster()
             shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
             shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
             for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
@@ -174,6 +235,10 @@ class Stack:
             "proxy_redis",
             *(f"ops_{s}" for s in ENGINE_SERVICES),
         ]
+        if options.journal == "postgres":
+            names += ["postgres", "proxy_journal"]
+        if options.standby:
+            names.append("ops_execution-b")
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         (self.run_dir / "ports.json").write_text(json.dumps(ports, indent=2))
         secret_values = {
@@ -184,12 +249,17 @@ class Stack:
         }
         secret_values["STORMPROOF_SIM_API_KEY"] = secret_values["STORMPROOF_API_KEY"]
         secret_values["STORMPROOF_SIM_API_SECRET"] = secret_values["STORMPROOF_API_SECRET"]
+        if options.journal == "postgres":
+            secret_values["STORMPROOF_JOURNAL_DSN"] = postgres.dsn(ports["proxy_journal"])
         secrets_path = self.run_dir / "secrets.env"
         secrets_path.touch(mode=0o600)
         os.chmod(secrets_path, 0o600)
         secrets_path.write_text("".join(f"{k}={v}\n" for k, v in secret_values.items()))
         config_path = self.run_dir / "engine.toml"
         config_path.write_text(self._engine_toml(ports, options))
+        if options.standby:
+            standby_ports = {**ports, "ops_execution": ports["ops_execution-b"]}
+            (self.run_dir / "engine-b.toml").write_text(self._engine_toml(standby_ports, options))
         redis_dir = self.run_dir / "redis"
         redis_dir.mkdir(exist_ok=True)
         python = sys.executable
@@ -257,6 +327,27 @@ class Stack:
                 ready_http=f"http://{HOST}:{ports['replay_control']}/healthz",
             ),
         ]
+        proxies = self._proxies(ports)
+        if options.journal == "postgres":
+            cluster = postgres.init_cluster(self.run_dir / "postgres-initdb.log")
+            self._cluster_file().write_text(str(cluster.root))
+            processes.append(
+                ProcessSpec(
+                    name="postgres",
+                    group=0,
+                    ready_tcp=ports["postgres"],
+                    argv=cluster.server_argv(port=ports["postgres"], host=HOST),
+                    user=postgres.server_user(),
+                    stop_signal="SIGINT",
+                )
+            )
+            proxies.append(
+                {
+                    "name": "execution_to_journal",
+                    "listen": f"{HOST}:{ports['proxy_journal']}",
+                    "upstream": f"{HOST}:{ports['postgres']}",
+                }
+            )
         engine_names = ["all"] if options.engine_mode == "all" else list(ENGINE_SERVICES)
         for service in engine_names:
             probe_port = ports["ops_feed" if service == "all" else f"ops_{service}"]
@@ -270,39 +361,64 @@ class Stack:
                     ready_timeout_s=options.ready_timeout_s,
                 )
             )
+        if options.standby:
+            probe_port = ports["ops_execution-b"]
+            standby_config = self.run_dir / "engine-b.toml"
+            processes.append(
+                ProcessSpec(
+                    name="engine-execution-b",
+                    group=2,
+                    argv=[
+                        python,
+                        "-m",
+                        "engine",
+                        "run",
+                        "execution",
+                        "--config",
+                        str(standby_config),
+                    ],
+                    ready_http=f"http://{HOST}:{probe_port}/readyz",
+                    live_http=f"http://{HOST}:{probe_port}/livez",
+                    ready_timeout_s=options.ready_timeout_s,
+                )
+            )
         spec = StackSpec(
             processes=processes,
             toxiproxy_api=(HOST, ports["toxiproxy"]),
-            proxies=[
-                {
-                    "name": "engine_to_feed",
-                    "listen": f"{HOST}:{ports['proxy_feed']}",
-                    "upstream": f"{HOST}:{ports['replay_ws']}",
-                },
-                {
-                    "name": "engine_to_feed_b",
-                    "listen": f"{HOST}:{ports['proxy_feed_b']}",
-                    "upstream": f"{HOST}:{ports['replay_ws']}",
-                },
-                {
-                    "name": "engine_to_rest",
-                    "listen": f"{HOST}:{ports['proxy_rest']}",
-                    "upstream": f"{HOST}:{ports['replay_rest']}",
-                },
-                {
-                    "name": "engine_to_user_stream",
-                    "listen": f"{HOST}:{ports['proxy_user_stream']}",
-                    "upstream": f"{HOST}:{ports['replay_ws']}",
-                },
-                {
-                    "name": "services_to_redis",
-                    "listen": f"{HOST}:{ports['proxy_redis']}",
-                    "upstream": f"{HOST}:{ports['redis']}",
-                },
-            ],
+            proxies=proxies,
         )
         spec.dump(self.run_dir / "stack.json")
         return spec
+
+    @staticmethod
+    def _proxies(ports: dict[str, int]) -> list[dict[str, str]]:
+        return [
+            {
+                "name": "engine_to_feed",
+                "listen": f"{HOST}:{ports['proxy_feed']}",
+                "upstream": f"{HOST}:{ports['replay_ws']}",
+            },
+            {
+                "name": "engine_to_feed_b",
+                "listen": f"{HOST}:{ports['proxy_feed_b']}",
+                "upstream": f"{HOST}:{ports['replay_ws']}",
+            },
+            {
+                "name": "engine_to_rest",
+                "listen": f"{HOST}:{ports['proxy_rest']}",
+                "upstream": f"{HOST}:{ports['replay_rest']}",
+            },
+            {
+                "name": "engine_to_user_stream",
+                "listen": f"{HOST}:{ports['proxy_user_stream']}",
+                "upstream": f"{HOST}:{ports['replay_ws']}",
+            },
+            {
+                "name": "services_to_redis",
+                "listen": f"{HOST}:{ports['proxy_redis']}",
+                "upstream": f"{HOST}:{ports['redis']}",
+            },
+        ]
 
     def _engine_toml(self, ports: dict[str, int], options: StackOptions) -> str:
         symbols = self._symbols(options)
@@ -321,7 +437,8 @@ redis_url = "redis://{HOST}:{ports["proxy_redis"]}/0"
 
 [execution]
 journal_path = "{self.run_dir / "journal.sqlite"}"
-
+journal_backend = "{options.journal}"
+{self._lease_toml(options)}
 [ops]
 host = "{HOST}"
 [ops.ports]
@@ -335,6 +452,17 @@ max_position_qty = "0.05"
 max_notional_per_order = "2000"
 {options.strategies_toml}
 {options.extra_engine_toml}
+"""
+
+    @staticmethod
+    def _lease_toml(options: StackOptions) -> str:
+        if not options.standby:
+            return ""
+        return f"""
+[lease]
+backend = "redis"
+ttl_ms = {options.lease_ttl_ms}
+renew_interval_ms = {options.lease_ttl_ms // 4}
 """
 
     @staticmethod
@@ -400,4 +528,5 @@ max_notional_per_order = "2000"
         if self._supervisor is not None:
             self._supervisor.wait(timeout=5)
         state = self.state()
+        self._remove_cluster()
         return {name: p["exit_codes"] for name, p in state["processes"].items()}

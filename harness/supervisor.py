@@ -51,6 +51,10 @@ class ProcessSpec:
     stop_timeout_s: float = 10.0
     ready_timeout_s: float = 60.0
     liveness_failures: int = 3
+    user: str | None = None
+    """Run as this OS user (PostgreSQL refuses to run as root)."""
+    stop_signal: str = "SIGTERM"
+    """How to ask for a stop: PostgreSQL's SIGTERM waits for clients, SIGINT does not."""
 
 
 @dataclass
@@ -159,6 +163,7 @@ class Supervisor:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            user=spec.user,
         )
         log.close()
         managed.ready = False
@@ -274,7 +279,7 @@ class Supervisor:
             return
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGCONT)  # a frozen process cannot handle SIGTERM
-            process.terminate()
+            process.send_signal(signal.Signals[managed.spec.stop_signal])
         try:
             await asyncio.wait_for(process.wait(), managed.spec.stop_timeout_s)
         except TimeoutError:

@@ -6,10 +6,13 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
     POST /replay/pause | /replay/resume
     POST /replay/speed  {"speed": 10} or {"speed": "max"}
     POST /replay/seek   {"to": <receive time ns> | "+30s" | "-10s"}  (relative to the position)
+    POST /replay/burst  {"multiplier": 10, "duration_ms": 5000}  N times faster for a while
     POST /faults        {"kind", "stream", "client", "duration_ms", "count"} (see replay.faults)
     GET  /faults        every fault with its start and end time (ns)
     DELETE /faults/{id} | DELETE /faults   end one fault, or all
-    GET  /truth/orders                  every order the simulator accepted, with fills
+    GET  /truth/orders                  every order the simulator accepted, with fills;
+                                        ?since_ms=T (accepted at or after T, venue time ms),
+                                        ?client_order_id=X (repeatable)
     GET  /truth/balances                every account's balances
 """
 
@@ -95,6 +98,23 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
         server.seek(target)
         return _json({"seeking_to_ns": target})
 
+    async def burst(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or set(body) - {"multiplier", "duration_ms"}:
+                raise ValueError("unknown fields")
+            result = server.burst(float(body["multiplier"]), int(body["duration_ms"]))
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            return _json(
+                {
+                    "error": 'body must be {"multiplier": <1 < m <= 1000>, "duration_ms":'
+                    f" <1..600000>}}: {exc}"
+                },
+                400,
+            )
+        log.warning("market_burst_started", **result)
+        return _json(result, 201)
+
     async def add_fault(request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -139,10 +159,17 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
         server.apply_venue_state()
         return _json({"ended": True})
 
-    async def orders(_: web.Request) -> web.Response:
+    async def orders(request: web.Request) -> web.Response:
         matching = server.matching
+        wanted = set(request.query.getall("client_order_id", []))
+        try:
+            since_ms = int(request.query.get("since_ms", "0"))
+        except ValueError:
+            return _json({"error": "since_ms must be an integer (venue time, ms)"}, 400)
         out = []
         for order in matching.orders.values():
+            if order.time_ms < since_ms or (wanted and order.client_order_id not in wanted):
+                continue
             out.append(
                 {
                     "order_id": order.order_id,
@@ -202,6 +229,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
     app.router.add_post("/replay/resume", resume)
     app.router.add_post("/replay/speed", speed)
     app.router.add_post("/replay/seek", seek)
+    app.router.add_post("/replay/burst", burst)
     app.router.add_post("/faults", add_fault)
     app.router.add_get("/faults", list_faults)
     app.router.add_delete("/faults/{fault_id}", end_fault)

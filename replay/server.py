@@ -197,6 +197,9 @@ class ReplayServer:
         self._runners: list[web.AppRunner] = []
         self.rest_port = config.rest_port
         self.control_port = config.control_port
+        self._burst_until_ns = 0
+        self._burst_base: float | None = None
+        self._burst_multiplier = 1.0
 
     # --- control ------------------------------------------------------------------------------
 
@@ -215,6 +218,40 @@ class ReplayServer:
     def set_speed(self, speed: float | None) -> None:
         self.pacer.set_speed(speed, time.monotonic_ns())
         self._time_map = None  # re-anchor event times at the next message
+
+    def burst(self, multiplier: float, duration_ms: int) -> dict[str, Any]:
+        """A synthetic market burst: the replay runs `multiplier` times faster for `duration_ms`,
+        then returns to the speed it had before (a flash crash or a market open compresses
+        minutes of messages into seconds). A burst during a burst replaces it; it is always
+        relative to the speed before the first one, never compounded."""
+        if not 1 < multiplier <= 1000:
+            raise ValueError("multiplier must be > 1 and <= 1000")
+        if not 0 < duration_ms <= 600_000:
+            raise ValueError("duration_ms must be > 0 and <= 600000")
+        base = self._burst_base if self._burst_until_ns else self.pacer.speed
+        if base is None:
+            raise ValueError("the replay runs at max speed: there is nothing to multiply")
+        self._burst_base = base
+        self._burst_multiplier = multiplier
+        self._burst_until_ns = time.monotonic_ns() + duration_ms * 1_000_000
+        self.set_speed(base * multiplier)
+        status = self.burst_status()
+        assert status is not None
+        return status
+
+    def burst_status(self) -> dict[str, Any] | None:
+        if not self._burst_until_ns:
+            return None
+        return {
+            "multiplier": self._burst_multiplier,
+            "base_speed": self._burst_base,
+            "ends_in_ms": max(0, (self._burst_until_ns - time.monotonic_ns()) // 1_000_000),
+        }
+
+    def _end_burst_if_due(self) -> None:
+        if self._burst_until_ns and time.monotonic_ns() >= self._burst_until_ns:
+            self._burst_until_ns = 0
+            self.set_speed(self._burst_base)
 
     def seek(self, recv_ns: int) -> None:
         """Move the replay to a receive time (forwards or backwards). The market is rebuilt up to
@@ -250,12 +287,14 @@ class ReplayServer:
             await asyncio.sleep(0.02)
             self.hub.release_delayed()
             self.apply_venue_state()
+            self._end_burst_if_due()
             self.feed.tick()
 
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "speed": "max" if self.pacer.speed is None else self.pacer.speed,
+            "burst": self.burst_status(),
             "paused": self.pacer.paused,
             "position_recv_ns": self.pacer.position_recv_ns,
             "records": self.records,

@@ -15,31 +15,8 @@ import psycopg
 import pytest
 
 from harness.ports import free_ports
+from harness.postgres import postgres_bindir
 from tests.helpers import process
-
-SERVER_BINARIES = ("initdb", "postgres", "pg_ctl")
-
-
-def postgres_bindir() -> Path | None:
-    """pg_config --bindir, else the newest /usr/lib/postgresql/*/bin, else initdb's on PATH."""
-    candidates: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        if out.returncode == 0 and out.stdout.strip():
-            candidates.append(Path(out.stdout.strip()))
-    candidates += sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: tuple(int(x) for x in p.parent.name.split(".") if x.isdigit()),
-        reverse=True,
-    )
-    initdb = shutil.which("initdb")
-    if initdb:
-        candidates.append(Path(initdb).resolve().parent)
-    for bindir in candidates:
-        if all(os.access(bindir / name, os.X_OK) for name in SERVER_BINARIES):
-            return bindir
-    return None
 
 
 def _accepts(dsn: str) -> bool:

@@ -451,7 +451,8 @@ class ExecutionService(Service):
         fast = self.exec_config.poll_interval_ms / 1000
         slow = fast * 10
         last = 0
-        while not await self.pause(fast):
+        # a deposed leader's poller ends with the rest of its leader work (nothing else stops it)
+        while not self._deposed.is_set() and not await self.pause(fast):
             now = self.clock.time_ns()
             stale = self.user_stream is None or self.push.stale(now)
             if not stale and now - last < slow * 1e9:

@@ -16,6 +16,7 @@ from harness.chaos.stackref import control_token, control_url, http, ops_url, st
 __all__ = [
     "all_ready",
     "duplicate_venue_orders",
+    "execution_leaders",
     "market_data_age_s",
     "metric_value",
     "position_drift",
@@ -72,6 +73,17 @@ def market_data_age_s(
     ages = [f["data_age_ms"].get(symbol) for f in feeds.values()]
     known = [a for a in ages if a is not None]
     return round(min(known) / 1000, 3) if known else 1e9
+
+
+def execution_leaders(configuration: dict[str, Any] | None = None) -> int:
+    """How many execution instances say they lead: 1 is healthy, 2 is a split brain, 0 is
+    nobody sending orders."""
+    stack = stack_of(configuration)
+    leaders = 0
+    for key in (k for k in stack.ports if k.startswith("ops_execution")):
+        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
+        leaders += int(code == 200 and isinstance(body, dict) and body.get("role") == "leader")
+    return leaders
 
 
 def trading_state(configuration: dict[str, Any] | None = None) -> str:

@@ -4,7 +4,8 @@ Processes are the supervisor's: a killed one is restarted by it with backoff, li
 keep one down (Redis down for 10 s), `stop_service` leaves a hold file the supervisor honours,
 and `start_service` removes it. Names are the supervisor's: redis, toxiproxy, replay,
 engine-feed, engine-strategy, engine-risk, engine-execution (or engine-all), and
-engine-execution-b for a standby.
+engine-execution-b for a standby. `execution:leader` and `execution:standby` name whichever
+execution instance holds that role now (asked from each instance's /status).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import stack_of
+from harness.chaos.stackref import http, ops_url, stack_of
 from harness.stack import Stack
 
 __all__ = [
@@ -30,33 +31,50 @@ __all__ = [
 ]
 
 
-def _pid(stack: Stack, service: str) -> int:
+def _by_role(stack: Stack, service: str) -> str:
+    """`execution:leader` -> the process of the execution instance that has that role."""
+    base, _, role = service.partition(":")
+    if base != "execution" or role not in ("leader", "standby"):
+        raise ActivityFailed(f"unknown role target {service!r} (execution:leader|standby)")
+    seen = {}
+    for key in sorted(k for k in stack.ports if k.startswith("ops_execution")):
+        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
+        now = body.get("role") if code == 200 and isinstance(body, dict) else None
+        seen[key[4:]] = now
+        if now == role:
+            return f"engine-{key[4:]}"
+    raise ActivityFailed(f"no execution instance is {role} now: {seen}")
+
+
+def _name(stack: Stack, service: str) -> str:
+    if ":" in service:
+        return _by_role(stack, service)
     processes = stack.state()["processes"]
-    name = service if service in processes else f"engine-{service}"
+    return service if service in processes else f"engine-{service}"
+
+
+def _pid(stack: Stack, name: str) -> int:
+    processes = stack.state()["processes"]
     if name not in processes:
-        raise ActivityFailed(f"no process {service!r}; the stack has {sorted(processes)}")
+        raise ActivityFailed(f"no process {name!r}; the stack has {sorted(processes)}")
     pid = processes[name]["pid"]
     if not pid or not processes[name]["running"]:
         raise ActivityFailed(f"{name} is not running")
     return int(pid)
 
 
-def _name(stack: Stack, service: str) -> str:
-    processes = stack.state()["processes"]
-    return service if service in processes else f"engine-{service}"
-
-
 def _signal(
     service: str, sig: signal.Signals, configuration: dict[str, Any] | None
 ) -> dict[str, Any]:
     stack = stack_of(configuration)
-    pid = _pid(stack, service)
+    name = _name(stack, service)
+    pid = _pid(stack, name)
     try:
         os.kill(pid, sig)
     except ProcessLookupError as exc:
-        raise ActivityFailed(f"{service} (pid {pid}) is gone") from exc
+        raise ActivityFailed(f"{name} (pid {pid}) is gone") from exc
     return {
-        "service": _name(stack, service),
+        "service": name,
         "pid": pid,
         "signal": sig.name,
         "ts_ns": time.time_ns(),

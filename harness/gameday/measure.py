@@ -12,6 +12,8 @@ Definitions (docs/gamedays.md):
     time_to_halt_s         fault start -> risk reports a trading state other than ACTIVE
     time_to_flatten_s      fault start -> every position within tolerance after a flatten
     time_to_switch_feed_s  fault start -> the feed service's first feed switch
+    time_to_failover_s     fault start -> another execution instance than the one leading
+                           before the fault leads and is ready (an active/standby pair only)
     rto_s                  fault start -> every engine service ready again *and* the venue has
                            received a new order after that (trading with state restored); None
                            when no service went down
@@ -45,6 +47,8 @@ class Sample:
     positions: dict[str, float]
     venue_orders: int | None
     tick_to_order_ms: float | None = None
+    roles: dict[str, str] = field(default_factory=dict)
+    """Execution instance -> "leader" or "standby" (an answering instance only)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +111,21 @@ def rto_ns(obs: Observations, start_ns: int) -> int | None:
         ),
     )
     return None if trading is None else trading - start_ns
+
+
+def failover_ns(samples: Sequence[Sample], start_ns: int) -> int | None:
+    before = [s for s in samples if s.ts_ns < start_ns and "leader" in s.roles.values()]
+    if not before:
+        return None
+    old = next(name for name, role in before[-1].roles.items() if role == "leader")
+    return first(
+        samples,
+        start_ns,
+        lambda s: any(
+            role == "leader" and name != old and s.ready.get(name, False)
+            for name, role in s.roles.items()
+        ),
+    )
 
 
 def slippage_bps(fills: Sequence[Fill], orders: dict[str, OrderRecord]) -> float | None:
@@ -178,6 +197,7 @@ def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[s
         "time_to_halt_s": _seconds(halted, start),
         "time_to_flatten_s": _seconds(flattened, start),
         "time_to_switch_feed_s": _seconds(switch, start),
+        "time_to_failover_s": _seconds(failover_ns(obs.samples, start), start),
         "rto_s": None if (r := rto_ns(obs, start)) is None else round(r / 1e9, 3),
         "orders_lost": len(lost),
         "orders_duplicated": obs.duplicates,

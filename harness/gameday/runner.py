@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.execution.journal import SqliteJournalSync
 from harness.chaos import network, probes, processes, venue
-from harness.chaos.stackref import RUN_DIR_KEY
+from harness.chaos.stackref import RUN_DIR_KEY, control_token, control_url, http
 from harness.gameday.measure import Observations, Sample, Windows, measure
 from harness.gameday.sampler import Sampler
 from harness.gameday.slo import (
+    GameDay,
     ScenarioResult,
     ScenarioSpec,
     evaluate_scenario,
@@ -158,7 +158,9 @@ def run_scenario(
     error: str | None = None
     chaos_code: int | None = None
     deviated: bool | None = None
-    if not _wait(lambda: probes.all_ready(configuration=config), 60):
+    if _replay_finished(stack):
+        error = "the replay ran out of recorded market (use a longer recording or a lower speed)"
+    elif not _wait(lambda: probes.all_ready(configuration=config), 60):
         error = "the stack was not ready before the scenario"
     sampler = Sampler(stack)
     sampler.start()
@@ -213,12 +215,7 @@ def run_scenario(
     with contextlib.suppress(Exception):
         obs.duplicates = probes.duplicate_venue_orders(configuration=config)
     obs.position_drift = _persistent_drift(config)
-    journal_db = SqliteJournalSync(stack.journal_path, read_only=True)
-    try:
-        obs.orders = journal_db.all_orders()
-        obs.fills = journal_db.fills()
-    finally:
-        journal_db.close()
+    obs.orders, obs.fills = stack.read_journal()
     # the fault begins when the method does, not when `chaos run` starts (it spends a second or
     # two starting and probing the steady state first)
     method_start = next(
@@ -243,6 +240,11 @@ def run_scenario(
         timeline=_timeline(sampler.samples, activities, baseline_start),
         chaos_exit_code=chaos_code,
     )
+
+
+def _replay_finished(stack: Stack) -> bool:
+    code, status = http("GET", f"{control_url(stack)}/status", token=control_token(stack))
+    return code == 200 and isinstance(status, dict) and status.get("state") == "finished"
 
 
 def _persistent_drift(config: dict[str, Any], reads: int = 5) -> float | None:
@@ -286,6 +288,53 @@ def _repository_root(gameday_file: Path) -> Path:
     return gameday_file.resolve().parent.parent
 
 
+EXPERIMENT_ALLOWANCE_S = 90.0
+"""Market time a scenario's experiment and measurement take beyond its baseline and settle."""
+
+
+def market_seconds_needed(gameday: GameDay, speed: str) -> float:
+    """Recorded market time a game day consumes at this replay speed, with a margin: a replay
+    that runs out of market mid-game-day would look like a feed outage. Load bursts speed the
+    replay up further (multiplier x duration)."""
+    factor = 1.0 if speed == "max" else float(speed)
+    wall_s = sum(s.baseline_s + s.settle_s + EXPERIMENT_ALLOWANCE_S for s in gameday.scenarios)
+    burst_s = 0.0
+    for spec in gameday.scenarios:
+        load = spec.load if spec.load is not None else gameday.load
+        if load:
+            burst_s += float(load.get("burst_multiplier", 1)) * float(load.get("burst_s", 0))
+    if speed == "max":
+        factor = 100.0  # a guess: max speed is as fast as the engine reads
+    return (wall_s + burst_s) * factor * 1.3
+
+
+def _stack_options(
+    wanted: dict[str, Any],
+    recording: Path,
+    speed: str,
+    extra_engine_toml: str,
+    feeds: int | None,
+) -> StackOptions:
+    """The scenario's `stack:` (feeds, journal, standby); `feeds` from the command line wins."""
+    return StackOptions(
+        recordings=[recording],
+        speed=speed,
+        extra_engine_toml=extra_engine_toml,
+        feeds=feeds if feeds is not None else int(wanted.get("feeds", 2)),
+        journal=wanted.get("journal", "sqlite"),
+        standby=bool(wanted.get("standby", False)),
+    )
+
+
+def _describe(options: StackOptions) -> str:
+    parts = ["redis", "toxiproxy", "replay", "engine"]
+    if options.journal == "postgres":
+        parts.append("postgres journal")
+    if options.standby:
+        parts.append("execution standby")
+    return f"{', '.join(parts)}; {options.feeds} feed(s)"
+
+
 def run_gameday(
     path: Path,
     out_dir: Path,
@@ -294,7 +343,7 @@ def run_gameday(
     recording: Path,
     speed: str = "10",
     extra_engine_toml: str = "",
-    feeds: int = 2,
+    feeds: int | None = None,
 ) -> dict[str, Any]:
     """Run every scenario of the game day on a fresh local stack; write the three reports to
     out_dir; return the report."""
@@ -304,21 +353,28 @@ def run_gameday(
     gameday = load_gameday(path, root=_repository_root(path))
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    stack = Stack(out_dir / "stack")
     runs: list[ScenarioRun] = []
-    progress("starting the stack (redis, toxiproxy, replay, engine)")
-    stack.up(
-        StackOptions(
-            recordings=[recording], speed=speed, extra_engine_toml=extra_engine_toml, feeds=feeds
-        )
-    )
+    stack: Stack | None = None
+    running: StackOptions | None = None
     try:
         for spec in gameday.scenarios:
+            options = _stack_options(spec.stack, recording, speed, extra_engine_toml, feeds)
+            if options != running:
+                if stack is not None:
+                    progress("stopping the stack (the next scenario needs another one)")
+                    with contextlib.suppress(Exception):
+                        stack.down()
+                stack = Stack(out_dir / "stack")
+                progress(f"starting the stack ({_describe(options)})")
+                stack.up(options)
+                running = options
+            assert stack is not None
             runs.append(run_scenario(stack, spec, out_dir, progress))
     finally:
-        progress("stopping the stack")
-        with contextlib.suppress(Exception):
-            stack.down()
+        if stack is not None:
+            progress("stopping the stack")
+            with contextlib.suppress(Exception):
+                stack.down()
     results = [r.result for r in runs]
     verdict = gate(results, pass_score=gameday.pass_score, warn_score=gameday.warn_score)
     report = report_dict(
@@ -333,7 +389,7 @@ def run_gameday(
             "speed": speed,
             "recording": str(recording),
             "cpus": os.cpu_count(),
-            "feeds": feeds,
+            "feeds": feeds if feeds is not None else "per game-day file",
         },
     )
     for entry, run in zip(report["scenarios"], runs, strict=True):

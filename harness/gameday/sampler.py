@@ -23,11 +23,13 @@ class Sampler(threading.Thread):
         self.samples: list[Sample] = []
         self._halt = threading.Event()
         self._services = [k[4:] for k in stack.ports if k.startswith("ops_")]
+        self._executions = sorted(s for s in self._services if s.startswith("execution"))
         self._control = control_url(stack)
         self._token = control_token(stack)
         self._last_sent: int | None = None
         self._last_sum = 0.0
         self._fresh_ns: int | None = None
+        self._leader = "execution"
 
     def stop(self) -> None:
         self._halt.set()
@@ -63,7 +65,16 @@ class Sampler(threading.Thread):
             else (None if self._fresh_ns is None else round((ts - self._fresh_ns) / 1e9, 3))
         )
         risk = self._status("risk")
-        execution = self._status("execution") or {}
+        roles: dict[str, str] = {}
+        execution: dict[str, Any] = {}
+        for service in self._executions:
+            status = self._status(service)
+            if status is None:
+                continue
+            roles[service] = str(status.get("role", ""))
+            # the leader's view; a lone instance is the leader whatever it says
+            if not execution or status.get("role") == "leader":
+                execution = status
         code, sim = http("GET", f"{self._control}/status", token=self._token, timeout_s=1)
         return Sample(
             ts_ns=ts,
@@ -72,16 +83,21 @@ class Sampler(threading.Thread):
             trading_state=(risk or {}).get("trading_state"),
             positions={k: float(v) for k, v in execution.get("positions", {}).items()},
             venue_orders=sim.get("orders") if code == 200 and isinstance(sim, dict) else None,
-            tick_to_order_ms=self._tick_to_order(),
+            tick_to_order_ms=self._tick_to_order(roles),
+            roles=roles,
         )
 
     def _status(self, service: str) -> dict[str, Any] | None:
         code, body = http("GET", f"{ops_url(self.stack, service)}/status", timeout_s=1)
         return body if code == 200 and isinstance(body, dict) else None
 
-    def _tick_to_order(self) -> float | None:
-        """Mean tick-to-order of the orders sent since the last sample, from the histogram."""
-        text = read_metrics(ops_url(self.stack, "execution"))
+    def _tick_to_order(self, roles: dict[str, str]) -> float | None:
+        """Mean tick-to-order of the orders sent since the last sample, from the leader's
+        histogram (a new leader starts its own: the first sample after a switch is skipped)."""
+        leader = next((s for s, r in roles.items() if r == "leader"), "execution")
+        if leader != self._leader:
+            self._leader, self._last_sent, self._last_sum = leader, None, 0.0
+        text = read_metrics(ops_url(self.stack, leader))
         if text is None:
             return None
         total = sample_sum(text, "trading_tick_to_order_seconds_sum")

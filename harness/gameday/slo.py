@@ -185,6 +185,8 @@ class ScenarioSpec:
     settle_s: float
     slos: tuple[Slo, ...]
     load: dict[str, Any] | None = None
+    stack: dict[str, Any] = field(default_factory=dict)
+    """The stack this scenario needs: the game day's ``stack:`` updated by its own."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -197,6 +199,7 @@ class GameDay:
     settle_s: float
     scenarios: tuple[ScenarioSpec, ...]
     load: dict[str, Any] | None = None
+    stack: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
 
 
@@ -397,10 +400,13 @@ def check_scores(*, pass_score: float, warn_score: float) -> None:
 
 # --- game-day files -----------------------------------------------------------------------------
 
-_TOP_KEYS = frozenset({"name", "description", "gate", "defaults", "load", "scenarios"})
+_TOP_KEYS = frozenset({"name", "description", "gate", "defaults", "load", "stack", "scenarios"})
 _GATE_KEYS = frozenset({"pass_score", "warn_score"})
 _DEFAULT_KEYS = frozenset({"baseline_s", "settle_s"})
-_SCENARIO_KEYS = frozenset({"name", "experiment", "baseline_s", "settle_s", "slos", "load"})
+_SCENARIO_KEYS = frozenset(
+    {"name", "experiment", "baseline_s", "settle_s", "slos", "load", "stack"}
+)
+_STACK_KEYS = frozenset({"feeds", "journal", "standby"})
 _SLO_KEYS = frozenset({"name", "max", "min", "warn", "relative", "weight", "key"})
 
 
@@ -437,13 +443,14 @@ def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay
     baseline_s = _duration(defaults, "baseline_s", f"{where}: defaults", DEFAULT_BASELINE_S)
     settle_s = _duration(defaults, "settle_s", f"{where}: defaults", DEFAULT_SETTLE_S)
     load = _load(top, where)
+    stack = _stack(top, where, {})
 
     raw_scenarios = top.get("scenarios")
     if not isinstance(raw_scenarios, list) or not raw_scenarios:
         raise GameDayConfigError(f"{where}: 'scenarios' must be a non-empty list")
     scenarios: list[ScenarioSpec] = []
     for index, raw in enumerate(raw_scenarios):
-        spec = _scenario(raw, where, index, repo, baseline_s, settle_s)
+        spec = _scenario(raw, where, index, repo, baseline_s, settle_s, stack)
         if any(s.name == spec.name for s in scenarios):
             raise GameDayConfigError(f"{where}: scenario name {spec.name!r} is used twice")
         scenarios.append(spec)
@@ -456,12 +463,19 @@ def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay
         settle_s=settle_s,
         scenarios=tuple(scenarios),
         load=load,
+        stack=stack,
         path=path,
     )
 
 
 def _scenario(
-    raw: object, file: str, index: int, root: Path, baseline_s: float, settle_s: float
+    raw: object,
+    file: str,
+    index: int,
+    root: Path,
+    baseline_s: float,
+    settle_s: float,
+    stack: dict[str, Any],
 ) -> ScenarioSpec:
     where = f"{file}: scenario #{index + 1}"
     doc = _mapping(raw, where, "a scenario")
@@ -496,6 +510,7 @@ def _scenario(
         settle_s=_duration(doc, "settle_s", where, settle_s),
         slos=tuple(slos),
         load=_load(doc, where),
+        stack=_stack(doc, where, stack),
     )
 
 
@@ -578,6 +593,35 @@ def _load(doc: Mapping[str, Any], where: str) -> dict[str, Any] | None:
     if value is None:
         return None
     return dict(_mapping(value, where, "'load'"))
+
+
+def _stack(doc: Mapping[str, Any], where: str, inherited: dict[str, Any]) -> dict[str, Any]:
+    """``stack: {feeds: 1|2, journal: sqlite|postgres, standby: bool}`` over ``inherited``."""
+    raw = doc.get("stack")
+    if raw is None:
+        return dict(inherited)
+    value = _mapping(raw, where, "'stack'")
+    _only(value, _STACK_KEYS, f"{where}: stack")
+    out = dict(inherited)
+    if "feeds" in value:
+        if value["feeds"] not in (1, 2) or isinstance(value["feeds"], bool):
+            raise GameDayConfigError(
+                f"{where}: stack: 'feeds' must be 1 or 2, not {value['feeds']!r}"
+            )
+        out["feeds"] = value["feeds"]
+    if "journal" in value:
+        if value["journal"] not in ("sqlite", "postgres"):
+            raise GameDayConfigError(
+                f"{where}: stack: 'journal' must be sqlite or postgres, not {value['journal']!r}"
+            )
+        out["journal"] = value["journal"]
+    if "standby" in value:
+        out["standby"] = _flag(value, "standby", f"{where}: stack")
+    if out.get("standby") and out.get("journal") != "postgres":
+        raise GameDayConfigError(
+            f"{where}: stack: a standby execution instance needs journal: postgres"
+        )
+    return out
 
 
 # --- small helpers ------------------------------------------------------------------------------

@@ -440,6 +440,36 @@ def test_game_day_defaults_apply_when_omitted(repo: Path) -> None:
     assert day.description == "" and day.load is None
 
 
+def test_game_day_stack_is_inherited_and_overridden_per_scenario(repo: Path) -> None:
+    text = SMOKE.replace("scenarios:\n", "stack: {feeds: 1}\nscenarios:\n", 1)
+    text = text.replace(
+        "    baseline_s: 30\n",
+        "    baseline_s: 30\n    stack: {journal: postgres, standby: true}\n",
+        1,
+    )
+    kill, cut = load_gameday(write_gameday(repo, text)).scenarios
+    assert kill.stack == {"feeds": 1, "journal": "postgres", "standby": True}
+    assert cut.stack == {"feeds": 1}
+
+
+@pytest.mark.parametrize(
+    ("stack", "words"),
+    [
+        ("{feeds: 3}", ["'feeds' must be 1 or 2"]),
+        ("{journal: mysql}", ["'journal' must be sqlite or postgres"]),
+        ("{standby: true}", ["standby execution instance needs journal: postgres"]),
+        ("{replicas: 2}", ["stack", "unknown key 'replicas'"]),
+    ],
+)
+def test_game_day_stack_mistakes_are_named(repo: Path, stack: str, words: list[str]) -> None:
+    text = SMOKE.replace("    baseline_s: 30\n", f"    baseline_s: 30\n    stack: {stack}\n", 1)
+    with pytest.raises(GameDayConfigError) as caught:
+        load_gameday(write_gameday(repo, text))
+    assert "scenario 'execution-sigkill'" in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
 def broken(text: str, old: str, new: str) -> str:
     assert old in text
     return text.replace(old, new, 1)
