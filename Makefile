@@ -20,8 +20,8 @@ test: bootstrap lint typecheck
 	@$(BIN)/python -m pytest -q
 
 lint: bootstrap
-	@$(BIN)/ruff check engine replay harness tests benchmarks
-	@$(BIN)/ruff format --check engine replay harness tests benchmarks
+	@$(BIN)/ruff check engine replay harness tests benchmarks load
+	@$(BIN)/ruff format --check engine replay harness tests benchmarks load
 
 typecheck: bootstrap
 	@$(BIN)/mypy

@@ -179,6 +179,39 @@ class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """On SIGTERM, how long services may take to finish their work before being cancelled."""
 
 
+class IntakeConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`POST /intents` on the strategy service's ops server: order intents from external signal
+    sources, through the same risk and execution path as strategies (docs/intake.md)."""
+
+    enabled: bool = True
+    """Serve the endpoint. Even when enabled, it refuses every request (403) until the token
+    environment variable is set: an open order entry is worse than none."""
+    token_env: str = "STORMPROOF_INTAKE_TOKEN"
+    """Environment variable holding the intake's own bearer token (never the ops token)."""
+    max_body_bytes: int = 16_384
+    """A larger request body is refused (413) before it is parsed."""
+    dedupe_ttl_s: int = 86_400
+    """How long an accepted intent id is remembered: a repeat within it is a duplicate."""
+    max_in_flight: int = 32
+    """Requests being accepted (claim + publish) at once; more are refused (503, Retry-After)
+    rather than queued."""
+    pending_ttl_s: int = 30
+    """How long an intent id stays claimed while its publish is unfinished (a crash mid-way):
+    after it, the caller may submit that id again."""
+
+    def __post_init__(self) -> None:
+        if not self.token_env:
+            raise ValueError("intake.token_env must name an environment variable")
+        if not 256 <= self.max_body_bytes <= 1_048_576:
+            raise ValueError("intake.max_body_bytes must be between 256 and 1048576")
+        if self.dedupe_ttl_s < 60:
+            raise ValueError("intake.dedupe_ttl_s must be at least 60")
+        if not 1 <= self.max_in_flight <= 10_000:
+            raise ValueError("intake.max_in_flight must be between 1 and 10000")
+        if not 1 <= self.pending_ttl_s < self.dedupe_ttl_s:
+            raise ValueError("intake.pending_ttl_s must be at least 1 and below dedupe_ttl_s")
+
+
 class LoggingConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -192,6 +225,7 @@ class EngineConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     execution: ExecutionConfig = ExecutionConfig()
     lease: LeaseConfig = LeaseConfig()
     ops: OpsConfig = OpsConfig()
+    intake: IntakeConfig = IntakeConfig()
     logging: LoggingConfig = LoggingConfig()
 
     def __post_init__(self) -> None:
@@ -207,6 +241,11 @@ class EngineConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         for service in SERVICES:
             if service not in self.ops.ports:
                 raise ValueError(f"ops.ports has no port for service {service!r}")
+        if self.intake.token_env == self.ops.token_env:
+            raise ValueError(
+                "intake.token_env must differ from ops.token_env: a signal source must not"
+                " hold the kill switch"
+            )
 
 
 class Secret:
@@ -234,12 +273,19 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     api_secret: Secret
     ops_token: Secret
     journal_dsn: Secret = Secret("")
+    intake_token: Secret = Secret("")
 
     def values(self) -> list[str]:
         """Every secret value, for log and /status redaction (the whole DSN and its password)."""
         out = [
             s.reveal()
-            for s in (self.api_key, self.api_secret, self.ops_token, self.journal_dsn)
+            for s in (
+                self.api_key,
+                self.api_secret,
+                self.ops_token,
+                self.journal_dsn,
+                self.intake_token,
+            )
             if s
         ]
         password = _dsn_password(self.journal_dsn.reveal())
@@ -294,6 +340,7 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         api_secret=Secret(environ.get(config.venue.api_secret_env, "")),
         ops_token=Secret(environ.get(config.ops.token_env, "")),
         journal_dsn=Secret(environ.get(config.execution.journal_dsn_env, "")),
+        intake_token=Secret(environ.get(config.intake.token_env, "")),
     )
     if config.execution.journal_backend == "postgres" and not secrets.journal_dsn:
         raise ConfigError(

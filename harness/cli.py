@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError
+from harness.load.cli import load_app
 
 app = typer.Typer(
     add_completion=False,
@@ -31,6 +32,7 @@ gameday_app = typer.Typer(
     help="Game days: chaos scenarios judged by SLOs, with reports and a CI gate.",
 )
 app.add_typer(gameday_app, name="gameday")
+app.add_typer(load_app, name="load")
 console = Console()
 
 DEFAULT_RUN_DIR = Path(".stormproof/stack")

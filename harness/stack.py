@@ -88,12 +88,18 @@ class StackOptions:
     standby: bool = False
     """A hot standby execution instance (needs the PostgreSQL journal)."""
     lease_ttl_ms: int = 2_000
+    orders_per_10s: int | None = None
+    """The venue's order-count limit per account and 10 s (None: Binance's 100). The engine's
+    own budgets (risk's order rate, execution's order pacing) take half of it. Load runs raise
+    it: order flow from Locust plus the strategies would otherwise be throttled by design."""
 
     def __post_init__(self) -> None:
         if self.standby and self.journal != "postgres":
             raise StackError("a standby execution instance needs journal = postgres")
         if self.journal == "postgres" and self.keep_state:
             raise StackError("keep_state is for the SQLite journal (the PostgreSQL one is fresh)")
+        if self.orders_per_10s is not None and not 10 <= self.orders_per_10s <= 100_000:
+            raise StackError("orders_per_10s must be between 10 and 100000")
         if self.feeds not in (1, 2):
             raise StackError(f"feeds must be 1 or 2, not {self.feeds}")
 
@@ -246,6 +252,7 @@ class Stack:
             "STORMPROOF_API_SECRET": secrets.token_hex(32),
             "STORMPROOF_OPS_TOKEN": secrets.token_urlsafe(24),
             "STORMPROOF_SIM_CONTROL_TOKEN": secrets.token_urlsafe(24),
+            "STORMPROOF_INTAKE_TOKEN": secrets.token_urlsafe(24),
         }
         secret_values["STORMPROOF_SIM_API_KEY"] = secret_values["STORMPROOF_API_KEY"]
         secret_values["STORMPROOF_SIM_API_SECRET"] = secret_values["STORMPROOF_API_SECRET"]
@@ -289,6 +296,11 @@ class Stack:
             replay_argv += ["--balance", f"{asset}={amount}"]
         if exchange_info is not None:
             replay_argv += ["--exchange-info", str(exchange_info)]
+        if options.orders_per_10s is not None:
+            # request weight grows with the order flow (an order costs 1, a query 4)
+            weight = max(6000, options.orders_per_10s * 6 * 5)
+            replay_argv += ["--orders-per-10s", str(options.orders_per_10s)]
+            replay_argv += ["--weight-per-minute", str(weight)]
         processes = [
             ProcessSpec(
                 name="redis",
@@ -438,7 +450,7 @@ redis_url = "redis://{HOST}:{ports["proxy_redis"]}/0"
 [execution]
 journal_path = "{self.run_dir / "journal.sqlite"}"
 journal_backend = "{options.journal}"
-{self._lease_toml(options)}
+{self._order_budget_toml(options, "execution")}{self._lease_toml(options)}
 [ops]
 host = "{HOST}"
 [ops.ports]
@@ -450,9 +462,18 @@ execution = {ports["ops_execution"]}
 [risk]
 max_position_qty = "0.05"
 max_notional_per_order = "2000"
-{options.strategies_toml}
+{self._order_budget_toml(options, "risk")}{options.strategies_toml}
 {options.extra_engine_toml}
 """
+
+    @staticmethod
+    def _order_budget_toml(options: StackOptions, section: str) -> str:
+        if options.orders_per_10s is None:
+            return ""
+        half = options.orders_per_10s // 2
+        if section == "execution":
+            return f"max_orders_per_10s = {half}\n"
+        return f"max_orders_per_window = {half}\norder_rate_window_ms = 10000\n"
 
     @staticmethod
     def _lease_toml(options: StackOptions) -> str:

@@ -4,7 +4,9 @@
   (readiness gating), e.g. redis, then toxiproxy, then the replay, then the engine.
 - Restart on exit with exponential backoff (like CrashLoopBackOff, with shorter delays), unless
   the policy says otherwise or the stack is stopping.
-- Restart on liveness failure: `liveness_failures` consecutive failed probes kill the process.
+- Restart on liveness failure: `liveness_failures` consecutive failed probes kill the process,
+  counted only once it has answered since it started (a startup probe: a process still
+  importing is not dead); one that never answers within its ready timeout is killed too.
 - Every start, exit, kill, restart, ready and not-ready is an event with a timestamp in
   events.jsonl; state.json always holds the current picture (read by `stack status` and tests).
 - A process can be held down: while RUN_DIR/holds/<name> exists it is not restarted (chaos
@@ -103,6 +105,8 @@ class Managed:
     exit_codes: list[int] = field(default_factory=list)
     started_ns: int = 0
     live_failures: int = 0
+    live_seen: bool = False
+    """The process has answered its liveness probe since it started (the startup probe)."""
 
 
 class Supervisor:
@@ -139,6 +143,7 @@ class Supervisor:
                     "pid": m.process.pid if m.process else None,
                     "running": m.process is not None and m.process.returncode is None,
                     "ready": m.ready,
+                    "started_up": m.live_seen,
                     "restarts": m.restarts,
                     "exit_codes": m.exit_codes,
                     "group": m.spec.group,
@@ -168,6 +173,7 @@ class Supervisor:
         log.close()
         managed.ready = False
         managed.live_failures = 0
+        managed.live_seen = False
         managed.started_ns = time.time_ns()
         self.event(spec.name, "start", pid=managed.process.pid)
 
@@ -240,17 +246,35 @@ class Supervisor:
                 managed.ready = ready
                 self.event(spec.name, "ready" if ready else "not_ready")
             if spec.live_http:
-                if await self._probe(spec.live_http):
+                reason = await self._liveness(managed)
+                if reason is not None and not self.stopping:
+                    self.event(spec.name, "kill", reason=reason, pid=process.pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
                     managed.live_failures = 0
-                else:
-                    managed.live_failures += 1
-                    if managed.live_failures >= spec.liveness_failures and not self.stopping:
-                        self.event(
-                            spec.name, "kill", reason="liveness probe failed", pid=process.pid
-                        )
-                        with contextlib.suppress(ProcessLookupError):
-                            process.kill()
-                        managed.live_failures = 0
+
+    async def _liveness(self, managed: Managed) -> str | None:
+        """Why the process must be killed, or None. Like Kubernetes' startup probe: liveness
+        failures count only once the process has answered it since it started (a Python
+        service spends seconds importing and recovering first); one that never answers within
+        its ready timeout is killed as well."""
+        spec = managed.spec
+        assert spec.live_http is not None
+        if await self._probe(spec.live_http):
+            if not managed.live_seen:
+                managed.live_seen = True
+                self.write_state()
+            managed.live_failures = 0
+            return None
+        if not managed.live_seen:
+            started_s = (time.time_ns() - managed.started_ns) / 1e9
+            if started_s > spec.ready_timeout_s:
+                return f"startup probe failed: no liveness answer within {spec.ready_timeout_s:g}s"
+            return None
+        managed.live_failures += 1
+        if managed.live_failures >= spec.liveness_failures:
+            return "liveness probe failed"
+        return None
 
     async def _wait_ready(self, group: list[Managed]) -> None:
         deadline = time.monotonic() + max(m.spec.ready_timeout_s for m in group)

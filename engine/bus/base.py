@@ -110,6 +110,21 @@ class Bus(Protocol):
 
     async def set_value(self, key: str, value: bytes) -> None: ...
 
+    async def claim_once(self, key: str, value: bytes, ttl_ms: int) -> bytes | None:
+        """Store `value` under `key` for `ttl_ms` unless the key holds a value already, in one
+        atomic step shared by every process on this bus (Redis `SET NX` semantics).
+
+        Returns None when the claim is ours, else the value already there (left unchanged).
+        The key is in the same namespace as get_value, which reads it while it lives."""
+        ...
+
+    async def swap_value(
+        self, key: str, expected: bytes, value: bytes | None, ttl_ms: int = 0
+    ) -> bool:
+        """Compare-and-set: while `key` holds `expected`, replace it with `value` (expiring
+        after `ttl_ms`, or never when 0) or delete it (`value` None). True when it did."""
+        ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -37,6 +37,10 @@ class MemoryBus:
         self._streams: dict[str, _Stream] = {}
         self._changed = asyncio.Condition()
         self._values: dict[str, bytes] = {}
+        self._expires: dict[str, float] = {}
+        """Monotonic deadline (s) of values stored with a TTL; expired ones are dropped when
+        read, and swept when the number of them has grown fourfold since the last sweep."""
+        self._sweep_at = 1024
 
     def _stream(self, name: str) -> _Stream:
         return self._streams.setdefault(name, _Stream())
@@ -198,11 +202,50 @@ class MemoryBus:
         state = self._stream(stream).groups.get(group)
         return 0 if state is None else len(state.pending)
 
-    async def get_value(self, key: str) -> bytes | None:
+    def _live(self, key: str) -> bytes | None:
+        deadline = self._expires.get(key)
+        if deadline is not None and time.monotonic() >= deadline:
+            del self._expires[key]
+            self._values.pop(key, None)
         return self._values.get(key)
 
-    async def set_value(self, key: str, value: bytes) -> None:
+    def _store(self, key: str, value: bytes, ttl_ms: int) -> None:
         self._values[key] = bytes(value)
+        if ttl_ms > 0:
+            self._expires[key] = time.monotonic() + ttl_ms / 1000
+        else:
+            self._expires.pop(key, None)
+        if len(self._expires) > 4 * self._sweep_at:
+            for expired in [k for k, d in self._expires.items() if time.monotonic() >= d]:
+                self._live(expired)
+            self._sweep_at = max(1024, len(self._expires))
+
+    async def get_value(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def set_value(self, key: str, value: bytes) -> None:
+        self._store(key, value, 0)
+
+    async def claim_once(self, key: str, value: bytes, ttl_ms: int) -> bytes | None:
+        if ttl_ms <= 0:
+            raise ValueError(f"a claim needs a positive ttl_ms, got {ttl_ms}")
+        existing = self._live(key)
+        if existing is not None:
+            return existing
+        self._store(key, value, ttl_ms)
+        return None
+
+    async def swap_value(
+        self, key: str, expected: bytes, value: bytes | None, ttl_ms: int = 0
+    ) -> bool:
+        if self._live(key) != expected:
+            return False
+        if value is None:
+            self._values.pop(key, None)
+            self._expires.pop(key, None)
+        else:
+            self._store(key, value, ttl_ms)
+        return True
 
     async def ping(self) -> None:
         return None

@@ -27,6 +27,30 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSErro
 KV_PREFIX = "stormproof:kv:"
 """Values live beside the streams, in the same Redis, so they share its persistence."""
 
+# KEYS[1] key; ARGV[1] value, ARGV[2] ttl ms. SET NX PX, answering with the value already there.
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+# KEYS[1] key; ARGV[1] expected, ARGV[2] "set" or "del", ARGV[3] value, ARGV[4] ttl ms (0: none).
+_SWAP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == 'del' then
+  redis.call('DEL', KEYS[1])
+elseif tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+return 1
+"""
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -55,6 +79,8 @@ class RedisStreamsBus:
         self._writer_connection: Any = None
         self._in_flight: deque[tuple[asyncio.Future[list[str]], int]] = deque()
         self._reader_task: asyncio.Task[None] | None = None
+        self._claim = self._redis.register_script(_CLAIM)
+        self._swap = self._redis.register_script(_SWAP)
 
     @property
     def client(self) -> redis.Redis:
@@ -279,6 +305,21 @@ class RedisStreamsBus:
 
     async def set_value(self, key: str, value: bytes) -> None:
         await self._call(self._redis.set(f"{KV_PREFIX}{key}", value))
+
+    async def claim_once(self, key: str, value: bytes, ttl_ms: int) -> bytes | None:
+        if ttl_ms <= 0:
+            raise ValueError(f"a claim needs a positive ttl_ms, got {ttl_ms}")
+        existing = await self._call(self._claim(keys=[f"{KV_PREFIX}{key}"], args=[value, ttl_ms]))
+        return None if existing is None else bytes(existing)
+
+    async def swap_value(
+        self, key: str, expected: bytes, value: bytes | None, ttl_ms: int = 0
+    ) -> bool:
+        args: list[bytes | str | int] = (
+            [expected, "del", b"", 0] if value is None else [expected, "set", value, ttl_ms]
+        )
+        done = await self._call(self._swap(keys=[f"{KV_PREFIX}{key}"], args=args))
+        return bool(int(done))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())

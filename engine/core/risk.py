@@ -151,6 +151,27 @@ def check_data_freshness(intent: Intent, view: RiskView, limits: RiskLimits) -> 
     return None
 
 
+def entry_block_reason(
+    *,
+    trading_state: TradingState,
+    bus_degraded: bool,
+    data_age_ms: dict[str, float | None],
+    limits: RiskLimits,
+) -> str | None:
+    """Why a new entry would be denied now whatever its size (None: entries are allowed): the
+    trading state, a degraded bus, or stale market data. What "time to halt entries" watches."""
+    if trading_state is not TradingState.ACTIVE:
+        return f"trading state {trading_state.value}"
+    if bus_degraded:
+        return "the bus is degraded"
+    stale = sorted(
+        symbol for symbol, age in data_age_ms.items() if age is None or age > limits.max_data_age_ms
+    )
+    if stale:
+        return f"market data stale: {', '.join(stale)}"
+    return None
+
+
 def order_notional(intent: Intent, reference_price: float) -> Decimal | None:
     if intent.order_type is not OrderType.MARKET and intent.limit_price is not None:
         return intent.qty * intent.limit_price

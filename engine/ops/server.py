@@ -6,6 +6,8 @@
     GET  /metrics    Prometheus exposition
     GET  /status     JSON: lifecycle, trading state, positions, feed ages (never secrets)
     POST /ops/{pause,resume,flatten,halt}   bearer token required
+    ...  routes a service adds (`Service.http_routes`), e.g. the strategy service's
+         POST /intents (engine.strategy.intake); each guards itself
 
 Ops commands are disabled (403) when no token is configured: an open kill switch is worse than
 none. The server binds to 127.0.0.1 unless configured otherwise.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -49,7 +51,10 @@ def build_ops_app(
     token: Secret,
     send_control: ControlSink,
     extra_status: Callable[[], dict[str, Any]] | None = None,
+    routes: Iterable[web.AbstractRouteDef] = (),
 ) -> web.Application:
+    """The service's HTTP app; `routes` are added beside the standard ones (a route that
+    clashes with one of them is a programming error and fails here, at startup)."""
     app = web.Application()
 
     async def startupz(_: web.Request) -> web.Response:
@@ -108,6 +113,7 @@ def build_ops_app(
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/status", status)
     app.router.add_post("/ops/{command}", ops)
+    app.router.add_routes(list(routes))
     return app
 
 

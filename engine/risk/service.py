@@ -40,7 +40,14 @@ from engine.core.messages import (
     TradingStateChanged,
 )
 from engine.core.positions import DailyPnl, PositionBook, marked_value
-from engine.core.risk import OrderRateWindow, RiskLimits, RiskView, TradingState, evaluate
+from engine.core.risk import (
+    OrderRateWindow,
+    RiskLimits,
+    RiskView,
+    TradingState,
+    entry_block_reason,
+    evaluate,
+)
 from engine.risk.exposure import Exposure
 from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
@@ -446,7 +453,17 @@ class RiskService(Service):
         )
 
     def status(self) -> dict[str, Any]:
+        now = self.clock.time_ns()
         return {
+            "entries_blocked": entry_block_reason(
+                trading_state=self.trading_state,
+                bus_degraded=not all(c.connected for c in self.stoppables),
+                data_age_ms={
+                    s: None if (t := self.md_recv_ns.get(s)) is None else (now - t) / 1e6
+                    for s in self.symbols
+                },
+                limits=self.limits,
+            ),
             "trading_state": self.trading_state.value,
             "trading_state_reason": self.state_reason,
             "positions": {p.symbol: str(p.qty) for p in self.positions.all()},

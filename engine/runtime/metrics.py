@@ -92,6 +92,13 @@ class EngineMetrics:
         self.intents = Counter(
             "trading_intents_total", "Intents emitted by strategies", ["strategy"], registry=r
         )
+        self.intake_requests = Counter(
+            "trading_intake_requests_total",
+            "POST /intents requests by outcome (accepted, duplicate, conflict, invalid,"
+            " unauthorized, unavailable)",
+            ["outcome"],
+            registry=r,
+        )
         self.risk_denials = Counter(
             "trading_risk_denials_total", "Intents denied by risk", ["check"], registry=r
         )

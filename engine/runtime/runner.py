@@ -109,6 +109,7 @@ async def run_services(settings: Settings, names: list[str]) -> int:
                 metrics=metrics,
                 token=settings.secrets.ops_token,
                 send_control=send_control,
+                routes=service.http_routes(),
             )
             port = config.ops.ports[service.name]
             try:

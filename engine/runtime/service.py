@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.bus.base import Bus
 from engine.config import Settings
@@ -19,6 +19,9 @@ from engine.core.clock import Clock
 from engine.core.lifecycle import Lifecycle, LifecycleState
 from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,11 @@ class Service(ABC):
 
     def status(self) -> dict[str, Any]:
         return {}
+
+    def http_routes(self) -> list[web.AbstractRouteDef]:
+        """Routes this service adds to its ops HTTP server (beside probes, /metrics, /status
+        and /ops); each route does its own authentication."""
+        return []
 
     def base_status(self) -> dict[str, Any]:
         ready = self.readiness() if self.lifecycle.is_up else Readiness(False, ("not running",))

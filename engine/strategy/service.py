@@ -1,5 +1,8 @@
 """The strategy service: market data and our own order events in, intents out on `intents`.
 
+It also serves the order intake (`POST /intents`, engine.strategy.intake) on its ops server:
+external signal sources put intents on the same stream, stamped with the last mid seen here.
+
 Restart: each strategy's checkpoint (its snapshot(), stored on the bus under
 `strategy.{name}`) is restored, then every fill, execution report and IntentDone still on
 exec.{venue} is replayed to it, so it also knows what happened after the checkpoint.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.bus.base import (
     INTENTS,
@@ -32,7 +35,11 @@ from engine.core.messages import (
 from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
 from engine.strategy.base import Strategy, StrategyContext
+from engine.strategy.intake import IntentIntake
 from engine.strategy.registry import build_strategy
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class StrategyService(Service):
@@ -79,6 +86,22 @@ class StrategyService(Service):
         self.stoppables = [self.md_consumer, self.exec_consumer]
         self.intents_emitted = 0
         self._checkpoints: dict[str, bytes] = {}
+        self.mids: dict[str, float] = {}
+        """Last mid per symbol (quotes, else the book's top): intake intents' reference price."""
+        self.intake: IntentIntake | None = None
+        if self.config.intake.enabled:
+            self.intake = IntentIntake(
+                config=self.config.intake,
+                token=ctx.settings.secrets.intake_token,
+                bus=self.bus,
+                clock=self.clock,
+                metrics=self.metrics,
+                venue=self.venue,
+                symbols=self.symbols,
+                reference_prices=self.mids,
+                not_accepting=self._not_accepting,
+                log=self.log,
+            )
 
     async def on_start(self) -> None:
         await self.bus.ping()
@@ -148,6 +171,12 @@ class StrategyService(Service):
         if ident <= self._last_md_id.get(key, -1):
             return  # redelivered or duplicate: already handled
         self._last_md_id[key] = ident
+        if isinstance(message, Quote) and message.bid_price > 0 and message.ask_price > 0:
+            self.mids[message.symbol] = (message.bid_price + message.ask_price) / 2
+        elif isinstance(message, BookTop) and message.bids and message.asks:
+            bid, ask = message.bids[0][0], message.asks[0][0]
+            if bid > 0 and ask > 0:
+                self.mids[message.symbol] = (bid + ask) / 2
         age_ns = self.clock.time_ns() - message.recv_ts_ns
         for name, (strategy, sctx) in self.strategies.items():
             if isinstance(message, Quote):
@@ -191,7 +220,10 @@ class StrategyService(Service):
         await self._publish_intents()
 
     def _owner(self, intent_id: str) -> tuple[Strategy, StrategyContext] | None:
-        return self.strategies.get(intent_id.split(".", 1)[0])
+        # a strategy's ids are "<name>.<instance>.<seq>"; an intake id (no dot) that happens to
+        # equal a strategy's name is not that strategy's
+        name, dot, _ = intent_id.partition(".")
+        return self.strategies.get(name) if dot else None
 
     async def _publish_intents(self) -> None:
         pending = [
@@ -217,6 +249,16 @@ class StrategyService(Service):
             )
         self.intents_emitted += len(pending)
 
+    def _not_accepting(self) -> str:
+        if self.stopping.is_set():
+            return "the strategy service is stopping"
+        if not self.lifecycle.is_up:
+            return f"the strategy service is {self.lifecycle.state.value}"
+        return ""
+
+    def http_routes(self) -> list[web.AbstractRouteDef]:
+        return [] if self.intake is None else self.intake.routes()
+
     def readiness(self) -> Readiness:
         return Readiness.of(
             {
@@ -235,4 +277,5 @@ class StrategyService(Service):
                 for name, (strategy, sctx) in self.strategies.items()
             },
             "intents_emitted": self.intents_emitted,
+            "intake": {"enabled": False} if self.intake is None else self.intake.status(),
         }

@@ -9,7 +9,8 @@ Windows (all wall-clock ns):
 Definitions (docs/gamedays.md):
     time_to_detect_s       fault start -> the first sign the engine saw it: a service not ready,
                            a process exit, or an engine warning/error log line
-    time_to_halt_s         fault start -> risk reports a trading state other than ACTIVE
+    time_to_halt_s         fault start -> risk stops new entries: a trading state other than
+                           ACTIVE, or entries blocked (degraded bus, stale market data)
     time_to_flatten_s      fault start -> every position within tolerance after a flatten
     time_to_switch_feed_s  fault start -> the feed service's first feed switch
     time_to_failover_s     fault start -> another execution instance than the one leading
@@ -47,6 +48,8 @@ class Sample:
     positions: dict[str, float]
     venue_orders: int | None
     tick_to_order_ms: float | None = None
+    entries_blocked: bool | None = None
+    """Risk would deny any new entry now (trading state, degraded bus, stale data)."""
     roles: dict[str, str] = field(default_factory=dict)
     """Execution instance -> "leader" or "standby" (an answering instance only)."""
 
@@ -153,7 +156,11 @@ def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[s
     by_id = {o.client_order_id: o for o in obs.orders}
     base_fills = _fills_in(obs.fills, windows.baseline_start_ns, start)
     fault_fills = _fills_in(obs.fills, start, windows.end_ns)
-    halted = first(obs.samples, start, lambda s: s.trading_state not in (None, "ACTIVE"))
+    halted = first(
+        obs.samples,
+        start,
+        lambda s: s.trading_state not in (None, "ACTIVE") or bool(s.entries_blocked),
+    )
     switch = next(
         (
             e["ts_ns"]

@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.chaos import network, probes, processes, venue
 from harness.chaos.stackref import RUN_DIR_KEY, control_token, control_url, http
+from harness.errors import GameDayConfigError
 from harness.gameday.measure import Observations, Sample, Windows, measure
 from harness.gameday.sampler import Sampler
 from harness.gameday.slo import (
@@ -38,6 +39,8 @@ from harness.gameday.slo import (
     gate,
     load_gameday,
 )
+from harness.load.cli import LOAD_ORDERS_PER_10S
+from harness.load.runner import LoadConfigError, LoadRun, LoadSpec
 from harness.stack import Stack, StackOptions
 
 Progress = Callable[[str], None]
@@ -150,7 +153,11 @@ def _timeline(samples: list[Sample], activities: list[dict[str, Any]], t0: int) 
 
 
 def run_scenario(
-    stack: Stack, spec: ScenarioSpec, out_dir: Path, progress: Progress
+    stack: Stack,
+    spec: ScenarioSpec,
+    out_dir: Path,
+    progress: Progress,
+    load: LoadSpec | None = None,
 ) -> ScenarioRun:
     config = _config(stack)
     scenario_dir = out_dir / spec.name
@@ -164,6 +171,11 @@ def run_scenario(
         error = "the stack was not ready before the scenario"
     sampler = Sampler(stack)
     sampler.start()
+    load_run = None
+    if load is not None and error is None:
+        progress(f"{spec.name}: load {load.locustfile.name} ({load.shape or 'constant'})")
+        load_run = LoadRun(stack, load, scenario_dir / "load")
+        load_run.start()
     baseline_start = time.time_ns()
     progress(f"{spec.name}: baseline {spec.baseline_s:.0f}s")
     time.sleep(spec.baseline_s)  # the baseline window is a measurement period
@@ -202,6 +214,10 @@ def run_scenario(
     progress(f"{spec.name}: settling")
     _wait(lambda: probes.all_ready(configuration=config), spec.settle_s)
     time.sleep(min(spec.settle_s, 3.0))  # let orders placed at recovery reach the journal
+    load_slis: dict[str, Any] = {}
+    if load_run is not None:
+        load_run.stop()
+        load_slis = load_run.slis()
     sampler.stop()
     end = time.time_ns()
     activities = _read_jsonl(stack.run_dir / "activities.jsonl", fault_start)
@@ -229,6 +245,7 @@ def run_scenario(
         end_ns=end,
     )
     fault, baseline = measure(obs, windows)
+    fault.update(load_slis)
     fault["steady_state_restored"] = None if deviated is None else float(not deviated)
     fault["chaos_exit_code"] = chaos_code
     result = evaluate_scenario(spec, values=fault, baselines=baseline, error=error)
@@ -301,8 +318,10 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     burst_s = 0.0
     for spec in gameday.scenarios:
         load = spec.load if spec.load is not None else gameday.load
-        if load:
-            burst_s += float(load.get("burst_multiplier", 1)) * float(load.get("burst_s", 0))
+        if load and not load.get("off"):
+            # a shape bursts for at most a fifth of the run; 100x unless told otherwise
+            duration = float(load.get("duration_s", spec.baseline_s + spec.settle_s + 90))
+            burst_s += duration * 0.2 * float(load.get("burst_multiplier") or 100)
     if speed == "max":
         factor = 100.0  # a guess: max speed is as fast as the engine reads
     return (wall_s + burst_s) * factor * 1.3
@@ -314,9 +333,13 @@ def _stack_options(
     speed: str,
     extra_engine_toml: str,
     feeds: int | None,
+    *,
+    load: bool = False,
 ) -> StackOptions:
-    """The scenario's `stack:` (feeds, journal, standby); `feeds` from the command line wins."""
+    """The scenario's `stack:` (feeds, journal, standby); `feeds` from the command line wins.
+    Under load the venue allows more orders (Binance's 100 per 10 s would throttle the flow)."""
     return StackOptions(
+        orders_per_10s=LOAD_ORDERS_PER_10S if load else None,
         recordings=[recording],
         speed=speed,
         extra_engine_toml=extra_engine_toml,
@@ -324,6 +347,19 @@ def _stack_options(
         journal=wanted.get("journal", "sqlite"),
         standby=bool(wanted.get("standby", False)),
     )
+
+
+def _load_spec(raw: dict[str, Any] | None, spec: ScenarioSpec, repo: Path) -> LoadSpec | None:
+    """A scenario's load (its own `load:`, else the game day's); `load: {off: true}` opts out.
+    Without a duration the load lasts the whole scenario (Locust is stopped when it ends)."""
+    if not raw or raw.get("off"):
+        return None
+    values = {k: v for k, v in raw.items() if k != "off"}
+    values.setdefault("duration_s", spec.baseline_s + spec.settle_s + EXPERIMENT_ALLOWANCE_S)
+    try:
+        return LoadSpec.from_mapping(values, root=repo, where=f"scenario {spec.name!r}")
+    except LoadConfigError as exc:
+        raise GameDayConfigError(str(exc)) from None
 
 
 def _describe(options: StackOptions) -> str:
@@ -356,20 +392,30 @@ def run_gameday(
     runs: list[ScenarioRun] = []
     stack: Stack | None = None
     running: StackOptions | None = None
+    stacks = 0
+    repo = _repository_root(path)
+    loads = {
+        spec.name: _load_spec(spec.load if spec.load is not None else gameday.load, spec, repo)
+        for spec in gameday.scenarios
+    }
     try:
         for spec in gameday.scenarios:
-            options = _stack_options(spec.stack, recording, speed, extra_engine_toml, feeds)
+            options = _stack_options(
+                spec.stack, recording, speed, extra_engine_toml, feeds, load=bool(loads[spec.name])
+            )
             if options != running:
                 if stack is not None:
                     progress("stopping the stack (the next scenario needs another one)")
                     with contextlib.suppress(Exception):
                         stack.down()
-                stack = Stack(out_dir / "stack")
+                stacks += 1
+                # a fresh directory per stack: each keeps its logs for the report's readers
+                stack = Stack(out_dir / ("stack" if stacks == 1 else f"stack-{stacks}"))
                 progress(f"starting the stack ({_describe(options)})")
                 stack.up(options)
                 running = options
             assert stack is not None
-            runs.append(run_scenario(stack, spec, out_dir, progress))
+            runs.append(run_scenario(stack, spec, out_dir, progress, loads[spec.name]))
     finally:
         if stack is not None:
             progress("stopping the stack")

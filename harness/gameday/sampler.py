@@ -81,6 +81,7 @@ class Sampler(threading.Thread):
             ready=ready,
             market_data_age_s=age_s,
             trading_state=(risk or {}).get("trading_state"),
+            entries_blocked=None if risk is None else bool(risk.get("entries_blocked")),
             positions={k: float(v) for k, v in execution.get("positions", {}).items()},
             venue_orders=sim.get("orders") if code == 200 and isinstance(sim, dict) else None,
             tick_to_order_ms=self._tick_to_order(roles),

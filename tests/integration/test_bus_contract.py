@@ -95,6 +95,51 @@ async def test_values_are_stored_and_overwritten_and_absent_is_none(bus: Bus) ->
     assert await bus.get_value("checkpoint.b") == b""
 
 
+async def test_a_claim_is_taken_once_and_reads_like_a_value(bus: Bus) -> None:
+    assert await bus.claim_once("intake.intent.a", b"first", ttl_ms=60_000) is None
+    assert await bus.claim_once("intake.intent.a", b"second", ttl_ms=60_000) == b"first"
+    assert await bus.get_value("intake.intent.a") == b"first", "the loser changed nothing"
+    await bus.set_value("plain", b"v")
+    assert await bus.claim_once("plain", b"w", ttl_ms=60_000) == b"v"
+
+
+async def test_concurrent_claims_of_one_key_have_one_winner(bus: Bus) -> None:
+    results = await asyncio.gather(
+        *(bus.claim_once("race", str(i).encode(), ttl_ms=60_000) for i in range(20))
+    )
+    winners = [i for i, existing in enumerate(results) if existing is None]
+    assert len(winners) == 1
+    assert {r for r in results if r is not None} == {str(winners[0]).encode()}
+
+
+async def test_swap_value_changes_or_deletes_only_the_expected_value(bus: Bus) -> None:
+    assert await bus.claim_once("k", b"pending", ttl_ms=60_000) is None
+    assert not await bus.swap_value("k", b"other", b"x", ttl_ms=60_000)
+    assert await bus.get_value("k") == b"pending"
+    assert await bus.swap_value("k", b"pending", b"accepted", ttl_ms=60_000)
+    assert await bus.get_value("k") == b"accepted"
+    assert not await bus.swap_value("k", b"pending", None), "not ours any more: kept"
+    assert await bus.get_value("k") == b"accepted"
+    assert await bus.swap_value("k", b"accepted", None)
+    assert await bus.get_value("k") is None
+    assert not await bus.swap_value("k", b"accepted", None), "nothing to delete"
+    assert await bus.claim_once("k", b"again", ttl_ms=60_000) is None, "released: free again"
+
+
+async def test_a_claim_expires_after_its_ttl_and_a_swap_sets_a_new_one(bus: Bus) -> None:
+    assert await bus.claim_once("short", b"a", ttl_ms=150) is None
+    assert await bus.claim_once("long", b"a", ttl_ms=150) is None
+    assert await bus.swap_value("long", b"a", b"b", ttl_ms=60_000)
+    assert await bus.claim_once("short", b"x", ttl_ms=150) == b"a"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while await bus.get_value("short") is not None:
+        assert loop.time() < deadline, "the claim never expired"
+        await asyncio.sleep(0.05)
+    assert await bus.claim_once("short", b"x", ttl_ms=60_000) is None, "expired: free again"
+    assert await bus.get_value("long") == b"b", "the swap gave it the longer TTL"
+
+
 async def test_streams_are_trimmed_to_a_bound(bus: Bus) -> None:
     for start in range(0, 3000, 500):
         await bus.publish_many([("t", control(i)) for i in range(start, start + 500)])

@@ -8,6 +8,7 @@ from engine.core.risk import (
     RiskLimits,
     RiskView,
     TradingState,
+    entry_block_reason,
     evaluate,
     reduces_position,
 )
@@ -190,3 +191,21 @@ def test_daily_loss_over_the_limit_stops_entries_but_allows_reducing() -> None:
     assert denial is not None and denial.check == "daily_loss"
     reduce = intent(Side.SELL, qty="0.2")
     assert evaluate(reduce, view(position="0.5", daily_pnl=Decimal("-900")), limits) is None
+
+
+def test_entries_are_blocked_by_state_bus_or_stale_data_and_say_why() -> None:
+    def reason(**kw: object) -> str | None:
+        args: dict[str, object] = {
+            "trading_state": TradingState.ACTIVE,
+            "bus_degraded": False,
+            "data_age_ms": {"BTCUSDT": 10.0, "ETHUSDT": 20.0},
+            "limits": LIMITS,
+        }
+        args.update(kw)
+        return entry_block_reason(**args)  # type: ignore[arg-type]
+
+    assert reason() is None
+    assert reason(trading_state=TradingState.REDUCING) == "trading state REDUCING"
+    assert reason(bus_degraded=True) == "the bus is degraded"
+    stale = {"BTCUSDT": LIMITS.max_data_age_ms + 1.0, "ETHUSDT": None}
+    assert reason(data_age_ms=stale) == "market data stale: BTCUSDT, ETHUSDT"
