@@ -10,7 +10,8 @@ exactly one shape (or none: then --users/--spawn-rate/--run-time apply).
 
 Environment: STORMPROOF_LOAD_SHAPE (steady, ramp, market-open, flash-crash, soak),
 STORMPROOF_LOAD_DURATION_S (default 60), STORMPROOF_LOAD_USERS (peak order-flow users,
-default 4), STORMPROOF_BURST_MULTIPLIER (overrides every stage's multiplier).
+default 4), STORMPROOF_BURST_MULTIPLIER (overrides every stage's multiplier),
+STORMPROOF_LOAD_STOP_FILE (the run ends as soon as this file exists).
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ class StagedShape(LoadTestShape):
         self.profile = PROFILES[self.profile_name]
 
     def tick(self) -> tuple[int, float] | None:
+        # the harness ends a run early by creating this file: with a shape, Locust's SIGTERM
+        # handler is not installed yet (its headless start blocks on the shape), so a signal
+        # would kill it before it writes its statistics
+        stop_file = os.environ.get("STORMPROOF_LOAD_STOP_FILE")
+        if stop_file and os.path.exists(stop_file):
+            return None
         elapsed = self.get_run_time()
         now = self.plan.at(self.profile, elapsed)
         if now is None:

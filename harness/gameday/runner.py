@@ -318,7 +318,10 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     burst_s = 0.0
     for spec in gameday.scenarios:
         load = spec.load if spec.load is not None else gameday.load
-        if load and not load.get("off"):
+        bursts = load and (
+            load.get("shape") in ("market-open", "flash-crash") or load.get("burst_every_s")
+        )
+        if load and not load.get("off") and bursts:
             # a shape bursts for at most a fifth of the run; 100x unless told otherwise
             duration = float(load.get("duration_s", spec.baseline_s + spec.settle_s + 90))
             burst_s += duration * 0.2 * float(load.get("burst_multiplier") or 100)

@@ -206,7 +206,9 @@ class LoadRun:
 
     def start(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.stop_file.unlink(missing_ok=True)
         env = {**os.environ, **self.spec.environment(self.stack.run_dir)}
+        env["STORMPROOF_LOAD_STOP_FILE"] = str(self.stop_file)
         # the locustfile's folder first: it imports its neighbours (shapes, stackinfo)
         env["PYTHONPATH"] = str(self.spec.locustfile.resolve().parent)
         self.watch.start()
@@ -229,17 +231,25 @@ class LoadRun:
             raise HarnessError(f"Locust did not end within {timeout_s:.0f}s") from None
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM: Locust stops its users, then writes its statistics."""
+        """End the run early. With a shape: the stop file (the shape ends the test, Locust
+        writes its statistics and exits); without one, SIGTERM (Locust's own handler does the
+        same). SIGKILL only for a Locust that does neither in time."""
         if self.process is None:
             return None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.stop_file.touch()
+            if self.spec.shape is None:
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+    @property
+    def stop_file(self) -> Path:
+        return self.out_dir / "stop"
 
     def slis(self, *, drain_s: float = 10.0) -> dict[str, Any]:
         """Locust's statistics plus the engine's; the lag keeps being watched up to `drain_s`

@@ -1,6 +1,7 @@
 """The gate can fail: the same scenario on a stack without a redundant feed to fail over to
 fails the game day, names the SLO in junit.xml and exits 1. `chaos run`'s exit code plays no
-part: the verdict comes from our own measurements."""
+part: the verdict comes from our own measurements. A baseline steady state that is not met
+makes its scenario inconclusive, never a pass."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_without_a_redundant_feed_the_feed_loss_scenario_fails_the_gate(tmp_path
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"] == "fail"
-    (scenario,) = report["scenarios"]
+    scenario, unmet = report["scenarios"]
     age = next(s for s in scenario["slos"] if s["name"] == "max_market_data_age_s")
     assert age["verdict"] == "fail" and age["value"] > 5.0
     suites = ET.parse(out / "junit.xml").getroot()
@@ -51,3 +52,8 @@ def test_without_a_redundant_feed_the_feed_loss_scenario_fails_the_gate(tmp_path
         if case.find("failure") is not None and case.get("classname") == "gameday.primary-feed-down"
     ]
     assert failed == ["max_market_data_age_s"]
+    # a baseline steady state that is not met makes its scenario inconclusive, whatever `chaos
+    # run` exits with: even an SLO its measurements would pass is not a pass
+    assert "baseline steady state not met" in unmet["error"]
+    assert [s["verdict"] for s in unmet["slos"]] == ["inconclusive"]
+    assert unmet["measurements"]["orders_duplicated"] == 0
