@@ -309,6 +309,10 @@ EXPERIMENT_ALLOWANCE_S = 90.0
 """Market time a scenario's experiment and measurement take beyond its baseline and settle."""
 
 
+SHAPE_BURSTS = {"market-open": (10.0, 0.2), "flash-crash": (100.0, 0.15)}
+"""load/shapes.py's bursts: (speed multiplier, share of the run) per shape."""
+
+
 def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     """Recorded market time a game day consumes at this replay speed, with a margin: a replay
     that runs out of market mid-game-day would look like a feed outage. Load bursts speed the
@@ -318,13 +322,16 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     burst_s = 0.0
     for spec in gameday.scenarios:
         load = spec.load if spec.load is not None else gameday.load
-        bursts = load and (
-            load.get("shape") in ("market-open", "flash-crash") or load.get("burst_every_s")
-        )
-        if load and not load.get("off") and bursts:
-            # a shape bursts for at most a fifth of the run; 100x unless told otherwise
-            duration = float(load.get("duration_s", spec.baseline_s + spec.settle_s + 90))
-            burst_s += duration * 0.2 * float(load.get("burst_multiplier") or 100)
+        if not load or load.get("off"):
+            continue
+        duration = float(load.get("duration_s", spec.baseline_s + spec.settle_s + 90))
+        shape_burst = SHAPE_BURSTS.get(str(load.get("shape")), (1.0, 0.0))
+        multiplier = float(load.get("burst_multiplier") or shape_burst[0])
+        bursting_s = duration * shape_burst[1]
+        if load.get("burst_every_s"):
+            every = float(load["burst_every_s"])
+            bursting_s += duration / every * float(load.get("burst_s", 5))
+        burst_s += bursting_s * (multiplier - 1)
     if speed == "max":
         factor = 100.0  # a guess: max speed is as fast as the engine reads
     return (wall_s + burst_s) * factor * 1.3
