@@ -40,7 +40,7 @@ from harness.gameday.slo import (
     load_gameday,
 )
 from harness.load.cli import LOAD_ORDERS_PER_10S
-from harness.load.runner import LoadConfigError, LoadRun, LoadSpec
+from harness.load.runner import LoadConfigError, LoadRun, LoadSpec, extra_market_s
 from harness.stack import Stack, StackOptions
 
 Progress = Callable[[str], None]
@@ -309,10 +309,6 @@ EXPERIMENT_ALLOWANCE_S = 90.0
 """Market time a scenario's experiment and measurement take beyond its baseline and settle."""
 
 
-SHAPE_BURSTS = {"market-open": (10.0, 0.2), "flash-crash": (100.0, 0.15)}
-"""load/shapes.py's bursts: (speed multiplier, share of the run) per shape."""
-
-
 def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     """Recorded market time a game day consumes at this replay speed, with a margin: a replay
     that runs out of market mid-game-day would look like a feed outage. Load bursts speed the
@@ -325,13 +321,7 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
         if not load or load.get("off"):
             continue
         duration = float(load.get("duration_s", spec.baseline_s + spec.settle_s + 90))
-        shape_burst = SHAPE_BURSTS.get(str(load.get("shape")), (1.0, 0.0))
-        multiplier = float(load.get("burst_multiplier") or shape_burst[0])
-        bursting_s = duration * shape_burst[1]
-        if load.get("burst_every_s"):
-            every = float(load["burst_every_s"])
-            bursting_s += duration / every * float(load.get("burst_s", 5))
-        burst_s += bursting_s * (multiplier - 1)
+        burst_s += extra_market_s(load, duration)
     if speed == "max":
         factor = 100.0  # a guess: max speed is as fast as the engine reads
     return (wall_s + burst_s) * factor * 1.3

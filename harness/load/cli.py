@@ -140,7 +140,7 @@ def _run(
     out: Path,
     slo_texts: list[str],
 ) -> int:
-    from harness.load.runner import LoadRun, LoadSpec
+    from harness.load.runner import LoadRun, LoadSpec, extra_market_s
     from harness.stack import Stack, StackOptions
 
     try:
@@ -159,8 +159,9 @@ def _run(
         if own:
             from harness.cli import _synthetic_recording
 
-            multiplier = burst_multiplier or 100.0
-            market_s = (spec.duration_s * (1 + multiplier) + 120) * 10 * 1.3
+            load = {"shape": spec.shape, "burst_multiplier": burst_multiplier}
+            extra = extra_market_s(load, spec.duration_s)
+            market_s = (spec.duration_s + 120 + extra) * 10 * 1.3
             recording = _synthetic_recording(
                 Path(".stormproof"),
                 duration_s=max(1800, math.ceil(market_s / 1800) * 1800),

@@ -43,6 +43,22 @@ class LoadConfigError(HarnessError):
     pass
 
 
+SHAPE_BURSTS = {"market-open": (10.0, 0.2), "flash-crash": (100.0, 0.15)}
+"""load/shapes.py's bursts: (speed multiplier, share of the run) per shape."""
+
+
+def extra_market_s(load: dict[str, Any], duration_s: float) -> float:
+    """Recorded market time the load's bursts consume beyond the run's own wall time (at
+    replay speed 1): a 10x burst for 12 s eats 108 s more."""
+    multiplier, share = SHAPE_BURSTS.get(str(load.get("shape")), (1.0, 0.0))
+    multiplier = float(load.get("burst_multiplier") or multiplier)
+    bursting_s = duration_s * share
+    if load.get("burst_every_s"):
+        bursting_s += duration_s / float(load["burst_every_s"]) * float(load.get("burst_s", 5))
+        multiplier = max(multiplier, float(load.get("burst_multiplier") or 10))
+    return bursting_s * (multiplier - 1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoadSpec:
     locustfile: Path
