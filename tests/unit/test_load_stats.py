@@ -141,3 +141,36 @@ def test_load_shapes_follow_their_stages() -> None:
     assert plans["flash-crash"][:4] == [[4, None], [4, None], [8, 100], [4, None]]
     assert plans["soak"][0] == [4, None]
     assert plans["override"] == [8, 10.0]
+
+
+def test_bursts_consume_recorded_market_by_shape_and_multiplier() -> None:
+    from harness.load.runner import extra_market_s
+
+    assert extra_market_s({"shape": "steady"}, 100) == 0
+    assert extra_market_s({"shape": "market-open"}, 100) == 20 * 9  # 20 s at 10x: 180 s more
+    assert extra_market_s({"shape": "flash-crash", "burst_multiplier": 10}, 100) == 15 * 9
+    periodic = {"shape": None, "burst_every_s": 20, "burst_s": 5, "burst_multiplier": 10}
+    assert extra_market_s(periodic, 100) == 25 * 9
+
+
+def test_a_game_day_load_section_is_validated_with_its_scenario_named(tmp_path: Path) -> None:
+    from harness.load.runner import LoadConfigError, LoadSpec
+
+    (tmp_path / "load").mkdir()
+    (tmp_path / "load" / "trading.py").write_text("")
+    spec = LoadSpec.from_mapping(
+        {"locustfile": "load/trading.py", "shape": "ramp", "users": 3},
+        root=tmp_path,
+        where="scenario 'x'",
+    )
+    assert (spec.shape, spec.users, spec.locustfile) == ("ramp", 3, tmp_path / "load/trading.py")
+    for raw, words in [
+        ({"shape": "ramp"}, "'locustfile' is required"),
+        ({"locustfile": "load/trading.py", "shape": "tsunami"}, "unknown load shape 'tsunami'"),
+        ({"locustfile": "load/trading.py", "userz": 3}, "unknown key 'userz'"),
+        ({"locustfile": "load/none.py"}, "locustfile not found"),
+        ({"locustfile": "load/trading.py", "users": 0}, "users must be 1..1000"),
+    ]:
+        with pytest.raises(LoadConfigError) as caught:
+            LoadSpec.from_mapping(raw, root=tmp_path, where="scenario 'x'")
+        assert "scenario 'x'" in str(caught.value) and words in str(caught.value)
