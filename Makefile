@@ -44,6 +44,7 @@ bench: bootstrap
 	@$(BIN)/python -m benchmarks.feed_to_bus
 	@$(BIN)/python -m benchmarks.tick_to_order
 	@$(BIN)/python -m benchmarks.recovery_time
+	@$(BIN)/python -m benchmarks.load_capacity
 
 # Regenerates requirements/lock.txt from pyproject.toml in a throwaway virtualenv.
 lock:
