@@ -118,7 +118,9 @@ def build_ops_app(
 
 
 async def start_ops_server(app: web.Application, *, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    # a request still open at shutdown gets a second, not aiohttp's default minute: a stopping
+    # service must exit within its supervisor's stop timeout
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host=host, port=port, reuse_address=True)
     await site.start()

@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Awaitable
 from typing import Any, cast
 
 from aiohttp import web
@@ -73,6 +74,7 @@ async def run_services(settings: Settings, names: list[str]) -> int:
     config = settings.config
     clock = LiveClock()
     metrics = EngineMetrics()
+    grace_s = config.ops.stop_grace_ms / 1000
     bus = RedisStreamsBus(
         config.bus.redis_url,
         maxlen=config.bus.stream_maxlen,
@@ -174,20 +176,29 @@ async def run_services(settings: Settings, names: list[str]) -> int:
         finally:
             for task in owned:
                 task.cancel()
-            await asyncio.gather(*owned, return_exceptions=True)
+            await _bounded(asyncio.gather(*owned, return_exceptions=True), grace_s, "tasks")
     except ConfigError:
         raise
     except StormproofError as exc:
         log.error("startup_failed", error=str(exc))
         exit_code = 1
     finally:
+        # every step of the way out is bounded: a stuck step is logged and skipped, never a
+        # process that outlives its supervisor's stop timeout and gets SIGKILLed
         for service in reversed(services):
             with contextlib.suppress(Exception):
-                await service.stop()
+                await _bounded(service.stop(), grace_s, f"{service.name} stop")
         for runner in runners:
-            await runner.cleanup()
-        await bus.close()
+            await _bounded(runner.cleanup(), grace_s, "ops server cleanup")
+        await _bounded(bus.close(), grace_s, "bus close")
     return exit_code
+
+
+async def _bounded(work: Awaitable[Any], timeout_s: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(work, timeout_s)
+    except TimeoutError:
+        log.warning("shutdown_step_timed_out", step=what, timeout_s=timeout_s)
 
 
 def main_run(settings: Settings, service: str) -> int:

@@ -121,6 +121,7 @@ class IntentIntake:
             "token_configured": self._token_digest is not None,
             "in_flight": self.in_flight,
             "requests": dict(self.counts),
+            "reference_prices": dict(self.reference_prices),
         }
 
     # --- answers ------------------------------------------------------------------------------

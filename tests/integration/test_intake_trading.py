@@ -107,11 +107,17 @@ def orders_for(sim: ReplayProcess, intent_id: str) -> list[dict[str, Any]]:
     return [o for o in venue_orders(sim) if o["client_order_id"] == coid]
 
 
-def wait_for_market(risk_port: int) -> None:
+def wait_for_market(risk_port: int, strategy_port: int) -> None:
     wait_until(
         lambda: status(risk_port).get("mids", {}).get("BTCUSDT"),
         timeout_s=20,
         what="risk to see the market",
+    )
+    # intake intents are stamped with the strategy service's last mid
+    wait_until(
+        lambda: status(strategy_port).get("intake", {}).get("reference_prices", {}).get("BTCUSDT"),
+        timeout_s=20,
+        what="the strategy service to see the market",
     )
 
 
@@ -129,7 +135,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory, synth_recording: Path) -> I
             logs.append(log)
             proc = stack.enter_context(running(engine_argv(config, service), log, env))
             wait_started(ports[service], proc, log)
-        wait_for_market(ports["risk"])
+        wait_for_market(ports["risk"], ports["strategy"])
         bus = Bus(redis_port)
         stack.callback(bus.close)
         yield Engine(sim=sim, ports=ports, bus=bus, logs=logs)
@@ -267,7 +273,7 @@ def test_run_all_serves_the_intake_on_the_strategy_port(
         with running(engine_argv(config, "all"), log, env) as proc:
             for port in ports.values():
                 wait_started(port, proc, log)
-            wait_for_market(ports["risk"])
+            wait_for_market(ports["risk"], ports["strategy"])
             url = f"http://127.0.0.1:{ports['strategy']}/intents"
             code, body = post_intent(url, market("it-all-1"))
             assert code == 202, body
