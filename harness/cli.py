@@ -55,6 +55,13 @@ def _synthetic_recording(run_dir: Path, *, duration_s: float, seed: int, regime:
     return path
 
 
+def recording_covering(market_s: float) -> Path:
+    """The cached synthetic recording (seed 42, calm) with at least `market_s` of market, in
+    whole half hours so that runs of a similar length share one file."""
+    duration_s = max(1800, math.ceil(market_s / 1800) * 1800)
+    return _synthetic_recording(Path(".stormproof"), duration_s=duration_s, seed=42, regime="calm")
+
+
 def _print_endpoints(stack: object) -> None:
     table = Table(title="stormproof stack", show_header=True)
     table.add_column("component")
@@ -170,11 +177,8 @@ def _run_gameday(
         from harness.gameday.runner import market_seconds_needed
         from harness.gameday.slo import load_gameday
 
-        needed_s = market_seconds_needed(load_gameday(file, root=Path.cwd()), speed)
-        # whole half hours, so that game days of a similar length share one cached recording
-        duration_s = max(1800, math.ceil(needed_s / 1800) * 1800)
-        recording = _synthetic_recording(
-            Path(".stormproof"), duration_s=duration_s, seed=42, regime="calm"
+        recording = recording_covering(
+            market_seconds_needed(load_gameday(file, root=Path.cwd()), speed)
         )
         report = run_gameday(
             file,

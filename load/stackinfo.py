@@ -4,6 +4,8 @@ must not import the project's asyncio code (Locust monkey-patches the process wi
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import tomllib
@@ -45,6 +47,14 @@ class StackInfo:
 
     def ops_services(self) -> list[str]:
         return sorted(k[4:] for k in self.ports if k.startswith("ops_"))
+
+
+def client_order_id(intent_id: str, child: int = 0) -> str:
+    """The engine's deterministic clientOrderId for an intent's child order: a documented
+    contract (engine/core/ids.py), restated here because locustfiles import nothing of the
+    project (tests/architecture); tests/unit/test_load_stats.py checks the two agree."""
+    digest = hashlib.sha256(intent_id.encode()).digest()
+    return f"sp{base64.b32encode(digest).decode().rstrip('=').lower()[:26]}-{child}"
 
 
 def _env_file(path: Path) -> dict[str, str]:

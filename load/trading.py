@@ -18,8 +18,6 @@ STORMPROOF_LOAD_INTENTS_LOG (a JSON-lines file of every intent sent and its outc
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import itertools
 import json
 import os
@@ -31,7 +29,7 @@ import gevent
 import requests
 from locust import HttpUser, between, constant_throughput, events, task
 from shapes import BurstBoard, selected_shape
-from stackinfo import load_stack_info
+from stackinfo import client_order_id, load_stack_info
 
 STACK = load_stack_info()
 RATE = float(os.environ.get("STORMPROOF_INTENT_RATE", "2"))
@@ -44,12 +42,6 @@ INTENTS_LOG = os.environ.get("STORMPROOF_LOAD_INTENTS_LOG", "")
 RUN_ID = uuid.uuid4().hex[:8]
 
 Shape = selected_shape()
-
-
-def client_order_id(intent_id: str, child: int = 0) -> str:
-    """The engine's deterministic clientOrderId (engine/core/ids.py; a documented contract)."""
-    digest = hashlib.sha256(intent_id.encode()).digest()
-    return f"sp{base64.b32encode(digest).decode().rstrip('=').lower()[:26]}-{child}"
 
 
 class IntentLog:

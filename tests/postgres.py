@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,14 +12,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.errors import StackError
 from harness.ports import free_ports
-from harness.postgres import postgres_bindir
+from harness.postgres import dsn, init_cluster, server_user
 from tests.helpers import process
 
 
-def _accepts(dsn: str) -> bool:
+def _accepts(url: str) -> bool:
     try:
-        with psycopg.connect(dsn, connect_timeout=2):
+        with psycopg.connect(url, connect_timeout=2):
             return True
     except psycopg.OperationalError:
         return False
@@ -29,50 +28,30 @@ def _accepts(dsn: str) -> bool:
 
 @contextmanager
 def postgres_server(tmp: Path) -> Iterator[str]:
-    """Run a fresh cluster; yield the DSN of database `stormproof` owned by role `stormproof`."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.fail(
-            "PostgreSQL server binaries (initdb, postgres, pg_ctl) not found:"
-            " run `scripts/bootstrap.sh postgres`"
-        )
-    # initdb and postgres refuse to run as root; the Debian package creates this OS user.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    # Not under pytest's tmp: its parents are private to the current user, and the socket path
-    # must stay short.
-    cluster = Path(tempfile.mkdtemp(prefix="stormproof-pg-"))
-    data, sockets = cluster / "data", cluster / "sockets"
+    """Run a fresh cluster (harness.postgres, as the stack does); yield the DSN of database
+    `stormproof`, owned by the cluster's superuser `stormproof`."""
+    log = tmp / "postgres.log"
     try:
-        sockets.mkdir()
-        if as_user:
-            for path in (cluster, sockets):
-                shutil.chown(path, "postgres", "postgres")
-        log = tmp / "postgres.log"
-        with log.open("ab") as out:
-            initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-            subprocess.run(
-                [*as_user, *initdb, "--encoding=UTF8", "--no-locale", "--no-sync"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=True,
-            )
+        cluster = init_cluster(log)
+    except StackError as exc:
+        pytest.fail(str(exc))
+    user = server_user()
+    as_user = ["runuser", "-u", user, "--"] if user else []
+    try:
         port = free_ports(1)[0]
-        admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        argv = [*as_user, str(bindir / "postgres"), "-D", str(data), "-p", str(port)]
-        argv += ["-k", str(sockets), "-c", "listen_addresses=127.0.0.1"]
-        argv += ["-c", "fsync=on", "-c", "max_connections=50"]
-        # Lets tests order commits (pg_xact_commit_timestamp), e.g. writes against a claim.
-        argv += ["-c", "track_commit_timestamp=on"]
+        admin = dsn(port)
+        # track_commit_timestamp lets tests order commits (pg_xact_commit_timestamp), e.g.
+        # writes against a claim
+        argv = [*as_user, *cluster.server_argv(port=port), "-c", "track_commit_timestamp=on"]
         with process(argv, log=log, ready=lambda: _accepts(admin), timeout_s=60):
             try:
                 with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute("CREATE ROLE stormproof LOGIN CREATEDB")
-                    conn.execute("CREATE DATABASE stormproof OWNER stormproof")
+                    conn.execute("CREATE DATABASE stormproof")
                 yield f"postgresql://stormproof@127.0.0.1:{port}/stormproof"
             finally:
-                _stop(as_user, bindir, data, log)
+                _stop(as_user, cluster.bindir, cluster.data, log)
     finally:
-        shutil.rmtree(cluster, ignore_errors=True)
+        cluster.remove()
 
 
 def _stop(as_user: list[str], bindir: Path, data: Path, log: Path) -> None:

@@ -12,6 +12,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from engine.core.positions import split_symbol
 from harness.chaos.stackref import control_token, control_url, http, ops_url, stack_of
+from harness.stack import Stack
 
 __all__ = [
     "all_ready",
@@ -75,15 +76,20 @@ def market_data_age_s(
     return round(min(known) / 1000, 3) if known else 1e9
 
 
+def execution_roles(stack: Stack) -> dict[str, str | None]:
+    """Each execution instance (execution, execution-b) -> the role its /status reports
+    ("leader" or "standby"), None when it does not answer."""
+    roles: dict[str, str | None] = {}
+    for key in sorted(k for k in stack.ports if k.startswith("ops_execution")):
+        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
+        roles[key[4:]] = body.get("role") if code == 200 and isinstance(body, dict) else None
+    return roles
+
+
 def execution_leaders(configuration: dict[str, Any] | None = None) -> int:
     """How many execution instances say they lead: 1 is healthy, 2 is a split brain, 0 is
     nobody sending orders."""
-    stack = stack_of(configuration)
-    leaders = 0
-    for key in (k for k in stack.ports if k.startswith("ops_execution")):
-        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
-        leaders += int(code == 200 and isinstance(body, dict) and body.get("role") == "leader")
-    return leaders
+    return list(execution_roles(stack_of(configuration)).values()).count("leader")
 
 
 def trading_state(configuration: dict[str, Any] | None = None) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import http, ops_url, stack_of
+from harness.chaos.probes import execution_roles
+from harness.chaos.stackref import stack_of
 from harness.stack import Stack
 
 __all__ = [
@@ -36,14 +37,11 @@ def _by_role(stack: Stack, service: str) -> str:
     base, _, role = service.partition(":")
     if base != "execution" or role not in ("leader", "standby"):
         raise ActivityFailed(f"unknown role target {service!r} (execution:leader|standby)")
-    seen = {}
-    for key in sorted(k for k in stack.ports if k.startswith("ops_execution")):
-        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
-        now = body.get("role") if code == 200 and isinstance(body, dict) else None
-        seen[key[4:]] = now
-        if now == role:
-            return f"engine-{key[4:]}"
-    raise ActivityFailed(f"no execution instance is {role} now: {seen}")
+    roles = execution_roles(stack)
+    holder = next((instance for instance, now in roles.items() if now == role), None)
+    if holder is None:
+        raise ActivityFailed(f"no execution instance is {role} now: {roles}")
+    return f"engine-{holder}"
 
 
 def _name(stack: Stack, service: str) -> str:

@@ -309,6 +309,17 @@ EXPERIMENT_ALLOWANCE_S = 90.0
 """Market time a scenario's experiment and measurement take beyond its baseline and settle."""
 
 
+def scenario_load(gameday: GameDay, spec: ScenarioSpec) -> dict[str, Any] | None:
+    """A scenario's load section (its own `load:`, else the game day's), None when it has none
+    or opts out (`load: {off: true}`). Without a duration the load lasts the whole scenario."""
+    raw = spec.load if spec.load is not None else gameday.load
+    if not raw or raw.get("off"):
+        return None
+    values = {k: v for k, v in raw.items() if k != "off"}
+    values.setdefault("duration_s", spec.baseline_s + spec.settle_s + EXPERIMENT_ALLOWANCE_S)
+    return values
+
+
 def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     """Recorded market time a game day consumes at this replay speed, with a margin: a replay
     that runs out of market mid-game-day would look like a feed outage. Load bursts speed the
@@ -317,11 +328,9 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     wall_s = sum(s.baseline_s + s.settle_s + EXPERIMENT_ALLOWANCE_S for s in gameday.scenarios)
     burst_s = 0.0
     for spec in gameday.scenarios:
-        load = spec.load if spec.load is not None else gameday.load
-        if not load or load.get("off"):
-            continue
-        duration = float(load.get("duration_s", spec.baseline_s + spec.settle_s + 90))
-        burst_s += extra_market_s(load, duration)
+        load = scenario_load(gameday, spec)
+        if load is not None:
+            burst_s += extra_market_s(load, float(load["duration_s"]))
     if speed == "max":
         factor = 100.0  # a guess: max speed is as fast as the engine reads
     return (wall_s + burst_s) * factor * 1.3
@@ -349,13 +358,9 @@ def _stack_options(
     )
 
 
-def _load_spec(raw: dict[str, Any] | None, spec: ScenarioSpec, repo: Path) -> LoadSpec | None:
-    """A scenario's load (its own `load:`, else the game day's); `load: {off: true}` opts out.
-    Without a duration the load lasts the whole scenario (Locust is stopped when it ends)."""
-    if not raw or raw.get("off"):
+def _load_spec(values: dict[str, Any] | None, spec: ScenarioSpec, repo: Path) -> LoadSpec | None:
+    if values is None:
         return None
-    values = {k: v for k, v in raw.items() if k != "off"}
-    values.setdefault("duration_s", spec.baseline_s + spec.settle_s + EXPERIMENT_ALLOWANCE_S)
     try:
         return LoadSpec.from_mapping(values, root=repo, where=f"scenario {spec.name!r}")
     except LoadConfigError as exc:
@@ -395,7 +400,7 @@ def run_gameday(
     stacks = 0
     repo = _repository_root(path)
     loads = {
-        spec.name: _load_spec(spec.load if spec.load is not None else gameday.load, spec, repo)
+        spec.name: _load_spec(scenario_load(gameday, spec), spec, repo)
         for spec in gameday.scenarios
     }
     try:

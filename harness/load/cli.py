@@ -157,17 +157,11 @@ def _run(
         own = stack_dir is None
         stack = Stack(stack_dir or out / "stack")
         if own:
-            from harness.cli import _synthetic_recording
+            from harness.cli import recording_covering
 
             load = {"shape": spec.shape, "burst_multiplier": burst_multiplier}
             extra = extra_market_s(load, spec.duration_s)
-            market_s = (spec.duration_s + 120 + extra) * 10 * 1.3
-            recording = _synthetic_recording(
-                Path(".stormproof"),
-                duration_s=max(1800, math.ceil(market_s / 1800) * 1800),
-                seed=42,
-                regime="calm",
-            )
+            recording = recording_covering((spec.duration_s + 120 + extra) * 10 * 1.3)
             console.print("starting the stack (redis, toxiproxy, replay, engine)")
             stack.up(StackOptions(recordings=[recording], orders_per_10s=LOAD_ORDERS_PER_10S))
         try:

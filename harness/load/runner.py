@@ -217,8 +217,6 @@ class LoadRun:
         self.out_dir = out_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.watch = _EngineWatch(stack)
-        self.started_ns = 0
-        self.ended_ns = 0
 
     def start(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,9 +224,10 @@ class LoadRun:
         env = {**os.environ, **self.spec.environment(self.stack.run_dir)}
         env["STORMPROOF_LOAD_STOP_FILE"] = str(self.stop_file)
         # the locustfile's folder first: it imports its neighbours (shapes, stackinfo)
-        env["PYTHONPATH"] = str(self.spec.locustfile.resolve().parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.spec.locustfile.resolve().parent), env.get("PYTHONPATH")) if p
+        )
         self.watch.start()
-        self.started_ns = time.time_ns()
         self.process = subprocess.Popen(
             locust_argv(self.spec, self.out_dir),
             env=env,
@@ -277,7 +276,6 @@ class LoadRun:
                 break
             time.sleep(self.watch.interval_s)
         self.watch.stop()
-        self.ended_ns = time.time_ns()
         out: dict[str, Any] = {}
         try:
             out.update(locust_slis(read_stats_json(self.out_dir / "locust.json")))

@@ -128,22 +128,3 @@ def lag_slis(samples: Iterable[tuple[float, int | None]]) -> dict[str, float | N
         "stream_lag_max": float(max(lag for _, lag in known)),
         "stream_lag_end": float(known[-1][1]),
     }
-
-
-def summary_line(slis: Mapping[str, Any]) -> str:
-    def show(key: str, unit: str = "") -> str:
-        value = slis.get(key)
-        return f"{key}={'n/a' if value is None else f'{value:g}{unit}'}"
-
-    return " ".join(
-        show(k)
-        for k in (
-            "intents_sent",
-            "intents_acked",
-            "load_failure_ratio",
-            "intent_to_ack_p99_ms",
-            "stream_lag_max",
-            "stream_lag_end",
-            "tick_to_order_p99_ms",
-        )
-    )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.core.ids import client_order_id
 from harness.chaos import probes
 from harness.chaos.stackref import control_token, control_url, http
 from harness.load.cli import LOAD_ORDERS_PER_10S
@@ -116,8 +117,6 @@ def test_a_10x_market_burst_with_order_flow_drains_and_loses_or_duplicates_no_in
     assert acked == sent, f"intents never reached the venue: {sorted(sent - acked)[:5]}"
     code, truth = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
     assert code == 200
-    from engine.core.ids import client_order_id
-
     wanted = {client_order_id(i, 0) for i in sent}
     counts = Counter(
         o["client_order_id"] for o in truth["orders"] if o["client_order_id"] in wanted

@@ -118,7 +118,12 @@ renew_interval_ms = 500
                 assert takeover_s < TTL_MS / 1000 + 1, f"takeover took {takeover_s:.2f}s"
                 epoch_b = status(ports_b["execution"])["leader_epoch"]
 
-                time.sleep(1.0)  # the flow goes on through the new leader
+                worked = len(bus.done())
+                wait_until(
+                    lambda: len(bus.done()) >= worked + 3,
+                    timeout_s=15,
+                    what="the flow to go on through the new leader",
+                )
                 leader.send_signal(signal.SIGCONT)
                 assert leader.wait(timeout=15) != 0, "a deposed leader exits to restart as standby"
                 flow.halt.set()
