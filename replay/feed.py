@@ -27,6 +27,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from engine.runtime.waits import wait_set
 from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
 from replay.messages import combined
 
@@ -413,8 +414,7 @@ class FeedServer:
         """At max speed: wait until every client has drained below half its queue; a client
         that stays full for max_stall_s is closed as too slow instead of stalling the replay."""
         while not self._room.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._room.wait(), timeout=1.0)
+            await wait_set(self._room, 1.0)
             now = time.monotonic()
             for client in list(self.clients.values()):
                 if client.full_since is not None and now - client.full_since > self.max_stall_s:

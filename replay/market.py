@@ -12,6 +12,7 @@ import asyncio
 from engine.core.book import DepthDiff, DepthSync, OrderBook, SyncAction
 from engine.core.errors import CrossedBookError
 from engine.marketdata.binance import RawSnapshot, RawTrade
+from engine.runtime.waits import wait_set
 from replay.exchange.matching import MatchingEngine
 
 
@@ -41,11 +42,8 @@ class ReplayMarket:
     async def wait_book(self, symbol: str, timeout_s: float) -> OrderBook | None:
         if symbol not in self.syncs:
             return None
-        if not self.syncs[symbol].synced:
-            try:
-                await asyncio.wait_for(self._ready[symbol].wait(), timeout_s)
-            except TimeoutError:
-                return None
+        if not self.syncs[symbol].synced and not await wait_set(self._ready[symbol], timeout_s):
+            return None
         return self.book(symbol)
 
     def on_disconnect(self) -> None:

@@ -21,6 +21,7 @@ from engine.bus.base import DEAD_LETTERS, Bus, Delivery, GroupStart
 from engine.core.backoff import Backoff
 from engine.core.errors import BusUnavailableError, StormproofError
 from engine.runtime.logging import get_logger
+from engine.runtime.waits import wait_set
 
 log = get_logger("engine.bus")
 
@@ -99,8 +100,7 @@ class StreamConsumer:
                 log.warning(
                     "bus_consumer_retry", group=self.group, error=str(exc), delay_ms=round(delay)
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay / 1000)
+                await wait_set(self._stopping, delay / 1000)
 
     def _set_connected(self, ok: bool, reason: str) -> None:
         if ok != self.connected:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from engine.bus.base import Delivery, GroupStart, make_delivery
 from engine.core.messages import BusMessage, encode
+from engine.runtime.waits import raise_if_cancelled
 
 
 @dataclass
@@ -130,6 +131,7 @@ class MemoryBus:
                 try:
                     await asyncio.wait_for(self._changed.wait(), remaining)
                 except TimeoutError:
+                    raise_if_cancelled()
                     return []
                 found = self._collect(group, consumer, streams, count, pending)
                 if found:

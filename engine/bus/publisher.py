@@ -24,6 +24,7 @@ from engine.core.backoff import Backoff
 from engine.core.errors import BusUnavailableError
 from engine.core.messages import BusMessage
 from engine.runtime.logging import get_logger
+from engine.runtime.waits import raise_if_cancelled
 
 log = get_logger("engine.bus.publisher")
 
@@ -168,6 +169,7 @@ class Publisher:
             waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
+            raise_if_cancelled()  # the suppress above may have taken our own cancellation
 
     def _report(self, batch: list[Item]) -> None:
         if not (self._on_latency or self._on_batch_latency):

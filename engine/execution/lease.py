@@ -36,7 +36,6 @@ shorter than the TTL. Callbacks run in order in a notifier task of their own, so
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import math
 from collections.abc import Awaitable, Callable
@@ -53,6 +52,7 @@ from engine.core.errors import LeaseError
 from engine.core.lease import DeposeReason, LeaderState, LeaseStateError, LeaseTerm
 from engine.runtime.logging import get_logger
 from engine.runtime.ratelimited_log import RateLimitedLog
+from engine.runtime.waits import raise_if_cancelled, wait_set
 
 OnElected = Callable[[int], Awaitable[None]]
 OnDeposed = Callable[[int, str], Awaitable[None]]
@@ -582,6 +582,7 @@ class LeaderElector:
         term = self._term
         try:
             while not self._stopping:
+                raise_if_cancelled()
                 now = self._now()
                 if term.state is LeaderState.DEPOSED:
                     term.rejoin()
@@ -617,9 +618,7 @@ class LeaderElector:
     async def _sleep_until(self, deadline_ns: int) -> None:
         delay_s = (deadline_ns - self._now()) / 1e9
         if delay_s > 0 and not self._wake.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay_s):
-                    await self._wake.wait()
+            await wait_set(self._wake, delay_s)
         self._wake.clear()
 
     async def _acquire(self, started: int) -> None:

@@ -13,7 +13,6 @@ a parent marked twice is driven once (overflow is impossible by construction).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -39,6 +38,7 @@ from engine.execution.desk import OrderDesk
 from engine.execution.journal import Journal, ParentRecord
 from engine.runtime.logging import bound_contextvars, get_logger
 from engine.runtime.ratelimited_log import RateLimitedLog
+from engine.runtime.waits import wait_set
 
 log = get_logger("engine.execution.parents")
 
@@ -173,8 +173,7 @@ class ParentOrders:
         while not self._stopping.is_set():
             for intent_id in list(self.parents):
                 self.mark(intent_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.tick_s)
+            await wait_set(self._stopping, self.tick_s)
 
     async def _worker(self) -> None:
         while not self._stopping.is_set():

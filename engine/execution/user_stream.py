@@ -11,7 +11,6 @@ fetches them, and the poller covers state changes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import ccxt.pro as ccxtpro
@@ -24,6 +23,7 @@ from engine.execution.desk import OrderDesk
 from engine.execution.venue import binance_api_urls
 from engine.runtime.logging import get_logger
 from engine.runtime.ratelimited_log import RateLimitedLog
+from engine.runtime.waits import wait_set
 
 log = get_logger("engine.execution.user_stream")
 
@@ -99,8 +99,7 @@ class UserStream:
                         type(exc).__name__, "user_stream_failed", error=str(exc)[:200]
                     )
                     delay = backoff.next_delay_ms()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), delay / 1000)
+                    await wait_set(self._stopping, delay / 1000)
                     continue
                 backoff.reset()
                 for order in orders:

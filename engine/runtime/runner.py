@@ -29,6 +29,7 @@ from engine.ops.server import build_ops_app, start_ops_server
 from engine.runtime.logging import configure_logging, get_logger, register_secrets
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service, ServiceContext
+from engine.runtime.waits import raise_if_cancelled
 from engine.runtime.watchdog import LoopWatchdog
 
 log = get_logger("engine.runner")
@@ -198,6 +199,7 @@ async def _bounded(work: Awaitable[Any], timeout_s: float, what: str) -> None:
     try:
         await asyncio.wait_for(work, timeout_s)
     except TimeoutError:
+        raise_if_cancelled()
         log.warning("shutdown_step_timed_out", step=what, timeout_s=timeout_s)
 
 

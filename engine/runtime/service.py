@@ -19,6 +19,7 @@ from engine.core.clock import Clock
 from engine.core.lifecycle import Lifecycle, LifecycleState
 from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
+from engine.runtime.waits import wait_set
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -70,11 +71,7 @@ class Service(ABC):
 
     async def pause(self, seconds: float) -> bool:
         """Sleep, but wake at once when stopping; returns True when the service is stopping."""
-        try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_set(self.stopping, seconds)
 
     async def start(self) -> None:
         self.lifecycle.to(LifecycleState.STARTING)

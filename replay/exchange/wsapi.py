@@ -27,6 +27,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from engine.runtime.waits import within
 from replay.exchange import errors
 from replay.exchange.auth import check_timing
 from replay.exchange.errors import BinanceError
@@ -148,8 +149,7 @@ class PrivateStreams:
             return
         subscriptions.add(self.hub.subscribe(listen.api_key, outbox.put))
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ws.recv(), timeout=5.0)
+            await within(ws.recv(), 5.0)
             if self.hub.live_listen_key(key, time.time()) is None:
                 outbox.put({"e": "listenKeyExpired", "E": self.clock_ms(), "listenKey": key})
                 await asyncio.sleep(0.05)

@@ -33,6 +33,7 @@ from engine.execution.journal.base import (
     order_row,
     parent_from_row,
 )
+from engine.runtime.waits import raise_if_cancelled
 
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[DictRow]
@@ -201,6 +202,7 @@ class PostgresJournal:
                     keepalives_count=3,
                 )
         except TimeoutError:
+            raise_if_cancelled()
             raise JournalUnavailableError(
                 f"cannot connect to the {self._where}: no answer within"
                 f" {self._connect_timeout_s * 1000:.0f} ms"
