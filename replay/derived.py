@@ -10,6 +10,7 @@ of one taker order into one event, which the recording cannot tell us.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,13 @@ class _Rolling:
             self.lows.popleft()
 
 
+@functools.lru_cache(maxsize=1024)
+def _stream_names(symbol: str) -> tuple[str, str, str]:
+    """aggTrade, ticker and miniTicker stream names: formatted once per symbol, not per trade."""
+    lower = symbol.lower()
+    return f"{lower}@aggTrade", f"{lower}@ticker", f"{lower}@miniTicker"
+
+
 class DerivedStreams:
     def __init__(self, push_interval_ms: int = 1000) -> None:
         self.push_interval_ms = push_interval_ms
@@ -106,15 +114,20 @@ class DerivedStreams:
 
     def on_trade(self, trade: RawTrade, wanted: Callable[[str], bool]) -> list[tuple[str, bytes]]:
         symbol = trade.s
-        lower = symbol.lower()
-        rolling = self._rolling.setdefault(symbol, _Rolling())
-        price, qty = float(trade.p), float(trade.q)
-        rolling.add(trade.T, price, qty, trade.t)
+        rolling = self._rolling.get(symbol)
+        if rolling is None:
+            rolling = self._rolling[symbol] = _Rolling()
+        names = _stream_names(symbol)
+        rolling.add(trade.T, float(trade.p), float(trade.q), trade.t)
+        agg_trade = names[0]
+        due = rolling.next_push_ms <= trade.E
+        if not due and not wanted(agg_trade):
+            return []
         out: list[tuple[str, bytes]] = []
-        if wanted(f"{lower}@aggTrade"):
+        if wanted(agg_trade):
             out.append(
                 (
-                    f"{lower}@aggTrade",
+                    agg_trade,
                     _encode(
                         {
                             "e": "aggTrade",
@@ -132,12 +145,13 @@ class DerivedStreams:
                     ),
                 )
             )
-        if rolling.next_push_ms <= trade.E:
+        if due:
             rolling.next_push_ms = trade.E + self.push_interval_ms
-            if wanted(f"{lower}@ticker"):
-                out.append((f"{lower}@ticker", self._ticker(symbol, trade.E, price, rolling)))
-            if wanted(f"{lower}@miniTicker"):
-                out.append((f"{lower}@miniTicker", self._mini(symbol, trade.E, price, rolling)))
+            price = float(trade.p)
+            if wanted(names[1]):
+                out.append((names[1], self._ticker(symbol, trade.E, price, rolling)))
+            if wanted(names[2]):
+                out.append((names[2], self._mini(symbol, trade.E, price, rolling)))
         return out
 
     def _ticker(self, symbol: str, event_ms: int, last: float, rolling: _Rolling) -> bytes:

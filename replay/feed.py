@@ -19,6 +19,7 @@ import contextlib
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -52,6 +53,7 @@ class FeedClient:
         self.subscriptions: set[str] = set(streams)
         self.queue: deque[bytes] = deque()
         self.max_queue = max_queue
+        self.half_queue = max_queue // 2
         self.has_items = asyncio.Event()
         self.sent = 0
         self.overflowed = False
@@ -72,10 +74,6 @@ class FeedClient:
         if not queued:
             self.has_items.set()
         return True
-
-    @property
-    def half_full(self) -> bool:
-        return len(self.queue) >= self.max_queue // 2
 
     def describe(self) -> dict[str, Any]:
         remote = self.ws.remote_address
@@ -135,7 +133,10 @@ class FeedServer:
         """Private endpoints on the same port (the venue's WebSocket API, listen-key streams):
         an object with claims(path) and async serve(ws, path)."""
         self._subscribed: dict[str, int] = {}
-        """How many clients subscribe to each stream (derived streams are built only if > 0)."""
+        """How many clients subscribe to each stream; a stream nobody wants has no key."""
+        self.wanted: Callable[[str], bool] = self._subscribed.__contains__
+        """Whether any client subscribes to a stream (derived streams are built only then).
+        A C-level call: the replay asks it for every message."""
 
     async def start(self) -> None:
         self._server = await serve(
@@ -335,13 +336,15 @@ class FeedServer:
 
         `wrapped` is the combined-stream form when the caller has it (the recorded bytes).
         """
-        if not self._subscribed.get(stream):
+        if stream not in self._subscribed:
             return 0
         now = time.time_ns() if self.faults.faults else 0
         faulty = bool(self.faults.faults) and bool(self.faults.active(now))
         recipients = 0
         crowded = False
-        for client in list(self.clients.values()):
+        # no copy of the client table: nothing below adds or removes clients (an evicted client
+        # leaves the table when its handler ends, in another task)
+        for client in self.clients.values():
             if stream not in client.subscriptions:
                 continue
             if client.combined:
@@ -359,7 +362,7 @@ class FeedServer:
                     self.evict(client)
                     break
             recipients += 1
-            crowded = crowded or client.half_full
+            crowded = crowded or len(client.queue) >= client.half_queue
         if crowded:
             self._update_room()
         return recipients
@@ -368,12 +371,13 @@ class FeedServer:
     def has_room(self) -> bool:
         return self._room.is_set()
 
-    def wanted(self, stream: str) -> bool:
-        return self._subscribed.get(stream, 0) > 0
-
     def _count(self, streams: set[str] | list[str], delta: int) -> None:
         for stream in streams:
-            self._subscribed[stream] = self._subscribed.get(stream, 0) + delta
+            count = self._subscribed.get(stream, 0) + delta
+            if count > 0:
+                self._subscribed[stream] = count
+            else:
+                self._subscribed.pop(stream, None)
 
     def tick(self) -> None:
         """Housekeeping between messages: release messages held by finished reorder faults."""

@@ -400,7 +400,8 @@ class ReplayServer:
                     await self._sleep_until(due)
                 self.pacing.record(time.monotonic_ns() - due)
             self._process(record)
-            self.feed.tick()
+            if self.feed.faults.faults:  # held messages exist only while faults do
+                self.feed.tick()
         return False
 
     @staticmethod
@@ -443,19 +444,22 @@ class ReplayServer:
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             self.malformed += 1
             return
-        self._update_books(item)
-        if item.kind == "snapshot":
-            return
-        if isinstance(item.event, RawTrade):
-            self.market.on_trade(item.event)
-        elif item.kind == "bookTicker":
+        kind, event = item.kind, item.event
+        if kind == "depth" or kind == "snapshot":
+            self._update_books(item)
+            if kind == "snapshot":
+                return
+        elif kind == "bookTicker":
             self.derived.on_quote(item.symbol, item.data)
+        trade = event if kind == "trade" and isinstance(event, RawTrade) else None
+        if trade is not None:
+            self.market.on_trade(trade)
         if self.feed.wanted(item.stream):
-            self._emit(item.stream, item.data, record.payload, TIME_KEYS_BY_KIND.get(item.kind))
+            self._emit(item.stream, item.data, record.payload, TIME_KEYS_BY_KIND.get(kind))
         else:
             self.messages += 1  # nobody listens: served to no one, and nothing to rebase
-        if isinstance(item.event, RawTrade):
-            for stream, data in self.derived.on_trade(item.event, self.feed.wanted):
+        if trade is not None:
+            for stream, data in self.derived.on_trade(trade, self.feed.wanted):
                 self._emit(stream, data, None, None)
 
     def _emit(
