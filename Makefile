@@ -42,6 +42,7 @@ bench: bootstrap
 	@$(BIN)/python -m benchmarks.replay_memory
 	@$(BIN)/python -m benchmarks.venue_orders
 	@$(BIN)/python -m benchmarks.feed_to_bus
+	@$(BIN)/python -m benchmarks.gc_pause
 	@$(BIN)/python -m benchmarks.tick_to_order
 	@$(BIN)/python -m benchmarks.recovery_time
 	@$(BIN)/python -m benchmarks.load_capacity

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from engine.core.book import DepthDiff
 from engine.marketdata.binance import RawSnapshot, RawTrade
+from engine.runtime.heap import settle_heap
 from engine.runtime.logging import get_logger
 from replay.control import build_control_app
 from replay.derived import DerivedStreams
@@ -481,7 +482,9 @@ class ReplayServer:
         self.feed.broadcast(stream, data, wrapped)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        """The server process's life (`replay serve`)."""
         await self.start()
+        log.info("heap_settled", **settle_heap())  # no full-collection stall in the pacing
         replay = asyncio.create_task(self.replay(), name="replay-loop")
         chores = asyncio.create_task(self.housekeeping(), name="housekeeping")
         stopper = asyncio.create_task(stop.wait(), name="stop")

@@ -26,6 +26,7 @@ from engine.core.clock import LiveClock
 from engine.core.errors import BusUnavailableError, ConfigError, StormproofError
 from engine.core.messages import Control
 from engine.ops.server import build_ops_app, start_ops_server
+from engine.runtime.heap import settle_heap
 from engine.runtime.logging import configure_logging, get_logger, register_secrets
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service, ServiceContext
@@ -139,6 +140,7 @@ async def run_services(settings: Settings, names: list[str]) -> int:
         try:
             await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
             if starting.done() and not starting.cancelled() and starting.exception() is None:
+                log.info("heap_settled", **settle_heap())
                 runs = [asyncio.create_task(s.run(), name=f"{s.name}-run") for s in services]
                 consumers = [
                     c for s in services for c in s.stoppables if isinstance(c, StreamConsumer)
