@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -43,7 +44,7 @@ async def worker(
                     await r.read()
                     ok = r.status == 200
             else:
-                client_id = f"b{name}-{n}"
+                client_id = f"b{os.getpid()}-{name}-{n}"  # unique across runs on one server
                 body = signed(
                     {
                         "symbol": "BTCUSDT",
