@@ -23,9 +23,18 @@ def test_the_catalogue_covers_every_scenario_of_the_issue() -> None:
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
-def test_experiment_validates_and_uses_only_discovered_activities(path: Path) -> None:
+def test_experiment_validates_and_uses_only_discovered_activities(
+    path: Path, tmp_path: Path
+) -> None:
     result = subprocess.run(
-        [CHAOS, "--no-version-check", "validate", str(path)],
+        [
+            CHAOS,
+            "--no-version-check",
+            "--log-file",
+            str(tmp_path / "chaos.log"),
+            "validate",
+            str(path),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
