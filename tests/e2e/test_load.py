@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from engine.bus.base import RISK_EVENTS
 from engine.core.ids import client_order_id
+from engine.core.messages import RiskDenial, decode
 from harness.chaos import probes
 from harness.chaos.stackref import control_token, control_url, http
 from harness.load.cli import LOAD_ORDERS_PER_10S
@@ -26,6 +29,18 @@ from replay.synth import SynthSpec, write_recording
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "load" / "trading.py"
+
+
+def risk_denials(stack: Stack, intent_ids: set[str]) -> dict[str, str]:
+    """Intent id -> the denial's reason, for those of `intent_ids` that risk denied (from the
+    `risk.events` stream, read straight from the stack's Redis)."""
+    denied: dict[str, str] = {}
+    with redis.Redis.from_url(stack.endpoints()["redis"]) as client:
+        for _, fields in client.xrange(RISK_EVENTS):
+            message = decode(fields[b"m"])
+            if isinstance(message, RiskDenial) and message.intent_id in intent_ids:
+                denied[message.intent_id] = f"{message.check}: {message.reason}"
+    return denied
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +124,27 @@ def test_a_10x_market_burst_with_order_flow_drains_and_loses_or_duplicates_no_in
     # lag rose under the burst, stayed bounded and drained once it was over
     assert slis["stream_lag_max"] is not None and slis["stream_lag_max"] < 50_000
     assert slis["stream_lag_end"] == 0
-    # ground truth: every intent the intake accepted became exactly one venue order
+    # ground truth: every intent the intake accepted is accounted for exactly once: it became
+    # exactly one venue order, or risk denied it with a reason and it never reached the venue
+    # (on a machine slow enough that the burst ages market data past the stale-data breaker)
     records = [json.loads(line) for line in intents_log.read_text().splitlines()]
     sent = {r["intent_id"] for r in records if r["event"] == "sent"}
     acked = {r["intent_id"] for r in records if r["event"] == "acked"}
+    denied = risk_denials(stack, sent)
     assert len(sent) >= 30, f"too little order flow to judge: {len(sent)}"
-    assert acked == sent, f"intents never reached the venue: {sorted(sent - acked)[:5]}"
+    assert len(acked) >= len(sent) // 2, f"most intents were denied: {sorted(denied.items())[:5]}"
+    assert not acked & set(denied), f"acked and denied: {sorted(acked & set(denied))[:5]}"
+    unaccounted = sent - acked - set(denied)
+    assert not unaccounted, f"intents neither at the venue nor denied: {sorted(unaccounted)[:5]}"
+    assert all(reason for reason in denied.values())
     code, truth = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
     assert code == 200
-    wanted = {client_order_id(i, 0) for i in sent}
     counts = Counter(
-        o["client_order_id"] for o in truth["orders"] if o["client_order_id"] in wanted
+        o["client_order_id"]
+        for o in truth["orders"]
+        if o["client_order_id"] in {client_order_id(i, 0) for i in sent}
     )
-    assert set(counts) == wanted and set(counts.values()) == {1}
+    assert set(counts) == {client_order_id(i, 0) for i in acked}
+    assert set(counts.values()) == {1}
     config = {"stormproof_run_dir": str(stack.run_dir)}
     assert probes.duplicate_venue_orders(configuration=config) == 0
