@@ -55,8 +55,11 @@ RTO_KEYS = (
     ("time_to_halt_s", "halt"),
     ("time_to_flatten_s", "flatten"),
     ("time_to_switch_feed_s", "switch feed"),
+    ("time_to_failover_s", "failover"),
 )
-SLIPPAGE_KEYS = ("slippage_bps_baseline", "slippage_bps_fault", "fills_baseline", "fills_fault")
+# The runner's measurements hold the fault window's value under the plain name and the baseline
+# window's with a `_baseline` suffix (report.json, `measurements`).
+SLIPPAGE_KEYS = ("slippage_bps_baseline", "slippage_bps", "fills_baseline", "fills")
 INTEGRITY_KEYS = ("orders_lost", "orders_duplicated", "orders_stuck", "position_drift")
 SHOWN_KEYS = frozenset(k for k, _ in RTO_KEYS) | frozenset(SLIPPAGE_KEYS) | set(INTEGRITY_KEYS)
 
@@ -160,7 +163,7 @@ def _scenario_view(index: int, scenario: Mapping[str, Any]) -> _ScenarioView:
     timeline = _mapping(scenario.get("timeline"))
     error = scenario.get("error")
     base = _number(measurements.get("slippage_bps_baseline"))
-    fault = _number(measurements.get("slippage_bps_fault"))
+    fault = _number(measurements.get("slippage_bps"))
     figure, caption = _timeline_figure(index, name, timeline)
     return _ScenarioView(
         index=index,
@@ -171,10 +174,10 @@ def _scenario_view(index: int, scenario: Mapping[str, Any]) -> _ScenarioView:
         slos=[_slo_row(s) for s in _records(scenario.get("slos"))],
         rto=[_fmt(measurements.get(k)) for k, _ in RTO_KEYS],
         slippage_baseline=_fmt(measurements.get("slippage_bps_baseline")),
-        slippage_fault=_fmt(measurements.get("slippage_bps_fault")),
+        slippage_fault=_fmt(measurements.get("slippage_bps")),
         slippage_delta=_fmt(None if base is None or fault is None else fault - base, signed=True),
         fills_baseline=_fmt(measurements.get("fills_baseline")),
-        fills_fault=_fmt(measurements.get("fills_fault")),
+        fills_fault=_fmt(measurements.get("fills")),
         integrity={k: _fmt(measurements.get(k)) for k in INTEGRITY_KEYS},
         other_measurements=[
             (k, _fmt(v)) for k, v in sorted(measurements.items()) if k not in SHOWN_KEYS

@@ -150,6 +150,12 @@ def _fills_in(fills: Sequence[Fill], start_ns: int, end_ns: int) -> list[Fill]:
     return [f for f in fills if start_ns <= f.venue_ts_ms * 1_000_000 < end_ns]
 
 
+def report_measurements(fault: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """A scenario's `measurements` in report.json: the fault window's values under their own
+    names, the baseline window's with a `_baseline` suffix (what the HTML report reads)."""
+    return {**fault, **{f"{key}_baseline": value for key, value in baseline.items()}}
+
+
 def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fault-window measurements, baseline-window measurements)."""
     start = windows.fault_start_ns

@@ -29,7 +29,13 @@ from typing import Any
 from harness.chaos import network, probes, processes, venue
 from harness.chaos.stackref import RUN_DIR_KEY, control_token, control_url, http
 from harness.errors import GameDayConfigError
-from harness.gameday.measure import Observations, Sample, Windows, measure
+from harness.gameday.measure import (
+    Observations,
+    Sample,
+    Windows,
+    measure,
+    report_measurements,
+)
 from harness.gameday.sampler import Sampler
 from harness.gameday.slo import (
     GameDay,
@@ -252,7 +258,7 @@ def run_scenario(
     return ScenarioRun(
         spec=spec,
         result=result,
-        measurements={**fault, **{f"{k}_baseline": v for k, v in baseline.items()}},
+        measurements=report_measurements(fault, baseline),
         baseline=baseline,
         timeline=_timeline(sampler.samples, activities, baseline_start),
         chaos_exit_code=chaos_code,

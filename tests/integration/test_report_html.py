@@ -23,6 +23,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from harness.gameday.html import NO_TIMELINE_NOTE, render_html, render_html_string
+from harness.gameday.measure import report_measurements
 from harness.tools import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -79,22 +80,25 @@ def _report() -> dict[str, Any]:
                 "name": "execution-sigkill",
                 "experiment": "experiments/execution-sigkill.json",
                 "error": None,
-                "measurements": {
-                    "rto_s": 1.4,
-                    "time_to_detect_s": 0.2,
-                    "time_to_halt_s": 2.2,
-                    "time_to_flatten_s": None,
-                    "time_to_switch_feed_s": None,
-                    "orders_lost": 0,
-                    "orders_duplicated": 0,
-                    "orders_stuck": 1,
-                    "position_drift": 0.0,
-                    "slippage_bps_baseline": 1.1,
-                    "slippage_bps_fault": 2.3,
-                    "fills_baseline": 12,
-                    "fills_fault": 9,
-                    "tick_to_order_p99_ms": 3.9,
-                },
+                # named as the runner names them: fault window plain, baseline suffixed
+                "measurements": report_measurements(
+                    {
+                        "rto_s": 1.4,
+                        "time_to_detect_s": 0.2,
+                        "time_to_halt_s": 2.2,
+                        "time_to_flatten_s": None,
+                        "time_to_switch_feed_s": None,
+                        "time_to_failover_s": 3.2,
+                        "orders_lost": 0,
+                        "orders_duplicated": 0,
+                        "orders_stuck": 1,
+                        "position_drift": 0.0,
+                        "slippage_bps": 2.3,
+                        "fills": 9,
+                        "tick_to_order_p99_ms": 3.9,
+                    },
+                    {"slippage_bps": 1.1, "fills": 12},
+                ),
                 "slos": [
                     {
                         "name": "rto_s",
@@ -291,11 +295,12 @@ def test_report_html_shows_verdict_slos_rto_slippage_and_timelines(tmp_path: Pat
     # the documented RTO of every scenario, "n/a" where null or absent
     rto_table = dom.one("section", id="rto").one("table")
     assert [th.text() for th in rto_table.one("thead").find_all("th")] == [
-        "scenario", "RTO (s)", "detect (s)", "halt (s)", "flatten (s)", "switch feed (s)"
+        "scenario", "RTO (s)", "detect (s)", "halt (s)", "flatten (s)", "switch feed (s)",
+        "failover (s)",
     ]  # fmt: skip
     assert rows(rto_table) == [
-        ["execution-sigkill", "1.4", "0.2", "2.2", "n/a", "n/a"],
-        ["feed-partition", "n/a", "n/a", "n/a", "n/a", "n/a"],
+        ["execution-sigkill", "1.4", "0.2", "2.2", "n/a", "n/a", "3.2"],
+        ["feed-partition", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"],
     ]
     assert rows(dom.one("section", id="slippage").one("table")) == [
         ["execution-sigkill", "1.1", "2.3", "+1.2", "12", "9"],
