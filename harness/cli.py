@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -191,6 +192,10 @@ def _run_gameday(
         )
     except HarnessError as exc:
         print(f"stormproof: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # exit 1 means "the gate failed": a crash must not look like one
+        print(f"stormproof: the game day could not run: {exc!r}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
         return 2
     table = Table(title=f"game day {report['gameday']}", show_header=True)
     for column in ("scenario", "SLO", "value", "verdict"):

@@ -11,7 +11,8 @@ that breaks readers gets a new schema string. ``stormproof.gameday/v1``::
     finished_at   ISO-8601 string
     verdict       "pass" | "warn" | "fail" | "inconclusive"
     score         weighted score in [0, 1]
-    exit_code     0 (pass, warn) or 1 (fail, inconclusive)
+    exit_code     0 (pass, warn), 1 (fail, inconclusive), or 2 when a scenario could not be
+                  played at all (its stack did not start: an error, not a verdict)
     pass_score    the gate's thresholds
     warn_score
     counts        {"pass": n, "warn": n, "fail": n, "inconclusive": n}
@@ -22,7 +23,12 @@ that breaks readers gets a new schema string. ``stormproof.gameday/v1``::
                             pass_threshold, warn_threshold (effective: after baseline scaling,
                             null when not computable), configured_pass_threshold,
                             configured_warn_threshold (as written in the game-day file),
-                            relative, weight, key, verdict, message}]}]
+                            relative, weight, key, verdict, message}]}],
+                   written by the game-day runner, per scenario, besides:
+                   timeline {t0_ns, series {name: [[t_s, value], ...]},
+                             faults [{name, start_s, end_s}], events [{t_s, label}]}
+                             (empty for a scenario that was not played),
+                   chaos_exit_code (int or null; informative only, never judged)
 
 Only JSON types appear: Decimal becomes float, Path and unknown objects become strings, enums
 their values, and non-finite floats (NaN, inf) become null so the file is strict JSON (the SLO

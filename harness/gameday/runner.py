@@ -61,6 +61,21 @@ class ScenarioRun:
     baseline: dict[str, Any]
     timeline: dict[str, Any]
     chaos_exit_code: int | None
+    not_played: bool = False
+    """The scenario's stack did not start: nothing was measured."""
+
+
+def _not_run(spec: ScenarioSpec, error: str) -> ScenarioRun:
+    """A scenario that could not be played: an error in every report, nothing measured."""
+    return ScenarioRun(
+        spec=spec,
+        result=evaluate_scenario(spec, values={}, error=error),
+        measurements={},
+        baseline={},
+        timeline={},
+        chaos_exit_code=None,
+        not_played=True,
+    )
 
 
 def _config(stack: Stack) -> dict[str, Any]:
@@ -423,7 +438,15 @@ def run_gameday(
                 # a fresh directory per stack: each keeps its logs for the report's readers
                 stack = Stack(out_dir / ("stack" if stacks == 1 else f"stack-{stacks}"))
                 progress(f"starting the stack ({_describe(options)})")
-                stack.up(options)
+                try:
+                    stack.up(options)
+                except Exception as exc:  # this scenario is an error; the others still run
+                    progress(f"{spec.name}: the stack did not start: {exc}")
+                    with contextlib.suppress(Exception):
+                        stack.down()
+                    stack, running = None, None
+                    runs.append(_not_run(spec, f"the stack did not start: {exc}"))
+                    continue
                 running = options
             assert stack is not None
             runs.append(run_scenario(stack, spec, out_dir, progress, loads[spec.name]))
@@ -452,6 +475,8 @@ def run_gameday(
     for entry, run in zip(report["scenarios"], runs, strict=True):
         entry["timeline"] = run.timeline
         entry["chaos_exit_code"] = run.chaos_exit_code
+    if any(run.not_played for run in runs):
+        report["exit_code"] = 2  # an error of the run, whatever the other scenarios scored
     write_report_json(out_dir / "report.json", report)
     write_junit(out_dir / "junit.xml", report)
     render_html(report, out_dir / "report.html")

@@ -57,3 +57,31 @@ def test_without_a_redundant_feed_the_feed_loss_scenario_fails_the_gate(tmp_path
     assert "baseline steady state not met" in unmet["error"]
     assert [s["verdict"] for s in unmet["slos"]] == ["inconclusive"]
     assert unmet["measurements"]["orders_duplicated"] == 0
+
+
+def test_a_stack_that_cannot_start_is_an_error_exit_2_and_the_reports_still_say_why(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "gameday"
+    missing = tmp_path / "no-such-toxiproxy-server"
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "gameday", "run", str(GAMEDAY), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "160", "STORMPROOF_TOXIPROXY_SERVER": str(missing)},
+    )
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["exit_code"] == 2 and report["verdict"] == "inconclusive"
+    for scenario in report["scenarios"]:
+        assert "the stack did not start" in scenario["error"]
+        assert str(missing) in scenario["error"]
+        assert scenario["measurements"] == {} and scenario["timeline"] == {}
+        assert {s["verdict"] for s in scenario["slos"]} == {"inconclusive"}
+    cases = ET.parse(out / "junit.xml").getroot().findall(".//testcase")
+    assert cases and all(
+        c.find("failure") is not None or c.find("error") is not None for c in cases
+    )
+    assert "the stack did not start" in (out / "report.html").read_text()
