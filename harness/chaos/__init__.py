@@ -11,7 +11,9 @@ variable STORMPROOF_RUN_DIR), the directory `stormproof stack up` or a game day 
     harness.chaos.ops        ops commands: pause, resume, flatten, halt
     harness.chaos.probes     readiness, market-data age, trading state, positions vs venue,
                              duplicate venue orders, a metric's value
-    harness.chaos.control    a control that timestamps every activity (activities.jsonl)
+    harness.chaos.restore    undo every fault at once (also run by the control at the end)
+    harness.chaos.control    a control that timestamps every activity (activities.jsonl) and
+                             restores the stack when the experiment ends
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MODULES = (
     "harness.chaos.venue",
     "harness.chaos.ops",
     "harness.chaos.probes",
+    "harness.chaos.restore",
 )
 
 

@@ -1,8 +1,13 @@
-"""A Chaos Toolkit control that timestamps every activity of an experiment.
+"""A Chaos Toolkit control that timestamps every activity of an experiment, and restores the
+stack when the experiment ends.
 
 Each start and end of an activity (and of the experiment, its steady-state hypotheses, method
 and rollbacks) is one JSON line in RUN_DIR/activities.jsonl: the measurements use these to
 know when a fault began and ended, whatever `chaos run` says about the outcome.
+
+When the experiment ends, whether or not its rollbacks were played (Chaos Toolkit's default
+strategy skips them after a deviation; `--rollback-strategy always` plays them), the control
+undoes every fault (`harness.chaos.restore`) and records what it did as phase "restore".
 
     "controls": [{"name": "stormproof-timeline",
                   "provider": {"type": "python", "module": "harness.chaos.control"}}]
@@ -59,6 +64,18 @@ def after_experiment_control(
         status=(state or {}).get("status"),
         deviated=(state or {}).get("deviated"),
     )
+    _restore(configuration)
+
+
+def _restore(configuration: dict[str, Any] | None) -> None:
+    """The experiment's `finally`. A control must never break the run: errors are recorded."""
+    try:
+        from harness.chaos.restore import restore_everything
+
+        done: Any = restore_everything(configuration=configuration)
+    except Exception as exc:
+        done = {"error": f"{type(exc).__name__}: {exc}"}
+    _record(configuration, phase="restore", event="end", result=done)
 
 
 def before_method_control(

@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.chaos import network, probes, processes, venue
+from harness.chaos import probes
+from harness.chaos.restore import restore_everything
 from harness.chaos.stackref import RUN_DIR_KEY, control_token, control_url, http
 from harness.errors import GameDayConfigError
 from harness.gameday.measure import (
@@ -94,12 +95,8 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0
 
 def _restore(stack: Stack) -> None:
     """The `finally` of every experiment: nothing it did may outlive it."""
-    config = _config(stack)
-    for name in (stack.run_dir / "holds").glob("*") if (stack.run_dir / "holds").exists() else []:
-        processes.start_service(name.name, configuration=config)
-    for action in (network.reset_links, venue.clear_faults, processes.thaw_all):
-        with contextlib.suppress(Exception):
-            action(configuration=config)
+    with contextlib.suppress(Exception):
+        restore_everything(configuration=_config(stack))
 
 
 def _read_jsonl(path: Path, since_ns: int) -> list[dict[str, Any]]:
