@@ -175,13 +175,26 @@ def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[s
         ),
         None,
     )
-    flat = first(
-        obs.samples,
-        start,
-        lambda s: bool(s.positions) and all(abs(q) < 1e-4 for q in s.positions.values()),
+    # flat counts only once the flatten was asked for (a position that happened to be flat
+    # earlier is not the flatten's doing); the time runs from the fault, like every step
+    flatten_asked = min(
+        (
+            a["ts_ns"]
+            for a in obs.activities
+            if str(a.get("name", "")).startswith("flatten")
+            and a.get("event") == "start"
+            and a["ts_ns"] >= start
+        ),
+        default=None,
     )
     flattened = (
-        flat if any(a.get("name", "").startswith("flatten") for a in obs.activities) else None
+        None
+        if flatten_asked is None
+        else first(
+            obs.samples,
+            flatten_asked,
+            lambda s: bool(s.positions) and all(abs(q) < 1e-4 for q in s.positions.values()),
+        )
     )
     stuck = [
         o

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.gameday.measure import Observations, Sample, failover_ns, rto_ns
+from harness.gameday.measure import Observations, Sample, Windows, failover_ns, measure, rto_ns
 
 pytestmark = pytest.mark.unit
 S = 1_000_000_000
@@ -66,3 +66,36 @@ def test_rto_counts_until_ready_and_a_new_order_reaches_the_venue() -> None:
         rto_ns(Observations(samples=samples[:3], activities=[], orders=[], fills=[]), 10 * S)
         is None
     )
+
+
+def positions_at(t_s: float, qty: float) -> Sample:
+    return Sample(
+        ts_ns=int(t_s * S),
+        ready=PAIR,
+        market_data_age_s=0.1,
+        trading_state="ACTIVE",
+        positions={"BTC": qty},
+        venue_orders=0,
+        roles={},
+    )
+
+
+def flatten_activity(t_s: float) -> dict[str, object]:
+    return {"phase": "activity", "event": "start", "name": "flatten-desk", "ts_ns": int(t_s * S)}
+
+
+@pytest.mark.parametrize(
+    ("activities", "expected_s"),
+    [
+        ([flatten_activity(4)], 6.0),  # flat at 1 s was before anyone asked: not the flatten's
+        ([], None),  # flat without a flatten is no time to flatten
+    ],
+)
+def test_time_to_flatten_counts_flat_only_after_the_flatten_was_asked(
+    activities: list[dict[str, object]], expected_s: float | None
+) -> None:
+    samples = [positions_at(t, q) for t, q in ((1, 0.0), (2, 0.3), (3, 0.5), (5, 0.2), (6, 0.0))]
+    obs = Observations(samples=samples, activities=activities, orders=[], fills=[])
+    windows = Windows(baseline_start_ns=-10 * S, fault_start_ns=0, fault_end_ns=7 * S, end_ns=8 * S)
+    fault, _ = measure(obs, windows)
+    assert fault["time_to_flatten_s"] == expected_s
