@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -34,6 +35,12 @@ gameday_app = typer.Typer(
 )
 app.add_typer(gameday_app, name="gameday")
 app.add_typer(load_app, name="load")
+chaos_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="The Chaos Toolkit extension (harness.chaos).",
+)
+app.add_typer(chaos_app, name="chaos")
 console = Console()
 
 DEFAULT_RUN_DIR = Path(".stormproof/stack")
@@ -250,6 +257,26 @@ def gameday_compare(
     except HarnessError as exc:
         _fail(str(exc))
     print(format_comparison(rows))
+
+
+@chaos_app.command("discover")
+def chaos_discover(
+    out: Annotated[
+        Path | None, typer.Option(help="write the discovery here (default: stdout)")
+    ] = None,
+) -> None:
+    """Every action and probe of the extension, in Chaos Toolkit's discovery format.
+
+    `chaos discover stormproof` cannot find them: Chaos Toolkit takes the first top-level package
+    of a distribution, and ours has three (engine, harness, replay)."""
+    from harness.chaos import discover
+
+    text = json.dumps(discover(), indent=2, default=str)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n")
+        console.print(f"discovery written to {out}")
 
 
 @app.command()

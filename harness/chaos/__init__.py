@@ -34,7 +34,9 @@ MODULES = (
 
 
 def discover(discover_system: bool = True) -> dict[str, Any]:
-    """What `chaos discover stormproof` reports: every action and probe of this extension."""
+    """Every action and probe of this extension (`stormproof chaos discover`; Chaos Toolkit's
+    own `chaos discover stormproof` looks for it in the distribution's first top-level package,
+    engine, and cannot find it)."""
     from chaoslib.discovery.discover import (
         discover_actions,
         discover_probes,

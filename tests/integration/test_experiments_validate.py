@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos import discover
+from harness.chaos import MODULES, discover
 
 pytestmark = pytest.mark.integration
 EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").glob("*.json"))
@@ -54,3 +54,23 @@ def test_experiment_validates_and_uses_only_discovered_activities(
         assert (provider["module"], provider["func"]) in known, activity["name"]
     rollback_funcs = [r["provider"]["func"] for r in experiment["rollbacks"]]
     assert {"reset_links", "clear_faults", "thaw_all"} <= set(rollback_funcs)
+
+
+def test_stormproof_chaos_discover_lists_every_module_of_the_extension(tmp_path: Path) -> None:
+    out = tmp_path / "discovery.json"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("stormproof")), "chaos", "discover", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    discovery = json.loads(out.read_text())
+    assert discovery["extension"]["name"] == "stormproof"
+    modules = {a["mod"] for a in discovery["activities"]}
+    assert modules == set(MODULES)
+    names = {(a["mod"], a["name"], a["type"]) for a in discovery["activities"]}
+    assert ("harness.chaos.network", "link_down", "action") in names
+    assert ("harness.chaos.restore", "restore_everything", "action") in names
+    assert ("harness.chaos.probes", "all_ready", "probe") in names
