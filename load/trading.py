@@ -76,10 +76,15 @@ class AckTracker:
             self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
+        """Account for every intent still in flight before the run's statistics are final: each
+        is acked or times out (at most ACK_TIMEOUT_S after it was sent), never left out."""
         if self._greenlet is not None:
-            self.poll_once()
             self._greenlet.kill(block=True)
             self._greenlet = None
+        self.poll_once()
+        while self.pending:
+            gevent.sleep(0.05)
+            self.poll_once()
 
     def _run(self) -> None:
         while True:
