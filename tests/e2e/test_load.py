@@ -80,7 +80,10 @@ def test_a_headless_locust_run_is_gated_and_a_tight_slo_fails_the_gate(
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     slis = json.loads((out / "load-slis.json").read_text())
-    assert slis["intents_sent"] >= 10 and slis["intents_acked"] == slis["intents_sent"]
+    # every accepted intent is counted once, acked or timed out (a timeout is an intent risk
+    # denied: the burst test below checks each one against risk.events and the venue)
+    assert slis["intents_sent"] >= 10
+    assert slis["intents_acked"] + slis["intent_ack_timeouts"] == slis["intents_sent"]
     assert slis["intent_to_ack_p99_ms"] is not None and slis["intent_to_ack_p99_ms"] >= 0
     assert json.loads((out / "gate.json").read_text())["verdict"] == "pass"
     # the same statistics against an objective no system meets: the gate fails, exit 1
