@@ -11,9 +11,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from harness.ports import free_ports, port_open
+from harness.stack import Stack, StackOptions
 from harness.tools import PROJECT_ROOT, redis_server, toxiproxy_server
+from replay.synth import SynthSpec, write_recording
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 BTC_RECORDING = SHARED_DATA / "binance-spot" / "btcusdt_20240808.gz"
@@ -198,3 +201,16 @@ def control(sim: ReplayProcess, method: str, path: str, body: object = None) -> 
     with urllib.request.urlopen(request, timeout=5) as response:
         result: dict = _json.loads(response.read())  # type: ignore[type-arg]
         return result
+
+
+@contextmanager
+def synthetic_stack(base: Path, *, duration_s: float, seed: int, **options: Any) -> Iterator[Stack]:
+    """The whole local stack replaying a calm synthetic recording made for it; down afterwards."""
+    recording = base / f"calm-{int(duration_s)}s.gz"
+    write_recording(SynthSpec(duration_s=duration_s, seed=seed), recording)
+    running = Stack(base / "stack")
+    running.up(StackOptions(recordings=[recording], **options))
+    try:
+        yield running
+    finally:
+        running.down()

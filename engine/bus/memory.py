@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from engine.bus.base import Delivery, GroupStart, make_delivery
 from engine.core.messages import BusMessage, encode
-from engine.runtime.waits import raise_if_cancelled
+from engine.runtime.waits import within
 
 
 @dataclass
@@ -128,10 +128,8 @@ class MemoryBus:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     return []
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except TimeoutError:
-                    raise_if_cancelled()
+                notified, _ = await within(self._changed.wait(), remaining)
+                if not notified:
                     return []
                 found = self._collect(group, consumer, streams, count, pending)
                 if found:

@@ -30,7 +30,7 @@ from engine.runtime.heap import settle_heap
 from engine.runtime.logging import configure_logging, get_logger, register_secrets
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service, ServiceContext
-from engine.runtime.waits import raise_if_cancelled
+from engine.runtime.waits import within
 from engine.runtime.watchdog import LoopWatchdog
 
 log = get_logger("engine.runner")
@@ -198,10 +198,8 @@ async def run_services(settings: Settings, names: list[str]) -> int:
 
 
 async def _bounded(work: Awaitable[Any], timeout_s: float, what: str) -> None:
-    try:
-        await asyncio.wait_for(work, timeout_s)
-    except TimeoutError:
-        raise_if_cancelled()
+    finished, _ = await within(work, timeout_s)
+    if not finished:
         log.warning("shutdown_step_timed_out", step=what, timeout_s=timeout_s)
 
 

@@ -23,8 +23,8 @@ from harness.chaos import probes
 from harness.chaos.stackref import control_token, control_url, http
 from harness.load.cli import LOAD_ORDERS_PER_10S
 from harness.load.runner import LoadRun, LoadSpec
-from harness.stack import Stack, StackOptions
-from replay.synth import SynthSpec, write_recording
+from harness.stack import Stack
+from tests.helpers import synthetic_stack
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -45,16 +45,14 @@ def risk_denials(stack: Stack, intent_ids: set[str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("load")
     # 100x the replay speed for a few seconds eats recorded market quickly: an hour of it
-    recording = base / "calm-3600s.gz"
-    write_recording(SynthSpec(duration_s=3600, seed=5), recording)
-    running = Stack(base / "stack")
-    running.up(StackOptions(recordings=[recording], orders_per_10s=LOAD_ORDERS_PER_10S))
-    try:
+    with synthetic_stack(
+        tmp_path_factory.mktemp("load"),
+        duration_s=3600,
+        seed=5,
+        orders_per_10s=LOAD_ORDERS_PER_10S,
+    ) as running:
         yield running
-    finally:
-        running.down()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

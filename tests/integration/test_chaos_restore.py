@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from harness.stack import Stack, StackOptions
-from replay.synth import SynthSpec, write_recording
+from harness.stack import Stack
+from tests.helpers import synthetic_stack
 
 pytestmark = pytest.mark.integration
 CHAOS = str(Path(sys.executable).with_name("chaos"))
@@ -23,15 +23,8 @@ CHAOS = str(Path(sys.executable).with_name("chaos"))
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("restore")
-    recording = base / "calm-600s.gz"
-    write_recording(SynthSpec(duration_s=600, seed=11), recording)
-    running = Stack(base / "stack")
-    running.up(StackOptions(recordings=[recording]))
-    try:
+    with synthetic_stack(tmp_path_factory.mktemp("restore"), duration_s=600, seed=11) as running:
         yield running
-    finally:
-        running.down()
 
 
 def _action(name: str, module: str, func: str, **arguments: Any) -> dict[str, Any]:

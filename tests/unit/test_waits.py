@@ -4,7 +4,6 @@ Python 3.11's asyncio.timeout) mislaid the CancelledError."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
@@ -22,9 +21,14 @@ async def test_wait_set_reports_whether_the_event_was_set() -> None:
 
 
 async def test_wait_set_wakes_when_the_event_is_set_during_the_wait() -> None:
-    event = asyncio.Event()
-    waiter = asyncio.create_task(wait_set(event, 30))
-    await asyncio.sleep(0)
+    event, entered = asyncio.Event(), asyncio.Event()
+
+    async def waiting() -> bool:
+        entered.set()  # nothing yields between here and the wait inside wait_set
+        return await wait_set(event, 30)
+
+    waiter = asyncio.create_task(waiting())
+    await entered.wait()
     event.set()
     assert await asyncio.wait_for(waiter, 5) is True
 
@@ -93,17 +97,18 @@ async def test_within_returns_the_result_or_times_out() -> None:
 
 
 async def test_within_closes_a_coroutine_it_never_started() -> None:
+    started = asyncio.Event()
+
     async def owner() -> None:
         raise_if_cancelled()  # nothing outstanding: a no-op
-        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as a library would
-            await asyncio.sleep(30)
+        await _swallow_one_cancellation(started)
         coroutine = asyncio.sleep(1)
         with pytest.raises(asyncio.CancelledError):
             await within(coroutine, 1)
         assert coroutine.cr_frame is None  # closed, not left unawaited
 
     task = asyncio.create_task(owner())
-    await asyncio.sleep(0)
+    await started.wait()
     task.cancel()
     await asyncio.wait({task}, timeout=10)
     assert task.done() and not task.cancelled()
