@@ -16,8 +16,12 @@ demo: bootstrap
 gameday-full: bootstrap
 	@$(BIN)/stormproof gameday run gamedays/full.yaml --out .stormproof/gameday-full
 
+# Two pytest workers (pytest-xdist): most tests wait on real processes and sockets, so two
+# workers on two cores halve the wall time. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
+
 test: bootstrap lint typecheck
-	@$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: bootstrap
 	@$(BIN)/ruff check engine replay harness tests benchmarks load

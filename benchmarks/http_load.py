@@ -1,10 +1,13 @@
 """An async HTTP load client for the exchange simulator, run in its own process.
 
     python -m benchmarks.http_load --url http://127.0.0.1:PORT --mode ping|orders|ccxt \
-        --workers 16 --seconds 10
+        --workers 16 --seconds 10 [--client raw|aiohttp]
 Prints one JSON line: completed operations, per second, latency p50/p99 (ms).
 `orders` is a signed LIMIT order far from the market (it rests) then its cancel; one operation
 is the pair. `ccxt` does the same through ccxt.async_support.binance.
+`--client raw` (the default) sends ping and orders through `benchmarks.raw_http`, a lean
+keep-alive client, so that the server rather than the client is measured; `--client aiohttp`
+is the general-purpose client, for comparison.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+
+from benchmarks.raw_http import RawHttpClient
 
 KEY, SECRET = "bench-key", "bench-secret"
 
@@ -45,18 +50,7 @@ async def worker(
                     ok = r.status == 200
             else:
                 client_id = f"b{os.getpid()}-{name}-{n}"  # unique across runs on one server
-                body = signed(
-                    {
-                        "symbol": "BTCUSDT",
-                        "side": "BUY",
-                        "type": "LIMIT",
-                        "timeInForce": "GTC",
-                        "quantity": "0.001",
-                        "price": price,
-                        "newClientOrderId": client_id,
-                        "newOrderRespType": "ACK",
-                    }
-                )
+                body = order_body(client_id, price)
                 async with http.post(f"{url}/api/v3/order", data=body, headers=headers) as r:
                     await r.read()
                     ok = r.status == 200
@@ -66,6 +60,47 @@ async def worker(
                     ok = ok and r.status == 200
             if not ok:
                 raise RuntimeError(f"request failed in mode {mode}")
+            latencies.append(time.perf_counter() - started)
+            n += 1
+
+
+def order_body(client_id: str, price: str) -> str:
+    return signed(
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.001",
+            "price": price,
+            "newClientOrderId": client_id,
+            "newOrderRespType": "ACK",
+        }
+    )
+
+
+async def raw_worker(
+    name: int, url: str, mode: str, deadline: float, latencies: list[float], price: str
+) -> None:
+    form = f"X-MBX-APIKEY: {KEY}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    key_only = f"X-MBX-APIKEY: {KEY}\r\n"
+    async with RawHttpClient(url) as http:
+        n = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            if mode == "ping":
+                status, _ = await http.request("GET", "/api/v3/ping")
+                ok = status == 200
+            else:
+                client_id = f"r{os.getpid()}-{name}-{n}"  # unique across runs on one server
+                body = order_body(client_id, price).encode()
+                status, _ = await http.request("POST", "/api/v3/order", body=body, headers=form)
+                ok = status == 200
+                query = signed({"symbol": "BTCUSDT", "origClientOrderId": client_id})
+                status, _ = await http.request("DELETE", f"/api/v3/order?{query}", headers=key_only)
+                ok = ok and status == 200
+            if not ok:
+                raise RuntimeError(f"request failed in mode {mode}: HTTP {status}")
             latencies.append(time.perf_counter() - started)
             n += 1
 
@@ -120,8 +155,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "ccxt":
         tasks = [ccxt_worker(i, args.url, deadline, latencies, price) for i in range(args.workers)]
     else:
+        run_worker = raw_worker if args.client == "raw" else worker
         tasks = [
-            worker(i, args.url, args.mode, deadline, latencies, f"{price:.2f}")
+            run_worker(i, args.url, args.mode, deadline, latencies, f"{price:.2f}")
             for i in range(args.workers)
         ]
     await asyncio.gather(*tasks)
@@ -129,6 +165,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ordered = sorted(latencies)
     return {
         "mode": args.mode,
+        "client": "ccxt" if args.mode == "ccxt" else args.client,
         "workers": args.workers,
         "operations": len(ordered),
         "per_second": len(ordered) / elapsed,
@@ -143,6 +180,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["ping", "orders", "ccxt"], required=True)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--client", choices=["raw", "aiohttp"], default="raw")
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

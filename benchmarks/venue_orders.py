@@ -28,7 +28,9 @@ UNLIMITED = [
 ]
 
 
-def load(url: str, mode: str, workers: int, seconds: float) -> dict[str, object]:
+def load(
+    url: str, mode: str, workers: int, seconds: float, client: str = "raw"
+) -> dict[str, object]:
     out = subprocess.run(
         [
             sys.executable,
@@ -42,6 +44,8 @@ def load(url: str, mode: str, workers: int, seconds: float) -> dict[str, object]
             str(workers),
             "--seconds",
             str(seconds),
+            "--client",
+            client,
         ],
         capture_output=True,
         text=True,
@@ -74,6 +78,7 @@ def main() -> None:
         for _ in range(args.repeat):
             ping = load(url, "ping", args.workers, args.seconds)
             orders = load(url, "orders", args.workers, args.seconds)
+            via_aiohttp = load(url, "orders", args.workers, args.seconds, client="aiohttp")
             via_ccxt = load(url, "ccxt", args.workers, args.seconds)
             rounds.append(
                 {
@@ -81,6 +86,7 @@ def main() -> None:
                     "orders_per_s": float(orders["per_second"]),  # type: ignore[arg-type]
                     "round_trip_p50_ms": float(orders["p50_ms"]),  # type: ignore[arg-type]
                     "round_trip_p99_ms": float(orders["p99_ms"]),  # type: ignore[arg-type]
+                    "aiohttp_orders_per_s": float(via_aiohttp["per_second"]),  # type: ignore[arg-type]
                     "ccxt_orders_per_s": float(via_ccxt["per_second"]),  # type: ignore[arg-type]
                     "ccxt_round_trip_p99_ms": float(via_ccxt["p99_ms"]),  # type: ignore[arg-type]
                     "order_requests_vs_ping": 2

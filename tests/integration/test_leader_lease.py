@@ -419,8 +419,12 @@ async def test_a_failing_on_elected_resigns_the_term(
     )
     healthy = candidates("node-healthy")
     await eventually(lambda: healthy.elector.is_leader, timeout_s=3, what="the healthy node")
-    assert broken.last("deposed") is not None
-    assert "on_elected failed" in broken.last("deposed")[2]  # type: ignore[index]
+    # each of the broken node's terms ended; on a loaded machine a later term may run out before
+    # its callback fails, but the resignation is what ended at least one of them
+    reasons = [reason for kind, _, reason, _ in broken.events if kind == "deposed"]
+    assert reasons, "the broken node was deposed"
+    assert any("on_elected failed" in reason for reason in reasons), reasons
+    assert not broken.elector.is_leader
     assert healthy.elector.epoch is not None and healthy.elector.epoch > leader_epoch
 
 
