@@ -24,7 +24,7 @@ from harness.chaos.stackref import control_token, control_url, http
 from harness.load.cli import LOAD_ORDERS_PER_10S
 from harness.load.runner import LoadRun, LoadSpec
 from harness.stack import Stack
-from tests.helpers import synthetic_stack
+from tests.helpers import synthetic_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -127,25 +127,36 @@ def test_a_10x_market_burst_with_order_flow_drains_and_loses_or_duplicates_no_in
     assert slis["stream_lag_end"] == 0
     # ground truth: every intent the intake accepted is accounted for exactly once: it became
     # exactly one venue order, or risk denied it with a reason and it never reached the venue
-    # (on a machine slow enough that the burst ages market data past the stale-data breaker)
+    # (on a machine slow enough that the burst ages market data past the stale-data breaker).
+    # Locust's own ack has a timeout; an order the venue answered late is late, not lost, so the
+    # venue's ground truth decides, once every intent has settled one way or the other.
     records = [json.loads(line) for line in intents_log.read_text().splitlines()]
     sent = {r["intent_id"] for r in records if r["event"] == "sent"}
     acked = {r["intent_id"] for r in records if r["event"] == "acked"}
-    denied = risk_denials(stack, sent)
     assert len(sent) >= 30, f"too little order flow to judge: {len(sent)}"
-    assert len(acked) >= len(sent) // 2, f"most intents were denied: {sorted(denied.items())[:5]}"
-    assert not acked & set(denied), f"acked and denied: {sorted(acked & set(denied))[:5]}"
-    unaccounted = sent - acked - set(denied)
-    assert not unaccounted, f"intents neither at the venue nor denied: {sorted(unaccounted)[:5]}"
-    assert all(reason for reason in denied.values())
-    code, truth = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
-    assert code == 200
-    counts = Counter(
-        o["client_order_id"]
-        for o in truth["orders"]
-        if o["client_order_id"] in {client_order_id(i, 0) for i in sent}
+    ids = {client_order_id(i, 0): i for i in sent}
+
+    def venue_counts() -> Counter[str]:
+        code, truth = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
+        assert code == 200
+        return Counter(
+            ids[o["client_order_id"]] for o in truth["orders"] if o["client_order_id"] in ids
+        )
+
+    def unsettled() -> set[str]:
+        return sent - set(venue_counts()) - set(risk_denials(stack, sent))
+
+    wait_until(lambda: not unsettled(), timeout_s=60, interval_s=0.5, what="every intent settled")
+    counts, denied = venue_counts(), risk_denials(stack, sent)
+    at_venue = set(counts)
+    assert len(at_venue) >= len(sent) // 2, (
+        f"most intents were denied: {sorted(denied.items())[:5]}"
     )
-    assert set(counts) == {client_order_id(i, 0) for i in acked}
-    assert set(counts.values()) == {1}
+    assert not at_venue & set(denied), (
+        f"at the venue and denied: {sorted(at_venue & set(denied))[:5]}"
+    )
+    assert all(reason for reason in denied.values())
+    assert acked <= at_venue, "Locust saw an ack the venue has no order for"
+    assert set(counts.values()) == {1}, "an intent became more than one venue order"
     config = {"stormproof_run_dir": str(stack.run_dir)}
     assert probes.duplicate_venue_orders(configuration=config) == 0
