@@ -26,19 +26,26 @@ def test_primary_down_switches_within_100ms_of_the_threshold_without_gap_or_dup(
 ) -> None:
     with data_path(tmp_path, synth_recording) as path:
         wait_until(
-            lambda: path.status()["feeds"]["feed0"]["thresholds_ms"]["BTCUSDT/depth"] < 5_000,
+            lambda: all(
+                feed["thresholds_ms"].get("BTCUSDT/depth", 5_000) < 5_000
+                for feed in path.status()["feeds"].values()
+            ),
             timeout_s=20,
             what="learned thresholds",
         )
-        threshold_ms = path.status()["feeds"]["feed0"]["thresholds_ms"]["BTCUSDT/depth"]
-        assert path.status()["active_feed"] == "feed0"
+        # the primary is whichever feed is active: on a loaded machine the arbiter may already
+        # have moved to feed1 for lag, which is its job
+        status = path.status()
+        primary = status["active_feed"]
+        backup = "feed1" if primary == "feed0" else "feed0"
+        threshold_ms = status["feeds"][primary]["thresholds_ms"]["BTCUSDT/depth"]
         before = len(trade_ids(path.messages()))
         cut_ns = time.time_ns()
-        path.toxi.set_enabled("feed0", False)
+        path.toxi.set_enabled(primary, False)
         wait_until(
-            lambda: path.status()["active_feed"] == "feed1",
+            lambda: path.status()["active_feed"] == backup,
             timeout_s=10,
-            what="the switch to feed1",
+            what=f"the switch to {backup}",
         )
         switch = switches(path.messages())[-1]
         assert (switch.ts_ns - cut_ns) / 1e6 <= threshold_ms + 100
@@ -49,10 +56,10 @@ def test_primary_down_switches_within_100ms_of_the_threshold_without_gap_or_dup(
         )
         assert_exactly_once(trade_ids(path.messages()))
         assert (
-            'trading_feed_switches_total{reason="unhealthy",to="feed1",venue="binance"} 1.0'
+            f'trading_feed_switches_total{{reason="unhealthy",to="{backup}",venue="binance"}} 1.0'
             in path.metrics()
         )
-        assert path.log_events("feed_switched")[-1]["reason"].startswith("feed0 unhealthy")
+        assert path.log_events("feed_switched")[-1]["reason"].startswith(f"{primary} unhealthy")
 
 
 def test_slow_primary_is_left_and_taken_back_once_it_recovers(
