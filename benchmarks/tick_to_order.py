@@ -11,6 +11,10 @@ Baseline, in the same run and on the same redis-server: the same three hops with
 three relay threads moving a timestamp through three streams with blocking XREADGROUP and XACK,
 at the same order rate and while the replay and the feed keep the market data flowing.
 
+Floor, in the same run on the same disk while the market data flows: one journal commit alone
+(SQLite, WAL, synchronous FULL, a row of an order's size), at the same rate. Every order is
+journaled before it is sent, so no tick-to-order figure can beat this commit's own percentiles.
+
     .venv/bin/python -m benchmarks.tick_to_order [--seconds 60] [--speed 12]
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -108,6 +113,26 @@ def relay_baseline(port: int, *, count: int, rate_per_s: float) -> list[float]:
     return latencies
 
 
+def journal_commit_floor(directory: Path, *, count: int, rate_per_s: float) -> list[float]:
+    """One synchronous-FULL WAL commit at a time, as the journal writes before every send; µs."""
+    db = sqlite3.connect(directory / "floor.sqlite", isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE orders (client_order_id TEXT PRIMARY KEY, body TEXT)")
+        latencies: list[float] = []
+        for n in range(count):
+            started = time.perf_counter_ns()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO orders VALUES (?, ?)", (f"floor-{n}", "x" * 400))
+            db.execute("COMMIT")
+            latencies.append((time.perf_counter_ns() - started) / 1000)
+            time.sleep(1 / rate_per_s)
+        return latencies
+    finally:
+        db.close()
+
+
 def order_latencies(log: Path) -> list[float]:
     values: list[float] = []
     for line in log.read_text().splitlines():
@@ -153,6 +178,7 @@ def main() -> None:
                 stream = md_stream("binance", "BTCUSDT")
                 wait_until(lambda: order_latencies(logs["execution"]), timeout_s=60, what="orders")
                 baseline = relay_baseline(redis_port, count=200, rate_per_s=4)
+                floor = journal_commit_floor(tmp, count=200, rate_per_s=4)
                 first = client.xinfo_stream(stream)["entries-added"]
                 started = time.monotonic()
                 before = len(order_latencies(logs["execution"]))
@@ -172,6 +198,7 @@ def main() -> None:
         "orders": len(engine),
         "engine": summary(engine),
         "baseline_three_redis_hops": summary(baseline),
+        "floor_journal_commit": summary(floor),
     }
     result["ratio_p99"] = round(result["engine"]["p99_ms"] / baseline_p99(baseline), 2)
     print(json.dumps(result), flush=True)
