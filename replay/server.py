@@ -28,6 +28,7 @@ from engine.runtime.heap import settle_heap
 from engine.runtime.logging import get_logger
 from replay.control import build_control_app
 from replay.derived import DerivedStreams
+from replay.exchange import http11
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.ratelimit import RateLimiter, RateLimits
 from replay.exchange.rest import SimulatorApi
@@ -196,6 +197,7 @@ class ReplayServer:
         self._seek_pending = asyncio.Event()
         self._last_mapped_ms = 0
         self._runners: list[web.AppRunner] = []
+        self._rest_server: http11.HttpServer | None = None
         self.rest_port = config.rest_port
         self.control_port = config.control_port
         self._burst_until_ns = 0
@@ -324,7 +326,10 @@ class ReplayServer:
 
     async def start(self) -> None:
         await self.feed.start()
-        self._runners.append(await self._serve(self.api.app(), self.config.rest_port, "rest"))
+        self._rest_server = await http11.serve(
+            self.api.handle, self.config.host, self.config.rest_port
+        )
+        self.rest_port = self._rest_server.port
         control = build_control_app(self, self.config.control_token)
         self._runners.append(await self._serve(control, self.config.control_port, "control"))
         self.listening = True
@@ -344,14 +349,14 @@ class ReplayServer:
         site = web.TCPSite(runner, self.config.host, port, reuse_address=True)
         await site.start()
         bound = runner.addresses[0][1] if runner.addresses else port
-        if name == "rest":
-            self.rest_port = bound
-        else:
-            self.control_port = bound
+        self.control_port = bound
         return runner
 
     async def stop(self) -> None:
         await self.feed.stop()
+        if self._rest_server is not None:
+            await self._rest_server.close()
+            self._rest_server = None
         for runner in self._runners:
             await runner.cleanup()
         self.listening = False

@@ -1,5 +1,5 @@
-"""Binance spot REST on aiohttp: the subset our engine and ccxt use, with Binance's errors,
-rate limits and the venue faults Toxiproxy cannot produce.
+"""Binance spot REST on our small HTTP/1.1 server (`http11`): the subset our engine and ccxt
+use, with Binance's errors, rate limits and the venue faults Toxiproxy cannot produce.
 
 Public: ping, time, exchangeInfo, depth. Signed (HMAC-SHA256): order (POST/GET/DELETE),
 openOrders, allOrders, myTrades, account. API key only: userDataStream (POST/PUT/DELETE, the
@@ -20,7 +20,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import msgspec
-from aiohttp import web
 
 from engine.core.book import OrderBook
 from replay.exchange import errors
@@ -33,6 +32,7 @@ from replay.exchange.formats import (
     order_json,
     trade_json,
 )
+from replay.exchange.http11 import HttpRequest, Reply
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.ratelimit import RateLimiter, RateLimits, Verdict
 from replay.exchange.symbols import ExchangeInfo
@@ -82,10 +82,8 @@ def request_weight(method: str, path: str, query: Any) -> int:
 _encode = msgspec.json.Encoder().encode
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=_encode(data), status=status, content_type="application/json", headers=headers
-    )
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(_encode(data), status=status, headers=headers)
 
 
 def _decimal(params: dict[str, str], name: str, *, required: bool) -> Decimal | None:
@@ -172,12 +170,14 @@ def order_ref(params: dict[str, str]) -> tuple[int | None, str | None]:
     return order_id, client_id
 
 
-def _refusal(verdict: Verdict | Plan) -> web.Response:
+def _refusal(verdict: Verdict | Plan) -> Reply:
     headers = dict(getattr(verdict, "headers", {}) or {})
     if verdict.retry_after_s:
         headers["Retry-After"] = str(verdict.retry_after_s)
     if not verdict.code:  # not the venue speaking: a plain-text gateway error
-        return web.Response(text=verdict.msg, status=verdict.status, headers=headers)
+        return Reply(
+            verdict.msg.encode(), status=verdict.status, content_type="text/plain", headers=headers
+        )
     return _json({"code": verdict.code, "msg": verdict.msg}, verdict.status, headers)
 
 
@@ -204,35 +204,48 @@ class SimulatorApi:
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.requests = 0
         self.held = 0
+        self._routes: dict[tuple[str, str], Callable[[HttpRequest], Awaitable[Reply]]] | None = None
+        self._paths: set[str] = set()
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._venue])
-        routes = [
-            ("GET", "/api/v3/ping", self.ping),
-            ("GET", "/api/v3/time", self.time),
-            ("GET", "/api/v3/exchangeInfo", self.exchange_info),
-            ("GET", "/api/v3/depth", self.depth),
-            ("POST", "/api/v3/order", self.new_order),
-            ("GET", "/api/v3/order", self.query_order),
-            ("DELETE", "/api/v3/order", self.cancel_order),
-            ("GET", "/api/v3/openOrders", self.open_orders),
-            ("GET", "/api/v3/allOrders", self.all_orders),
-            ("GET", "/api/v3/myTrades", self.my_trades),
-            ("GET", "/api/v3/account", self.account),
-            ("POST", "/api/v3/userDataStream", self.new_listen_key),
-            ("PUT", "/api/v3/userDataStream", self.keepalive_listen_key),
-            ("DELETE", "/api/v3/userDataStream", self.close_listen_key),
-        ]
-        for method, path, handler in routes:
-            app.router.add_route(method, path, handler)
-        return app
+    def routes(self) -> dict[tuple[str, str], Callable[[HttpRequest], Awaitable[Reply]]]:
+        return {
+            ("GET", "/api/v3/ping"): self.ping,
+            ("GET", "/api/v3/time"): self.time,
+            ("GET", "/api/v3/exchangeInfo"): self.exchange_info,
+            ("GET", "/api/v3/depth"): self.depth,
+            ("POST", "/api/v3/order"): self.new_order,
+            ("GET", "/api/v3/order"): self.query_order,
+            ("DELETE", "/api/v3/order"): self.cancel_order,
+            ("GET", "/api/v3/openOrders"): self.open_orders,
+            ("GET", "/api/v3/allOrders"): self.all_orders,
+            ("GET", "/api/v3/myTrades"): self.my_trades,
+            ("GET", "/api/v3/account"): self.account,
+            ("POST", "/api/v3/userDataStream"): self.new_listen_key,
+            ("PUT", "/api/v3/userDataStream"): self.keepalive_listen_key,
+            ("DELETE", "/api/v3/userDataStream"): self.close_listen_key,
+        }
+
+    async def handle(self, request: HttpRequest) -> Reply:
+        """Every request: the venue around it (faults, limits), then its route's handler."""
+        if self._routes is None:
+            self._routes = self.routes()
+            self._paths = {path for _, path in self._routes}
+        handler = self._routes.get((request.method, request.path))
+        if handler is None:
+            handler = self._method_not_allowed if request.path in self._paths else self._not_found
+        return await self._venue(request, handler)
+
+    async def _not_found(self, _: HttpRequest) -> Reply:
+        return _json({"code": -1000, "msg": "Unknown endpoint."}, 404)
+
+    async def _method_not_allowed(self, _: HttpRequest) -> Reply:
+        return _json({"code": -1000, "msg": "Method not allowed."}, 405)
 
     # --- the venue around every request -------------------------------------------------------
 
-    @web.middleware
     async def _venue(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+        self, request: HttpRequest, handler: Callable[[HttpRequest], Awaitable[Reply]]
+    ) -> Reply:
         self.requests += 1
         method, path = request.method, request.path
         is_new_order = method == "POST" and path == "/api/v3/order"
@@ -268,27 +281,22 @@ class SimulatorApi:
         return response
 
     async def _serve(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+        self, request: HttpRequest, handler: Callable[[HttpRequest], Awaitable[Reply]]
+    ) -> Reply:
         try:
             return await handler(request)
         except BinanceError as exc:
             return _json(exc.body(), exc.status)
-        except web.HTTPException as exc:
-            if exc.status in (404, 405):
-                message = "Unknown endpoint." if exc.status == 404 else "Method not allowed."
-                return _json({"code": -1000, "msg": message}, exc.status)
-            raise
 
-    async def _hold_and_cut(self, request: web.Request, hold_s: float) -> web.StreamResponse:
+    async def _hold_and_cut(self, request: HttpRequest, hold_s: float) -> Reply:
         """The request never gets an answer: hold the connection, then cut it."""
         self.held += 1
         await asyncio.sleep(hold_s)
         if request.transport is not None:
             request.transport.abort()
-        return web.Response(status=504)
+        return Reply(status=504, content_type="")
 
-    async def _signed(self, request: web.Request) -> dict[str, str]:
+    async def _signed(self, request: HttpRequest) -> dict[str, str]:
         body = ""
         if request.method in ("POST", "PUT", "DELETE") and request.can_read_body:
             body = (await request.read()).decode("utf-8", "replace")
@@ -300,7 +308,7 @@ class SimulatorApi:
             now_ms=self.clock_ms(),
         )
 
-    def _api_key_only(self, request: web.Request) -> str:
+    def _api_key_only(self, request: HttpRequest) -> str:
         api_key = request.headers.get("X-MBX-APIKEY")
         if not api_key:
             raise errors.BAD_API_KEY_FORMAT
@@ -320,19 +328,19 @@ class SimulatorApi:
 
     # --- public -------------------------------------------------------------------------------
 
-    async def ping(self, _: web.Request) -> web.Response:
+    async def ping(self, _: HttpRequest) -> Reply:
         return _json({})
 
-    async def time(self, _: web.Request) -> web.Response:
+    async def time(self, _: HttpRequest) -> Reply:
         return _json({"serverTime": self.clock_ms()})
 
-    async def exchange_info(self, request: web.Request) -> web.Response:
+    async def exchange_info(self, request: HttpRequest) -> Reply:
         only = None
         if "symbol" in request.query:
             only = [self._symbol(request.query) or ""]
         return _json(self.info.response(self.clock_ms(), only))
 
-    async def depth(self, request: web.Request) -> web.Response:
+    async def depth(self, request: HttpRequest) -> Reply:
         symbol = self._symbol(request.query) or ""
         raw_limit = request.query.get("limit", "100")
         if not raw_limit.isdigit():
@@ -355,14 +363,14 @@ class SimulatorApi:
 
     # --- signed -------------------------------------------------------------------------------
 
-    async def new_order(self, request: web.Request) -> web.Response:
+    async def new_order(self, request: HttpRequest) -> Reply:
         params = await self._signed(request)
         args = new_order_args(params, self.matching)
         resp_type = args.pop("resp_type")
         order = self.matching.place(request.headers["X-MBX-APIKEY"], **args)
         return _json(new_order_json(order, resp_type))
 
-    async def query_order(self, request: web.Request) -> web.Response:
+    async def query_order(self, request: HttpRequest) -> Reply:
         params = await self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
@@ -371,7 +379,7 @@ class SimulatorApi:
         )
         return _json(order_json(order))
 
-    async def cancel_order(self, request: web.Request) -> web.Response:
+    async def cancel_order(self, request: HttpRequest) -> Reply:
         params = await self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
@@ -380,13 +388,13 @@ class SimulatorApi:
         )
         return _json(cancel_json(order, client_id))
 
-    async def open_orders(self, request: web.Request) -> web.Response:
+    async def open_orders(self, request: HttpRequest) -> Reply:
         params = await self._signed(request)
         symbol = self._symbol(params, required=False)
         orders = self.matching.open_orders(request.headers["X-MBX-APIKEY"], symbol)
         return _json([order_json(o) for o in orders])
 
-    async def all_orders(self, request: web.Request) -> web.Response:
+    async def all_orders(self, request: HttpRequest) -> Reply:
         params = await self._signed(request)
         symbol = self._symbol(params) or ""
         key = request.headers["X-MBX-APIKEY"]
@@ -401,7 +409,7 @@ class SimulatorApi:
         ]
         return _json([order_json(o) for o in orders[:limit]])
 
-    async def my_trades(self, request: web.Request) -> web.Response:
+    async def my_trades(self, request: HttpRequest) -> Reply:
         params = await self._signed(request)
         symbol = self._symbol(params) or ""
         key = request.headers["X-MBX-APIKEY"]
@@ -418,7 +426,7 @@ class SimulatorApi:
         ]
         return _json([trade_json(f) for f in fills[:limit]])
 
-    async def account(self, request: web.Request) -> web.Response:
+    async def account(self, request: HttpRequest) -> Reply:
         await self._signed(request)
         account = self.matching.accounts[request.headers["X-MBX-APIKEY"]]
         return _json(
@@ -432,11 +440,11 @@ class SimulatorApi:
 
     # --- listen keys (API key, no signature) ----------------------------------------------------
 
-    async def new_listen_key(self, request: web.Request) -> web.Response:
+    async def new_listen_key(self, request: HttpRequest) -> Reply:
         api_key = self._api_key_only(request)
         return _json({"listenKey": self.hub.new_listen_key(api_key, time.time())})
 
-    async def _listen_key_param(self, request: web.Request) -> str:
+    async def _listen_key_param(self, request: HttpRequest) -> str:
         key = request.query.get("listenKey")
         if not key and request.can_read_body:
             body = (await request.read()).decode("utf-8", "replace")
@@ -445,14 +453,14 @@ class SimulatorApi:
             raise errors.mandatory("listenKey")
         return key
 
-    async def keepalive_listen_key(self, request: web.Request) -> web.Response:
+    async def keepalive_listen_key(self, request: HttpRequest) -> Reply:
         api_key = self._api_key_only(request)
         key = await self._listen_key_param(request)
         if not self.hub.keepalive(key, api_key, time.time()):
             raise BinanceError(-1125, "This listenKey does not exist.")
         return _json({})
 
-    async def close_listen_key(self, request: web.Request) -> web.Response:
+    async def close_listen_key(self, request: HttpRequest) -> Reply:
         api_key = self._api_key_only(request)
         key = await self._listen_key_param(request)
         if not self.hub.close_listen_key(key, api_key):

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
@@ -252,3 +253,15 @@ async def test_market_order_fills_at_the_independently_computed_book_walk_price(
     assert levels > 1, "the order walked the book"
     assert Decimal(order["info"]["cummulativeQuoteQty"]) == cost.quantize(Decimal("0.00000001"))
     assert Decimal(order["info"]["executedQty"]) == qty
+
+
+async def test_an_unknown_endpoint_or_method_gets_binances_json_error(venue: ReplayProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{venue.rest_url}/api/v3/nonsense") as response:
+            assert response.status == 404
+            assert await response.json() == {"code": -1000, "msg": "Unknown endpoint."}
+        async with http.patch(f"{venue.rest_url}/api/v3/order") as response:
+            assert response.status == 405
+            assert await response.json() == {"code": -1000, "msg": "Method not allowed."}
+            # a refused request is still weighed, as the venue does
+            assert "X-MBX-USED-WEIGHT-1M" in response.headers

@@ -1,0 +1,324 @@
+"""A small HTTP/1.1 server on an asyncio Protocol, for the simulator's REST API.
+
+Why not aiohttp's application server: under order load it spent about half of the simulator's
+time in its own request, routing, middleware and response machinery, more than the venue logic
+it served (py-spy, docs/benchmarks.md). A venue API needs little of it: requests with a
+Content-Length body, keep-alive, pipelining, JSON answers. This server does exactly that and
+refuses the rest with a clear status: a malformed request line or header (400), a chunked or
+oversized body (411, 413), an oversized head (431), an unsupported version (505). Each
+connection answers its requests in order, one at a time (HTTP/1.1 pipelining semantics).
+
+    Reply            what a handler returns: status, body, content type, extra headers
+    HttpRequest      method, path, query, query_string, headers (case-insensitive), read()
+    HttpProtocol     one connection: parse, hand to the handler, write the replies
+    HttpServer       the listening socket and its connections; serve() starts one
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import overload
+from urllib.parse import parse_qsl, unquote
+
+__all__ = ["Headers", "HttpProtocol", "HttpRequest", "HttpServer", "Reply", "serve"]
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD_BYTES = 16 * 1024
+MAX_BODY_BYTES = 1024 * 1024
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_INTERNAL_ERROR = b'{"code":-1000,"msg":"An unknown error occurred while processing the request."}'
+
+
+class Reply:
+    """A response: `body` is sent as is, with `content_type` and `headers`."""
+
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        body: bytes = b"",
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.content_type = content_type
+        self.headers = headers if headers is not None else {}
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class Headers:
+    """Request headers, looked up case-insensitively."""
+
+    __slots__ = ("_by_name",)
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, str] = {}
+
+    def add(self, name: str, value: str) -> None:
+        self._by_name[name.lower()] = value
+
+    def __getitem__(self, name: str) -> str:
+        return self._by_name[name.lower()]
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._by_name.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_name
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._by_name.items())
+
+
+class HttpRequest:
+    __slots__ = ("_body", "_query", "headers", "method", "path", "query_string", "transport")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: Headers,
+        body: bytes,
+        transport: asyncio.Transport | None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self._body = body
+        self._query: dict[str, str] | None = None
+        self.transport = transport
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Decoded query parameters; a repeated name keeps its first value."""
+        if self._query is None:
+            query: dict[str, str] = {}
+            for name, value in parse_qsl(self.query_string, keep_blank_values=True):
+                query.setdefault(name, value)
+            self._query = query
+        return self._query
+
+    @property
+    def can_read_body(self) -> bool:
+        return bool(self._body)
+
+    async def read(self) -> bytes:
+        return self._body
+
+    @property
+    def remote(self) -> str | None:
+        if self.transport is None:
+            return None
+        peer = self.transport.get_extra_info("peername")
+        return str(peer[0]) if peer else None
+
+
+Handler = Callable[[HttpRequest], Awaitable[Reply]]
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_head(head: bytes) -> tuple[str, str, str, Headers, bool]:
+    """(method, path, query string, headers, keep-alive) of a request head without its blank
+    line; BadRequest when it is not one this server serves."""
+    try:
+        text = head.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+        raise BadRequest(400, "undecodable request head") from None
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
+        raise BadRequest(400, "malformed request line")
+    method, target, version = parts
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise BadRequest(505, f"unsupported HTTP version {version[:16]!r}")
+    headers = Headers()
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            raise BadRequest(400, "malformed header line")
+        headers.add(name, value.strip())
+    path, _, query_string = target.partition("?")
+    if "%" in path:
+        path = unquote(path)
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+    return method.upper(), path, query_string, headers, keep_alive
+
+
+def encode_reply(reply: Reply, *, keep_alive: bool) -> bytes:
+    reason = _REASONS.get(reply.status, "Unknown")
+    lines = [f"HTTP/1.1 {reply.status} {reason}\r\n"]
+    if reply.body or reply.content_type:
+        lines.append(f"Content-Type: {reply.content_type}\r\n")
+    for name, value in reply.headers.items():
+        lines.append(f"{name}: {value}\r\n")
+    lines.append(f"Content-Length: {len(reply.body)}\r\n")
+    if not keep_alive:
+        lines.append("Connection: close\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1") + reply.body
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One connection. Requests are parsed as bytes arrive and answered in arrival order by a
+    worker task that lives while there is something to answer; the connection owns it and
+    cancels it when the peer goes away."""
+
+    def __init__(self, handler: Handler, connections: set[HttpProtocol] | None = None) -> None:
+        self._handler = handler
+        self._connections = connections if connections is not None else set()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._pending: deque[tuple[HttpRequest | BadRequest, bool]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._connections.add(self)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        self._closing = True
+        self._pending.clear()
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._buffer += data
+        while not self._closing:
+            parsed = self._next_request()
+            if parsed is None:
+                break
+            self._pending.append(parsed)
+            if isinstance(parsed[0], BadRequest):
+                self._closing = True  # nothing after a request we could not frame is trusted
+        if self._pending and (self._worker is None or self._worker.done()):
+            self._worker = asyncio.get_running_loop().create_task(self._answer())
+            self._worker.add_done_callback(_log_failure)
+
+    def _next_request(self) -> tuple[HttpRequest | BadRequest, bool] | None:
+        buffer = self._buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_HEAD_BYTES:
+                return BadRequest(431, "request head too large"), False
+            return None
+        if end > MAX_HEAD_BYTES:
+            return BadRequest(431, "request head too large"), False
+        try:
+            method, path, query_string, headers, keep_alive = parse_head(bytes(buffer[:end]))
+            if "transfer-encoding" in headers:
+                raise BadRequest(411, "chunked bodies are not supported: send Content-Length")
+            raw_length = headers.get("content-length", "0")
+            if not raw_length.isdigit():
+                raise BadRequest(400, "malformed Content-Length")
+            length = int(raw_length)
+            if length > MAX_BODY_BYTES:
+                raise BadRequest(413, "request body too large")
+        except BadRequest as exc:
+            return exc, False
+        total = end + 4 + length
+        if len(buffer) < total:
+            return None
+        body = bytes(buffer[end + 4 : total])
+        del buffer[:total]
+        request = HttpRequest(method, path, query_string, headers, body, self._transport)
+        return request, keep_alive
+
+    async def _answer(self) -> None:
+        while self._pending:
+            request, keep_alive = self._pending.popleft()
+            if isinstance(request, BadRequest):
+                reply = Reply(
+                    request.message.encode(), status=request.status, content_type="text/plain"
+                )
+                keep_alive = False
+            else:
+                try:
+                    reply = await self._handler(request)
+                except Exception:  # a bug in a handler: answer, log, keep serving
+                    log.exception("http handler failed", extra={"path": request.path})
+                    reply = Reply(_INTERNAL_ERROR, status=500)
+            transport = self._transport
+            if transport is None or transport.is_closing():
+                return
+            transport.write(encode_reply(reply, keep_alive=keep_alive))
+            if not keep_alive:
+                self._closing = True
+                self._pending.clear()
+                transport.close()
+                return
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("http connection worker failed", exc_info=task.exception())
+
+
+class HttpServer:
+    """A listening server and the connections it accepted."""
+
+    def __init__(self) -> None:
+        self.connections: set[HttpProtocol] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self, handler: Handler, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpProtocol(handler, self.connections), host, port, reuse_address=True
+        )
+
+    async def close(self) -> None:
+        """Stop listening, close every connection (their workers are cancelled)."""
+        if self._server is None:
+            return
+        self._server.close()
+        for connection in list(self.connections):
+            connection.close()
+        await self._server.wait_closed()
+        self._server = None
+
+
+async def serve(handler: Handler, host: str, port: int) -> HttpServer:
+    server = HttpServer()
+    await server.start(handler, host, port)
+    return server

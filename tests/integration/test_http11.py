@@ -1,0 +1,132 @@
+"""The simulator's HTTP/1.1 server on real loopback sockets: keep-alive, pipelining in order,
+clear refusals for what it does not serve, and a handler bug answered with a 500, not a hang."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from replay.exchange.http11 import HttpRequest, HttpServer, Reply, serve
+
+pytestmark = pytest.mark.integration
+
+
+async def echo(request: HttpRequest) -> Reply:
+    if request.path == "/boom":
+        raise RuntimeError("a handler bug")
+    if request.path == "/slow":
+        await asyncio.sleep(0.05)  # answered after the fast one behind it would be, if unordered
+    body = await request.read()
+    key = request.headers.get("x-mbx-apikey") or "-"
+    text = f"{request.method} {request.path} q={request.query.get('a', '')} key={key} body={body!r}"
+    return Reply(text.encode(), content_type="text/plain", headers={"X-Seen": request.path})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[HttpServer]:
+    running = await serve(echo, "127.0.0.1", 0)
+    yield running
+    await running.close()
+
+
+async def exchange(port: int, raw: bytes) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    return data
+
+
+def responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers["content-length"])
+        out.append((int(lines[0].split(" ")[1]), headers, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+async def test_pipelined_requests_are_answered_in_order_on_one_connection(
+    server: HttpServer,
+) -> None:
+    raw = (
+        b"GET /slow?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /order HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: k1\r\nContent-Length: 5\r\n\r\nq=1&b"
+        b"DELETE /order?a=%20z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    answers = responses(await exchange(server.port, raw))
+    assert [(status, body) for status, _, body in answers] == [
+        (200, b"GET /slow q=1 key=- body=b''"),
+        (200, b"POST /order q= key=k1 body=b'q=1&b'"),
+        (200, b"DELETE /order q= z key=- body=b''"),
+    ]
+    assert answers[0][1]["x-seen"] == "/slow"
+    assert answers[-1][1]["connection"] == "close"
+
+
+async def test_a_request_split_across_many_writes_is_reassembled(server: HttpServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    raw = b"PUT /k HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    for i in range(len(raw)):
+        writer.write(raw[i : i + 1])
+        await writer.drain()
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    assert responses(data) == [
+        (200, responses(data)[0][1], b"PUT /k q= key=- body=b'abc'"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"NONSENSE\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+        (b"POST / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431),
+    ],
+)
+async def test_what_it_does_not_serve_gets_a_clear_status_and_the_connection_closes(
+    server: HttpServer, raw: bytes, status: int
+) -> None:
+    answers = responses(await exchange(server.port, raw))
+    assert len(answers) == 1
+    assert answers[0][0] == status
+    assert answers[0][1]["connection"] == "close"
+    assert answers[0][2], "the refusal says why"
+
+
+async def test_a_handler_bug_is_a_500_and_the_connection_keeps_serving(
+    server: HttpServer,
+) -> None:
+    raw = b"GET /boom HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\nConnection: close\r\n\r\n"
+    answers = responses(await exchange(server.port, raw))
+    assert [status for status, _, _ in answers] == [500, 200]
+    assert b'"code":-1000' in answers[0][2]
+
+
+async def test_http_1_0_closes_unless_asked_to_keep_alive(server: HttpServer) -> None:
+    answers = responses(await exchange(server.port, b"GET /a HTTP/1.0\r\n\r\n"))
+    assert answers[0][0] == 200 and answers[0][1]["connection"] == "close"
+
+
+async def test_close_ends_open_keep_alive_connections(server: HttpServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /a HTTP/1.1\r\n\r\n")
+    await writer.drain()
+    first = await asyncio.wait_for(reader.readuntil(b"body=b''"), timeout=5)
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert len(server.connections) == 1
+    await server.close()
+    assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+    writer.close()
