@@ -69,12 +69,14 @@ def depth_weight(limit: int) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
-def request_weight(method: str, path: str, query: Any) -> int:
+def request_weight(method: str, path: str, query: Callable[[], Any]) -> int:
+    """Binance's weight of a request; `query` gives its parameters, read only where the weight
+    depends on them (parsing every request's query string would cost more than the lookup)."""
     name = path.rsplit("/", 1)[-1]
     if name == "depth":
-        raw = query.get("limit", "100")
+        raw = query().get("limit", "100")
         return depth_weight(int(raw) if raw.isdigit() else 100)
-    if name == "openOrders" and not query.get("symbol"):
+    if name == "openOrders" and not query().get("symbol"):
         return 80
     return WEIGHTS.get((method, name), 1)
 
@@ -258,7 +260,7 @@ class SimulatorApi:
         now = time.monotonic()
         if plan.status == 429:
             return _refusal(self.limiter.throttle(ip, plan.retry_after_s, now))
-        verdict = self.limiter.check(ip, request_weight(method, path, request.query), now)
+        verdict = self.limiter.check(ip, request_weight(method, path, lambda: request.query), now)
         if verdict.status != 200:
             return _refusal(verdict)
         headers = dict(verdict.headers)

@@ -1,11 +1,14 @@
 from decimal import Decimal
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.core.messages import Fill, Side
 from engine.core.positions import PositionBook
 from engine.core.staleness import StalenessTracker
-from replay.exchange.auth import sign, split_signature, verify
+from replay.exchange.auth import parse_params, sign, split_signature, verify
 from replay.exchange.errors import BinanceError
 from replay.pacing import Pacer
 
@@ -120,3 +123,8 @@ def test_staleness_thresholds_are_per_stream_kind() -> None:
     stale = tracker.stale(now, {"BTCUSDT": ("trade", "depth", "bookTicker")})
     assert stale == ["BTCUSDT/depth", "BTCUSDT/bookTicker"]
     assert tracker.symbol_age_ns("BTCUSDT", now) == now
+
+
+@given(st.text(alphabet="ab=&%+2B0F x", max_size=40))
+def test_signed_parameters_parse_as_the_standard_library_parses_a_form(raw: str) -> None:
+    assert parse_params(raw) == dict(parse_qsl(raw, keep_blank_values=True))
