@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+MAX_PIPELINED = 64
+"""Requests framed ahead of their answers on one connection. Past it the connection stops
+reading (TCP pushes back on the client) until half of them are answered: a client that pipelines
+without reading its replies holds a bounded amount of our memory (this many requests, plus one
+socket read in the buffer)."""
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _INTERNAL_ERROR = b'{"code":-1000,"msg":"An unknown error occurred while processing the request."}'
 
@@ -197,6 +202,9 @@ class HttpProtocol(asyncio.Protocol):
         self._pending: deque[tuple[HttpRequest | BadRequest, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
+        self._reading_paused = False
+        self._writable = asyncio.Event()
+        self._writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -207,8 +215,15 @@ class HttpProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
+        self._writable.set()
         self._closing = True
         self._pending.clear()
         if self._worker is not None and not self._worker.done():
@@ -219,13 +234,25 @@ class HttpProtocol(asyncio.Protocol):
         if self._closing:
             return
         self._buffer += data
-        while not self._closing:
+        self._parse_buffered()
+
+    def _parse_buffered(self) -> None:
+        """Frame what is buffered, up to MAX_PIPELINED waiting requests; past that, stop reading
+        (what stays buffered is framed as answers go out)."""
+        while not self._closing and len(self._pending) < MAX_PIPELINED:
             parsed = self._next_request()
             if parsed is None:
                 break
             self._pending.append(parsed)
             if isinstance(parsed[0], BadRequest):
                 self._closing = True  # nothing after a request we could not frame is trusted
+        full = len(self._pending) >= MAX_PIPELINED
+        if full != self._reading_paused and self._transport is not None and not self._closing:
+            if full:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
+            self._reading_paused = full
         if self._pending and (self._worker is None or self._worker.done()):
             self._worker = asyncio.get_running_loop().create_task(self._answer())
             self._worker.add_done_callback(_log_failure)
@@ -262,6 +289,8 @@ class HttpProtocol(asyncio.Protocol):
     async def _answer(self) -> None:
         while self._pending:
             request, keep_alive = self._pending.popleft()
+            if self._reading_paused and len(self._pending) <= MAX_PIPELINED // 2:
+                self._parse_buffered()
             if isinstance(request, BadRequest):
                 reply = Reply(
                     request.message.encode(), status=request.status, content_type="text/plain"
@@ -277,6 +306,8 @@ class HttpProtocol(asyncio.Protocol):
             if transport is None or transport.is_closing():
                 return
             transport.write(encode_reply(reply, keep_alive=keep_alive))
+            if not self._writable.is_set():  # the client is not reading: wait for it
+                await self._writable.wait()
             if not keep_alive:
                 self._closing = True
                 self._pending.clear()

@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from replay.exchange.http11 import HttpRequest, HttpServer, Reply, serve
+from replay.exchange.http11 import MAX_PIPELINED, HttpRequest, HttpServer, Reply, serve
 
 pytestmark = pytest.mark.integration
+GATE = asyncio.Event()  # holds /hold requests until a test opens it
 
 
 async def echo(request: HttpRequest) -> Reply:
     if request.path == "/boom":
         raise RuntimeError("a handler bug")
+    if request.path == "/hold":
+        await GATE.wait()
     if request.path == "/slow":
         await asyncio.sleep(0.05)  # answered after the fast one behind it would be, if unordered
     body = await request.read()
@@ -130,3 +133,30 @@ async def test_close_ends_open_keep_alive_connections(server: HttpServer) -> Non
     await server.close()
     assert await asyncio.wait_for(reader.read(), timeout=5) == b""
     writer.close()
+
+
+async def test_a_client_that_pipelines_without_reading_holds_a_bounded_backlog(
+    server: HttpServer,
+) -> None:
+    global GATE
+    GATE = asyncio.Event()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    request = b"GET /hold HTTP/1.1\r\n\r\n"
+    count = 5_000
+    writer.write(request * count)  # far more than MAX_PIPELINED, while the handler is held
+    await writer.drain()
+    connection = next(iter(server.connections))
+    # the server stops reading once the backlog is full (a protocol flag: there is no event to
+    # wait on, so the loop yields until the bytes already sent have been framed)
+    deadline = asyncio.get_running_loop().time() + 5
+    while not connection._reading_paused:
+        assert asyncio.get_running_loop().time() < deadline, "never stopped reading"
+        await asyncio.sleep(0)
+    assert len(connection._pending) == MAX_PIPELINED
+    assert len(connection._buffer) < len(request) * count, "the rest waits in the kernel"
+    GATE.set()
+    replies = b""
+    while replies.count(b"HTTP/1.1 200") < count:
+        replies += await asyncio.wait_for(reader.read(65536), timeout=5)
+    writer.close()
+    assert replies.count(b"HTTP/1.1 200") == count, "every request answered once"
