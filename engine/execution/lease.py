@@ -724,11 +724,14 @@ class LeaderElector:
         )
 
     def _succeeded(self, op: str) -> None:
-        if op in self._failing:
-            self._failing.discard(op)
-            self._log.info("lease backend call succeeded again", op=op)
-        if not self._failing:
-            self._last_error = None
+        # any answer means the backend is back, whichever call failed before: a call that was
+        # in flight (hanging) when the outage ended succeeds without its kind ever failing
+        if self._failing:
+            self._log.info(
+                "lease backend call succeeded again", op=op, failed=sorted(self._failing)
+            )
+            self._failing.clear()
+        self._last_error = None
 
     # ---- callbacks ---------------------------------------------------------------------------
 
