@@ -323,8 +323,13 @@ class OrderDesk:
         ]
         have = {f.trade_id for f in known}
         candidates = [pushed_fill] if pushed_fill is not None else []
+        # Binance's order response lists its fills without a time of their own: they happened
+        # at the order's transactTime, which is what ccxt calls the order's timestamp
+        placed_ms = raw.get("timestamp") or raw.get("lastTradeTimestamp")
         candidates += [
-            self._fill_from_ccxt(order, t) for t in raw.get("trades") or [] if t.get("id")
+            self._fill_from_ccxt(order, t, fallback_ts_ms=placed_ms)
+            for t in raw.get("trades") or []
+            if t.get("id")
         ]
         total = sum((f.qty for f in known), Decimal(0)) + sum(
             (f.qty for f in candidates if f.trade_id not in have), Decimal(0)
@@ -339,7 +344,9 @@ class OrderDesk:
         )
         return [self._fill_from_ccxt(order, t) for t in trades]
 
-    def _fill_from_ccxt(self, order: OrderRecord, trade: dict[str, Any]) -> Fill:
+    def _fill_from_ccxt(
+        self, order: OrderRecord, trade: dict[str, Any], *, fallback_ts_ms: Any = None
+    ) -> Fill:
         fee = trade.get("fee") or {}
         return Fill(
             correlation_id=order.correlation_id,
@@ -354,7 +361,7 @@ class OrderDesk:
             commission=dec(fee.get("cost")),
             commission_asset=str(fee.get("currency") or ""),
             is_maker=trade.get("takerOrMaker") == "maker",
-            venue_ts_ms=int(trade.get("timestamp") or 0),
+            venue_ts_ms=int(trade.get("timestamp") or fallback_ts_ms or 0),
         )
 
     async def on_execution_report(self, info: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ truth, so "no duplicate order" and "positions equal venue fills" are judged by t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.messages import OrderType, Side
+from engine.core.messages import Fill, OrderType, Side
 from tests.helpers import ReplayProcess, control, redis, replay_process, wait_until
 from tests.integration.trading import (
     Bus,
@@ -102,6 +103,14 @@ def test_direct_and_algo_intents_are_worked_to_completion(stack: Stack) -> None:
             what="execution positions",
         )
         assert Decimal(str(journal)) == venue_base_position(stack.sim)
+        # every fill carries the venue's time (game days place fills in their windows by it),
+        # also those that came in an order's response, which lists fills without a time
+        fills = [m for m in stack.bus.messages("exec.binance") if isinstance(m, Fill)]
+        assert fills
+        now_ms = time.time() * 1000
+        assert all(now_ms - 120_000 < f.venue_ts_ms <= now_ms + 5_000 for f in fills), [
+            (f.client_order_id, f.venue_ts_ms) for f in fills
+        ]
 
 
 def test_accept_but_never_answer_resolves_by_query_without_duplicates(stack: Stack) -> None:
