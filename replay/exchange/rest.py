@@ -23,7 +23,7 @@ import msgspec
 
 from engine.core.book import OrderBook
 from replay.exchange import errors
-from replay.exchange.auth import verify
+from replay.exchange.auth import parse_params, verify
 from replay.exchange.errors import BinanceError
 from replay.exchange.formats import (
     account_json,
@@ -206,8 +206,8 @@ class SimulatorApi:
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.requests = 0
         self.held = 0
-        self._routes: dict[tuple[str, str], Callable[[HttpRequest], Awaitable[Reply]]] | None = None
-        self._paths: set[str] = set()
+        self._routes = self.routes()
+        self._paths = {path for _, path in self._routes}
 
     def routes(self) -> dict[tuple[str, str], Callable[[HttpRequest], Awaitable[Reply]]]:
         return {
@@ -229,9 +229,6 @@ class SimulatorApi:
 
     async def handle(self, request: HttpRequest) -> Reply:
         """Every request: the venue around it (faults, limits), then its route's handler."""
-        if self._routes is None:
-            self._routes = self.routes()
-            self._paths = {path for _, path in self._routes}
         handler = self._routes.get((request.method, request.path))
         if handler is None:
             handler = self._method_not_allowed if request.path in self._paths else self._not_found
@@ -450,7 +447,7 @@ class SimulatorApi:
         key = request.query.get("listenKey")
         if not key and request.can_read_body:
             body = (await request.read()).decode("utf-8", "replace")
-            key = dict(p.split("=", 1) for p in body.split("&") if "=" in p).get("listenKey")
+            key = parse_params(body).get("listenKey")
         if not key:
             raise errors.mandatory("listenKey")
         return key

@@ -12,6 +12,7 @@ from replay.exchange.http11 import MAX_PIPELINED, HttpRequest, HttpServer, Reply
 
 pytestmark = pytest.mark.integration
 GATE = asyncio.Event()  # holds /hold requests until a test opens it
+HANDLED: list[str] = []  # handler starts and ends, in the order they happened
 
 
 async def echo(request: HttpRequest) -> Reply:
@@ -19,9 +20,11 @@ async def echo(request: HttpRequest) -> Reply:
         raise RuntimeError("a handler bug")
     if request.path == "/hold":
         await GATE.wait()
+    HANDLED.append(f"start {request.path}")
     if request.path == "/slow":
-        await asyncio.sleep(0.05)  # answered after the fast one behind it would be, if unordered
+        await asyncio.sleep(0)  # yield: a server that did not keep order would start the next
     body = await request.read()
+    HANDLED.append(f"end {request.path}")
     key = request.headers.get("x-mbx-apikey") or "-"
     text = f"{request.method} {request.path} q={request.query.get('a', '')} key={key} body={body!r}"
     return Reply(text.encode(), content_type="text/plain", headers={"X-Seen": request.path})
@@ -64,7 +67,17 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection(
         b"POST /order HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: k1\r\nContent-Length: 5\r\n\r\nq=1&b"
         b"DELETE /order?a=%20z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
+    HANDLED.clear()
     answers = responses(await exchange(server.port, raw))
+    # one request at a time: each handler ends before the next starts
+    assert HANDLED == [
+        "start /slow",
+        "end /slow",
+        "start /order",
+        "end /order",
+        "start /order",
+        "end /order",
+    ]
     assert [(status, body) for status, _, body in answers] == [
         (200, b"GET /slow q=1 key=- body=b''"),
         (200, b"POST /order q= key=k1 body=b'q=1&b'"),
