@@ -8,30 +8,39 @@ older than `recvWindow` (default 5000 ms, at most 60000).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import re
 from urllib.parse import unquote_plus
 
 from replay.exchange import errors
 from replay.exchange.errors import BinanceError
 
-_SIGNATURE = re.compile(r"(^|&)signature=([^&]*)")
-
 
 def sign(secret: str, payload: str) -> str:
-    return hmac.digest(secret.encode(), payload.encode(), hashlib.sha256).hex()
+    keyed = _keyed(secret).copy()  # the key schedule is computed once per secret
+    keyed.update(payload.encode())
+    return keyed.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed(secret: str) -> hmac.HMAC:
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
 
 def split_signature(raw: str) -> tuple[str, str | None]:
-    """Return (raw without the signature parameter, signature)."""
-    match = _SIGNATURE.search(raw)
-    if match is None:
-        return raw, None
-    without = raw[: match.start()] + (
-        raw[match.end() :] if match.group(1) else raw[match.end() + 1 :]
-    )
-    return without, match.group(2)
+    """Return (raw without its first `signature` parameter, that signature). String searches,
+    not a regex: an unanchored pattern is tried at every offset of every signed request."""
+    if raw.startswith("signature="):
+        at = 0
+    else:
+        at = raw.find("&signature=") + 1
+        if not at:
+            return raw, None
+    end = raw.find("&", at)
+    if end < 0:
+        return raw[: max(at - 1, 0)], raw[at + 10 :]
+    return raw[:at] + raw[end + 1 :], raw[at + 10 : end]
 
 
 def verify(

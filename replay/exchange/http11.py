@@ -93,7 +93,16 @@ class Headers:
 
 
 class HttpRequest:
-    __slots__ = ("_body", "_query", "headers", "method", "path", "query_string", "transport")
+    __slots__ = (
+        "_query",
+        "body",
+        "headers",
+        "method",
+        "path",
+        "query_string",
+        "remote",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -103,14 +112,17 @@ class HttpRequest:
         headers: Headers,
         body: bytes,
         transport: asyncio.Transport | None,
+        remote: str | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.query_string = query_string
         self.headers = headers
-        self._body = body
+        self.body = body
         self._query: dict[str, str] | None = None
         self.transport = transport
+        self.remote = remote
+        """The peer's IP address (None when unknown)."""
 
     @property
     def query(self) -> dict[str, str]:
@@ -124,17 +136,10 @@ class HttpRequest:
 
     @property
     def can_read_body(self) -> bool:
-        return bool(self._body)
+        return bool(self.body)
 
     async def read(self) -> bytes:
-        return self._body
-
-    @property
-    def remote(self) -> str | None:
-        if self.transport is None:
-            return None
-        peer = self.transport.get_extra_info("peername")
-        return str(peer[0]) if peer else None
+        return self.body
 
 
 Handler = Callable[[HttpRequest], Awaitable[Reply]]
@@ -198,6 +203,7 @@ class HttpProtocol(asyncio.Protocol):
         self._handler = handler
         self._connections = connections if connections is not None else set()
         self._transport: asyncio.Transport | None = None
+        self._remote: str | None = None
         self._buffer = bytearray()
         self._pending: deque[tuple[HttpRequest | BadRequest, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -209,6 +215,8 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._remote = str(peer[0]) if peer else None
         self._connections.add(self)
 
     def close(self) -> None:
@@ -283,7 +291,9 @@ class HttpProtocol(asyncio.Protocol):
             return None
         body = bytes(buffer[end + 4 : total])
         del buffer[:total]
-        request = HttpRequest(method, path, query_string, headers, body, self._transport)
+        request = HttpRequest(
+            method, path, query_string, headers, body, self._transport, self._remote
+        )
         return request, keep_alive
 
     async def _answer(self) -> None:

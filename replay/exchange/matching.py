@@ -363,18 +363,16 @@ class MatchingEngine:
         rules: SymbolRules,
         plan: list[tuple[Decimal, Decimal]],
     ) -> None:
+        taken = cost = Decimal(0)
+        for price, qty in plan:
+            taken += qty
+            cost += price * qty
         if order.side == "BUY":
-            if order.type == "MARKET":
-                need = sum((p * q for p, q in plan), Decimal(0))
-            else:
-                taker_cost = sum((p * q for p, q in plan), Decimal(0))
-                taken = sum((q for _, q in plan), Decimal(0))
-                need = taker_cost + (order.orig_qty - taken) * order.price
+            # a buy locks what its taking part costs plus its resting remainder at its price
+            need = cost if order.type == "MARKET" else cost + (order.orig_qty - taken) * order.price
             asset = rules.quote
         else:
-            need = (
-                sum((q for _, q in plan), Decimal(0)) if order.type == "MARKET" else order.orig_qty
-            )
+            need = taken if order.type == "MARKET" else order.orig_qty
             asset = rules.base
         balance = account.balance(asset)
         if balance.free < need:

@@ -27,7 +27,7 @@ class RateLimits:
     ban_max_s: float = 3 * 86_400.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Verdict:
     status: int
     """200 (go on), 429 (too many), 418 (banned)."""
@@ -90,7 +90,7 @@ class RateLimiter:
         client.weights.append((now, weight))
         client.used += weight
         client.strikes = 0
-        return Verdict(200, headers=self.weight_headers(ip, now))
+        return Verdict(200, headers={"X-MBX-USED-WEIGHT-1M": str(client.used)})
 
     def throttle(self, ip: str, retry_after_s: float, now: float) -> Verdict:
         """A 429 imposed from outside the weight count (a 429-storm venue fault): the IP is told
@@ -112,7 +112,7 @@ class RateLimiter:
                 f"Too many new orders; current limit is "
                 f"{self.limits.orders_per_10s} orders per 10 SECOND.",
                 retry_after_s=max(1, int(ten[0] + 10.0 - now + 0.999)),
-                headers=self.order_headers(account, now),
+                headers=_order_headers(ten, day),
             )
         if len(day) >= self.limits.orders_per_day:
             return Verdict(
@@ -121,11 +121,11 @@ class RateLimiter:
                 f"Too many new orders; current limit is "
                 f"{self.limits.orders_per_day} orders per 1 DAY.",
                 retry_after_s=max(1, int(day[0] + 86_400.0 - now + 0.999)),
-                headers=self.order_headers(account, now),
+                headers=_order_headers(ten, day),
             )
         ten.append(now)
         day.append(now)
-        return Verdict(200, headers=self.order_headers(account, now))
+        return Verdict(200, headers=_order_headers(ten, day))
 
     @staticmethod
     def _window(
@@ -135,15 +135,6 @@ class RateLimiter:
         while times and times[0] <= now - seconds:
             times.popleft()
         return times
-
-    def weight_headers(self, ip: str, now: float) -> dict[str, str]:
-        client = self._client(ip, now)
-        return {"X-MBX-USED-WEIGHT-1M": str(client.used)}
-
-    def order_headers(self, account: str, now: float) -> dict[str, str]:
-        ten = self._window(self._orders_10s, account, now, 10.0)
-        day = self._window(self._orders_day, account, now, 86_400.0)
-        return {"X-MBX-ORDER-COUNT-10S": str(len(ten)), "X-MBX-ORDER-COUNT-1D": str(len(day))}
 
     def stats(self) -> dict[str, dict[str, int | float]]:
         """Per IP: 429s and 418s served, bans, and whether a ban is running."""
@@ -181,3 +172,7 @@ class RateLimiter:
             retry_after_s=max(1, int(client.banned_until - now + 0.999)),
             headers={"X-MBX-USED-WEIGHT-1M": str(client.used)},
         )
+
+
+def _order_headers(ten: deque[float], day: deque[float]) -> dict[str, str]:
+    return {"X-MBX-ORDER-COUNT-10S": str(len(ten)), "X-MBX-ORDER-COUNT-1D": str(len(day))}

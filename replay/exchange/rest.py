@@ -228,25 +228,13 @@ class SimulatorApi:
         }
 
     async def handle(self, request: HttpRequest) -> Reply:
-        """Every request: the venue around it (faults, limits), then its route's handler."""
-        handler = self._routes.get((request.method, request.path))
-        if handler is None:
-            handler = self._method_not_allowed if request.path in self._paths else self._not_found
-        return await self._venue(request, handler)
-
-    async def _not_found(self, _: HttpRequest) -> Reply:
-        return _json({"code": -1000, "msg": "Unknown endpoint."}, 404)
-
-    async def _method_not_allowed(self, _: HttpRequest) -> Reply:
-        return _json({"code": -1000, "msg": "Method not allowed."}, 405)
-
-    # --- the venue around every request -------------------------------------------------------
-
-    async def _venue(
-        self, request: HttpRequest, handler: Callable[[HttpRequest], Awaitable[Reply]]
-    ) -> Reply:
+        """Every request: the venue around it (faults, limits), then its route's handler. One
+        coroutine for all of it: each extra await layer is paid on every request."""
         self.requests += 1
         method, path = request.method, request.path
+        handler = self._routes.get((method, path))
+        if handler is None:
+            handler = self._method_not_allowed if path in self._paths else self._not_found
         is_new_order = method == "POST" and path == "/api/v3/order"
         plan = self.faults.plan(method, path, time.time_ns(), is_new_order=is_new_order)
         if plan.delay_s:
@@ -260,10 +248,9 @@ class SimulatorApi:
         verdict = self.limiter.check(ip, request_weight(method, path, lambda: request.query), now)
         if verdict.status != 200:
             return _refusal(verdict)
-        headers = dict(verdict.headers)
+        headers = verdict.headers  # a fresh dict per verdict: ours to extend
         if is_new_order:
-            account = request.headers.get("X-MBX-APIKEY", "")
-            counted = self.limiter.check_order(account, now)
+            counted = self.limiter.check_order(request.headers.get("X-MBX-APIKEY", ""), now)
             headers.update(counted.headers)
             if counted.status != 200:
                 return _refusal(counted)
@@ -271,21 +258,25 @@ class SimulatorApi:
             return await self._hold_and_cut(request, plan.hold_s)
         if plan.status and not plan.process_first:
             return _refusal(plan)
-        response = await self._serve(request, handler)
+        try:
+            response = await handler(request)
+        except BinanceError as exc:
+            response = _json(exc.body(), exc.status)
         if plan.hold_s:
             return await self._hold_and_cut(request, plan.hold_s)
         if plan.status:
             return _refusal(plan)
-        response.headers.update(headers)
+        if response.headers:
+            response.headers.update(headers)
+        else:
+            response.headers = headers
         return response
 
-    async def _serve(
-        self, request: HttpRequest, handler: Callable[[HttpRequest], Awaitable[Reply]]
-    ) -> Reply:
-        try:
-            return await handler(request)
-        except BinanceError as exc:
-            return _json(exc.body(), exc.status)
+    async def _not_found(self, _: HttpRequest) -> Reply:
+        return _json({"code": -1000, "msg": "Unknown endpoint."}, 404)
+
+    async def _method_not_allowed(self, _: HttpRequest) -> Reply:
+        return _json({"code": -1000, "msg": "Method not allowed."}, 405)
 
     async def _hold_and_cut(self, request: HttpRequest, hold_s: float) -> Reply:
         """The request never gets an answer: hold the connection, then cut it."""
@@ -295,10 +286,10 @@ class SimulatorApi:
             request.transport.abort()
         return Reply(status=504, content_type="")
 
-    async def _signed(self, request: HttpRequest) -> dict[str, str]:
+    def _signed(self, request: HttpRequest) -> dict[str, str]:
         body = ""
-        if request.method in ("POST", "PUT", "DELETE") and request.can_read_body:
-            body = (await request.read()).decode("utf-8", "replace")
+        if request.body and request.method in ("POST", "PUT", "DELETE"):
+            body = request.body.decode("utf-8", "replace")
         return verify(
             query=request.query_string,
             body=body,
@@ -363,14 +354,14 @@ class SimulatorApi:
     # --- signed -------------------------------------------------------------------------------
 
     async def new_order(self, request: HttpRequest) -> Reply:
-        params = await self._signed(request)
+        params = self._signed(request)
         args = new_order_args(params, self.matching)
         resp_type = args.pop("resp_type")
         order = self.matching.place(request.headers["X-MBX-APIKEY"], **args)
         return _json(new_order_json(order, resp_type))
 
     async def query_order(self, request: HttpRequest) -> Reply:
-        params = await self._signed(request)
+        params = self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
         order = self.matching.query(
@@ -379,7 +370,7 @@ class SimulatorApi:
         return _json(order_json(order))
 
     async def cancel_order(self, request: HttpRequest) -> Reply:
-        params = await self._signed(request)
+        params = self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
         order = self.matching.cancel(
@@ -388,13 +379,13 @@ class SimulatorApi:
         return _json(cancel_json(order, client_id))
 
     async def open_orders(self, request: HttpRequest) -> Reply:
-        params = await self._signed(request)
+        params = self._signed(request)
         symbol = self._symbol(params, required=False)
         orders = self.matching.open_orders(request.headers["X-MBX-APIKEY"], symbol)
         return _json([order_json(o) for o in orders])
 
     async def all_orders(self, request: HttpRequest) -> Reply:
-        params = await self._signed(request)
+        params = self._signed(request)
         symbol = self._symbol(params) or ""
         key = request.headers["X-MBX-APIKEY"]
         limit = min(_int(params, "limit") or 500, 1000)
@@ -409,7 +400,7 @@ class SimulatorApi:
         return _json([order_json(o) for o in orders[:limit]])
 
     async def my_trades(self, request: HttpRequest) -> Reply:
-        params = await self._signed(request)
+        params = self._signed(request)
         symbol = self._symbol(params) or ""
         key = request.headers["X-MBX-APIKEY"]
         order_id = _int(params, "orderId")
@@ -426,7 +417,7 @@ class SimulatorApi:
         return _json([trade_json(f) for f in fills[:limit]])
 
     async def account(self, request: HttpRequest) -> Reply:
-        await self._signed(request)
+        self._signed(request)
         account = self.matching.accounts[request.headers["X-MBX-APIKEY"]]
         return _json(
             account_json(
@@ -445,8 +436,8 @@ class SimulatorApi:
 
     async def _listen_key_param(self, request: HttpRequest) -> str:
         key = request.query.get("listenKey")
-        if not key and request.can_read_body:
-            body = (await request.read()).decode("utf-8", "replace")
+        if not key and request.body:
+            body = request.body.decode("utf-8", "replace")
             key = parse_params(body).get("listenKey")
         if not key:
             raise errors.mandatory("listenKey")

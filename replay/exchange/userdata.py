@@ -148,7 +148,10 @@ class UserDataHub:
     # --- events -------------------------------------------------------------------------------
 
     def _on_order_event(self, order: SimOrder, execution_type: str, fill: SimFill | None) -> None:
-        if self.paused or not any(s.api_key == order.api_key for s in self._subscribers.values()):
+        subscribers = self._subscribers
+        if self.paused or not subscribers:
+            return
+        if not any(s.api_key == order.api_key for s in subscribers.values()):
             return  # nobody listens: building the events would be wasted work
         now_ms = time.time_ns() // 1_000_000
         report = execution_report(order, execution_type, fill, now_ms)

@@ -95,9 +95,17 @@ class Plan:
     """Hold the connection this long, then cut it without an answer."""
 
 
+NO_FAULT = Plan()
+"""The plan of a request no fault touches: shared, since a Plan is immutable."""
+
+
 class VenueFaultBook:
+    """Every fault ever added (`faults`, the log the harness reads back) and the ones not yet
+    ended (`_live`, the only ones a request is checked against)."""
+
     def __init__(self, *, seed: int = 0, id_offset: int = 10_000) -> None:
         self.faults: list[VenueFault] = []
+        self._live: list[VenueFault] = []
         self._next_id = id_offset
         self._random = random.Random(seed)
 
@@ -135,6 +143,7 @@ class VenueFaultBook:
         fault = VenueFault(self._next_id, kind, endpoint or "*", now_ns, end, dict(params))
         self._next_id += 1
         self.faults.append(fault)
+        self._live.append(fault)
         return fault
 
     def end(self, fault_id: int, now_ns: int) -> VenueFault:
@@ -150,10 +159,14 @@ class VenueFaultBook:
             fault.ended_ns = now_ns
 
     def active(self, now_ns: int) -> list[VenueFault]:
-        for fault in self.faults:
+        live = self._live
+        if not live:
+            return live
+        for fault in live:
             if fault.ended_ns is None and fault.end_ns is not None and now_ns >= fault.end_ns:
                 fault.ended_ns = fault.end_ns
-        return [f for f in self.faults if f.ended_ns is None]
+        self._live = [f for f in live if f.ended_ns is None]
+        return list(self._live)
 
     def active_of(self, kind: str, now_ns: int) -> VenueFault | None:
         return next((f for f in self.active(now_ns) if f.kind == kind), None)
@@ -161,6 +174,8 @@ class VenueFaultBook:
     def plan(self, method: str, path: str, now_ns: int, *, is_new_order: bool) -> Plan:
         """The effect of the active faults on one request (the first that applies wins, after
         latency, which adds up)."""
+        if not self._live:
+            return NO_FAULT
         delay = 0.0
         for fault in self.active(now_ns):
             if fault.kind in GLOBAL_KINDS or not fault.matches(method, path):
@@ -218,4 +233,4 @@ class VenueFaultBook:
                     int(params.get("code", -2010)),
                     str(params.get("msg", "New order rejected.")),
                 )
-        return Plan(delay)
+        return Plan(delay) if delay else NO_FAULT

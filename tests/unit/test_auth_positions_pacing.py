@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal
 from urllib.parse import parse_qsl
 
@@ -64,7 +65,31 @@ def test_tampered_parameters_break_the_signature() -> None:
 def test_split_signature_anywhere() -> None:
     assert split_signature("a=1&signature=abc&b=2") == ("a=1&b=2", "abc")
     assert split_signature("signature=abc&b=2") == ("b=2", "abc")
+    assert split_signature("a=1&signature=abc") == ("a=1", "abc")
+    assert split_signature("signature=abc") == ("", "abc")
     assert split_signature("a=1") == ("a=1", None)
+    assert split_signature("xsignature=abc") == ("xsignature=abc", None)
+
+
+def split_signature_reference(raw: str) -> tuple[str, str | None]:
+    """The definition: remove the first parameter named `signature` and the `&` that joined
+    it to its neighbours."""
+    match = re.search(r"(^|&)signature=([^&]*)", raw)
+    if match is None:
+        return raw, None
+    after = raw[match.end() :] if match.group(1) else raw[match.end() + 1 :]
+    return raw[: match.start()] + after, match.group(2)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["signature=ab1", "signature=", "a=1", "xsignature=2", "", "b", "s=&"]),
+        max_size=6,
+    )
+)
+def test_split_signature_matches_its_definition(pieces: list[str]) -> None:
+    raw = "&".join(pieces)
+    assert split_signature(raw) == split_signature_reference(raw)
 
 
 def fill(trade_id: int, side: Side, qty: str, price: str, fee: str, asset: str) -> Fill:
