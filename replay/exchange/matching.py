@@ -42,13 +42,13 @@ class Status(StrEnum):
 _TERMINAL = {Status.FILLED, Status.CANCELED, Status.EXPIRED, Status.REJECTED}
 
 
-@dataclass
+@dataclass(slots=True)
 class Balance:
     free: Decimal = Decimal(0)
     locked: Decimal = Decimal(0)
 
 
-@dataclass
+@dataclass(slots=True)
 class Account:
     api_key: str
     balances: dict[str, Balance] = field(default_factory=dict)
@@ -57,7 +57,7 @@ class Account:
         return self.balances.setdefault(asset, Balance())
 
 
-@dataclass
+@dataclass(slots=True)
 class SimFill:
     trade_id: int
     order_id: int
@@ -72,7 +72,7 @@ class SimFill:
     time_ms: int
 
 
-@dataclass
+@dataclass(slots=True)
 class SimOrder:
     order_id: int
     client_order_id: str
