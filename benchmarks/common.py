@@ -123,3 +123,41 @@ _rest_urls: dict[str, str] = {}
 
 def rest_url(control_url: str) -> str:
     return _rest_urls[control_url]
+
+
+class CpuSteal:
+    """The share of CPU time the hypervisor gave to other guests while the block ran (the
+    `steal` column of /proc/stat, over all CPUs). A latency tail on a shared virtual machine is
+    read next to it: a vCPU that is not running cannot answer. None where /proc/stat is absent.
+
+        with CpuSteal() as steal:
+            ...
+        steal.share  # 0.0 .. 1.0
+    """
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+        self._before: list[int] | None = None
+
+    def __enter__(self) -> CpuSteal:
+        self._before = _cpu_times()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        after = _cpu_times()
+        if self._before is None or after is None:
+            return
+        delta = [b - a for a, b in zip(self._before, after, strict=True)]
+        total = sum(delta)
+        steal = delta[7] if len(delta) > 7 else 0
+        self.share = steal / total if total > 0 else 0.0
+
+
+def _cpu_times() -> list[int] | None:
+    """user nice system idle iowait irq softirq steal (guest time is inside user already)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    return [int(x) for x in fields[1:9]]

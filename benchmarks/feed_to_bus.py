@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from benchmarks.common import synthetic, wait_for
+from benchmarks.common import CpuSteal, synthetic, wait_for
 from engine.bus.memory import MemoryBus
 from engine.bus.redis_streams import RedisStreamsBus
 from engine.config import Secret, Secrets, Settings, parse_config
@@ -124,7 +124,8 @@ async def latency(url: str, payloads: list[bytes], rate: float) -> dict[str, Any
     service = feed_service(bus)
     samples: list[float] = []
     service.publisher._on_latency = samples.append
-    await drive(service, payloads, rate)
+    with CpuSteal() as steal:
+        await drive(service, payloads, rate)
     await bus.close()
     ordered = sorted(samples)
 
@@ -138,6 +139,7 @@ async def latency(url: str, payloads: list[bytes], rate: float) -> dict[str, Any
         "p50_ms": pick(0.5),
         "p99_ms": pick(0.99),
         "max_ms": round(ordered[-1] * 1e3, 3),
+        "cpu_steal_pct": None if steal.share is None else round(100 * steal.share, 1),
     }
 
 

@@ -228,7 +228,9 @@ class MatchingEngine:
     ) -> SimOrder:
         rules = self.rules_for(symbol)
         account = self.accounts[api_key]
-        ids = self._client_ids.setdefault((api_key, symbol), OrderedDict())
+        ids = self._client_ids.get((api_key, symbol))
+        if ids is None:
+            ids = self._client_ids[(api_key, symbol)] = OrderedDict()
         if client_order_id in ids:
             raise errors.DUPLICATE_ORDER
         book = self.books.get(symbol)
@@ -429,7 +431,8 @@ class MatchingEngine:
         self.rules_for(symbol)
         missing = errors.UNKNOWN_ORDER_CANCEL if for_cancel else errors.UNKNOWN_ORDER_QUERY
         if order_id is None and client_order_id:
-            order_id = self._client_ids.get((api_key, symbol), OrderedDict()).get(client_order_id)
+            ids = self._client_ids.get((api_key, symbol))
+            order_id = ids.get(client_order_id) if ids is not None else None
         if order_id is None:
             raise missing
         order = self.orders.get(order_id)
