@@ -2,6 +2,8 @@
 truth. Harness, chaos actions and load generators use it; the engine never sees it.
 
     GET  /healthz                       no token: 200 once the servers listen
+    GET  /readyz                        no token: 200 once they listen and every symbol's book
+                                        is known (a market order can fill); 503 says which not
     GET  /status                        replay position, speed, clients, books
     POST /replay/pause | /replay/resume
     POST /replay/speed  {"speed": 10} or {"speed": "max"}
@@ -52,7 +54,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
     async def auth(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path != "/healthz":
+        if request.path not in ("/healthz", "/readyz"):
             header = request.headers.get("Authorization", "")
             supplied = header[7:] if header.startswith("Bearer ") else ""
             if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
@@ -65,6 +67,12 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
         return _json(
             {"ok": server.listening, "state": server.state}, 200 if server.listening else 503
         )
+
+    async def readyz(_: web.Request) -> web.Response:
+        waiting = server.market.unsynced()
+        ready = server.listening and not waiting
+        body = {"ready": ready, "state": server.state, "books_not_synced": waiting}
+        return _json(body, 200 if ready else 503)
 
     async def status(_: web.Request) -> web.Response:
         return _json(server.status())
@@ -224,6 +232,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
         )
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/status", status)
     app.router.add_post("/replay/pause", pause)
     app.router.add_post("/replay/resume", resume)

@@ -39,6 +39,10 @@ class ReplayMarket:
         sync = self.syncs.get(symbol)
         return sync.book if sync is not None and sync.synced else None
 
+    def unsynced(self) -> list[str]:
+        """Symbols whose book is not known yet (no snapshot since the start or a disconnect)."""
+        return [symbol for symbol, sync in self.syncs.items() if not sync.synced]
+
     async def wait_book(self, symbol: str, timeout_s: float) -> OrderBook | None:
         if symbol not in self.syncs:
             return None

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,15 @@ def http_ok(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def http_status(url: str) -> tuple[int, bytes]:
+    """(status, body) of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
 
 
 @contextmanager
@@ -152,7 +162,10 @@ def replay_process(
     speed: str = "1",
     extra: list[str] | None = None,
     balances: tuple[str, ...] = ("USDT=100000", "BTC=1"),
+    wait_for_market: bool = False,
 ) -> Iterator[ReplayProcess]:
+    """A replay process; with `wait_for_market`, ready only once every book is known (/readyz),
+    for tests whose first request is an order that needs a book."""
     ws, rest, control = free_ports(3)
     argv = [
         sys.executable,
@@ -182,7 +195,9 @@ def replay_process(
         argv,
         log=tmp / "replay.log",
         env=env,
-        ready=lambda: http_ok(f"http://127.0.0.1:{control}/healthz"),
+        ready=lambda: http_ok(
+            f"http://127.0.0.1:{control}/{'readyz' if wait_for_market else 'healthz'}"
+        ),
     ):
         yield ReplayProcess(ws, rest, control)
 

@@ -8,6 +8,10 @@
   minutes to 3 days.
 Every response reports the weight used (`X-MBX-USED-WEIGHT-1M`) and, for orders, the counts
 (`X-MBX-ORDER-COUNT-10S`, `X-MBX-ORDER-COUNT-1D`).
+
+Windows roll in buckets (10 ms for the weight and 10 s windows, 1 s for the day), so that what
+a window holds is bounded by its length, not by the traffic: a load test that lifts the limits
+for a day of 3,000 orders/s would otherwise keep 259 million timestamps.
 """
 
 from __future__ import annotations
@@ -37,10 +41,47 @@ class Verdict:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class RollingCount:
+    """A sum over the last `window_s` seconds, kept in buckets of `bucket_s`: a bucket leaves
+    the window once its start is `window_s` old (the window is exact to one bucket)."""
+
+    __slots__ = ("_bucket_s", "_buckets", "_window_s", "total")
+
+    def __init__(self, window_s: float, bucket_s: float) -> None:
+        self._window_s = window_s
+        self._bucket_s = bucket_s
+        self._buckets: deque[list[float]] = deque()  # [bucket start, amount]
+        self.total = 0
+
+    def prune(self, now: float) -> None:
+        horizon = now - self._window_s
+        buckets = self._buckets
+        while buckets and buckets[0][0] <= horizon:
+            self.total -= int(buckets.popleft()[1])
+
+    def add(self, now: float, amount: int = 1) -> None:
+        start = now - now % self._bucket_s
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == start:
+            buckets[-1][1] += amount
+        else:
+            buckets.append([start, amount])
+        self.total += amount
+
+    def oldest(self) -> float | None:
+        """When the oldest amount still counted arrived (its bucket's start)."""
+        return self._buckets[0][0] if self._buckets else None
+
+    def __len__(self) -> int:
+        return self.total
+
+    def buckets(self) -> int:
+        return len(self._buckets)
+
+
 @dataclass
 class _Client:
-    weights: deque[tuple[float, int]] = field(default_factory=deque)
-    used: int = 0
+    weights: RollingCount
     wait_until: float = 0.0
     strikes: int = 0
     banned_until: float = 0.0
@@ -55,14 +96,14 @@ class RateLimiter:
     def __init__(self, limits: RateLimits) -> None:
         self.limits = limits
         self._ips: dict[str, _Client] = {}
-        self._orders_10s: dict[str, deque[float]] = {}
-        self._orders_day: dict[str, deque[float]] = {}
+        self._orders_10s: dict[str, RollingCount] = {}
+        self._orders_day: dict[str, RollingCount] = {}
 
     def _client(self, ip: str, now: float) -> _Client:
-        client = self._ips.setdefault(ip, _Client())
-        horizon = now - self.limits.weight_window_s
-        while client.weights and client.weights[0][0] <= horizon:
-            client.used -= client.weights.popleft()[1]
+        client = self._ips.get(ip)
+        if client is None:
+            client = self._ips[ip] = _Client(RollingCount(self.limits.weight_window_s, 0.01))
+        client.weights.prune(now)
         return client
 
     def check(self, ip: str, weight: int, now: float) -> Verdict:
@@ -80,17 +121,13 @@ class RateLimiter:
                 client.strikes = 0
                 return self._banned(client, now)
             return self._too_much(client, now)
-        if client.used + weight > limits.weight_per_window:
-            client.wait_until = (
-                client.weights[0][0] + limits.weight_window_s
-                if client.weights
-                else now + limits.weight_window_s
-            )
+        if client.weights.total + weight > limits.weight_per_window:
+            oldest = client.weights.oldest()
+            client.wait_until = (oldest if oldest is not None else now) + limits.weight_window_s
             return self._too_much(client, now)
-        client.weights.append((now, weight))
-        client.used += weight
+        client.weights.add(now, weight)
         client.strikes = 0
-        return Verdict(200, headers={"X-MBX-USED-WEIGHT-1M": str(client.used)})
+        return Verdict(200, headers={"X-MBX-USED-WEIGHT-1M": str(client.weights.total)})
 
     def throttle(self, ip: str, retry_after_s: float, now: float) -> Verdict:
         """A 429 imposed from outside the weight count (a 429-storm venue fault): the IP is told
@@ -103,15 +140,15 @@ class RateLimiter:
 
     def check_order(self, account: str, now: float) -> Verdict:
         """Count a new order of an account (after the request weight was accepted)."""
-        ten = self._window(self._orders_10s, account, now, 10.0)
-        day = self._window(self._orders_day, account, now, 86_400.0)
+        ten = self._window(self._orders_10s, account, now, 10.0, 0.01)
+        day = self._window(self._orders_day, account, now, 86_400.0, 1.0)
         if len(ten) >= self.limits.orders_per_10s:
             return Verdict(
                 429,
                 -1015,
                 f"Too many new orders; current limit is "
                 f"{self.limits.orders_per_10s} orders per 10 SECOND.",
-                retry_after_s=max(1, int(ten[0] + 10.0 - now + 0.999)),
+                retry_after_s=_retry_after(ten, 10.0, now),
                 headers=_order_headers(ten, day),
             )
         if len(day) >= self.limits.orders_per_day:
@@ -120,21 +157,22 @@ class RateLimiter:
                 -1015,
                 f"Too many new orders; current limit is "
                 f"{self.limits.orders_per_day} orders per 1 DAY.",
-                retry_after_s=max(1, int(day[0] + 86_400.0 - now + 0.999)),
+                retry_after_s=_retry_after(day, 86_400.0, now),
                 headers=_order_headers(ten, day),
             )
-        ten.append(now)
-        day.append(now)
+        ten.add(now)
+        day.add(now)
         return Verdict(200, headers=_order_headers(ten, day))
 
     @staticmethod
     def _window(
-        store: dict[str, deque[float]], key: str, now: float, seconds: float
-    ) -> deque[float]:
-        times = store.setdefault(key, deque())
-        while times and times[0] <= now - seconds:
-            times.popleft()
-        return times
+        store: dict[str, RollingCount], key: str, now: float, seconds: float, bucket_s: float
+    ) -> RollingCount:
+        window = store.get(key)
+        if window is None:
+            window = store[key] = RollingCount(seconds, bucket_s)
+        window.prune(now)
+        return window
 
     def stats(self) -> dict[str, dict[str, int | float]]:
         """Per IP: 429s and 418s served, bans, and whether a ban is running."""
@@ -158,7 +196,7 @@ class RateLimiter:
             f" request weight per {int(self.limits.weight_window_s)} SECOND. Please use WebSocket"
             " Streams for live updates to avoid polling the API.",
             retry_after_s=retry,
-            headers={"X-MBX-USED-WEIGHT-1M": str(client.used)},
+            headers={"X-MBX-USED-WEIGHT-1M": str(client.weights.total)},
         )
 
     def _banned(self, client: _Client, now: float) -> Verdict:
@@ -170,9 +208,15 @@ class RateLimiter:
             f"Way too much request weight used; IP banned until {until_ms}. Please use WebSocket"
             " Streams for live updates to avoid bans.",
             retry_after_s=max(1, int(client.banned_until - now + 0.999)),
-            headers={"X-MBX-USED-WEIGHT-1M": str(client.used)},
+            headers={"X-MBX-USED-WEIGHT-1M": str(client.weights.total)},
         )
 
 
-def _order_headers(ten: deque[float], day: deque[float]) -> dict[str, str]:
+def _order_headers(ten: RollingCount, day: RollingCount) -> dict[str, str]:
     return {"X-MBX-ORDER-COUNT-10S": str(len(ten)), "X-MBX-ORDER-COUNT-1D": str(len(day))}
+
+
+def _retry_after(window: RollingCount, window_s: float, now: float) -> int:
+    """Whole seconds until the oldest counted amount leaves the window (at least 1)."""
+    oldest = window.oldest()
+    return max(1, int((now if oldest is None else oldest) + window_s - now + 0.999))

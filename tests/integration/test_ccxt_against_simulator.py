@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 def simulator(
     tmp_path_factory: pytest.TempPathFactory, synth_recording: Path
 ) -> Iterator[ReplayProcess]:
-    with replay_process(tmp_path_factory.mktemp("sim"), synth_recording, speed="1") as sim:
+    with replay_process(
+        tmp_path_factory.mktemp("sim"), synth_recording, speed="1", wait_for_market=True
+    ) as sim:
         yield sim
 
 

@@ -162,3 +162,23 @@ async def test_control_api_requires_its_token(feed: ReplayProcess) -> None:
         ) as r:
             status = await r.json()
     assert status["books"]["BTCUSDT"]["synced"] is True
+
+
+def test_readiness_waits_for_every_book(tmp_path: Path, synth_recording: Path) -> None:
+    """/readyz (no token) is 503 while a book is unknown, and says which; 200 once all are."""
+    from tests.helpers import control, http_status, wait_until
+
+    with replay_process(tmp_path, synth_recording, speed="5", extra=["--paused"]) as sim:
+        status, body = http_status(f"{sim.control_url}/readyz")
+        assert status == 503
+        assert json.loads(body) == {
+            "ready": False,
+            "state": "paused",
+            "books_not_synced": ["BTCUSDT"],
+        }
+        control(sim, "POST", "/replay/resume")
+        wait_until(
+            lambda: http_status(f"{sim.control_url}/readyz")[0] == 200,
+            timeout_s=10,
+            what="every book to be known",
+        )

@@ -40,7 +40,9 @@ def client(rest_url: str, **extra: Any) -> Any:
 def venue(
     tmp_path_factory: pytest.TempPathFactory, synth_recording: Path
 ) -> Iterator[ReplayProcess]:
-    with replay_process(tmp_path_factory.mktemp("venue"), synth_recording, speed="1") as sim:
+    with replay_process(
+        tmp_path_factory.mktemp("venue"), synth_recording, speed="1", wait_for_market=True
+    ) as sim:
         yield sim
 
 

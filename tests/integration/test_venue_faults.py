@@ -28,7 +28,11 @@ def venue(
     tmp_path_factory: pytest.TempPathFactory, synth_recording: Path
 ) -> Iterator[ReplayProcess]:
     with replay_process(
-        tmp_path_factory.mktemp("vf"), synth_recording, speed="1", extra=["--fault-seed", "7"]
+        tmp_path_factory.mktemp("vf"),
+        synth_recording,
+        speed="1",
+        extra=["--fault-seed", "7"],
+        wait_for_market=True,
     ) as sim:
         yield sim
 

@@ -68,3 +68,25 @@ def test_an_imposed_429_storm_bans_only_a_client_that_keeps_sending() -> None:
     assert limiter.throttle("ip", 5, now=12).status == 418, "strike 2: banned"
     assert limiter.stats()["ip"]["bans"] == 1
     assert limiter.stats()["ip"]["too_many_429"] == 3
+
+
+def test_windows_hold_buckets_not_one_entry_per_request() -> None:
+    lifted = RateLimits(weight_per_window=10**9, orders_per_10s=10**9, orders_per_day=10**9)
+    limiter = RateLimiter(lifted)
+    for i in range(30_000):  # 30,000 orders within 3 s
+        now = i / 10_000
+        assert limiter.check("ip", 1, now).status == 200
+        assert limiter.check_order("acct", now).status == 200
+    assert limiter.check("ip", 0, 3.0).headers["X-MBX-USED-WEIGHT-1M"] == "30000"
+    counted = limiter.check_order("acct", 3.0).headers
+    assert counted == {"X-MBX-ORDER-COUNT-10S": "30001", "X-MBX-ORDER-COUNT-1D": "30001"}
+    assert limiter._ips["ip"].weights.buckets() <= 301, "10 ms buckets over 3 s"
+    assert limiter._orders_day["acct"].buckets() <= 4, "1 s buckets over 3 s"
+
+
+def test_a_bucket_leaves_the_window_as_a_whole() -> None:
+    limiter = RateLimiter(RateLimits(weight_per_window=10, weight_window_s=60))
+    limiter.check("ip", 4, now=100.001)
+    limiter.check("ip", 4, now=100.004)  # same 10 ms bucket
+    assert limiter.check("ip", 0, now=159.99).headers["X-MBX-USED-WEIGHT-1M"] == "8"
+    assert limiter.check("ip", 0, now=160.0).headers["X-MBX-USED-WEIGHT-1M"] == "0"
