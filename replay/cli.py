@@ -159,6 +159,10 @@ def synth(
         str, typer.Option(help="calm, trending, volatile, flash_crash, quiet")
     ] = "calm",
     symbol: Annotated[list[str], typer.Option(help="symbol(s)")] = ["BTCUSDT"],  # noqa: B006
+    crash_at: Annotated[
+        float | None,
+        typer.Option(help="flash_crash: seconds from the start to the crash (default 40%)"),
+    ] = None,
 ) -> None:
     """Generate a deterministic synthetic recording in the collector format."""
     from replay.synth import REGIMES, SynthSpec, write_recording
@@ -166,9 +170,16 @@ def synth(
     if regime not in REGIMES:
         _fail(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
     spec = SynthSpec(
-        symbols=tuple(s.upper() for s in symbol), duration_s=duration, seed=seed, regime=regime
+        symbols=tuple(s.upper() for s in symbol),
+        duration_s=duration,
+        seed=seed,
+        regime=regime,
+        crash_at_s=crash_at,
     )
-    count = write_recording(spec, out)
+    try:
+        count = write_recording(spec, out)
+    except ValueError as exc:
+        _fail(str(exc))
     typer.echo(f"wrote {count} records to {out}")
 
 

@@ -8,6 +8,9 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
     POST /replay/pause | /replay/resume
     POST /replay/speed  {"speed": 10} or {"speed": "max"}
     POST /replay/seek   {"to": <receive time ns> | "+30s" | "-10s"}  (relative to the position)
+    POST /replay/seek-to-drop  {"min_drop_pct": 2, "within_s": 10, "lead_s": 3, "symbol": "X"}
+                        seek to `lead_s` before the start of the first fall of the trade price
+                        by min_drop_pct within within_s in the recording (404 if there is none)
     POST /replay/burst  {"multiplier": 10, "duration_ms": 5000}  N times faster for a while
     POST /faults        {"kind", "stream", "client", "duration_ms", "count"} (see replay.faults)
     GET  /faults        every fault with its start and end time (ns)
@@ -105,6 +108,38 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
             return _json({"error": f'body must be {{"to": <ns> | "+30s" | "-1m"}}: {exc}'}, 400)
         server.seek(target)
         return _json({"seeking_to_ns": target})
+
+    async def seek_to_drop(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise TypeError("expected an object")
+            unknown = set(body) - {"min_drop_pct", "within_s", "lead_s", "symbol"}
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}")
+            min_drop_pct = float(body.get("min_drop_pct", 2.0))
+            within_s = float(body.get("within_s", 10.0))
+            lead_s = float(body.get("lead_s", 3.0))
+            symbol = str(body.get("symbol") or server.symbols[0]).upper()
+            if not 0 < min_drop_pct < 100 or within_s <= 0 or lead_s < 0:
+                raise ValueError("need 0 < min_drop_pct < 100, within_s > 0, lead_s >= 0")
+            if symbol not in server.symbols:
+                raise ValueError(f"symbol {symbol} is not replayed")
+        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+            return _json({"error": f"bad seek-to-drop request: {exc}"}, 400)
+        drop = await server.find_drop(symbol=symbol, min_drop_pct=min_drop_pct, within_s=within_s)
+        if drop is None:
+            return _json(
+                {
+                    "error": f"no fall of {min_drop_pct}% within {within_s} s in"
+                    f" {symbol}'s trades in the recording"
+                },
+                404,
+            )
+        target = drop.start_ns - int(lead_s * 1e9)
+        server.seek(target)
+        log.warning("replay_seek_to_drop", symbol=symbol, seeking_to_ns=target, **drop.as_dict())
+        return _json({"symbol": symbol, "seeking_to_ns": target, **drop.as_dict()})
 
     async def burst(request: web.Request) -> web.Response:
         try:
@@ -238,6 +273,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
     app.router.add_post("/replay/resume", resume)
     app.router.add_post("/replay/speed", speed)
     app.router.add_post("/replay/seek", seek)
+    app.router.add_post("/replay/seek-to-drop", seek_to_drop)
     app.router.add_post("/replay/burst", burst)
     app.router.add_post("/faults", add_fault)
     app.router.add_get("/faults", list_faults)

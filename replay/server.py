@@ -47,6 +47,7 @@ from replay.messages import (
 )
 from replay.pacing import Pacer, PacingStats
 from replay.recording import Record, read_many
+from replay.tools.drops import Drop, find_drop, trade_prices
 
 log = get_logger("replay.server")
 
@@ -266,6 +267,17 @@ class ReplayServer:
             self.state = "running"
             self._seek_pending.set()
 
+    async def find_drop(self, *, symbol: str, min_drop_pct: float, within_s: float) -> Drop | None:
+        """The first fall of `min_drop_pct` within `within_s` in the recordings (a scan of the
+        files on a worker thread: the replay and its clients go on meanwhile)."""
+        recordings = list(self.config.recordings)
+
+        def scan() -> Drop | None:
+            prices = trade_prices(read_many(recordings), symbol)
+            return find_drop(prices, min_drop_pct=min_drop_pct, within_ns=int(within_s * 1e9))
+
+        return await asyncio.to_thread(scan)
+
     def add_venue_fault(self, **request: Any) -> VenueFault:
         fault = self.venue_faults.add(now_ns=time.time_ns(), **request)
         self.apply_venue_state()
@@ -300,6 +312,7 @@ class ReplayServer:
             "burst": self.burst_status(),
             "paused": self.pacer.paused,
             "position_recv_ns": self.pacer.position_recv_ns,
+            "seeking": self._seek_to is not None,
             "records": self.records,
             "messages": self.messages,
             "malformed": self.malformed,

@@ -71,6 +71,9 @@ class SynthSpec:
     tick_size: float = 0.01
     levels_per_side: int = 200
     recv_latency_ms: tuple[float, float] = (1.0, 6.0)
+    crash_at_s: float | None = None
+    """When a crashing regime's crash begins (seconds from the start); default: the regime's own,
+    else 40% of the duration."""
 
 
 _DEFAULT_PRICES = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
@@ -140,7 +143,10 @@ class _Market:
         self.crash_ns: int | None = None
         self.crash_log, self.withdrawn = 0.0, False
         if regime.crash_depth_pct > 0:
-            at_s = regime.crash_at_s if regime.crash_at_s is not None else 0.4 * spec.duration_s
+            at_s = next(
+                (x for x in (spec.crash_at_s, regime.crash_at_s) if x is not None),
+                0.4 * spec.duration_s,
+            )
             self.crash_ns = spec.start_ns + int(at_s * 1e9)
             self.crash_log = math.log(1.0 - regime.crash_depth_pct / 100.0)
         self.quiet = regime.quiet_trade_gaps
@@ -407,6 +413,8 @@ def _validate(spec: SynthSpec) -> Regime:
     low, high = spec.recv_latency_ms
     if not 0 <= low <= high:
         raise ValueError("recv_latency_ms must satisfy 0 <= low <= high")
+    if spec.crash_at_s is not None and not 0 <= spec.crash_at_s < spec.duration_s:
+        raise ValueError("crash_at_s must be within the duration")
     return REGIMES[spec.regime]
 
 

@@ -2,17 +2,19 @@
 control API. Venue kinds: latency, error_5xx, timeout, no_answer, reject, maintenance, ban,
 rate_limit, partial_fills, user_stream_drop, user_stream_delay. Feed kinds: stall, gap,
 duplicate, reorder, malformed, drop, slow_consumer. Also the market itself: pause, resume and
-the replay speed (a burst is a speed multiplier)."""
+the replay speed (a burst is a speed multiplier), and seeking to where the recording's market
+falls (a flash crash replayed as recorded)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
 from harness.chaos.stackref import control_token, control_url, http, stack_of
 
-__all__ = ["clear_faults", "feed_fault", "replay_speed", "venue_fault"]
+__all__ = ["clear_faults", "feed_fault", "replay_seek_to_drop", "replay_speed", "venue_fault"]
 
 
 def _post_fault(body: dict[str, Any], configuration: dict[str, Any] | None) -> dict[str, Any]:
@@ -79,3 +81,41 @@ def replay_speed(speed: float | str, configuration: dict[str, Any] | None = None
     if code != 200:
         raise ActivityFailed(f"could not set the replay speed ({code}): {reply}")
     return {"speed": speed}
+
+
+def replay_seek_to_drop(
+    min_drop_pct: float = 2.0,
+    within_s: float = 10.0,
+    lead_s: float = 3.0,
+    symbol: str | None = None,
+    seek_timeout_s: float = 60.0,
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Seek the replay to `lead_s` before the first fall of `min_drop_pct` within `within_s` in
+    the recording's trades: the crash is then replayed as recorded. Fails when the recording
+    has no such fall (a calm recording cannot stage a flash crash)."""
+    stack = stack_of(configuration)
+    body: dict[str, Any] = {"min_drop_pct": min_drop_pct, "within_s": within_s, "lead_s": lead_s}
+    if symbol:
+        body["symbol"] = symbol
+    code, reply = http(
+        "POST",
+        f"{control_url(stack)}/replay/seek-to-drop",
+        token=control_token(stack),
+        body=body,
+        timeout_s=60.0,
+    )
+    if code != 200:
+        raise ActivityFailed(f"could not seek to a market drop ({code}): {reply}")
+    result: dict[str, Any] = reply
+    # the replay rebuilds the market up to the target before it serves again: return once it
+    # does, so that the crash comes `lead_s` of market after this action, at any speed
+    deadline = time.monotonic() + seek_timeout_s
+    while True:
+        code, status = http("GET", f"{control_url(stack)}/status", token=control_token(stack))
+        if code == 200 and not status.get("seeking"):
+            result["position_recv_ns"] = status.get("position_recv_ns")
+            return result
+        if time.monotonic() > deadline:
+            raise ActivityFailed(f"the replay was still seeking after {seek_timeout_s} s")
+        time.sleep(0.1)
