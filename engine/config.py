@@ -118,7 +118,8 @@ class RiskConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True)
         default_factory=lambda: {"timeout_ms": 2_000}
     )
     flatten_retry_ms: int = 3_000
-    """A flatten re-issues what is left when nothing of it is in flight for this long."""
+    """A flatten intent that risk has not decided on after this long is given up on (its publish
+    was lost), and what is left is issued again."""
     flat_tolerance_qty: Decimal = Decimal("0.0001")
     """A position this small counts as flat (commission dust below the venue's lot size)."""
 

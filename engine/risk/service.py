@@ -91,6 +91,10 @@ class RiskService(Service):
         self.flatten: dict[str, Any] | None = None
         """The flatten in progress or last finished: started/finished ns, intents issued."""
         self._flatten_seq = 0
+        self._flatten_in_transit: dict[str, int] = {}
+        """Flatten intents published and not yet decided by our own intent consumer (id -> ns
+        issued). Until they are, exposure does not know them, and another flatten step (the
+        supervisor's, the command's) would issue the same reduction again."""
         self._decided: OrderedDict[str, bool] = OrderedDict()
         self.approved = 0
         self.denied = 0
@@ -279,9 +283,10 @@ class RiskService(Service):
             )
             await self._save_state()
             return
-        if self.exposure.open_intents(reduce_only=True):
+        if self.exposure.open_intents(reduce_only=True) or self._flatten_awaiting_decision():
             return
-        for position in self.positions.all():
+        issued: list[Intent] = []  # decided and registered with no await in between: two
+        for position in self.positions.all():  # concurrent steps cannot both issue
             if abs(position.qty) <= self.risk.flat_tolerance_qty:
                 continue
             self._flatten_seq += 1
@@ -301,11 +306,25 @@ class RiskService(Service):
                 algo_params=dict(self.risk.flatten_algo_params),
             )
             flatten["intents"].append(intent.intent_id)
+            self._flatten_in_transit[intent.intent_id] = self.clock.time_ns()
+            issued.append(intent)
+        for intent in issued:
             self.log.warning(
-                "flatten_intent", symbol=position.symbol, side=intent.side, qty=str(intent.qty)
+                "flatten_intent", symbol=intent.symbol, side=intent.side, qty=str(intent.qty)
             )
             await self.bus.publish(INTENTS, intent)
         await self._save_state()
+
+    def _flatten_awaiting_decision(self) -> bool:
+        """Whether a flatten intent is still on its way through our own intent stream. One not
+        decided within flatten_retry_ms is given up on (lost with a failed publish): the next
+        step issues what is left."""
+        now = self.clock.time_ns()
+        patience_ns = self.risk.flatten_retry_ms * 1_000_000
+        for intent_id, issued_ns in list(self._flatten_in_transit.items()):
+            if intent_id in self._decided or now - issued_ns > patience_ns:
+                del self._flatten_in_transit[intent_id]
+        return bool(self._flatten_in_transit)
 
     async def _supervise(self) -> None:
         """The flatten in progress, the daily-loss breaker and utilisation gauges."""
