@@ -268,15 +268,33 @@ def gameday_run(
 def gameday_compare(
     base: Annotated[Path, typer.Argument(help="baseline report.json")],
     candidate: Annotated[Path, typer.Argument(help="candidate report.json")],
+    max_regression_pct: Annotated[
+        float | None,
+        typer.Option(
+            help="also a regression: a value worse than the base's by more than this share"
+            " (any worsening off a base of 0)"
+        ),
+    ] = None,
 ) -> None:
-    """Baseline versus candidate, SLO by SLO."""
-    from harness.gameday.report import compare, format_comparison, load_report
+    """Baseline versus candidate, SLO by SLO. Exit 0 when nothing regressed, 1 when an SLO's
+    verdict got worse (or, with --max-regression-pct, its value), 2 on an error."""
+    from harness.gameday.report import compare, format_comparison, load_report, regressions
 
+    if max_regression_pct is not None and max_regression_pct < 0:
+        _fail("--max-regression-pct must be >= 0")
     try:
         rows = compare(load_report(base), load_report(candidate))
     except HarnessError as exc:
         _fail(str(exc))
     print(format_comparison(rows))
+    worse = regressions(rows, max_regression_pct=max_regression_pct)
+    if not worse:
+        print("no regression")
+        return
+    print(f"{len(worse)} regression(s):")
+    for row in worse:
+        print(f"  {row['scenario']} {row['slo']}: {row['reason']}")
+    raise typer.Exit(1)
 
 
 @chaos_app.command("discover")

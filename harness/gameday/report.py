@@ -371,3 +371,37 @@ def _write_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+_VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2, "inconclusive": 2}
+
+
+def regressions(
+    rows: Sequence[Mapping[str, Any]], *, max_regression_pct: float | None = None
+) -> list[dict[str, Any]]:
+    """The rows of `compare` where the candidate is worse, each with its ``reason``:
+    - its verdict is worse (pass < warn < fail; inconclusive counts as fail: missing data is
+      never a pass; an SLO the candidate no longer reports counts as inconclusive);
+    - with `max_regression_pct`, its value moved the wrong way (up for a ``max`` objective, down
+      for a ``min`` one) by more than that share of the base value, or at all off a base of 0.
+    An SLO only the candidate has is not a regression."""
+    if max_regression_pct is not None and not max_regression_pct >= 0:
+        raise ValueError("max_regression_pct must be >= 0")
+    found: list[dict[str, Any]] = []
+    for row in rows:
+        old, new = row["base_verdict"], row["candidate_verdict"]
+        if old is None:
+            continue
+        reasons = []
+        if _VERDICT_RANK.get(new or "inconclusive", 2) > _VERDICT_RANK.get(old, 2):
+            reasons.append(f"verdict {old} -> {new or 'absent'}")
+        delta, base = row["delta"], row["base_value"]
+        if max_regression_pct is not None and delta is not None:
+            worse = delta if row["objective"] == "max" else -delta
+            allowed = abs(base) * max_regression_pct / 100.0
+            if worse > allowed:
+                change = "" if not base else f" ({worse / abs(base) * 100:+.1f}%)"
+                reasons.append(f"value {base:g} -> {row['candidate_value']:g}{change}")
+        if reasons:
+            found.append({**row, "reason": "; ".join(reasons)})
+    return found

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +22,7 @@ from harness.gameday.report import (
     compare,
     format_comparison,
     load_report,
+    regressions,
     report_dict,
     write_junit,
     write_report_json,
@@ -702,6 +705,70 @@ def test_compare_rows_give_deltas_and_verdict_changes(repo: Path) -> None:
     ]
     assert not table.endswith("\n")
     assert format_comparison([]) == "no SLO to compare"
+
+
+def slo(report: dict[str, Any], scenario: int, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        x for x in report["scenarios"][scenario]["slos"] if x["name"] == name
+    )
+    return found
+
+
+def test_a_worse_verdict_is_a_regression_a_better_one_is_not(repo: Path) -> None:
+    assert regressions(compare(run(repo, rto=1.0), run(repo, rto=1.0))) == []
+    [worse] = regressions(compare(run(repo, rto=1.0), run(repo, rto=2.5)))
+    assert (worse["slo"], worse["reason"]) == ("rto_s", "verdict pass -> warn")
+    assert regressions(compare(run(repo, rto=2.5), run(repo, rto=1.0))) == []
+    [inconclusive] = regressions(compare(run(repo, rto=1.0), run(repo, rto=None)))
+    assert inconclusive["reason"] == "verdict pass -> inconclusive", "missing data is no pass"
+
+
+def test_values_regress_in_the_direction_of_their_objective(repo: Path) -> None:
+    base, candidate = run(repo, rto=1.0), run(repo, rto=1.15)  # 15% slower, still a pass
+    assert regressions(compare(base, candidate)) == [], "verdicts alone: no change"
+    [slower] = regressions(compare(base, candidate), max_regression_pct=10)
+    assert slower["slo"] == "rto_s" and slower["reason"] == "value 1 -> 1.15 (+15.0%)"
+    assert regressions(compare(base, candidate), max_regression_pct=20) == []
+    slo(candidate, 0, "fill_ratio")["value"] = 0.90  # a min objective: higher is better
+    slo(candidate, 0, "rto_s")["value"] = 1.0
+    assert regressions(compare(base, candidate), max_regression_pct=1) == []
+    slo(candidate, 0, "fill_ratio")["value"] = 0.80
+    [lower] = regressions(compare(base, candidate), max_regression_pct=1)
+    assert lower["slo"] == "fill_ratio" and "(+5.9%)" in lower["reason"]
+    slo(candidate, 0, "fill_ratio")["value"] = 0.85
+    slo(candidate, 0, "orders_duplicated")["value"] = 1  # off a base of 0: any worsening
+    [duplicated] = regressions(compare(base, candidate), max_regression_pct=50)
+    assert duplicated["slo"] == "orders_duplicated" and duplicated["reason"] == "value 0 -> 1"
+
+
+def test_an_slo_the_candidate_dropped_regresses_and_a_new_one_does_not(repo: Path) -> None:
+    base, candidate = run(repo), run(repo)
+    kept = [x for x in candidate["scenarios"][0]["slos"] if x["name"] != "time_to_switch_feed_s"]
+    candidate["scenarios"][0]["slos"] = kept
+    candidate["scenarios"][0]["slos"].append({"name": "new_sli", "value": 1, "verdict": "fail"})
+    candidate["scenarios"][1]["slos"] = []  # a failing SLO that went away is no worse
+    [dropped] = regressions(compare(base, candidate))
+    assert (dropped["scenario"], dropped["slo"]) == ("execution-sigkill", "time_to_switch_feed_s")
+    assert dropped["reason"] == "verdict pass -> absent"
+    with pytest.raises(ValueError, match="max_regression_pct"):
+        regressions([], max_regression_pct=-1)
+
+
+def test_gameday_compare_exits_1_on_a_regression(repo: Path, tmp_path: Path) -> None:
+    base, same, worse = tmp_path / "base.json", tmp_path / "same.json", tmp_path / "worse.json"
+    base.write_text(json.dumps(run(repo, rto=1.0)))
+    same.write_text(json.dumps(run(repo, rto=1.0)))
+    worse.write_text(json.dumps(run(repo, rto=2.5)))
+    cli = [str(Path(sys.executable).with_name("stormproof")), "gameday", "compare"]
+    ok = subprocess.run([*cli, str(base), str(same)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.rstrip().endswith("no regression")
+    bad = subprocess.run([*cli, str(base), str(worse)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert "execution-sigkill rto_s: verdict pass -> warn" in bad.stdout
+    broken = subprocess.run(
+        [*cli, str(base), str(tmp_path / "missing.json")], capture_output=True, text=True
+    )
+    assert broken.returncode == 2
 
 
 def test_compare_refuses_something_that_is_not_a_report(repo: Path) -> None:
