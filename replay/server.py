@@ -262,6 +262,7 @@ class ReplayServer:
         that point without serving anything, so books stay consistent; clients see an update-id
         jump and resynchronise, as after a real outage."""
         self._seek_to = recv_ns
+        self._seeking = False  # a seek during a seek: its direction is judged again
         self._time_map = None
         if self.state == "finished":
             self.state = "running"
@@ -397,6 +398,11 @@ class ReplayServer:
                 self._seeking = True
                 if record.recv_ns < self._seek_to:
                     self._apply_market(record)
+                    self.pacer.position_recv_ns = record.recv_ns  # where the market is now
+                    since_yield += 1
+                    if since_yield >= 2048:  # a long seek must not stall control and clients
+                        since_yield = 0
+                        await asyncio.sleep(0)
                     continue
                 self._seek_to = None
                 self._seeking = False

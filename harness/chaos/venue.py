@@ -88,12 +88,13 @@ def replay_seek_to_drop(
     within_s: float = 10.0,
     lead_s: float = 3.0,
     symbol: str | None = None,
-    seek_timeout_s: float = 60.0,
+    seek_timeout_s: float = 300.0,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Seek the replay to `lead_s` before the first fall of `min_drop_pct` within `within_s` in
     the recording's trades: the crash is then replayed as recorded. Fails when the recording
-    has no such fall (a calm recording cannot stage a flash crash)."""
+    has no such fall (a calm recording cannot stage a flash crash). The scan and the seek take
+    time in proportion to the recording (about a minute each for a 17-hour one)."""
     stack = stack_of(configuration)
     body: dict[str, Any] = {"min_drop_pct": min_drop_pct, "within_s": within_s, "lead_s": lead_s}
     if symbol:
@@ -103,7 +104,7 @@ def replay_seek_to_drop(
         f"{control_url(stack)}/replay/seek-to-drop",
         token=control_token(stack),
         body=body,
-        timeout_s=60.0,
+        timeout_s=seek_timeout_s,  # the replay scans the recording first: a day-long file
     )
     if code != 200:
         raise ActivityFailed(f"could not seek to a market drop ({code}): {reply}")

@@ -11,7 +11,9 @@ Definitions (docs/gamedays.md):
                            a process exit, or an engine warning/error log line
     time_to_halt_s         fault start -> risk stops new entries: a trading state other than
                            ACTIVE, or entries blocked (degraded bus, stale market data)
-    time_to_flatten_s      fault start -> every position within tolerance after a flatten
+    time_to_flatten_s      the flatten request (the method's first `flatten*` activity) -> every
+                           position within tolerance: what the method does before it (seeking
+                           the replay to a crash) is setup, not the engine's time
     time_to_switch_feed_s  fault start -> the feed service's first feed switch
     time_to_failover_s     fault start -> another execution instance than the one leading
                            before the fault leads and is ready (an active/standby pair only)
@@ -176,7 +178,7 @@ def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[s
         None,
     )
     # flat counts only once the flatten was asked for (a position that happened to be flat
-    # earlier is not the flatten's doing); the time runs from the fault, like every step
+    # earlier is not the flatten's doing), and the time runs from that request
     flatten_asked = min(
         (
             a["ts_ns"]
@@ -221,7 +223,7 @@ def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[s
     fault = {
         "time_to_detect_s": _seconds(time_to_detect_ns(obs, start), start),
         "time_to_halt_s": _seconds(halted, start),
-        "time_to_flatten_s": _seconds(flattened, start),
+        "time_to_flatten_s": _seconds(flattened, flatten_asked or start),
         "time_to_switch_feed_s": _seconds(switch, start),
         "time_to_failover_s": _seconds(failover_ns(obs.samples, start), start),
         "rto_s": None if (r := rto_ns(obs, start)) is None else round(r / 1e9, 3),

@@ -87,11 +87,11 @@ def flatten_activity(t_s: float) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("activities", "expected_s"),
     [
-        ([flatten_activity(4)], 6.0),  # flat at 1 s was before anyone asked: not the flatten's
+        ([flatten_activity(4)], 2.0),  # flat at 1 s was before anyone asked: not the flatten's
         ([], None),  # flat without a flatten is no time to flatten
     ],
 )
-def test_time_to_flatten_counts_flat_only_after_the_flatten_was_asked(
+def test_time_to_flatten_runs_from_the_request_and_counts_flat_only_after_it(
     activities: list[dict[str, object]], expected_s: float | None
 ) -> None:
     samples = [positions_at(t, q) for t, q in ((1, 0.0), (2, 0.3), (3, 0.5), (5, 0.2), (6, 0.0))]
