@@ -134,12 +134,6 @@ class HttpRequest:
             self._query = query
         return self._query
 
-    @property
-    def can_read_body(self) -> bool:
-        return bool(self.body)
-
-    async def read(self) -> bytes:
-        return self.body
 
 
 Handler = Callable[[HttpRequest], Awaitable[Reply]]

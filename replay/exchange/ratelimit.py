@@ -72,9 +72,6 @@ class RollingCount:
         """When the oldest amount still counted arrived (its bucket's start)."""
         return self._buckets[0][0] if self._buckets else None
 
-    def __len__(self) -> int:
-        return self.total
-
     def buckets(self) -> int:
         return len(self._buckets)
 
@@ -142,7 +139,7 @@ class RateLimiter:
         """Count a new order of an account (after the request weight was accepted)."""
         ten = self._window(self._orders_10s, account, now, 10.0, 0.01)
         day = self._window(self._orders_day, account, now, 86_400.0, 1.0)
-        if len(ten) >= self.limits.orders_per_10s:
+        if ten.total >= self.limits.orders_per_10s:
             return Verdict(
                 429,
                 -1015,
@@ -151,7 +148,7 @@ class RateLimiter:
                 retry_after_s=_retry_after(ten, 10.0, now),
                 headers=_order_headers(ten, day),
             )
-        if len(day) >= self.limits.orders_per_day:
+        if day.total >= self.limits.orders_per_day:
             return Verdict(
                 429,
                 -1015,
@@ -213,7 +210,7 @@ class RateLimiter:
 
 
 def _order_headers(ten: RollingCount, day: RollingCount) -> dict[str, str]:
-    return {"X-MBX-ORDER-COUNT-10S": str(len(ten)), "X-MBX-ORDER-COUNT-1D": str(len(day))}
+    return {"X-MBX-ORDER-COUNT-10S": str(ten.total), "X-MBX-ORDER-COUNT-1D": str(day.total)}
 
 
 def _retry_after(window: RollingCount, window_s: float, now: float) -> int:

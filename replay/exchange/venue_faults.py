@@ -161,7 +161,7 @@ class VenueFaultBook:
     def active(self, now_ns: int) -> list[VenueFault]:
         live = self._live
         if not live:
-            return live
+            return []
         for fault in live:
             if fault.ended_ns is None and fault.end_ns is not None and now_ns >= fault.end_ns:
                 fault.ended_ns = fault.end_ns

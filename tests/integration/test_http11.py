@@ -23,7 +23,7 @@ async def echo(request: HttpRequest) -> Reply:
     HANDLED.append(f"start {request.path}")
     if request.path == "/slow":
         await asyncio.sleep(0)  # yield: a server that did not keep order would start the next
-    body = await request.read()
+    body = request.body
     HANDLED.append(f"end {request.path}")
     key = request.headers.get("x-mbx-apikey") or "-"
     text = f"{request.method} {request.path} q={request.query.get('a', '')} key={key} body={body!r}"
