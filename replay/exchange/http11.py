@@ -135,7 +135,6 @@ class HttpRequest:
         return self._query
 
 
-
 Handler = Callable[[HttpRequest], Awaitable[Reply]]
 
 
