@@ -65,7 +65,10 @@ def test_primary_down_switches_within_100ms_of_the_threshold_without_gap_or_dup(
 def test_slow_primary_is_left_and_taken_back_once_it_recovers(
     tmp_path: Path, synth_recording: Path
 ) -> None:
-    with data_path(tmp_path, synth_recording, feed_toml="failback_ms = 2000") as path:
+    # A slow feed is the lag switch's case; a stall of the whole machine (CI) longer than the
+    # learned 500 ms floor would make it a stale one first, so the floor is raised here.
+    feed_toml = "failback_ms = 2000\nlearned_stale_min_ms = 3000"
+    with data_path(tmp_path, synth_recording, feed_toml=feed_toml) as path:
         wait_until(
             lambda: path.status()["feeds"]["feed1"]["healthy"],
             timeout_s=20,
