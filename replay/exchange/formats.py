@@ -8,9 +8,13 @@ from typing import Any
 
 from replay.exchange.matching import Account, SimFill, SimOrder
 
+_ZERO = "0.00000000"
+
 
 def fmt(value: Decimal) -> str:
-    return f"{value:.8f}"
+    """Binance's eight decimals. Zero (most quantities of a new or cancelled order) is common
+    enough to skip Decimal's formatting for."""
+    return f"{value:.8f}" if value else _ZERO
 
 
 def order_json(order: SimOrder) -> dict[str, Any]:
@@ -27,8 +31,8 @@ def order_json(order: SimOrder) -> dict[str, Any]:
         "timeInForce": order.time_in_force or "GTC",
         "type": order.type,
         "side": order.side,
-        "stopPrice": fmt(Decimal(0)),
-        "icebergQty": fmt(Decimal(0)),
+        "stopPrice": _ZERO,
+        "icebergQty": _ZERO,
         "time": order.time_ms,
         "updateTime": order.update_ms,
         "isWorking": order.working_time_ms >= 0,

@@ -54,7 +54,10 @@ class Account:
     balances: dict[str, Balance] = field(default_factory=dict)
 
     def balance(self, asset: str) -> Balance:
-        return self.balances.setdefault(asset, Balance())
+        balance = self.balances.get(asset)
+        if balance is None:
+            balance = self.balances[asset] = Balance()
+        return balance
 
 
 @dataclass(slots=True)
@@ -110,8 +113,11 @@ OrderListener = Callable[[SimOrder, str, SimFill | None], None]
 EXPIRED, as Binance's executionReport `x` (execution type) reports them."""
 
 
+_ZERO = Decimal(0)
+
+
 def _d(value: float) -> Decimal:
-    return Decimal(repr(value))
+    return Decimal(repr(value)) if value else _ZERO  # zero: an empty level, often
 
 
 class MatchingEngine:
@@ -131,7 +137,8 @@ class MatchingEngine:
         self.books: dict[str, OrderBook] = {}
         self.accounts: dict[str, Account] = {}
         self.orders: dict[int, SimOrder] = {}
-        self.open: dict[str, list[int]] = {s: [] for s in rules}
+        self.open: dict[str, dict[int, None]] = {s: {} for s in rules}
+        """Open order ids per symbol, in arrival order (a dict: cancels are O(1))."""
         self.fills: list[SimFill] = []
         self.last_trade: dict[str, float] = {}
         self._consumed: dict[tuple[str, str, float], float] = {}
@@ -187,7 +194,7 @@ class MatchingEngine:
         # a seller-initiated trade (buyer is maker) hits bids: our resting buys
         side = "BUY" if buyer_is_maker else "SELL"
         trade_price = _d(price)
-        for order_id in list(self.open.get(symbol, [])):
+        for order_id in list(self.open.get(symbol, ())):
             if available <= 0:
                 break
             order = self.orders[order_id]
@@ -299,12 +306,20 @@ class MatchingEngine:
         rules.check_notional(order.price * order.orig_qty, is_market=False)
         rules.check_percent_price(order.price, _d(mid) if mid else None)
 
-    def _levels(self, symbol: str, book: OrderBook, side: str) -> Iterator[tuple[Decimal, Decimal]]:
-        """Levels a taker on `side` can take, best first, net of liquidity we already took.
-        Lazy: a resting order looks at one level, not the whole book."""
-        book_side, name = (book.asks, "asks") if side == "BUY" else (book.bids, "bids")
+    def _levels(
+        self, symbol: str, book: OrderBook, side: str, limit: Decimal | None = None
+    ) -> Iterator[tuple[Decimal, Decimal]]:
+        """Levels a taker on `side` can take, best first, net of liquidity we already took, up
+        to `limit` if given. Lazy: a resting order looks at one level, not the whole book, and
+        that level is compared as the book's float before anything becomes a Decimal."""
+        buy = side == "BUY"
+        book_side, name = (book.asks, "asks") if buy else (book.bids, "bids")
         consumed = self._consumed
+        # both are the nearest double to a decimal string: equal prices compare equal
+        bound = float(limit) if limit is not None else (float("inf") if buy else float("-inf"))
         for price, qty in book_side.levels():
+            if price > bound if buy else price < bound:
+                return
             left = qty - consumed.get((symbol, name, price), 0.0) if consumed else qty
             if left > 1e-12:
                 yield _d(price), _d(left)
@@ -338,14 +353,15 @@ class MatchingEngine:
 
     def _plan_limit(self, order: SimOrder, book: OrderBook | None) -> list[tuple[Decimal, Decimal]]:
         if book is None:
-            if order.type == "LIMIT_MAKER":
-                return []
-            if order.time_in_force in ("IOC", "FOK"):
-                return []
-            return []
+            return []  # no market: nothing to take (a FOK or IOC then expires)
+        best = book.asks.best() if order.side == "BUY" else book.bids.best()
+        if best is None or (
+            best[0] > float(order.price) if order.side == "BUY" else best[0] < float(order.price)
+        ):
+            return []  # the best opposite level does not cross, so none does: most limits rest
         plan = []
         remaining = order.orig_qty
-        for price, qty in self._levels(order.symbol, book, order.side):
+        for price, qty in self._levels(order.symbol, book, order.side, order.price):
             crosses = price <= order.price if order.side == "BUY" else price >= order.price
             if not crosses or remaining <= 0:
                 break
@@ -397,7 +413,7 @@ class MatchingEngine:
             if book is not None:
                 own_side = book.bids if order.side == "BUY" else book.asks
                 order.queue_ahead = _d(own_side.qty_at(float(order.price)))
-            self.open[order.symbol].append(order.order_id)
+            self.open[order.symbol][order.order_id] = None
         if not order.is_open:
             self._release(order)
 
@@ -409,7 +425,7 @@ class MatchingEngine:
             raise errors.UNKNOWN_ORDER_CANCEL
         order.status = Status.CANCELED
         order.update_ms = self.clock_ms()
-        self.open[symbol].remove(order.order_id)
+        del self.open[symbol][order.order_id]
         self._release(order)
         self._notify(order, "CANCELED", None)
         return order
@@ -447,7 +463,7 @@ class MatchingEngine:
         return [
             self.orders[i]
             for s in symbols
-            for i in self.open.get(s, [])
+            for i in self.open.get(s, ())
             if self.orders[i].api_key == api_key
         ]
 
@@ -457,9 +473,9 @@ class MatchingEngine:
         book = self.books.get(symbol)
         if book is None:
             return
-        for order_id in list(self.open.get(symbol, [])):
+        for order_id in list(self.open.get(symbol, ())):
             order = self.orders[order_id]
-            for price, qty in self._levels(symbol, book, order.side):
+            for price, qty in self._levels(symbol, book, order.side, order.price):
                 crosses = price <= order.price if order.side == "BUY" else price >= order.price
                 if not crosses or not order.is_open:
                     break
@@ -519,8 +535,7 @@ class MatchingEngine:
         self.fills.append(fill)
         if order.executed_qty >= order.orig_qty:
             order.status = Status.FILLED
-            if order.order_id in self.open[order.symbol]:
-                self.open[order.symbol].remove(order.order_id)
+            self.open[order.symbol].pop(order.order_id, None)
             self._release(order)
         else:
             order.status = Status.PARTIALLY_FILLED

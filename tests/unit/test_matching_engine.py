@@ -123,7 +123,7 @@ def test_marketable_limit_takes_then_rests() -> None:
     )
     assert order.executed_qty == Decimal("3.0")
     assert order.status is Status.PARTIALLY_FILLED
-    assert m.open["BTCUSDT"] == [order.order_id]
+    assert list(m.open["BTCUSDT"]) == [order.order_id]
 
 
 def test_ioc_and_fok() -> None:
