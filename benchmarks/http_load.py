@@ -2,7 +2,9 @@
 
     python -m benchmarks.http_load --url http://127.0.0.1:PORT --mode ping|orders|ccxt \
         --workers 16 --seconds 10 [--client raw|aiohttp]
-Prints one JSON line: completed operations, per second, latency p50/p99 (ms).
+    python -m benchmarks.http_load --url ... --mode paired --slices 8 --slice-seconds 1
+Prints one JSON line: completed operations, per second, latency p50/p99 (ms); `paired`
+alternates ping and orders slices on the raw client and prints each slice's rate.
 `orders` is a signed LIMIT order far from the market (it rests) then its cancel; one operation
 is the pair. `ccxt` does the same through ccxt.async_support.binance.
 `--client raw` (the default) sends ping and orders through `benchmarks.raw_http`, a lean
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import time
@@ -109,6 +113,65 @@ async def raw_worker(
             n += 1
 
 
+async def paired(url: str, workers: int, slices: int, slice_s: float, price: str) -> dict[str, Any]:
+    """Ping and orders in alternating slices on the same connections (ping, orders, orders,
+    ping, ...: ABBA, so a drift of the machine's speed during the run cancels out). Each
+    orders slice is compared with the ping slice next to it: the ratio of two slices a moment
+    apart, not of two phases seconds apart on a machine whose speed moves by a third."""
+    form = f"X-MBX-APIKEY: {KEY}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    key_only = f"X-MBX-APIKEY: {KEY}\r\n"
+    serial = itertools.count()
+
+    async def one(http: RawHttpClient, mode: str, deadline: float, latencies: list[float]) -> int:
+        done = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            if mode == "ping":
+                status, _ = await http.request("GET", "/api/v3/ping")
+            else:
+                client_id = f"p{os.getpid()}-{next(serial)}"  # unique across runs on one server
+                body = order_body(client_id, price).encode()
+                status, _ = await http.request("POST", "/api/v3/order", body=body, headers=form)
+                if status == 200:
+                    query = cancel_query(client_id)
+                    status, _ = await http.request(
+                        "DELETE", f"/api/v3/order?{query}", headers=key_only
+                    )
+            if status != 200:
+                raise RuntimeError(f"request failed in mode {mode}: HTTP {status}")
+            latencies.append(time.perf_counter() - started)
+            done += 1
+        return done
+
+    rates: dict[str, list[float]] = {"ping": [], "orders": []}
+    order_latencies: list[float] = []
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(RawHttpClient(url)) for _ in range(workers)]
+        for pair in range(slices):
+            modes = ("ping", "orders") if pair % 2 == 0 else ("orders", "ping")
+            for mode in modes:
+                latencies: list[float] = []
+                start = time.perf_counter()
+                deadline = start + slice_s
+                counts = await asyncio.gather(*(one(c, mode, deadline, latencies) for c in clients))
+                rates[mode].append(sum(counts) / (time.perf_counter() - start))
+                if mode == "orders":
+                    order_latencies.extend(latencies)
+    ordered = sorted(order_latencies)
+    return {
+        "mode": "paired",
+        "workers": workers,
+        "slice_s": slice_s,
+        "ping_per_s": rates["ping"],
+        "orders_per_s": rates["orders"],
+        "order_requests_vs_ping": [
+            2 * o / p for o, p in zip(rates["orders"], rates["ping"], strict=True)
+        ],
+        "p50_ms": ordered[len(ordered) // 2] * 1000,
+        "p99_ms": ordered[int(len(ordered) * 0.99)] * 1000,
+    }
+
+
 async def ccxt_worker(
     name: int, url: str, deadline: float, latencies: list[float], price: float
 ) -> None:
@@ -154,6 +217,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ):
         bid = float((await r.json())["bids"][0][0])
     price = round(bid * 0.95, 2)
+    if args.mode == "paired":
+        return await paired(args.url, args.workers, args.slices, args.slice_seconds, f"{price:.2f}")
     start = time.perf_counter()
     deadline = start + args.seconds
     if args.mode == "ccxt":
@@ -181,7 +246,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--mode", choices=["ping", "orders", "ccxt"], required=True)
+    parser.add_argument("--mode", choices=["ping", "orders", "ccxt", "paired"], required=True)
+    parser.add_argument("--slices", type=int, default=8, help="paired: pairs of slices")
+    parser.add_argument("--slice-seconds", type=float, default=1.0, help="paired: slice length")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--client", choices=["raw", "aiohttp"], default="raw")

@@ -1,9 +1,11 @@
 """Signed order round trips per second (create plus cancel) against the exchange simulator,
 with the same server answering `ping` as the baseline in the same run (issue 4). The load
 client runs in its own process; rate limits are lifted so the server, not the limiter, is
-measured.
+measured. Ping and orders alternate in one-second slices on the same connections (ABBA), and
+each orders slice is compared with its neighbouring ping slice: the ratio reported is the
+median over every pair of every round.
 
-    .venv/bin/python -m benchmarks.venue_orders [--seconds 10] [--workers 16]
+    .venv/bin/python -m benchmarks.venue_orders [--repeat 3] [--slices 8] [--workers 8]
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import json
 import subprocess
 import sys
+from typing import Any
 
 from benchmarks.common import replay_server, rest_url, synthetic
 from benchmarks.http_load import KEY, SECRET
@@ -29,8 +32,13 @@ UNLIMITED = [
 
 
 def load(
-    url: str, mode: str, workers: int, seconds: float, client: str = "raw"
-) -> dict[str, object]:
+    url: str,
+    mode: str,
+    workers: int,
+    seconds: float,
+    client: str = "raw",
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -46,13 +54,14 @@ def load(
             str(seconds),
             "--client",
             client,
+            *extra,
         ],
         capture_output=True,
         text=True,
         check=True,
-        timeout=seconds + 120,
+        timeout=seconds + 300,
     ).stdout
-    result: dict[str, object] = json.loads(out)
+    result: dict[str, Any] = json.loads(out)
     return result
 
 
@@ -63,12 +72,14 @@ def median(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--seconds", type=float, default=8, help="aiohttp and ccxt runs")
+    parser.add_argument("--slices", type=int, default=8, help="ping/orders slice pairs a round")
+    parser.add_argument("--slice-seconds", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     recording = synthetic(1800)
-    rounds: list[dict[str, float]] = []
+    rounds: list[dict[str, Any]] = []
     with replay_server(recording, speed="1", extra=UNLIMITED, account=(KEY, SECRET)) as (
         _,
         control,
@@ -76,33 +87,59 @@ def main() -> None:
     ):
         url = rest_url(control)
         for _ in range(args.repeat):
-            ping = load(url, "ping", args.workers, args.seconds)
-            orders = load(url, "orders", args.workers, args.seconds)
+            pairs = load(
+                url,
+                "paired",
+                args.workers,
+                2 * args.slices * args.slice_seconds,
+                extra=("--slices", str(args.slices), "--slice-seconds", str(args.slice_seconds)),
+            )
             via_aiohttp = load(url, "orders", args.workers, args.seconds, client="aiohttp")
             via_ccxt = load(url, "ccxt", args.workers, args.seconds)
             rounds.append(
                 {
-                    "ping_per_s": float(ping["per_second"]),  # type: ignore[arg-type]
-                    "orders_per_s": float(orders["per_second"]),  # type: ignore[arg-type]
-                    "round_trip_p50_ms": float(orders["p50_ms"]),  # type: ignore[arg-type]
-                    "round_trip_p99_ms": float(orders["p99_ms"]),  # type: ignore[arg-type]
-                    "aiohttp_orders_per_s": float(via_aiohttp["per_second"]),  # type: ignore[arg-type]
-                    "ccxt_orders_per_s": float(via_ccxt["per_second"]),  # type: ignore[arg-type]
-                    "ccxt_round_trip_p99_ms": float(via_ccxt["p99_ms"]),  # type: ignore[arg-type]
-                    "order_requests_vs_ping": 2
-                    * float(orders["per_second"])  # type: ignore[arg-type]
-                    / float(ping["per_second"]),  # type: ignore[arg-type]
+                    "pairs": pairs,
+                    "aiohttp_orders_per_s": via_aiohttp["per_second"],
+                    "ccxt_orders_per_s": via_ccxt["per_second"],
+                    "ccxt_round_trip_p99_ms": via_ccxt["p99_ms"],
                 }
             )
-    result = {key: round(median([r[key] for r in rounds]), 3) for key in rounds[0]}
+    ratios = [r for rnd in rounds for r in rnd["pairs"]["order_requests_vs_ping"]]
     print(
         json.dumps(
             {
                 "benchmark": "venue_order_round_trips",
                 "workers": args.workers,
                 "rounds": args.repeat,
-                "median": result,
-                "orders_per_s_each_round": [round(r["orders_per_s"]) for r in rounds],
+                "slice_pairs": len(ratios),
+                "median": {
+                    "ping_per_s": round(
+                        median([x for rnd in rounds for x in rnd["pairs"]["ping_per_s"]])
+                    ),
+                    "orders_per_s": round(
+                        median([x for rnd in rounds for x in rnd["pairs"]["orders_per_s"]])
+                    ),
+                    "order_requests_vs_ping": round(median(ratios), 3),
+                    "round_trip_p50_ms": round(median([r["pairs"]["p50_ms"] for r in rounds]), 2),
+                    "round_trip_p99_ms": round(median([r["pairs"]["p99_ms"] for r in rounds]), 2),
+                    "aiohttp_orders_per_s": round(
+                        median([r["aiohttp_orders_per_s"] for r in rounds])
+                    ),
+                    "ccxt_orders_per_s": round(median([r["ccxt_orders_per_s"] for r in rounds])),
+                    "ccxt_round_trip_p99_ms": round(
+                        median([r["ccxt_round_trip_p99_ms"] for r in rounds]), 2
+                    ),
+                },
+                "ratio_quartiles": [
+                    round(sorted(ratios)[int(len(ratios) * q)], 3) for q in (0.25, 0.5, 0.75)
+                ],
+                "ratio_each_round": [
+                    round(median(r["pairs"]["order_requests_vs_ping"]), 3) for r in rounds
+                ],
+                "orders_per_s_each_round": [
+                    round(median(r["pairs"]["orders_per_s"])) for r in rounds
+                ],
+                "round_trip_p99_ms_each_round": [round(r["pairs"]["p99_ms"], 2) for r in rounds],
             }
         )
     )
