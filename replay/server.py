@@ -458,6 +458,12 @@ class ReplayServer:
             assert isinstance(item.event, DepthDiff)
             self.market.on_diff(item.symbol, item.event)
 
+    def load_market(self, records: Iterable[Record]) -> None:
+        """Apply records to the replayed market and the venue without pacing or serving them:
+        a venue standing on a recording, for tools and benchmarks that call its API directly."""
+        for record in records:
+            self._process(record)
+
     def _process(self, record: Record) -> None:
         self.records += 1
         if record.is_disconnect:

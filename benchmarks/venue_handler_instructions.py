@@ -1,0 +1,144 @@
+"""Instructions per signed create + cancel pair in the simulator's REST handlers, counted by
+valgrind's callgrind: a figure that does not move with the machine's load, for judging a change
+to the order path on a machine whose timings swing by a third (issue 4).
+
+    .venv/bin/python -m benchmarks.venue_handler_instructions
+
+The handlers run without sockets, the event loop, the rate limiter or the fault book (their
+costs depend on wall time, which valgrind's slowdown would change). The venue stands on a
+synthetic market; each pair is a resting LIMIT GTC buy and its cancel by client order id. Two
+runs of different lengths are counted and subtracted, so that start-up is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+
+from benchmarks.common import synthetic
+from benchmarks.http_load import KEY, SECRET, cancel_query, order_body
+from replay.exchange.http11 import Headers, HttpRequest, Reply
+from replay.exchange.ratelimit import RateLimits
+from replay.recording import read_many
+from replay.server import ReplayServer, ReplayServerConfig, SimAccount
+
+SHORT, LONG = 200, 1200
+
+
+def _request(method: str, path: str, query: str, body: bytes) -> HttpRequest:
+    headers = Headers()
+    headers.add("Host", "127.0.0.1")
+    headers.add("X-MBX-APIKEY", KEY)
+    if body:
+        headers.add("Content-Type", "application/x-www-form-urlencoded")
+    return HttpRequest(method, path, query, headers, body, None, "127.0.0.1")
+
+
+def run_pairs(pairs: int, recording: Path) -> None:
+    """The counted program: a venue on the recording's first records, then `pairs` pairs."""
+    config = ReplayServerConfig(
+        recordings=[recording],
+        speed=None,
+        ws_port=0,
+        rest_port=0,
+        control_port=0,
+        accounts=[SimAccount(api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(10**12)})],
+        rate_limits=RateLimits(weight_per_window=10**9, orders_per_10s=10**9, orders_per_day=10**9),
+    )
+    server = ReplayServer(config)
+    server.load_market(islice(read_many([recording]), 3000))
+    now_ms = time.time_ns() // 1_000_000 + 500
+    # a fixed clock: under valgrind the requests would age past recvWindow and be refused
+    server.api.clock_ms = lambda: now_ms
+    server.matching.clock_ms = lambda: now_ms
+    book = server.market.book("BTCUSDT")
+    best_bid = book.bids.best() if book is not None else None
+    if best_bid is None:
+        raise SystemExit("no book after 3,000 records of the synthetic recording")
+    price = f"{best_bid[0] * 0.95:.2f}"  # a resting buy
+    routes = server.api.routes()
+    requests = []
+    for n in range(pairs):
+        client_id = f"i{n}"
+        requests.append(
+            _request("POST", "/api/v3/order", "", order_body(client_id, price).encode())
+        )
+        requests.append(_request("DELETE", "/api/v3/order", cancel_query(client_id), b""))
+    for request in requests:
+        reply = _complete(routes[(request.method, request.path)](request))
+        if reply.status != 200:
+            raise SystemExit(f"HTTP {reply.status}: {reply.body!r}")
+
+
+def _complete(coroutine: object) -> Reply:
+    """Run a handler coroutine that never suspends (these do not) without an event loop."""
+    try:
+        coroutine.send(None)  # type: ignore[attr-defined]
+    except StopIteration as done:
+        reply: Reply = done.value
+        return reply
+    raise RuntimeError("a handler suspended")
+
+
+def count(pairs: int, recording: Path, out_dir: Path) -> int:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is needed: apt-get install valgrind")
+    result = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out_dir / f'callgrind.{pairs}'}",
+            sys.executable,
+            "-m",
+            "benchmarks.venue_handler_instructions",
+            "--pairs",
+            str(pairs),
+            "--recording",
+            str(recording),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        timeout=1800,
+    )
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no total:\n{result.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, help="(internal) run this many pairs, uncounted")
+    parser.add_argument("--recording", type=Path)
+    args = parser.parse_args()
+    if args.pairs is not None:
+        run_pairs(args.pairs, args.recording)
+        return
+    recording = synthetic(1800)
+    with tempfile.TemporaryDirectory() as tmp:
+        short, long = count(SHORT, recording, Path(tmp)), count(LONG, recording, Path(tmp))
+    print(
+        json.dumps(
+            {
+                "benchmark": "venue_handler_instructions",
+                "pairs": [SHORT, LONG],
+                "instructions_per_pair": (long - short) // (LONG - SHORT),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
