@@ -73,7 +73,7 @@ def verify(
     payload = query_unsigned + body_unsigned
     if not hmac.compare_digest(sign(secret, payload), signature.lower()):
         raise errors.BAD_SIGNATURE
-    params = parse_params(query_unsigned)
+    params = parse_params(query_unsigned) if query_unsigned else {}
     if body_unsigned:
         params.update(parse_params(body_unsigned))
     check_timing(params, now_ms)

@@ -209,7 +209,7 @@ class MatchingEngine:
                     order.queue_ahead -= available
                     continue
                 fillable = available - order.queue_ahead
-                order.queue_ahead = Decimal(0)
+                order.queue_ahead = _ZERO
             else:
                 fillable = available
             qty_fill = self.fillable(order, min(order.remaining, fillable))
@@ -251,9 +251,9 @@ class MatchingEngine:
             side=side,
             type=order_type,
             time_in_force=time_in_force or ("GTC" if order_type != "MARKET" else ""),
-            price=price or Decimal(0),
-            orig_qty=quantity or Decimal(0),
-            orig_quote_qty=quote_order_qty or Decimal(0),
+            price=price or _ZERO,
+            orig_qty=quantity or _ZERO,
+            orig_quote_qty=quote_order_qty or _ZERO,
             time_ms=now,
             update_ms=now,
             arrival_mid=mid,
@@ -348,7 +348,7 @@ class MatchingEngine:
             if order.orig_qty <= 0 and remaining_quote < price * (rules.step_size or EIGHT):
                 break
         if order.orig_qty <= 0:
-            order.orig_qty = sum((q for _, q in plan), Decimal(0))
+            order.orig_qty = sum((q for _, q in plan), _ZERO)
         return plan
 
     def _plan_limit(self, order: SimOrder, book: OrderBook | None) -> list[tuple[Decimal, Decimal]]:
@@ -381,7 +381,7 @@ class MatchingEngine:
         rules: SymbolRules,
         plan: list[tuple[Decimal, Decimal]],
     ) -> None:
-        taken = cost = Decimal(0)
+        taken = cost = _ZERO
         for price, qty in plan:
             taken += qty
             cost += price * qty
@@ -543,14 +543,14 @@ class MatchingEngine:
 
     def _release(self, order: SimOrder) -> None:
         if order.locked <= 0:
-            order.locked = Decimal(0)
+            order.locked = _ZERO
             return
         rules = self.rules[order.symbol]
         asset = rules.quote if order.side == "BUY" else rules.base
         balance = self.accounts[order.api_key].balance(asset)
         balance.locked -= order.locked
         balance.free += order.locked
-        order.locked = Decimal(0)
+        order.locked = _ZERO
 
     def _notify(self, order: SimOrder, execution_type: str, fill: SimFill | None) -> None:
         for listener in self.listeners:
@@ -561,7 +561,7 @@ class MatchingEngine:
     ) -> list[tuple[Decimal, Decimal]]:
         if self.fill_cap is None:
             return plan
-        allowed = self.fillable(order, sum((q for _, q in plan), Decimal(0)))
+        allowed = self.fillable(order, sum((q for _, q in plan), _ZERO))
         trimmed = []
         for price, qty in plan:
             take = min(qty, allowed)
@@ -577,4 +577,4 @@ class MatchingEngine:
             return wanted
         step = self.rules[order.symbol].step_size or EIGHT
         allowed = (order.orig_qty * self.fill_cap).quantize(step, rounding=ROUND_DOWN)
-        return max(Decimal(0), min(wanted, allowed - order.executed_qty))
+        return max(_ZERO, min(wanted, allowed - order.executed_qty))
