@@ -50,6 +50,7 @@ bench: bootstrap
 	@$(BIN)/python -m benchmarks.tick_to_order
 	@$(BIN)/python -m benchmarks.recovery_time
 	@$(BIN)/python -m benchmarks.load_capacity
+	@$(BIN)/python -m benchmarks.venue_handler_instructions  # needs valgrind
 
 # Regenerates requirements/lock.txt from pyproject.toml in a throwaway virtualenv.
 lock:
