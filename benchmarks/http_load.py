@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -87,30 +88,49 @@ async def worker(
             n += 1
 
 
+_FORM = f"X-MBX-APIKEY: {KEY}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+_KEY_ONLY = f"X-MBX-APIKEY: {KEY}\r\n"
+
+
+async def raw_operation(http: RawHttpClient, mode: str, client_id: str, price: str) -> None:
+    """One operation on the lean client: a ping, or an order and its cancel."""
+    if mode == "ping":
+        status, _ = await http.request("GET", "/api/v3/ping")
+    else:
+        body = order_body(client_id, price).encode()
+        status, _ = await http.request("POST", "/api/v3/order", body=body, headers=_FORM)
+        if status == 200:
+            query = cancel_query(client_id)
+            status, _ = await http.request("DELETE", f"/api/v3/order?{query}", headers=_KEY_ONLY)
+    if status != 200:
+        raise RuntimeError(f"request failed in mode {mode}: HTTP {status}")
+
+
+async def raw_loop(
+    http: RawHttpClient,
+    mode: str,
+    deadline: float,
+    latencies: list[float],
+    client_ids: Iterator[str],
+    price: str,
+) -> int:
+    """Operations back to back until the deadline; returns how many completed."""
+    done = 0
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        await raw_operation(http, mode, next(client_ids), price)
+        latencies.append(time.perf_counter() - started)
+        done += 1
+    return done
+
+
 async def raw_worker(
     name: int, url: str, mode: str, deadline: float, latencies: list[float], price: str
 ) -> None:
-    form = f"X-MBX-APIKEY: {KEY}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-    key_only = f"X-MBX-APIKEY: {KEY}\r\n"
+    # client ids unique across runs on one server
+    client_ids = (f"r{os.getpid()}-{name}-{n}" for n in itertools.count())
     async with RawHttpClient(url) as http:
-        n = 0
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            if mode == "ping":
-                status, _ = await http.request("GET", "/api/v3/ping")
-                ok = status == 200
-            else:
-                client_id = f"r{os.getpid()}-{name}-{n}"  # unique across runs on one server
-                body = order_body(client_id, price).encode()
-                status, _ = await http.request("POST", "/api/v3/order", body=body, headers=form)
-                ok = status == 200
-                query = cancel_query(client_id)
-                status, _ = await http.request("DELETE", f"/api/v3/order?{query}", headers=key_only)
-                ok = ok and status == 200
-            if not ok:
-                raise RuntimeError(f"request failed in mode {mode}: HTTP {status}")
-            latencies.append(time.perf_counter() - started)
-            n += 1
+        await raw_loop(http, mode, deadline, latencies, client_ids, price)
 
 
 async def paired(url: str, workers: int, slices: int, slice_s: float, price: str) -> dict[str, Any]:
@@ -118,31 +138,7 @@ async def paired(url: str, workers: int, slices: int, slice_s: float, price: str
     ping, ...: ABBA, so a drift of the machine's speed during the run cancels out). Each
     orders slice is compared with the ping slice next to it: the ratio of two slices a moment
     apart, not of two phases seconds apart on a machine whose speed moves by a third."""
-    form = f"X-MBX-APIKEY: {KEY}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-    key_only = f"X-MBX-APIKEY: {KEY}\r\n"
-    serial = itertools.count()
-
-    async def one(http: RawHttpClient, mode: str, deadline: float, latencies: list[float]) -> int:
-        done = 0
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            if mode == "ping":
-                status, _ = await http.request("GET", "/api/v3/ping")
-            else:
-                client_id = f"p{os.getpid()}-{next(serial)}"  # unique across runs on one server
-                body = order_body(client_id, price).encode()
-                status, _ = await http.request("POST", "/api/v3/order", body=body, headers=form)
-                if status == 200:
-                    query = cancel_query(client_id)
-                    status, _ = await http.request(
-                        "DELETE", f"/api/v3/order?{query}", headers=key_only
-                    )
-            if status != 200:
-                raise RuntimeError(f"request failed in mode {mode}: HTTP {status}")
-            latencies.append(time.perf_counter() - started)
-            done += 1
-        return done
-
+    client_ids = (f"p{os.getpid()}-{n}" for n in itertools.count())
     rates: dict[str, list[float]] = {"ping": [], "orders": []}
     order_latencies: list[float] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -153,7 +149,9 @@ async def paired(url: str, workers: int, slices: int, slice_s: float, price: str
                 latencies: list[float] = []
                 start = time.perf_counter()
                 deadline = start + slice_s
-                counts = await asyncio.gather(*(one(c, mode, deadline, latencies) for c in clients))
+                counts = await asyncio.gather(
+                    *(raw_loop(c, mode, deadline, latencies, client_ids, price) for c in clients)
+                )
                 rates[mode].append(sum(counts) / (time.perf_counter() - start))
                 if mode == "orders":
                     order_latencies.extend(latencies)

@@ -44,6 +44,8 @@ def _keyed(secret: str) -> _Keyed:
 def split_signature(raw: str) -> tuple[str, str | None]:
     """Return (raw without its first `signature` parameter, that signature). String searches,
     not a regex: an unanchored pattern is tried at every offset of every signed request."""
+    if not raw:
+        return raw, None
     if raw.startswith("signature="):
         at = 0
     else:
@@ -65,15 +67,15 @@ def verify(
     secret = secrets_by_key.get(api_key)
     if secret is None:
         raise errors.INVALID_API_KEY
-    query_unsigned, query_sig = split_signature(query) if query else (query, None)
-    body_unsigned, body_sig = split_signature(body) if body else (body, None)
+    query_unsigned, query_sig = split_signature(query)
+    body_unsigned, body_sig = split_signature(body)
     signature = query_sig or body_sig
     if not signature:
         raise errors.mandatory("signature")
     payload = query_unsigned + body_unsigned
     if not hmac.compare_digest(sign(secret, payload), signature.lower()):
         raise errors.BAD_SIGNATURE
-    params = parse_params(query_unsigned) if query_unsigned else {}
+    params = parse_params(query_unsigned)
     if body_unsigned:
         params.update(parse_params(body_unsigned))
     check_timing(params, now_ms)
@@ -87,17 +89,12 @@ def parse_params(raw: str) -> dict[str, str]:
     params: dict[str, str] = {}
     if not raw:
         return params
-    if "%" not in raw and "+" not in raw:  # nothing to decode: the common case
-        for piece in raw.split("&"):
-            if piece:
-                name, _, value = piece.partition("=")
-                params[name] = value
-        return params
+    escaped = "%" in raw or "+" in raw  # checked once: most requests have nothing to decode
     for piece in raw.split("&"):
         if not piece:
             continue
         name, _, value = piece.partition("=")
-        if "%" in piece or "+" in piece:
+        if escaped and ("%" in piece or "+" in piece):
             name, value = unquote_plus(name), unquote_plus(value)
         params[name] = value
     return params

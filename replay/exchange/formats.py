@@ -8,13 +8,13 @@ from typing import Any
 
 from replay.exchange.matching import Account, SimFill, SimOrder
 
-_ZERO = "0.00000000"
+ZERO_8DP = "0.00000000"
 
 
 def fmt(value: Decimal) -> str:
     """Binance's eight decimals. Zero (most quantities of a new or cancelled order) is common
     enough to skip Decimal's formatting for."""
-    return f"{value:.8f}" if value else _ZERO
+    return f"{value:.8f}" if value else ZERO_8DP
 
 
 def order_json(order: SimOrder) -> dict[str, Any]:
@@ -31,8 +31,8 @@ def order_json(order: SimOrder) -> dict[str, Any]:
         "timeInForce": order.time_in_force or "GTC",
         "type": order.type,
         "side": order.side,
-        "stopPrice": _ZERO,
-        "icebergQty": _ZERO,
+        "stopPrice": ZERO_8DP,
+        "icebergQty": ZERO_8DP,
         "time": order.time_ms,
         "updateTime": order.update_ms,
         "isWorking": order.working_time_ms >= 0,

@@ -120,6 +120,13 @@ def _d(value: float) -> Decimal:
     return Decimal(repr(value)) if value else _ZERO  # zero: an empty level, often
 
 
+def _crosses(book_price: float, side: str, limit: Decimal) -> bool:
+    """Whether an order on `side` with this limit takes a level at `book_price`. Compared as
+    floats: both are the nearest double to a price of at most 8 decimals, so equal prices
+    compare equal and no level needs to become a Decimal to be judged."""
+    return book_price <= float(limit) if side == "BUY" else book_price >= float(limit)
+
+
 class MatchingEngine:
     def __init__(
         self,
@@ -310,15 +317,13 @@ class MatchingEngine:
         self, symbol: str, book: OrderBook, side: str, limit: Decimal | None = None
     ) -> Iterator[tuple[Decimal, Decimal]]:
         """Levels a taker on `side` can take, best first, net of liquidity we already took, up
-        to `limit` if given. Lazy: a resting order looks at one level, not the whole book, and
-        that level is compared as the book's float before anything becomes a Decimal."""
-        buy = side == "BUY"
-        book_side, name = (book.asks, "asks") if buy else (book.bids, "bids")
+        to and including `limit` if given (the levels a limit order crosses). Lazy: a resting
+        order looks at one level, not the whole book, and that level is compared as the book's
+        float before anything becomes a Decimal."""
+        book_side, name = (book.asks, "asks") if side == "BUY" else (book.bids, "bids")
         consumed = self._consumed
-        # both are the nearest double to a decimal string: equal prices compare equal
-        bound = float(limit) if limit is not None else (float("inf") if buy else float("-inf"))
         for price, qty in book_side.levels():
-            if price > bound if buy else price < bound:
+            if limit is not None and not _crosses(price, side, limit):
                 return
             left = qty - consumed.get((symbol, name, price), 0.0) if consumed else qty
             if left > 1e-12:
@@ -355,15 +360,12 @@ class MatchingEngine:
         if book is None:
             return []  # no market: nothing to take (a FOK or IOC then expires)
         best = book.asks.best() if order.side == "BUY" else book.bids.best()
-        if best is None or (
-            best[0] > float(order.price) if order.side == "BUY" else best[0] < float(order.price)
-        ):
-            return []  # the best opposite level does not cross, so none does: most limits rest
+        if best is None or not _crosses(best[0], order.side, order.price):
+            return []  # the best level does not cross, so none does: most limits rest here
         plan = []
         remaining = order.orig_qty
         for price, qty in self._levels(order.symbol, book, order.side, order.price):
-            crosses = price <= order.price if order.side == "BUY" else price >= order.price
-            if not crosses or remaining <= 0:
+            if remaining <= 0:
                 break
             take = min(remaining, qty)
             plan.append((price, take))
@@ -476,8 +478,7 @@ class MatchingEngine:
         for order_id in list(self.open.get(symbol, ())):
             order = self.orders[order_id]
             for price, qty in self._levels(symbol, book, order.side, order.price):
-                crosses = price <= order.price if order.side == "BUY" else price >= order.price
-                if not crosses or not order.is_open:
+                if not order.is_open:
                     break
                 take = self.fillable(order, min(order.remaining, qty))
                 if take <= 0:
