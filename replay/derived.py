@@ -112,6 +112,20 @@ class DerivedStreams:
     def on_quote(self, symbol: str, data: bytes) -> None:
         self._quotes[symbol] = data
 
+    # the fast lane (replay/fastlane.py) reads and updates these in place
+    def quotes(self) -> dict[str, bytes]:
+        return self._quotes
+
+    def rolling_by_symbol(self) -> dict[str, _Rolling]:
+        return self._rolling
+
+    def symbols(self) -> list[str]:
+        return list(self._rolling)
+
+    @staticmethod
+    def agg_trade_stream(symbol: str) -> str:
+        return _stream_names(symbol)[0]
+
     def on_trade(self, trade: RawTrade, wanted: Callable[[str], bool]) -> list[tuple[str, bytes]]:
         symbol = trade.s
         rolling = self._rolling.get(symbol)

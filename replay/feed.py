@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from engine.runtime.waits import wait_set
+from replay.fastlane import speedups
 from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
 from replay.messages import combined
 
@@ -96,6 +97,16 @@ def text_frame(payload: bytes) -> bytes:
     if length < 65536:
         return b"\x81\x7e%s%s" % (length.to_bytes(2, "big"), payload)
     return b"\x81\x7f%s%s" % (length.to_bytes(8, "big"), payload)
+
+
+def _frame_batch(popleft: Callable[[], bytes], count: int) -> bytes:
+    return b"".join(text_frame(popleft()) for _ in range(count))
+
+
+frame_batch: Callable[[Callable[[], bytes], int], bytes] = (
+    speedups.frame_batch if speedups is not None else _frame_batch
+)
+"""`count` queued payloads as text frames in one buffer (compiled when built)."""
 
 
 def error_reply(code: int, msg: str, request_id: Any = None) -> str:
@@ -214,7 +225,7 @@ class FeedServer:
                         task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            self._update_room()
+            self.update_room()
 
     async def _send_loop(self, client: FeedClient) -> None:
         """Writes queued messages in batches, one syscall per batch.
@@ -229,16 +240,16 @@ class FeedServer:
             while True:
                 if not queue:
                     client.has_items.clear()
-                    self._update_room()
+                    self.update_room()
                     await client.has_items.wait()
                     continue
                 count = min(len(queue), SEND_BATCH)
                 async with ws.send_context():
-                    ws.transport.write(b"".join(text_frame(queue.popleft()) for _ in range(count)))
+                    ws.transport.write(frame_batch(queue.popleft, count))
                 client.sent += count
                 if len(queue) < client.max_queue // 2:
                     client.full_since = None
-                    self._update_room()
+                    self.update_room()
         except ConnectionClosed:
             return
 
@@ -364,8 +375,12 @@ class FeedServer:
             recipients += 1
             crowded = crowded or len(client.queue) >= client.half_queue
         if crowded:
-            self._update_room()
+            self.update_room()
         return recipients
+
+    def subscribed_counts(self) -> dict[str, int]:
+        """Subscribers per stream (a stream nobody wants has no key); read by the fast lane."""
+        return self._subscribed
 
     @property
     def has_room(self) -> bool:
@@ -402,7 +417,7 @@ class FeedServer:
                     self.evict(client)
         return fault
 
-    def _update_room(self) -> None:
+    def update_room(self) -> None:
         full = False
         now = time.monotonic()
         for client in self.clients.values():
@@ -424,4 +439,4 @@ class FeedServer:
                 if client.full_since is not None and now - client.full_since > self.max_stall_s:
                     client.full_since = None
                     self.evict(client)
-            self._update_room()
+            self.update_room()

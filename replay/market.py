@@ -15,6 +15,9 @@ from engine.marketdata.binance import RawSnapshot, RawTrade
 from engine.runtime.waits import wait_set
 from replay.exchange.matching import MatchingEngine
 
+FastBook = tuple[OrderBook, list[float], dict[float, float], list[float], dict[float, float]]
+"""A book and its sides' storage (bid prices, bid quantities, ask prices, ask quantities)."""
+
 
 class ReplayMarket:
     def __init__(self, symbols: list[str], matching: MatchingEngine | None = None) -> None:
@@ -74,6 +77,28 @@ class ReplayMarket:
                 self.matching.on_book_levels(symbol, diff.bids, diff.asks)
         elif not sync.synced:
             self._ready[symbol].clear()
+
+    def last_update_ids(self) -> dict[str, int]:
+        """Each symbol's latest diff's final update id (the fast lane updates it in place)."""
+        return self._last_u
+
+    def on_crossed(self, symbol: str, update_id: int) -> None:
+        """A diff applied by the fast lane crossed the book (on_diff's CrossedBookError case)."""
+        self.syncs[symbol].crossed_after_apply(update_id)
+        self.crossed += 1
+        self._ready[symbol].clear()
+
+    def fast_books(self) -> dict[str, FastBook]:
+        """Books the fast lane may apply plain diffs to: synced, and no venue interest in their
+        changes (a resting order or liquidity to give back makes every diff the Python path's)."""
+        books = {}
+        matching = self.matching
+        for symbol, sync in self.syncs.items():
+            if not sync.synced or (matching is not None and matching.has_book_interest(symbol)):
+                continue
+            book = sync.book
+            books[symbol] = (book, *book.bids.storage(), *book.asks.storage())
+        return books
 
     def _claim(self, symbol: str, diff: DepthDiff) -> None:
         """The first diff of a symbol claims an unclaimed snapshot that it continues."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -74,24 +74,45 @@ def _gzip_blocks(path: str | Path, chunk_size: int = 1 << 16) -> Iterator[bytes]
         yield b""
 
 
-def _lines(path: str | Path) -> Iterator[bytes | None]:
-    """Lines without their newline; None where the file ended abruptly."""
-    if not str(path).endswith(".gz"):
-        with open(path, "rb") as plain:
-            for line in plain:
-                yield line.rstrip(b"\r\n")
-        return
+def line_blocks(path: str | Path, chunk_size: int = 1 << 16) -> Iterator[bytes | None]:
+    """The file's text in blocks of whole lines, each block ending with b"\n" (a last line without
+    one gets it); None where the file ended abruptly, after everything before it (an unfinished
+    last line is dropped). Lines keep any b"\r" before their newline: readers strip it."""
+    if str(path).endswith(".gz"):
+        chunks: Iterable[bytes] = _gzip_blocks(path, chunk_size)
+    else:
+        chunks = _plain_blocks(path, chunk_size)
     carry = b""
-    for block in _gzip_blocks(path):
-        if not block:
+    for chunk in chunks:
+        if not chunk:
             yield None
             return
-        lines = (carry + block).split(b"\n")
-        carry = lines.pop()
-        for line in lines:
-            yield line.rstrip(b"\r")
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            carry += chunk
+            continue
+        yield carry + chunk[: cut + 1]
+        carry = chunk[cut + 1 :]
     if carry:
-        yield carry.rstrip(b"\r")
+        yield carry + b"\n"
+
+
+def _plain_blocks(path: str | Path, chunk_size: int) -> Iterator[bytes]:
+    with open(path, "rb") as plain:
+        while chunk := plain.read(chunk_size):
+            yield chunk
+
+
+def record_of(line: bytes, last_ns: int, where: Callable[[], str]) -> Record:
+    """The record of one line (its newline and any b"\r" before it removed); a disconnect marker
+    is Record(last_ns, b""). Raises RecordingError, naming `where()`, for a line that is neither."""
+    stamp, _, payload = line.partition(b" ")
+    if payload and stamp.isdigit():  # the usual case, kept cheap
+        return Record(int(stamp), payload)
+    record = parse_line(line, where=where())
+    if record is None or not record.payload:
+        return Record(last_ns, b"")
+    return record
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -100,22 +121,62 @@ def read_records(path: str | Path) -> Iterator[Record]:
     A file whose writer died before closing it (no gzip trailer) is read up to where its data
     ends, and a disconnect marker stands for the abrupt end: what was flushed is not lost.
     """
-    last_ns = 0
-    for number, line in enumerate(_lines(path), start=1):
-        if line is None:
-            yield Record(last_ns, b"")
-            return
-        stamp, _, payload = line.partition(b" ")
-        if payload and stamp.isdigit():  # the usual case, kept cheap
-            last_ns = int(stamp)
-            yield Record(last_ns, payload)
-            continue
-        record = parse_line(line, where=f"{path}:{number}")
-        if record is None or not record.payload:
-            yield Record(last_ns, b"")
-            continue
-        last_ns = record.recv_ns
+    cursor = RecordCursor(path)
+    while (record := cursor.next()) is not None:
         yield record
+
+
+class RecordCursor:
+    """One recording, read block by block: records one at a time (`next`), or runs of whole
+    lines taken straight from the current block by a faster reader (`block`, `pos`, `advance`).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+        self._blocks = line_blocks(path)
+        self.block = b""
+        self.pos = 0
+        self.last_ns = 0
+        """Receive time of the latest record (a disconnect marker carries it)."""
+        self.lines = 0
+        """Lines consumed so far (a record is one line): names the line of a parse error."""
+        self._truncated = False
+        self._marker_due = False
+
+    def fill(self) -> bool:
+        """Make `block[pos:]` hold at least one line (or the marker of an abrupt end); False at
+        the end of the file."""
+        while self.pos >= len(self.block):
+            if self._truncated:
+                return self._marker_due
+            block = next(self._blocks, b"")
+            if block is None:
+                self._truncated = self._marker_due = True
+                return True
+            if not block:
+                return False
+            self.block, self.pos = block, 0
+        return True
+
+    def next(self) -> Record | None:
+        if not self.fill():
+            return None
+        if self.pos >= len(self.block):  # the file ended abruptly here
+            self._marker_due = False
+            return Record(self.last_ns, b"")
+        end = self.block.index(b"\n", self.pos)
+        line = self.block[self.pos : end].rstrip(b"\r")
+        self.pos = end + 1
+        self.lines += 1
+        record = record_of(line, self.last_ns, lambda: f"{self.path}:{self.lines}")
+        self.last_ns = record.recv_ns
+        return record
+
+    def advance(self, pos: int, records: int, last_ns: int) -> None:
+        """A faster reader took `records` lines, up to `pos`; the last was received at `last_ns`."""
+        self.pos = pos
+        self.lines += records
+        self.last_ns = last_ns
 
 
 def read_many(paths: Iterable[str | Path]) -> Iterator[Record]:

@@ -36,6 +36,8 @@ from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.userdata import UserDataHub
 from replay.exchange.venue_faults import VenueFault, VenueFaultBook
 from replay.exchange.wsapi import PrivateStreams
+from replay.fastlane import AVAILABLE as FAST_LANE_BUILT
+from replay.fastlane import FastLane
 from replay.feed import FeedServer
 from replay.messages import (
     TIME_KEYS_BY_KIND,
@@ -46,7 +48,7 @@ from replay.messages import (
     rebase,
 )
 from replay.pacing import Pacer, PacingStats
-from replay.recording import Record, read_many
+from replay.recording import Record, RecordCursor, read_many
 from replay.tools.drops import Drop, find_drop, trade_prices
 
 log = get_logger("replay.server")
@@ -82,6 +84,8 @@ class ReplayServerConfig:
     fault_seed: int = 0
     symbols: list[str] | None = None
     """Symbols to list; default: those found in the first records of the recording."""
+    fast_lane: bool = True
+    """Use the compiled max-speed lane when it is built (off: the Python path only)."""
 
 
 def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
@@ -96,6 +100,16 @@ def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
             if symbol not in found:
                 found.append(symbol)
     return found
+
+
+def _has_numbers(trade: RawTrade) -> bool:
+    """Whether price and quantity read as numbers (the market and the statistics need them)."""
+    try:
+        float(trade.p)
+        float(trade.q)
+    except ValueError:
+        return False
+    return True
 
 
 class ReplayServer:
@@ -182,6 +196,7 @@ class ReplayServer:
         self.feed.private = self.private
         self._user_stream_dropped = False
         self.pacer = Pacer(config.speed)
+        self.lane = FastLane(self) if FAST_LANE_BUILT and config.fast_lane else None
         if config.start_paused:
             self.pacer.paused = True
         self._resumed = asyncio.Event()
@@ -334,6 +349,11 @@ class ReplayServer:
             "fills": len(self.matching.fills),
             "symbols": self.symbols,
             "exchange_info_source": self.exchange_info.source,
+            "fast_lane": {
+                "compiled": FAST_LANE_BUILT,
+                "enabled": self.lane is not None,
+                "records": self.lane.records if self.lane is not None else 0,
+            },
         }
 
     # --- run ----------------------------------------------------------------------------------
@@ -355,7 +375,14 @@ class ReplayServer:
             control_port=self.control_port,
             symbols=self.symbols,
             speed=self.config.speed or "max",
+            fast_lane=self.lane is not None,
         )
+        if not FAST_LANE_BUILT:
+            log.warning(
+                "replay_fast_lane_missing",
+                detail="replay._speedups is not built (pip install -e . builds it): "
+                "max speed runs on the Python path only",
+            )
 
     async def _serve(self, app: web.Application, port: int, name: str) -> web.AppRunner:
         runner = web.AppRunner(app, access_log=None)
@@ -390,44 +417,72 @@ class ReplayServer:
     async def _replay_pass(self) -> bool:
         """One pass over the recordings; returns True when a backwards seek needs a new pass."""
         since_yield = 0
-        for record in read_many(self.config.recordings):
-            if self._seek_to is not None:
-                if not self._seeking and self._seek_to < self.pacer.position_recv_ns:
+        for path in self.config.recordings:
+            cursor = RecordCursor(path)
+            while cursor.fill():
+                if self._fast_lane_open():
+                    assert self.lane is not None
+                    done, crowded = self.lane.run(cursor, 256 - since_yield)
+                    if crowded:
+                        self.feed.update_room()
+                    if done:
+                        since_yield += done
+                        if since_yield >= 256:  # let REST, control and clients run
+                            since_yield = 0
+                            await asyncio.sleep(0)
+                        continue
+                record = cursor.next()
+                if record is None:
+                    break
+                if self._seek_to is not None:
+                    if not self._seeking and self._seek_to < self.pacer.position_recv_ns:
+                        self._seeking = True
+                        return True  # backwards: start over from the first record
                     self._seeking = True
-                    return True  # backwards: start over from the first record
-                self._seeking = True
-                if record.recv_ns < self._seek_to:
-                    self._apply_market(record)
-                    self.pacer.position_recv_ns = record.recv_ns  # where the market is now
+                    if record.recv_ns < self._seek_to:
+                        self._apply_market(record)
+                        self.pacer.position_recv_ns = record.recv_ns  # where the market is now
+                        since_yield += 1
+                        if since_yield >= 2048:  # a long seek must not stall control and clients
+                            since_yield = 0
+                            await asyncio.sleep(0)
+                        continue
+                    self._seek_to = None
+                    self._seeking = False
+                    self.pacer.restart(record.recv_ns)
+                    log.info("replay_seeked", position_recv_ns=record.recv_ns)
+                if not self._resumed.is_set():
+                    await self._resumed.wait()
+                if self.pacer.is_max:
+                    self.pacer.position_recv_ns = record.recv_ns
+                    if not self.feed.has_room:
+                        await self.feed.wait_for_room()
                     since_yield += 1
-                    if since_yield >= 2048:  # a long seek must not stall control and clients
+                    if since_yield >= 256:  # let REST, control and clients run at max speed
                         since_yield = 0
                         await asyncio.sleep(0)
-                    continue
-                self._seek_to = None
-                self._seeking = False
-                self.pacer.restart(record.recv_ns)
-                log.info("replay_seeked", position_recv_ns=record.recv_ns)
-            if not self._resumed.is_set():
-                await self._resumed.wait()
-            if self.pacer.is_max:
-                self.pacer.position_recv_ns = record.recv_ns
-                if not self.feed.has_room:
-                    await self.feed.wait_for_room()
-                since_yield += 1
-                if since_yield >= 256:  # let REST, control and clients run at max speed
-                    since_yield = 0
-                    await asyncio.sleep(0)
-            else:
-                now = time.monotonic_ns()
-                due = self.pacer.due_ns(record.recv_ns, now)
-                if due > now:
-                    await self._sleep_until(due)
-                self.pacing.record(time.monotonic_ns() - due)
-            self._process(record)
-            if self.feed.faults.faults:  # held messages exist only while faults do
-                self.feed.tick()
+                else:
+                    now = time.monotonic_ns()
+                    due = self.pacer.due_ns(record.recv_ns, now)
+                    if due > now:
+                        await self._sleep_until(due)
+                    self.pacing.record(time.monotonic_ns() - due)
+                self._process(record)
+                if self.feed.faults.faults:  # held messages exist only while faults do
+                    self.feed.tick()
         return False
+
+    def _fast_lane_open(self) -> bool:
+        """The compiled lane takes records only in the state it mirrors: max speed, resumed, not
+        seeking, no feed fault, room in every client's queue."""
+        return (
+            self.lane is not None
+            and self.pacer.is_max
+            and self._seek_to is None
+            and self._resumed.is_set()
+            and not self.feed.faults.faults
+            and self.feed.has_room
+        )
 
     @staticmethod
     async def _sleep_until(due_ns: int) -> None:
@@ -483,6 +538,9 @@ class ReplayServer:
         elif kind == "bookTicker":
             self.derived.on_quote(item.symbol, item.data)
         trade = event if kind == "trade" and isinstance(event, RawTrade) else None
+        if trade is not None and not _has_numbers(trade):
+            self.malformed += 1
+            return
         if trade is not None:
             self.market.on_trade(trade)
         if self.feed.wanted(item.stream):

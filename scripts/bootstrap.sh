@@ -39,8 +39,9 @@ find_python() {
 
 ensure_python() {
   local stamp="$VENV/.stormproof-stamp" want
-  want="$(cat "$ROOT/requirements/lock.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
+  want="$(cat "$ROOT/requirements/lock.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/replay/_speedups.c" | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ] &&
+     compgen -G "$ROOT/replay/_speedups*.so" >/dev/null; then
     return 0
   fi
   local py
@@ -52,7 +53,11 @@ ensure_python() {
   log "installing pinned Python dependencies (requirements/lock.txt)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements/lock.txt"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+  # also builds the replay's compiled lane (setup.py: replay/_speedups.c) in place
+  command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 ||
+    die "missing prerequisite: a C compiler for replay/_speedups.c (install the Debian package gcc)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" ||
+    die "could not install the project (building replay/_speedups.c needs gcc and the Python headers: python3-dev)"
   echo "$want" > "$stamp"
 }
 

@@ -68,6 +68,11 @@ class BookSide:
     def qty_at(self, price: float) -> float:
         return self._qty.get(price, 0.0)
 
+    def storage(self) -> tuple[list[float], dict[float, float]]:
+        """The ascending price list and the price -> quantity map themselves, for a compiled
+        reader that applies levels in place exactly as `set` does (replay's fast lane)."""
+        return self._prices, self._qty
+
     def __len__(self) -> int:
         return len(self._prices)
 
@@ -219,14 +224,17 @@ class DepthSync:
     def _apply(self, diff: DepthDiff) -> None:
         self.book.apply(diff.bids, diff.asks, diff.final_update_id)
         if self.book.is_crossed():
-            self.resyncs += 1
-            self.state = SyncState.AWAITING_SNAPSHOT
-            self._buffer.clear()
-            self._snapshot_requested = False
-            bid, ask = self.book.best_bid(), self.book.best_ask()
-            raise CrossedBookError(
-                f"book crossed at update {diff.final_update_id}: bid {bid} >= ask {ask}"
-            )
+            raise self.crossed_after_apply(diff.final_update_id)
+
+    def crossed_after_apply(self, update_id: int) -> CrossedBookError:
+        """The diff just applied crossed the book: it is unusable until the next snapshot.
+        Returns the error to raise (or count, for a caller that applied the diff itself)."""
+        self.resyncs += 1
+        self.state = SyncState.AWAITING_SNAPSHOT
+        self._buffer.clear()
+        self._snapshot_requested = False
+        bid, ask = self.book.best_bid(), self.book.best_ask()
+        return CrossedBookError(f"book crossed at update {update_id}: bid {bid} >= ask {ask}")
 
 
 def require_continuous(last_update_id: int, diff: DepthDiff) -> None:

@@ -1,0 +1,31 @@
+"""Types of the compiled hot path (replay/_speedups.c); see replay/fastlane.py."""
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+STOP_BUDGET: int
+STOP_END: int
+STOP_SLOW: int
+STOP_CROWDED: int
+
+def run(
+    block: bytes,
+    pos: int,
+    budget: int,
+    subscribed: dict[str, int],
+    clients: list[tuple[set[str], bool, Callable[[bytes], None], deque[bytes], int, int]],
+    quotes: dict[str, bytes],
+    books: dict[str, tuple[Any, list[float], dict[float, float], list[float], dict[float, float]]],
+    last_u: dict[str, int],
+    rolling: dict[str, Any],
+    busy: set[str],
+    rebase: bool,
+    shift: int | None,
+    last_ms: int,
+    on_crossed: Callable[[str, int], None],
+    symbols: dict[str, str],
+    /,
+) -> tuple[int, int, int, int, int]: ...
+def frame_batch(popleft: Callable[[], bytes], count: int, /) -> bytes: ...
+def read_decimal(text: bytes, /) -> float | None: ...
