@@ -57,15 +57,22 @@ class _Rolling:
     before_window: float | None = None
     last_qty: float = 0.0
     next_push_ms: int = 0
+    evicted_at_s: int = -1
+    """The second of the latest eviction (an older or equal second cannot evict more)."""
 
     def add(self, time_ms: int, price: float, qty: float, trade_id: int) -> None:
+        # every trade of a replay passes here: comparisons instead of max()/min() calls, and the
+        # window is evicted only when a new second starts (the horizon moves only then)
         second = time_ms // 1000
-        bucket = self.buckets[-1] if self.buckets else None
+        buckets = self.buckets
+        bucket = buckets[-1] if buckets else None
         if bucket is None or bucket.second != second:
             bucket = _Bucket(second, price, price, price, first_id=trade_id)
-            self.buckets.append(bucket)
-        bucket.high = max(bucket.high, price)
-        bucket.low = min(bucket.low, price)
+            buckets.append(bucket)
+        if price > bucket.high:
+            bucket.high = price
+        if price < bucket.low:
+            bucket.low = price
         bucket.volume += qty
         bucket.quote_volume += qty * price
         bucket.count += 1
@@ -74,13 +81,17 @@ class _Rolling:
         self.quote_volume += qty * price
         self.count += 1
         self.last_qty = qty
-        while self.highs and self.highs[-1][1] <= price:
-            self.highs.pop()
-        self.highs.append((second, price))
-        while self.lows and self.lows[-1][1] >= price:
-            self.lows.pop()
-        self.lows.append((second, price))
-        self._evict(second - DAY_MS // 1000)
+        highs = self.highs
+        while highs and highs[-1][1] <= price:
+            highs.pop()
+        highs.append((second, price))
+        lows = self.lows
+        while lows and lows[-1][1] >= price:
+            lows.pop()
+        lows.append((second, price))
+        if second > self.evicted_at_s:
+            self.evicted_at_s = second
+            self._evict(second - DAY_MS // 1000)
 
     def _evict(self, horizon_s: int) -> None:
         while self.buckets and self.buckets[0].second < horizon_s:
