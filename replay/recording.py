@@ -74,10 +74,13 @@ def _gzip_blocks(path: str | Path, chunk_size: int = 1 << 16) -> Iterator[bytes]
         yield b""
 
 
-def line_blocks(path: str | Path, chunk_size: int = 1 << 16) -> Iterator[bytes | None]:
+def line_blocks(path: str | Path, chunk_size: int = 1 << 14) -> Iterator[bytes | None]:
     """The file's text in blocks of whole lines, each block ending with b"\n" (a last line without
     one gets it); None where the file ended abruptly, after everything before it (an unfinished
-    last line is dropped). Lines keep any b"\r" before their newline: readers strip it."""
+    last line is dropped). Lines keep any b"\r" before their newline: readers strip it.
+
+    16 KiB of the file at a time (about 150 KB of text): inflating one block stalls a paced
+    replay for well under a millisecond."""
     if str(path).endswith(".gz"):
         chunks: Iterable[bytes] = _gzip_blocks(path, chunk_size)
     else:
