@@ -12,6 +12,7 @@ setup(
             "replay._speedups",
             sources=["replay/_speedups.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            libraries=["m"],
         )
     ]
 )

@@ -15,11 +15,12 @@
 #include <Python.h>
 #include <stdint.h>
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 /* ---- run() results -------------------------------------------------------------------------- */
 
-enum { STOP_BUDGET = 0, STOP_END = 1, STOP_SLOW = 2, STOP_CROWDED = 3 };
+enum { STOP_BUDGET = 0, STOP_END = 1, STOP_SLOW = 2, STOP_CROWDED = 3, STOP_NOT_DUE = 4 };
 
 /* ---- a strict reader for the flat JSON objects Binance sends -------------------------------- */
 
@@ -406,14 +407,26 @@ typedef struct {
     PyObject *rolling;     /* dict: symbol -> derived statistics (add(), next_push_ms) */
     PyObject *busy;        /* set: trade symbols a resting order or the ticker push needs */
     int rebase;
-    int have_shift;
-    int64_t shift;
+    int have_map;          /* EventTimeMap: anchors and speed (0: max speed, a constant shift) */
+    int64_t anchor_event_ms, anchor_wall_ms;
+    double map_speed;
     int64_t last_ms;
     PyObject *on_crossed;  /* callable(symbol, update_id) */
     PyObject *symbols;     /* dict: stream -> symbol (a cache) */
 } env_t;
 
 static PyObject *str_add, *str_next_push_ms, *str_update_id;
+
+/* EventTimeMap.__call__: anchor + delta at max speed, anchor + round(delta / speed) when paced
+   (Python's round() of a float is round-half-even, as nearbyint in the default rounding mode). */
+static int64_t
+map_time(env_t *env, int64_t event_ms)
+{
+    int64_t delta = event_ms - env->anchor_event_ms;
+    if (env->map_speed <= 0)
+        return env->anchor_wall_ms + delta;
+    return env->anchor_wall_ms + (int64_t)nearbyint((double)delta / env->map_speed);
+}
 
 /* Python's rebase() for these keys when every mapped time has 13 digits, as recorded ones do:
    the same bytes at the same places. 1 done (*out set), 0 not ours (a mapped time would not have
@@ -444,7 +457,7 @@ rebase(const char *data, Py_ssize_t n, const char *const *keys, int nkeys, env_t
                 int64_t v = 0;
                 for (Py_ssize_t i = digits; i < stop; i++)
                     v = v * 10 + (buf[i] - '0');
-                int64_t mapped = v + env->shift;
+                int64_t mapped = map_time(env, v);
                 if (mapped < 1000000000000LL || mapped > 9999999999999LL) {
                     Py_DECREF(copy);
                     return 0;
@@ -453,7 +466,7 @@ rebase(const char *data, Py_ssize_t n, const char *const *keys, int nkeys, env_t
                     buf[i] = (char)('0' + mapped % 10);
                     mapped /= 10;
                 }
-                int64_t written = v + env->shift;
+                int64_t written = map_time(env, v);
                 if (written > last)
                     last = written;
             }
@@ -633,7 +646,7 @@ process(env_t *env, const char *payload, Py_ssize_t n, int *crowded)
     if (!room)
         goto not_ours;
     int do_rebase = wanted && env->rebase && kind != 3;
-    if (do_rebase && !env->have_shift)
+    if (do_rebase && !env->have_map)
         goto not_ours;
 
     /* checks before any change */
@@ -728,6 +741,9 @@ process(env_t *env, const char *payload, Py_ssize_t n, int *crowded)
                 if (res == NULL)
                     rc = -1;
                 Py_XDECREF(res);
+                /* the book waits for a snapshot now: its next diffs are the Python path's */
+                if (rc == 0)
+                    rc = PyDict_DelItem(env->books, symbol);
             }
         }
         Py_DECREF(u);
@@ -788,20 +804,34 @@ speedups_run(PyObject *module, PyObject *args)
     Py_buffer block;
     Py_ssize_t pos, budget;
     env_t env;
-    PyObject *shift;
+    PyObject *time_map, *pacing, *recvs;
     long long last_ms;
-    if (!PyArg_ParseTuple(args, "y*nnO!O!O!O!O!O!O!pOLOO!:run", &block, &pos, &budget,
+    if (!PyArg_ParseTuple(args, "y*nnO!O!O!O!O!O!O!pOLOO!OO:run", &block, &pos, &budget,
                           &PyDict_Type, &env.subscribed, &PyList_Type, &env.clients,
                           &PyDict_Type, &env.quotes, &PyDict_Type, &env.books, &PyDict_Type,
                           &env.last_u, &PyDict_Type, &env.rolling, &PySet_Type, &env.busy,
-                          &env.rebase, &shift, &last_ms, &env.on_crossed, &PyDict_Type,
-                          &env.symbols))
+                          &env.rebase, &time_map, &last_ms, &env.on_crossed, &PyDict_Type,
+                          &env.symbols, &pacing, &recvs))
         return NULL;
-    env.have_shift = shift != Py_None;
-    env.shift = env.have_shift ? PyLong_AsLongLong(shift) : 0;
     env.last_ms = last_ms;
-    if (env.have_shift && env.shift == -1 && PyErr_Occurred())
+    env.have_map = time_map != Py_None;
+    if (env.have_map &&
+        !PyArg_ParseTuple(time_map, "LLd:time_map", &env.anchor_event_ms, &env.anchor_wall_ms,
+                          &env.map_speed))
         goto fail;
+    /* paced: only records due by now (Pacer.due_ns), each receive time appended to recvs */
+    long long anchor_recv = 0, anchor_mono = 0, now = 0;
+    double pace_speed = 0;
+    int paced = pacing != Py_None;
+    if (paced) {
+        if (!PyArg_ParseTuple(pacing, "LLdL:pacing", &anchor_recv, &anchor_mono, &pace_speed,
+                              &now))
+            goto fail;
+        if (pace_speed <= 0 || !PyList_Check(recvs)) {
+            PyErr_SetString(PyExc_ValueError, "pacing needs a positive speed and a recvs list");
+            goto fail;
+        }
+    }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(env.clients); i++) {
         PyObject *c = PyList_GET_ITEM(env.clients, i);
         if (!PyTuple_CheckExact(c) || PyTuple_GET_SIZE(c) != 6 ||
@@ -854,9 +884,18 @@ speedups_run(PyObject *module, PyObject *args)
             c++;
             digits++;
         }
-        if (digits == 0 || c >= end || *c != ' ' || c + 1 >= end || recv > (unsigned long long)LLONG_MAX) {
+        if (digits == 0 || c >= end || *c != ' ' || c + 1 >= end ||
+            recv > (unsigned long long)LLONG_MAX) {
             stop = STOP_SLOW;
             break;
+        }
+        if (paced) {
+            long long due =
+                anchor_mono + (long long)((double)((long long)recv - anchor_recv) / pace_speed);
+            if (due > now) {
+                stop = STOP_NOT_DUE;
+                break;
+            }
         }
         int crowded = 0;
         int done = process(&env, c + 1, end - (c + 1), &crowded);
@@ -868,6 +907,14 @@ speedups_run(PyObject *module, PyObject *args)
         }
         records++;
         last_recv = (long long)recv;
+        if (paced) {
+            PyObject *r = PyLong_FromLongLong(last_recv);
+            if (r == NULL || PyList_Append(recvs, r) < 0) {
+                Py_XDECREF(r);
+                goto fail;
+            }
+            Py_DECREF(r);
+        }
         pos = nl + 1 - buf;
         if (crowded) {
             stop = STOP_CROWDED;
@@ -957,7 +1004,8 @@ static PyMethodDef methods[] = {
      "read_decimal(text) -> float | None: a price or quantity as the lane reads it (tests)"},
     {"run", speedups_run, METH_VARARGS,
      "run(block, pos, budget, subscribed, clients, quotes, books, last_u, rolling, busy, rebase, "
-     "shift, last_ms, on_crossed, symbols) -> (pos, records, last_recv_ns, last_ms, stop)"},
+     "time_map, last_ms, on_crossed, symbols, pacing, recvs) "
+     "-> (pos, records, last_recv_ns, last_ms, stop)"},
     {"frame_batch", speedups_frame_batch, METH_VARARGS,
      "frame_batch(popleft, count) -> bytes: count payloads as unmasked text frames"},
     {NULL, NULL, 0, NULL},
@@ -984,7 +1032,8 @@ PyInit__speedups(void)
     if (PyModule_AddIntConstant(m, "STOP_BUDGET", STOP_BUDGET) ||
         PyModule_AddIntConstant(m, "STOP_END", STOP_END) ||
         PyModule_AddIntConstant(m, "STOP_SLOW", STOP_SLOW) ||
-        PyModule_AddIntConstant(m, "STOP_CROWDED", STOP_CROWDED)) {
+        PyModule_AddIntConstant(m, "STOP_CROWDED", STOP_CROWDED) ||
+        PyModule_AddIntConstant(m, "STOP_NOT_DUE", STOP_NOT_DUE)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -8,6 +8,7 @@ STOP_BUDGET: int
 STOP_END: int
 STOP_SLOW: int
 STOP_CROWDED: int
+STOP_NOT_DUE: int
 
 def run(
     block: bytes,
@@ -21,10 +22,12 @@ def run(
     rolling: dict[str, Any],
     busy: set[str],
     rebase: bool,
-    shift: int | None,
+    time_map: tuple[int, int, float] | None,
     last_ms: int,
     on_crossed: Callable[[str, int], None],
     symbols: dict[str, str],
+    pacing: tuple[int, int, float, int] | None,
+    recvs: list[int] | None,
     /,
 ) -> tuple[int, int, int, int, int]: ...
 def frame_batch(popleft: Callable[[], bytes], count: int, /) -> bytes: ...

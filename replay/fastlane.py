@@ -7,9 +7,11 @@ depth diffs that continue a synced book) and stops at the first record it is not
 the Python path handles that one, then the lane goes on. Both are held to identical output by
 tests/unit/test_fast_lane.py.
 
-The lane runs only at max speed, without feed faults, with the replay resumed and not seeking
-(the server checks); the state it may touch is collected here before each run, because nothing
-else runs while it does (the event loop is blocked for at most `budget` records).
+The lane runs without feed faults, with the replay resumed and not seeking (the server checks):
+at max speed for every record, and when paced for the records already due (a burst of trades
+received together is sent together, at C speed, instead of each waiting for the one before).
+The state it may touch is collected here before each run, because nothing else runs while it
+does (the event loop is blocked for at most `budget` records).
 
 Without the compiled module (a checkout where `pip install -e .` did not build it) the replay
 runs the Python path only, and says so once at startup.
@@ -17,6 +19,7 @@ runs the Python path only, and says so once at startup.
 
 from __future__ import annotations
 
+import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +46,15 @@ class FastLane:
         self.records = 0
         """Records the lane processed (the rest went through the Python path)."""
 
-    def run(self, cursor: RecordCursor, budget: int) -> tuple[int, bool]:
-        """Process up to `budget` records from the cursor's current block.
+    def run(
+        self, cursor: RecordCursor, budget: int, *, now_ns: int | None = None
+    ) -> tuple[int, bool]:
+        """Process up to `budget` records from the cursor's current block; when paced
+        (`now_ns` given), only those due by `now_ns`, each one's pacing error recorded.
 
-        Returns (records done, crowded): 0 records when the next one is the Python path's (or
-        the block is used up); crowded when a client's queue reached half its limit.
+        Returns (records done, crowded): 0 records when the next one is the Python path's, is
+        not due yet, or the block is used up; crowded when a client's queue reached half its
+        limit.
         """
         assert speedups is not None
         server = self.server
@@ -56,12 +63,19 @@ class FastLane:
         derived = server.derived
         wanted = feed.wanted
         time_map = server._time_map
-        shift = None
+        mapping = None
         last_ms = 0
         if time_map is not None:
             last_ms = time_map.last_ms
-            if time_map.speed is None:
-                shift = time_map.anchor_wall_ms - time_map.anchor_event_ms
+            mapping = (time_map.anchor_event_ms, time_map.anchor_wall_ms, time_map.speed or 0.0)
+        pacing = None
+        recvs: list[int] | None = None
+        if now_ns is not None:
+            schedule = server.pacer.schedule()
+            if schedule is None:
+                return 0, False  # the next record anchors the schedule: the Python path's
+            pacing = (*schedule, now_ns)
+            recvs = []
         busy = {symbol for symbol, orders in matching.open.items() if orders}
         busy.update(s for s in derived.symbols() if wanted(derived.agg_trade_stream(s)))
         clients = [
@@ -81,16 +95,22 @@ class FastLane:
             derived.rolling_by_symbol(),
             busy,
             server.config.rebase,
-            shift,
+            mapping,
             last_ms,
             server.market.on_crossed,
             self._symbols,
+            pacing,
+            recvs,
         )
         if records:
             cursor.advance(pos, records, last_recv)
             server.records += records
             server.messages += records
             server.pacer.position_recv_ns = last_recv
+            if recvs:
+                sent = time.monotonic_ns()  # after the whole run: never flatters the error
+                for recv_ns in recvs:
+                    server.pacing.record(sent - server.pacer.due_ns(recv_ns, sent))
             if time_map is not None and last_ms > time_map.last_ms:
                 time_map.last_ms = last_ms
                 server._last_mapped_ms = last_ms

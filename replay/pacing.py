@@ -31,6 +31,13 @@ class Pacer:
             return now_ns
         return self._anchor_wall + int((recv_ns - self._anchor_recv) / self.speed)
 
+    def schedule(self) -> tuple[int, int, float] | None:
+        """(anchor receive time, anchor monotonic time, speed) while paced and anchored: what
+        due_ns computes with, for a reader that decides many records at once."""
+        if self.speed is None or self._anchor_recv is None:
+            return None
+        return self._anchor_recv, self._anchor_wall, self.speed
+
     def set_speed(self, speed: float | None, now_ns: int) -> None:
         if speed is not None and speed <= 0:
             raise ValueError("speed must be positive (or None for max)")

@@ -422,7 +422,8 @@ class ReplayServer:
             while cursor.fill():
                 if self._fast_lane_open():
                     assert self.lane is not None
-                    done, crowded = self.lane.run(cursor, 256 - since_yield)
+                    paced_now = None if self.pacer.is_max else time.monotonic_ns()
+                    done, crowded = self.lane.run(cursor, 256 - since_yield, now_ns=paced_now)
                     if crowded:
                         self.feed.update_room()
                     if done:
@@ -473,11 +474,10 @@ class ReplayServer:
         return False
 
     def _fast_lane_open(self) -> bool:
-        """The compiled lane takes records only in the state it mirrors: max speed, resumed, not
-        seeking, no feed fault, room in every client's queue."""
+        """The compiled lane takes records only in the state it mirrors: resumed, not seeking,
+        no feed fault, room in every client's queue (when paced, it takes those already due)."""
         return (
             self.lane is not None
-            and self.pacer.is_max
             and self._seek_to is None
             and self._resumed.is_set()
             and not self.feed.faults.faults
