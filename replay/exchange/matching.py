@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
+import msgspec
+
 from engine.core.book import OrderBook
 from replay.exchange import errors
 from replay.exchange.errors import BinanceError
@@ -60,8 +62,7 @@ class Account:
         return balance
 
 
-@dataclass(slots=True)
-class SimFill:
+class SimFill(msgspec.Struct, gc=False):
     trade_id: int
     order_id: int
     symbol: str
@@ -75,8 +76,13 @@ class SimFill:
     time_ms: int
 
 
-@dataclass(slots=True)
-class SimOrder:
+class SimOrder(msgspec.Struct, gc=False):
+    """One order of the ground truth. The venue keeps every order for the run (the harness counts
+    lost and duplicated orders from them), so orders and fills are structs the cyclic garbage
+    collector does not track (they refer to no container of their own: fills are a tuple). A
+    long run under load had 100k+ of them, and each full collection walked them all on the
+    event loop: 30 to 80 ms pauses in the venue's round-trip p99."""
+
     order_id: int
     client_order_id: str
     api_key: str
@@ -95,7 +101,7 @@ class SimOrder:
     working_time_ms: int = -1
     queue_ahead: Decimal = Decimal(0)
     arrival_mid: float | None = None
-    fills: list[SimFill] = field(default_factory=list)
+    fills: tuple[SimFill, ...] = ()
     locked: Decimal = Decimal(0)
     """What this order still holds locked (quote for buys, base for sells)."""
 
@@ -532,7 +538,7 @@ class MatchingEngine:
         order.executed_qty += qty
         order.cumm_quote += quote_qty
         order.update_ms = now
-        order.fills.append(fill)
+        order.fills = (*order.fills, fill)
         self.fills.append(fill)
         if order.executed_qty >= order.orig_qty:
             order.status = Status.FILLED
