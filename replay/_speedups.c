@@ -20,7 +20,8 @@
 
 /* ---- run() results -------------------------------------------------------------------------- */
 
-enum { STOP_BUDGET = 0, STOP_END = 1, STOP_SLOW = 2, STOP_CROWDED = 3, STOP_NOT_DUE = 4 };
+enum { STOP_BUDGET = 0, STOP_END = 1, STOP_SLOW = 2, STOP_CROWDED = 3, STOP_NOT_DUE = 4,
+       STOP_ERROR = 5 };
 
 /* ---- a strict reader for the flat JSON objects Binance sends -------------------------------- */
 
@@ -74,10 +75,10 @@ parse_uint(const char **cur, const char *end, int64_t *out)
     int64_t v = 0;
     int digits = 0;
     while (c < end && *c >= '0' && *c <= '9') {
+        if (++digits > 18)
+            return -1; /* before the multiplication: 19 digits may not fit */
         v = v * 10 + (*c - '0');
         c++;
-        if (++digits > 18)
-            return -1;
     }
     if (digits == 0 || (digits > 1 && **cur == '0'))
         return -1;
@@ -425,7 +426,10 @@ map_time(env_t *env, int64_t event_ms)
     int64_t delta = event_ms - env->anchor_event_ms;
     if (env->map_speed <= 0)
         return env->anchor_wall_ms + delta;
-    return env->anchor_wall_ms + (int64_t)nearbyint((double)delta / env->map_speed);
+    double scaled = nearbyint((double)delta / env->map_speed);
+    if (!isfinite(scaled) || scaled > 1e16 || scaled < -1e16)
+        return -1; /* no 13-digit time: the record is the Python path's */
+    return env->anchor_wall_ms + (int64_t)scaled;
 }
 
 /* Python's rebase() for these keys when every mapped time has 13 digits, as recorded ones do:
@@ -626,17 +630,18 @@ process(env_t *env, const char *payload, Py_ssize_t n, int *crowded)
 
     int result = 0;
     PyObject *stream = NULL, *data_obj = NULL, *rebased = NULL, *wrapped = NULL;
-    PyObject *trade_symbol = NULL, *book = NULL, *rolling = NULL;
+    PyObject *trade_symbol = NULL, *book = NULL, *rolling = NULL, *symbol = NULL;
     double price = 0, qty = 0;
     stream = PyUnicode_DecodeASCII(name, name_n, NULL);
     if (stream == NULL)
         goto error;
-    PyObject *symbol = symbol_of(env, stream, name, name_n);
+    symbol = symbol_of(env, stream, name, name_n);
     if (symbol == NULL) {
         if (PyErr_Occurred())
             goto error;
         goto not_ours;
     }
+    Py_INCREF(symbol);
     int wanted = PyDict_Contains(env->subscribed, stream);
     if (wanted < 0)
         goto error;
@@ -665,13 +670,17 @@ process(env_t *env, const char *payload, Py_ssize_t n, int *crowded)
                 goto error;
             goto not_ours;
         }
+        Py_INCREF(rolling); /* held across calls into Python code below */
         PyObject *next = PyObject_GetAttr(rolling, str_next_push_ms);
         if (next == NULL)
             goto error;
-        long long due_at = PyLong_AsLongLong(next);
+        int overflow = 0;
+        long long due_at = PyLong_AsLongLongAndOverflow(next, &overflow);
         Py_DECREF(next);
         if (due_at == -1 && PyErr_Occurred())
             goto error;
+        if (overflow)
+            goto not_ours; /* set from a record only Python reads: the Python path compares */
         if (due_at <= r.E)
             goto not_ours; /* a ticker push is due: the Python path builds it */
         if (to_double(r.p, &price) || to_double(r.q, &qty))
@@ -684,13 +693,17 @@ process(env_t *env, const char *payload, Py_ssize_t n, int *crowded)
                 goto error;
             goto not_ours;
         }
+        Py_INCREF(book);
         PyObject *id = PyObject_GetAttr(PyTuple_GET_ITEM(book, 0), str_update_id);
         if (id == NULL)
             goto error;
-        long long update_id = PyLong_AsLongLong(id);
+        int overflow = 0;
+        long long update_id = PyLong_AsLongLongAndOverflow(id, &overflow);
         Py_DECREF(id);
         if (update_id == -1 && PyErr_Occurred())
             goto error;
+        if (overflow || update_id < 0 || update_id >= LLONG_MAX - 1)
+            goto not_ours;
         /* only the plain case: the diff continues the book (DepthSync's APPLIED) */
         if (r.u <= update_id || r.U > update_id + 1)
             goto not_ours;
@@ -795,6 +808,9 @@ done:
     Py_XDECREF(rebased);
     Py_XDECREF(wrapped);
     Py_XDECREF(trade_symbol);
+    Py_XDECREF(symbol);
+    Py_XDECREF(book);
+    Py_XDECREF(rolling);
     return result;
 }
 
@@ -835,8 +851,15 @@ speedups_run(PyObject *module, PyObject *args)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(env.clients); i++) {
         PyObject *c = PyList_GET_ITEM(env.clients, i);
         if (!PyTuple_CheckExact(c) || PyTuple_GET_SIZE(c) != 6 ||
-            !PyAnySet_Check(PyTuple_GET_ITEM(c, 0))) {
+            !PyAnySet_Check(PyTuple_GET_ITEM(c, 0)) || !PyLong_CheckExact(PyTuple_GET_ITEM(c, 4)) ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(c, 5))) {
             PyErr_SetString(PyExc_TypeError, "clients: (set, bool, append, queue, half, max)");
+            goto fail;
+        }
+        if (PyLong_AsSsize_t(PyTuple_GET_ITEM(c, 4)) == -1 ||
+            PyLong_AsSsize_t(PyTuple_GET_ITEM(c, 5)) == -1) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "clients: queue limits must be >= 0");
             goto fail;
         }
     }
@@ -890,17 +913,19 @@ speedups_run(PyObject *module, PyObject *args)
             break;
         }
         if (paced) {
-            long long due =
-                anchor_mono + (long long)((double)((long long)recv - anchor_recv) / pace_speed);
-            if (due > now) {
+            double offset = (double)((long long)recv - anchor_recv) / pace_speed;
+            if (!isfinite(offset) || offset > 4e18 || offset < -4e18 ||
+                anchor_mono + (long long)offset > now) {
                 stop = STOP_NOT_DUE;
                 break;
             }
         }
         int crowded = 0;
         int done = process(&env, c + 1, end - (c + 1), &crowded);
-        if (done < 0)
-            goto fail;
+        if (done < 0) {
+            stop = STOP_ERROR; /* the records before it are done: the caller accounts, raises */
+            break;
+        }
         if (done == 0) {
             stop = STOP_SLOW;
             break;
@@ -909,11 +934,13 @@ speedups_run(PyObject *module, PyObject *args)
         last_recv = (long long)recv;
         if (paced) {
             PyObject *r = PyLong_FromLongLong(last_recv);
-            if (r == NULL || PyList_Append(recvs, r) < 0) {
-                Py_XDECREF(r);
-                goto fail;
+            int rc = r == NULL ? -1 : PyList_Append(recvs, r);
+            Py_XDECREF(r);
+            if (rc < 0) {
+                stop = STOP_ERROR;
+                pos = nl + 1 - buf;
+                break;
             }
-            Py_DECREF(r);
         }
         pos = nl + 1 - buf;
         if (crowded) {
@@ -922,7 +949,21 @@ speedups_run(PyObject *module, PyObject *args)
         }
     }
     PyBuffer_Release(&block);
-    return Py_BuildValue("nnLLi", pos, records, last_recv, (long long)env.last_ms, stop);
+    PyObject *error = Py_None;
+    Py_INCREF(error);
+    if (stop == STOP_ERROR) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL)
+            PyException_SetTraceback(value, tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        Py_SETREF(error, value);
+    }
+    PyObject *out = Py_BuildValue("nnLLiN", pos, records, last_recv, (long long)env.last_ms,
+                                  stop, error);
+    return out;
 fail:
     PyBuffer_Release(&block);
     return NULL;
@@ -1143,7 +1184,7 @@ static PyMethodDef methods[] = {
     {"run", speedups_run, METH_VARARGS,
      "run(block, pos, budget, subscribed, clients, quotes, books, last_u, rolling, busy, rebase, "
      "time_map, last_ms, on_crossed, symbols, pacing, recvs) "
-     "-> (pos, records, last_recv_ns, last_ms, stop)"},
+     "-> (pos, records, last_recv_ns, last_ms, stop, error or None)"},
     {"frame_batch", speedups_frame_batch, METH_VARARGS,
      "frame_batch(popleft, count) -> bytes: count payloads as unmasked text frames"},
     {NULL, NULL, 0, NULL},
@@ -1171,7 +1212,8 @@ PyInit__speedups(void)
         PyModule_AddIntConstant(m, "STOP_END", STOP_END) ||
         PyModule_AddIntConstant(m, "STOP_SLOW", STOP_SLOW) ||
         PyModule_AddIntConstant(m, "STOP_CROWDED", STOP_CROWDED) ||
-        PyModule_AddIntConstant(m, "STOP_NOT_DUE", STOP_NOT_DUE)) {
+        PyModule_AddIntConstant(m, "STOP_NOT_DUE", STOP_NOT_DUE) ||
+        PyModule_AddIntConstant(m, "STOP_ERROR", STOP_ERROR)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -9,6 +9,7 @@ STOP_END: int
 STOP_SLOW: int
 STOP_CROWDED: int
 STOP_NOT_DUE: int
+STOP_ERROR: int
 
 def run(
     block: bytes,
@@ -29,7 +30,7 @@ def run(
     pacing: tuple[int, int, float, int] | None,
     recvs: list[int] | None,
     /,
-) -> tuple[int, int, int, int, int]: ...
+) -> tuple[int, int, int, int, int, BaseException | None]: ...
 def frame_batch(popleft: Callable[[], bytes], count: int, /) -> bytes: ...
 def read_decimal(text: bytes, /) -> float | None: ...
 def signed_params(query: str, body: str, /) -> tuple[str, str | None, dict[str, str]] | None: ...

@@ -183,7 +183,12 @@ class DerivedStreams:
         first = rolling.buckets[0]
         first_time, open_price, first_id = first.second * 1000, first.open, first.first_id
         raw_quote = self._quotes.get(symbol)
-        quote = decode_quote(raw_quote) if raw_quote else None
+        quote = None
+        if raw_quote:
+            try:
+                quote = decode_quote(raw_quote)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                quote = None  # quotes are stored undecoded: a malformed one means no quote
         change = last - open_price
         weighted = rolling.quote_volume / rolling.volume if rolling.volume > 0 else last
         return _encode(

@@ -83,7 +83,9 @@ class FastLane:
             for c in feed.clients.values()
             if not c.overflowed
         ]
-        pos, records, last_recv, last_ms, stop = speedups.run(
+        if not _fits(last_ms) or (pacing is not None and not all(map(_fits, pacing[:2]))):
+            return 0, False  # times no recording has (the Python path copes with any int)
+        pos, records, last_recv, last_ms, stop, error = speedups.run(
             cursor.block,
             cursor.pos,
             budget,
@@ -106,8 +108,9 @@ class FastLane:
             cursor.advance(pos, records, last_recv)
             server.records += records
             server.messages += records
-            server.pacer.position_recv_ns = last_recv
-            if recvs:
+            if recvs is None:
+                server.pacer.position_recv_ns = last_recv  # as the max-speed path sets it
+            else:
                 sent = time.monotonic_ns()  # after the whole run: never flatters the error
                 for recv_ns in recvs:
                     server.pacing.record(sent - server.pacer.due_ns(recv_ns, sent))
@@ -118,7 +121,13 @@ class FastLane:
                 if client.queue:
                     client.has_items.set()
             self.records += records
+        if error is not None:
+            raise error  # after the records done before it are accounted for
         return records, stop == STOP_CROWDED
+
+
+def _fits(value: int) -> bool:
+    return -(2**63) <= value < 2**63
 
 
 def describe() -> dict[str, Any]:

@@ -6,11 +6,13 @@ changing speed or resuming re-anchors at the current position so the replay neve
 
 from __future__ import annotations
 
+import math
+
 
 class Pacer:
     def __init__(self, speed: float | None) -> None:
-        if speed is not None and speed <= 0:
-            raise ValueError("speed must be positive (or None for max)")
+        if speed is not None and not 0 < speed < math.inf:  # NaN fails this too
+            raise ValueError("speed must be positive and finite (or None for max)")
         self.speed = speed
         self.paused = False
         self._anchor_recv: int | None = None
@@ -39,8 +41,8 @@ class Pacer:
         return self._anchor_recv, self._anchor_wall, self.speed
 
     def set_speed(self, speed: float | None, now_ns: int) -> None:
-        if speed is not None and speed <= 0:
-            raise ValueError("speed must be positive (or None for max)")
+        if speed is not None and not 0 < speed < math.inf:  # NaN fails this too
+            raise ValueError("speed must be positive and finite (or None for max)")
         self._reanchor(now_ns)
         self.speed = speed
 

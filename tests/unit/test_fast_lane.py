@@ -310,6 +310,13 @@ def odd_recording(path: Path) -> None:
         b"%d %s"
         % (ns + 30, '{"stream":"btcusdt@trade","data":{"e":"trade","s":"\xc3\xa9"}}'.encode()),
         line(ns + 31, "btcusdt@trade", trade(t + 31, 18)),
+        # integers past 64 bits that msgspec reads and the lane does not: the Python path takes
+        # them and leaves them in shared state (the next push time, the book's update id)
+        line(ns + 32, "btcusdt@trade", trade(t + 32, 19, E=10**20)),
+        line(ns + 33, "btcusdt@trade", trade(t + 33, 20)),
+        line(ns + 34, "btcusdt@depth@100ms", depth(203, 10**19, t + 34, [], [])),
+        line(ns + 35, "btcusdt@depth@100ms", depth(10**19 + 1, 10**19 + 1, t + 35, [], [])),
+        line(ns + 36, "btcusdt@trade", trade(t + 36, 21)),
     ]
     with gzip.open(path, "wb") as out:
         out.write(b"\n".join(lines) + b"\n")
@@ -323,6 +330,34 @@ def test_odd_records_come_out_as_the_python_path_makes_them(tmp_path: Path) -> N
     assert python.state["crossed"] == 2
     assert python.state["disconnects"] == 1
     assert 0 < compiled.lane_records < python.state["records"]
+
+
+def test_paced_receive_times_past_64_bits_stay_with_the_python_path(tmp_path: Path) -> None:
+    path = tmp_path / "far.gz"
+    quotes = [
+        line(10**19 + i, "btcusdt@bookTicker", f'{{"u":{i},"s":"BTCUSDT"}}') for i in range(3)
+    ]
+    with gzip.open(path, "wb") as out:
+        out.write(b"\n".join(quotes) + b"\n")
+    python, compiled = assert_same([path], speed=1000.0)
+    assert python.state["records"] == 3
+    assert compiled.lane_records == 0
+
+
+def test_the_replay_position_is_the_furthest_receive_time_when_paced(tmp_path: Path) -> None:
+    """A record received earlier than the one before it does not move the position back."""
+    ns = 1_704_067_200_000 * 1_000_000
+    path = tmp_path / "back.gz"
+    records = [
+        line(ns, "btcusdt@bookTicker", '{"u":1,"s":"BTCUSDT"}'),
+        line(ns + 300, "btcusdt@aggTrade", '{"u":2}'),  # a stream the lane leaves to Python
+        line(ns + 200, "btcusdt@bookTicker", '{"u":3,"s":"BTCUSDT"}'),
+    ]
+    with gzip.open(path, "wb") as out:
+        out.write(b"\n".join(records) + b"\n")
+    python, compiled = assert_same([path], speed=1000.0)
+    assert python.state["position"] == ns + 300
+    assert compiled.lane_records > 0
 
 
 def test_a_bad_line_is_reported_at_the_same_line_either_way(tmp_path: Path) -> None:
