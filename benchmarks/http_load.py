@@ -3,6 +3,7 @@
     python -m benchmarks.http_load --url http://127.0.0.1:PORT --mode ping|orders|ccxt \
         --workers 16 --seconds 10 [--client raw|aiohttp]
     python -m benchmarks.http_load --url ... --mode paired --slices 8 --slice-seconds 1
+    python -m benchmarks.http_load --url ... --mode at_rate --rate 2000 --seconds 8 --workers 16
 Prints one JSON line: completed operations, per second, latency p50/p99 (ms); `paired`
 alternates ping and orders slices on the raw client and prints each slice's rate.
 `orders` is a signed LIMIT order far from the market (it rests) then its cancel; one operation
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
 import itertools
@@ -170,6 +172,56 @@ async def paired(url: str, workers: int, slices: int, slice_s: float, price: str
     }
 
 
+async def at_rate(
+    url: str, rate: float, seconds: float, connections: int, price: str
+) -> dict[str, Any]:
+    """Orders (create + cancel pairs) started at a fixed rate, open loop: pair i is due at
+    start + i / rate whatever happened to the ones before, and its latency runs from that due
+    time (a pair that waits for a free connection or for the client's own loop counts the
+    wait: no coordinated omission). The latency a venue gives at a load, not at saturation."""
+    pool: asyncio.Queue[RawHttpClient] = asyncio.Queue()
+    latencies: list[float] = []
+    client_ids = (f"t{os.getpid()}-{n}" for n in itertools.count())
+    count = int(rate * seconds)
+
+    async def one(due: float) -> None:
+        http = await pool.get()
+        try:
+            await raw_operation(http, "orders", next(client_ids), price)
+        finally:
+            pool.put_nowait(http)
+        latencies.append(time.perf_counter() - due)
+
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(connections):
+            pool.put_nowait(await stack.enter_async_context(RawHttpClient(url)))
+        # the client's own full collections must not count as the venue's latency
+        gc.collect()
+        gc.freeze()
+        start = time.perf_counter() + 0.05
+        pending: set[asyncio.Task[None]] = set()
+        for i in range(count):
+            due = start + i / rate
+            if due > time.perf_counter():
+                await asyncio.sleep(due - time.perf_counter())
+            task = asyncio.create_task(one(due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
+        elapsed = time.perf_counter() - start
+    ordered = sorted(latencies)
+    return {
+        "mode": "at_rate",
+        "rate": rate,
+        "connections": connections,
+        "operations": count,
+        "per_second": count / elapsed,
+        "p50_ms": ordered[len(ordered) // 2] * 1000,
+        "p99_ms": ordered[int(len(ordered) * 0.99)] * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
+
+
 async def ccxt_worker(
     name: int, url: str, deadline: float, latencies: list[float], price: float
 ) -> None:
@@ -217,6 +269,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     price = round(bid * 0.95, 2)
     if args.mode == "paired":
         return await paired(args.url, args.workers, args.slices, args.slice_seconds, f"{price:.2f}")
+    if args.mode == "at_rate":
+        return await at_rate(args.url, args.rate, args.seconds, args.workers, f"{price:.2f}")
     start = time.perf_counter()
     deadline = start + args.seconds
     if args.mode == "ccxt":
@@ -244,7 +298,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--mode", choices=["ping", "orders", "ccxt", "paired"], required=True)
+    parser.add_argument(
+        "--mode", choices=["ping", "orders", "ccxt", "paired", "at_rate"], required=True
+    )
+    parser.add_argument("--rate", type=float, default=2000, help="at_rate: pairs per second")
     parser.add_argument("--slices", type=int, default=8, help="paired: pairs of slices")
     parser.add_argument("--slice-seconds", type=float, default=1.0, help="paired: slice length")
     parser.add_argument("--workers", type=int, default=16)

@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--slice-seconds", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=2000, help="pairs/s of the at-rate run")
+    parser.add_argument("--rate-connections", type=int, default=16)
     args = parser.parse_args()
     recording = synthetic(1800)
     rounds: list[dict[str, Any]] = []
@@ -94,11 +96,19 @@ def main() -> None:
                 2 * args.slices * args.slice_seconds,
                 extra=("--slices", str(args.slices), "--slice-seconds", str(args.slice_seconds)),
             )
+            steady = load(
+                url,
+                "at_rate",
+                args.rate_connections,
+                args.seconds,
+                extra=("--rate", str(args.rate)),
+            )
             via_aiohttp = load(url, "orders", args.workers, args.seconds, client="aiohttp")
             via_ccxt = load(url, "ccxt", args.workers, args.seconds)
             rounds.append(
                 {
                     "pairs": pairs,
+                    "at_rate": steady,
                     "aiohttp_orders_per_s": via_aiohttp["per_second"],
                     "ccxt_orders_per_s": via_ccxt["per_second"],
                     "ccxt_round_trip_p99_ms": via_ccxt["p99_ms"],
@@ -140,6 +150,16 @@ def main() -> None:
                     round(median(r["pairs"]["orders_per_s"])) for r in rounds
                 ],
                 "round_trip_p99_ms_each_round": [round(r["pairs"]["p99_ms"], 2) for r in rounds],
+                "at_rate": {
+                    "rate": args.rate,
+                    "connections": args.rate_connections,
+                    "achieved_per_s_each_round": [
+                        round(r["at_rate"]["per_second"]) for r in rounds
+                    ],
+                    "p50_ms_each_round": [round(r["at_rate"]["p50_ms"], 2) for r in rounds],
+                    "p99_ms_each_round": [round(r["at_rate"]["p99_ms"], 2) for r in rounds],
+                    "max_ms_each_round": [round(r["at_rate"]["max_ms"], 2) for r in rounds],
+                },
             }
         )
     )
