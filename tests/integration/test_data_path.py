@@ -65,9 +65,11 @@ def test_primary_down_switches_within_100ms_of_the_threshold_without_gap_or_dup(
 def test_slow_primary_is_left_and_taken_back_once_it_recovers(
     tmp_path: Path, synth_recording: Path
 ) -> None:
-    # A slow feed is the lag switch's case; a stall of the whole machine (CI) longer than the
-    # learned 500 ms floor would make it a stale one first, so the floor is raised here.
-    feed_toml = "failback_ms = 2000\nlearned_stale_min_ms = 3000"
+    # A slow feed is the lag switch's case (it acts within half a second). A stall of the whole
+    # machine longer than the stale floor makes it a stale switch first: CI under two test
+    # workers and a game day stalled past the learned 500 ms floor, then past 3 s, so staleness
+    # here needs 10 s of silence, which the lag path never waits for.
+    feed_toml = "failback_ms = 2000\nlearned_stale_min_ms = 10000\nstale_after_ms = 10000"
     with data_path(tmp_path, synth_recording, feed_toml=feed_toml) as path:
         wait_until(
             lambda: path.status()["feeds"]["feed1"]["healthy"],
