@@ -1,4 +1,4 @@
-"""The max-speed replay's compiled hot path: runs of records handed to `replay._speedups.run`.
+"""The replay's compiled hot path: runs of records handed to `replay._speedups.run`.
 
 At max speed, one record costs the Python path 7 to 40 us on the CI machine kind (parse, book,
 24h statistics, rebase, fan-out); 150k messages/s to one client leaves under 7 us for all of it.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from replay.recording import RecordCursor
 
@@ -35,7 +35,6 @@ except ImportError:  # pragma: no cover - the build step installs it (scripts/bo
     speedups = None
 
 AVAILABLE = speedups is not None
-STOP_CROWDED = 3
 
 
 class FastLane:
@@ -123,12 +122,8 @@ class FastLane:
             self.records += records
         if error is not None:
             raise error  # after the records done before it are accounted for
-        return records, stop == STOP_CROWDED
+        return records, stop == speedups.STOP_CROWDED
 
 
 def _fits(value: int) -> bool:
     return -(2**63) <= value < 2**63
-
-
-def describe() -> dict[str, Any]:
-    return {"compiled": AVAILABLE}
