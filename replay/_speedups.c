@@ -707,8 +707,6 @@ process(env_t *env, const char *payload, Py_ssize_t n, int *crowded)
         /* only the plain case: the diff continues the book (DepthSync's APPLIED) */
         if (r.u <= update_id || r.U > update_id + 1)
             goto not_ours;
-        if (!all_floats(PyTuple_GET_ITEM(book, 1)) || !all_floats(PyTuple_GET_ITEM(book, 3)))
-            goto not_ours;
     }
 
     data_obj = PyBytes_FromStringAndSize(data, data_n);
@@ -863,7 +861,9 @@ speedups_run(PyObject *module, PyObject *args)
             goto fail;
         }
     }
-    PyObject *key, *value;
+    /* once per run, not per diff: nothing but the lane changes a book while it runs, and it
+       inserts only floats. A side holding anything else leaves its book to the Python path. */
+    PyObject *key, *value, *unusable = NULL;
     Py_ssize_t at = 0;
     while (PyDict_Next(env.books, &at, &key, &value)) {
         if (!PyTuple_CheckExact(value) || PyTuple_GET_SIZE(value) != 5 ||
@@ -872,9 +872,24 @@ speedups_run(PyObject *module, PyObject *args)
             !PyList_CheckExact(PyTuple_GET_ITEM(value, 3)) ||
             !PyDict_CheckExact(PyTuple_GET_ITEM(value, 4))) {
             PyErr_SetString(PyExc_TypeError, "books: (book, list, dict, list, dict)");
+            Py_XDECREF(unusable);
+            goto fail;
+        }
+        if (!all_floats(PyTuple_GET_ITEM(value, 1)) || !all_floats(PyTuple_GET_ITEM(value, 3))) {
+            if ((unusable == NULL && (unusable = PyList_New(0)) == NULL) ||
+                PyList_Append(unusable, key) < 0) {
+                Py_XDECREF(unusable);
+                goto fail;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; unusable != NULL && i < PyList_GET_SIZE(unusable); i++) {
+        if (PyDict_DelItem(env.books, PyList_GET_ITEM(unusable, i)) < 0) {
+            Py_DECREF(unusable);
             goto fail;
         }
     }
+    Py_XDECREF(unusable);
     const char *buf = block.buf;
     Py_ssize_t size = block.len;
     Py_ssize_t records = 0;

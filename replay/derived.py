@@ -130,9 +130,6 @@ class DerivedStreams:
     def rolling_by_symbol(self) -> dict[str, _Rolling]:
         return self._rolling
 
-    def symbols(self) -> list[str]:
-        return list(self._rolling)
-
     @staticmethod
     def agg_trade_stream(symbol: str) -> str:
         return _stream_names(symbol)[0]

@@ -76,7 +76,7 @@ class FastLane:
             pacing = (*schedule, now_ns)
             recvs = []
         busy = {symbol for symbol, orders in matching.open.items() if orders}
-        busy.update(s for s in derived.symbols() if wanted(derived.agg_trade_stream(s)))
+        busy.update(s for s in derived.rolling_by_symbol() if wanted(derived.agg_trade_stream(s)))
         clients = [
             (c.subscriptions, c.combined, c.queue.append, c.queue, c.half_queue, c.max_queue)
             for c in feed.clients.values()
