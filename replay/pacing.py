@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 
 
+def _check_speed(speed: float | None) -> None:
+    if speed is not None and not 0 < speed < math.inf:  # NaN fails this too
+        raise ValueError("speed must be positive and finite (or None for max)")
+
+
 class Pacer:
     def __init__(self, speed: float | None) -> None:
-        if speed is not None and not 0 < speed < math.inf:  # NaN fails this too
-            raise ValueError("speed must be positive and finite (or None for max)")
+        _check_speed(speed)
         self.speed = speed
         self.paused = False
         self._anchor_recv: int | None = None
@@ -41,8 +45,7 @@ class Pacer:
         return self._anchor_recv, self._anchor_wall, self.speed
 
     def set_speed(self, speed: float | None, now_ns: int) -> None:
-        if speed is not None and not 0 < speed < math.inf:  # NaN fails this too
-            raise ValueError("speed must be positive and finite (or None for max)")
+        _check_speed(speed)
         self._reanchor(now_ns)
         self.speed = speed
 
