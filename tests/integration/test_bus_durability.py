@@ -130,7 +130,18 @@ def test_redis_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
 
     async def publish() -> None:
         bus = RedisStreamsBus(redis.url, socket_timeout_ms=500)
-        publisher = Publisher(bus, max_queue=5000, backoff=Backoff(base_ms=20, cap_ms=200))
+        went_degraded = asyncio.Event()
+
+        def on_degraded(degraded: bool) -> None:
+            if degraded:
+                went_degraded.set()
+
+        publisher = Publisher(
+            bus,
+            max_queue=5000,
+            backoff=Backoff(base_ms=20, cap_ms=200),
+            on_degraded=on_degraded,
+        )
         runner = asyncio.create_task(publisher.run())
         for i in range(1500):
             await publisher.put(STREAM, Control(command="pause", reason=str(i)))
@@ -138,6 +149,9 @@ def test_redis_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
                 await publisher.flush()
                 redis.stop()  # mid-stream: the publisher buffers and reports it is degraded
             if i == 900:
+                # Noticing the loss can take up to the socket timeout, so wait for the report
+                # itself rather than for a number of puts.
+                await asyncio.wait_for(went_degraded.wait(), 10)
                 assert publisher.degraded
                 redis.start()
             await asyncio.sleep(0.001)
