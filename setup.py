@@ -1,7 +1,8 @@
-"""The compiled part of stormproof: the replay's max-speed lane (replay/fastlane.py).
+"""The compiled parts of stormproof: the replay's max-speed lane (replay/fastlane.py) and the
+simulator's HTTP request head parser (replay/exchange/http11.py).
 
 Everything else is declared in pyproject.toml; `pip install -e .` (scripts/bootstrap.sh) builds
-this extension in place with the machine's C compiler and Python headers.
+these extensions in place with the machine's C compiler and Python headers.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +14,11 @@ setup(
             sources=["replay/_speedups.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             libraries=["m"],
-        )
+        ),
+        Extension(
+            "replay.exchange._http_head",
+            sources=["replay/exchange/_http_head.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ]
 )

@@ -130,7 +130,8 @@ async def raw_worker(
     name: int, url: str, mode: str, deadline: float, latencies: list[float], price: str
 ) -> None:
     # client ids unique across runs on one server
-    client_ids = (f"r{os.getpid()}-{name}-{n}" for n in itertools.count())
+    pid = os.getpid()  # once: a call per id is a syscall
+    client_ids = (f"r{pid}-{name}-{n}" for n in itertools.count())
     async with RawHttpClient(url) as http:
         await raw_loop(http, mode, deadline, latencies, client_ids, price)
 
@@ -140,7 +141,8 @@ async def paired(url: str, workers: int, slices: int, slice_s: float, price: str
     ping, ...: ABBA, so a drift of the machine's speed during the run cancels out). Each
     orders slice is compared with the ping slice next to it: the ratio of two slices a moment
     apart, not of two phases seconds apart on a machine whose speed moves by a third."""
-    client_ids = (f"p{os.getpid()}-{n}" for n in itertools.count())
+    pid = os.getpid()  # once: a call per id is a syscall
+    client_ids = (f"p{pid}-{n}" for n in itertools.count())
     rates: dict[str, list[float]] = {"ping": [], "orders": []}
     order_latencies: list[float] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -177,37 +179,32 @@ async def at_rate(
 ) -> dict[str, Any]:
     """Orders (create + cancel pairs) started at a fixed rate, open loop: pair i is due at
     start + i / rate whatever happened to the ones before, and its latency runs from that due
-    time (a pair that waits for a free connection or for the client's own loop counts the
-    wait: no coordinated omission). The latency a venue gives at a load, not at saturation."""
-    pool: asyncio.Queue[RawHttpClient] = asyncio.Queue()
+    time. Each connection's worker takes the next pair of the schedule and waits for its due
+    time if early; a pair that waits because every connection is busy counts the wait (no
+    coordinated omission). The latency a venue gives at a load, not at saturation. One worker
+    per connection, not a task per pair: the client shares the machine with the venue."""
     latencies: list[float] = []
-    client_ids = (f"t{os.getpid()}-{n}" for n in itertools.count())
+    pid = os.getpid()  # once: a call per id is a syscall
     count = int(rate * seconds)
+    schedule = iter(range(count))  # shared: each pair is taken by exactly one worker
+    start = 0.0
 
-    async def one(due: float) -> None:
-        http = await pool.get()
-        try:
-            await raw_operation(http, "orders", next(client_ids), price)
-        finally:
-            pool.put_nowait(http)
-        latencies.append(time.perf_counter() - due)
+    async def worker(http: RawHttpClient) -> None:
+        for i in schedule:
+            due = start + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await raw_operation(http, "orders", f"t{pid}-{i}", price)
+            latencies.append(time.perf_counter() - due)
 
     async with contextlib.AsyncExitStack() as stack:
-        for _ in range(connections):
-            pool.put_nowait(await stack.enter_async_context(RawHttpClient(url)))
+        pool = [await stack.enter_async_context(RawHttpClient(url)) for _ in range(connections)]
         # the client's own full collections must not count as the venue's latency
         gc.collect()
         gc.freeze()
         start = time.perf_counter() + 0.05
-        pending: set[asyncio.Task[None]] = set()
-        for i in range(count):
-            due = start + i / rate
-            if due > time.perf_counter():
-                await asyncio.sleep(due - time.perf_counter())
-            task = asyncio.create_task(one(due))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        await asyncio.gather(*pending)
+        await asyncio.gather(*(worker(http) for http in pool))
         elapsed = time.perf_counter() - start
     ordered = sorted(latencies)
     return {
@@ -259,7 +256,36 @@ async def ccxt_worker(
         await exchange.close()
 
 
+class KeepAwake:
+    """Busy-poll: the event loop always has a callback ready, so it polls its sockets without
+    blocking and this process's CPU never goes idle. On our VMs an idle vCPU halts, and the
+    syscall that wakes it pays for it: a send() to a process blocked in epoll_wait on the
+    other, halted vCPU took 70 to 140 µs, against 12 µs to one that polls (docs/benchmarks.md).
+    A load client that blocks between responses charges that to the venue's replies. This one
+    burns its core instead; it has one to itself."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle = loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self._handle = self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.busy_poll:
+        return await measure(args)
+    awake = KeepAwake(asyncio.get_running_loop())
+    try:
+        return await measure(args)
+    finally:
+        awake.stop()
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     async with (
         aiohttp.ClientSession() as http,
@@ -307,6 +333,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--client", choices=["raw", "aiohttp"], default="raw")
+    parser.add_argument(
+        "--busy-poll",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="never let the client's CPU idle (see KeepAwake)",
+    )
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

@@ -17,10 +17,14 @@ class HttpError(Exception):
     """The connection broke or the response is not one this client can read."""
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
+    """Reads into a buffer of its own: a plain Protocol gets a fresh 256 KiB bytes per read,
+    which glibc serves with mmap, mremap and munmap (about 26 µs a read on our machines)."""
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
+        self._read_view = memoryview(bytearray(16 * 1024))
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.closed = False
 
@@ -33,8 +37,11 @@ class _Connection(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(HttpError(f"connection lost: {exc}"))
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.buffer += self._read_view[:nbytes]
         waiter = self.waiter
         if waiter is None or waiter.done():
             return

@@ -345,7 +345,7 @@ class RotatingSink:
 
 def _retry_after_ms(response: aiohttp.ClientResponse) -> float:
     raw = response.headers.get("Retry-After", "")
-    return float(raw) * 1000 if raw.isdigit() else 0.0
+    return float(raw) * 1000 if raw.isascii() and raw.isdigit() else 0.0
 
 
 def _close_reason(exc: ConnectionClosed) -> str:

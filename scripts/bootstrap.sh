@@ -39,9 +39,10 @@ find_python() {
 
 ensure_python() {
   local stamp="$VENV/.stormproof-stamp" want
-  want="$(cat "$ROOT/requirements/lock.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/replay/_speedups.c" | sha256sum | cut -d' ' -f1)"
+  want="$(cat "$ROOT/requirements/lock.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/replay/_speedups.c" "$ROOT/replay/exchange/_http_head.c" | sha256sum | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ] &&
-     compgen -G "$ROOT/replay/_speedups*.so" >/dev/null; then
+     compgen -G "$ROOT/replay/_speedups*.so" >/dev/null &&
+     compgen -G "$ROOT/replay/exchange/_http_head*.so" >/dev/null; then
     return 0
   fi
   local py
@@ -53,11 +54,11 @@ ensure_python() {
   log "installing pinned Python dependencies (requirements/lock.txt)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements/lock.txt"
-  # also builds the replay's compiled lane (setup.py: replay/_speedups.c) in place
+  # also builds the compiled parts (setup.py: replay/_speedups.c, replay/exchange/_http_head.c)
   command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 ||
-    die "missing prerequisite: a C compiler for replay/_speedups.c (install the Debian package gcc)"
+    die "missing prerequisite: a C compiler for the compiled parts in setup.py (install the Debian package gcc)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" ||
-    die "could not install the project (building replay/_speedups.c needs gcc and the Python headers: python3-dev)"
+    die "could not install the project (building its C extensions needs gcc and the Python headers: python3-dev)"
   echo "$want" > "$stamp"
 }
 

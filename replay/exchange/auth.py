@@ -75,7 +75,7 @@ def verify(
     payload, signature, params = signed_params(query, body)
     if not signature:
         raise errors.mandatory("signature")
-    if not hmac.compare_digest(sign(secret, payload), signature.lower()):
+    if not signature_matches(sign(secret, payload), signature):
         raise errors.BAD_SIGNATURE
     check_timing(params, now_ms)
     return params
@@ -120,15 +120,27 @@ def parse_params(raw: str) -> dict[str, str]:
     return params
 
 
+def signature_matches(expected_hex: str, supplied: str) -> bool:
+    """A signature, in either case, against the lowercase hex one we computed. compare_digest
+    raises TypeError on non-ASCII text: such a signature simply does not match."""
+    supplied = supplied.lower()
+    return supplied.isascii() and hmac.compare_digest(expected_hex, supplied)
+
+
+def ascii_digits(text: str) -> bool:
+    """Whether `text` is a number int() reads: str.isdigit() alone also accepts "²"."""
+    return text.isascii() and text.isdigit()
+
+
 def check_timing(params: dict[str, str], now_ms: int) -> None:
     raw_ts = params.get("timestamp")
     if not raw_ts:
         raise errors.mandatory("timestamp")
-    if not raw_ts.isdigit():
+    if not ascii_digits(raw_ts):
         raise errors.illegal("timestamp")
     recv_window = 5000
     if "recvWindow" in params:
-        if not params["recvWindow"].isdigit():
+        if not ascii_digits(params["recvWindow"]):
             raise errors.illegal("recvWindow")
         recv_window = int(params["recvWindow"])
         if recv_window > 60_000:

@@ -8,6 +8,11 @@ refuses the rest with a clear status: a malformed request line or header (400), 
 oversized body (411, 413), an oversized head (431), an unsupported version (505). Each
 connection answers its requests in order, one at a time (HTTP/1.1 pipelining semantics).
 
+A handler returns a Reply, or an awaitable of one when it has to wait. A Reply is written at
+once, from the socket's read callback: no task and no extra turn of the event loop for a request
+that needs none (the venue answers nearly all of them so). The first awaitable hands the rest of
+the connection's queue to a worker task, which keeps the order.
+
     Reply            what a handler returns: status, body, content type, extra headers
     HttpRequest      method, path, query, query_string, headers (case-insensitive), read()
     HttpProtocol     one connection: parse, hand to the handler, write the replies
@@ -24,12 +29,19 @@ from http import HTTPStatus
 from typing import overload
 from urllib.parse import parse_qsl, unquote
 
+try:
+    from replay.exchange import _http_head
+except ImportError:  # not built (pip install -e .): the Python definition serves alone
+    _http_head = None  # type: ignore[assignment]
+
 __all__ = ["Headers", "HttpProtocol", "HttpRequest", "HttpServer", "Reply", "serve"]
 
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 16 * 1024
+"""Bytes read from the socket at a time, into the connection's own buffer."""
 MAX_PIPELINED = 64
 """Requests framed ahead of their answers on one connection. Past it the connection stops
 reading (TCP pushes back on the client) until half of them are answered: a client that pipelines
@@ -67,8 +79,9 @@ class Headers:
 
     __slots__ = ("_by_name",)
 
-    def __init__(self) -> None:
-        self._by_name: dict[str, str] = {}
+    def __init__(self, by_name: dict[str, str] | None = None) -> None:
+        """`by_name`, when given, is taken as is: its names must already be lower-case."""
+        self._by_name: dict[str, str] = {} if by_name is None else by_name
 
     def add(self, name: str, value: str) -> None:
         self._by_name[name.lower()] = value
@@ -135,7 +148,8 @@ class HttpRequest:
         return self._query
 
 
-Handler = Callable[[HttpRequest], Awaitable[Reply]]
+Handler = Callable[[HttpRequest], "Reply | Awaitable[Reply]"]
+"""Answers a request: a Reply now, or an awaitable of one."""
 
 
 class BadRequest(Exception):
@@ -146,6 +160,17 @@ class BadRequest(Exception):
 
 
 def parse_head(head: bytes) -> tuple[str, str, str, Headers, bool]:
+    """parse_head_py, in C when built and the head is one it is sure about (ASCII and well
+    formed: every request ccxt or a load client sends)."""
+    if _http_head is not None:
+        parsed = _http_head.parse(head)
+        if parsed is not None:
+            method, path, query_string, by_name, keep_alive = parsed
+            return method, path, query_string, Headers(by_name), keep_alive
+    return parse_head_py(head)
+
+
+def parse_head_py(head: bytes) -> tuple[str, str, str, Headers, bool]:
     """(method, path, query string, headers, keep-alive) of a request head without its blank
     line; BadRequest when it is not one this server serves."""
     try:
@@ -187,10 +212,15 @@ def encode_reply(reply: Reply, *, keep_alive: bool) -> bytes:
     return "".join(lines).encode("latin-1") + reply.body
 
 
-class HttpProtocol(asyncio.Protocol):
-    """One connection. Requests are parsed as bytes arrive and answered in arrival order by a
-    worker task that lives while there is something to answer; the connection owns it and
-    cancels it when the peer goes away."""
+class HttpProtocol(asyncio.BufferedProtocol):
+    """One connection. Requests are parsed as bytes arrive and answered in arrival order, at
+    once when their answers are ready, else by a worker task that lives while there is
+    something to answer; the connection owns it and cancels it when the peer goes away.
+
+    Bytes are read into one buffer the connection keeps (a BufferedProtocol): a plain Protocol
+    gets a fresh 256 KiB bytes object per read from asyncio, which glibc serves with mmap,
+    shrinks with mremap and frees with munmap. Those three syscalls and a page fault cost about
+    26 µs per read on our machines, more than the read itself (docs/benchmarks.md)."""
 
     def __init__(self, handler: Handler, connections: set[HttpProtocol] | None = None) -> None:
         self._handler = handler
@@ -198,9 +228,11 @@ class HttpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._remote: str | None = None
         self._buffer = bytearray()
+        self._read_view = memoryview(bytearray(READ_CHUNK_BYTES))
         self._pending: deque[tuple[HttpRequest | BadRequest, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
+        self._answering = False
         self._reading_paused = False
         self._writable = asyncio.Event()
         self._writable.set()
@@ -231,13 +263,18 @@ class HttpProtocol(asyncio.Protocol):
             self._worker.cancel()
         self._transport = None
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._closing:
             return
-        self._buffer += data
-        self._parse_buffered()
+        self._buffer += self._read_view[:nbytes]
+        self._frame()
+        if self._pending and not self._answering and (self._worker is None or self._worker.done()):
+            self._answer_now()
 
-    def _parse_buffered(self) -> None:
+    def _frame(self) -> None:
         """Frame what is buffered, up to MAX_PIPELINED waiting requests; past that, stop reading
         (what stays buffered is framed as answers go out)."""
         while not self._closing and len(self._pending) < MAX_PIPELINED:
@@ -254,9 +291,6 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 self._transport.resume_reading()
             self._reading_paused = full
-        if self._pending and (self._worker is None or self._worker.done()):
-            self._worker = asyncio.get_running_loop().create_task(self._answer())
-            self._worker.add_done_callback(_log_failure)
 
     def _next_request(self) -> tuple[HttpRequest | BadRequest, bool] | None:
         buffer = self._buffer
@@ -272,7 +306,7 @@ class HttpProtocol(asyncio.Protocol):
             if "transfer-encoding" in headers:
                 raise BadRequest(411, "chunked bodies are not supported: send Content-Length")
             raw_length = headers.get("content-length", "0")
-            if not raw_length.isdigit():
+            if not (raw_length.isascii() and raw_length.isdigit()):  # "²".isdigit() is True
                 raise BadRequest(400, "malformed Content-Length")
             length = int(raw_length)
             if length > MAX_BODY_BYTES:
@@ -289,33 +323,94 @@ class HttpProtocol(asyncio.Protocol):
         )
         return request, keep_alive
 
-    async def _answer(self) -> None:
-        while self._pending:
-            request, keep_alive = self._pending.popleft()
-            if self._reading_paused and len(self._pending) <= MAX_PIPELINED // 2:
-                self._parse_buffered()
-            if isinstance(request, BadRequest):
-                reply = Reply(
-                    request.message.encode(), status=request.status, content_type="text/plain"
-                )
-                keep_alive = False
-            else:
-                try:
-                    reply = await self._handler(request)
-                except Exception:  # a bug in a handler: answer, log, keep serving
-                    log.exception("http handler failed", extra={"path": request.path})
-                    reply = Reply(_INTERNAL_ERROR, status=500)
-            transport = self._transport
-            if transport is None or transport.is_closing():
-                return
-            transport.write(encode_reply(reply, keep_alive=keep_alive))
+    def _take(self) -> tuple[HttpRequest | BadRequest, bool]:
+        taken = self._pending.popleft()
+        if self._reading_paused and len(self._pending) <= MAX_PIPELINED // 2:
+            self._frame()
+        return taken
+
+    def _reply_to(self, request: HttpRequest | BadRequest) -> Reply | Awaitable[Reply]:
+        if isinstance(request, BadRequest):
+            return Reply(request.message.encode(), status=request.status, content_type="text/plain")
+        try:
+            return self._handler(request)
+        except Exception:  # a bug in a handler: answer, log, keep serving
+            log.exception("http handler failed", extra={"path": request.path})
+            return Reply(_INTERNAL_ERROR, status=500)
+
+    async def _settle(self, request: HttpRequest | BadRequest, pending: Awaitable[Reply]) -> Reply:
+        try:
+            return await pending
+        except Exception:  # a bug in a handler: answer, log, keep serving
+            path = request.path if isinstance(request, HttpRequest) else ""
+            log.exception("http handler failed", extra={"path": path})
+            return Reply(_INTERNAL_ERROR, status=500)
+
+    def _send(self, reply: Reply, keep_alive: bool) -> bool:
+        """Write a reply; False when the connection is done (gone, or closed after it)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        try:
+            data = encode_reply(reply, keep_alive=keep_alive)
+        except Exception:  # a reply we cannot put on the wire (a bug): answer 500, keep serving
+            log.exception("http reply could not be encoded", extra={"status": reply.status})
+            data = encode_reply(Reply(_INTERNAL_ERROR, status=500), keep_alive=keep_alive)
+        transport.write(data)
+        if not keep_alive:
+            self._closing = True
+            self._pending.clear()
+            transport.close()
+            return False
+        return True
+
+    def _answer_now(self) -> None:
+        """Answer from the read callback; what cannot be answered at once goes to a worker."""
+        stalled = self._drain()
+        if not isinstance(stalled, _Done):
+            self._worker = asyncio.get_running_loop().create_task(self._answer(stalled))
+            self._worker.add_done_callback(_log_failure)
+
+    def _drain(self) -> _Waiting | _Done | None:
+        """Answer the queue while every answer is ready. Returns _DONE when the queue is empty
+        or the connection is done, the first answer that has to wait, or None when the client
+        stopped reading (the write buffer is full)."""
+        self._answering = True  # a resumed read inside _take frames, and must not recurse here
+        try:
+            while self._pending:
+                request, keep_alive = self._take()
+                outcome = self._reply_to(request)
+                if not isinstance(outcome, Reply):
+                    return request, outcome, keep_alive
+                if not self._send(outcome, keep_alive):
+                    return _DONE
+                if not self._writable.is_set():
+                    return None
+            return _DONE
+        finally:
+            self._answering = False
+
+    async def _answer(self, stalled: _Waiting | _Done | None) -> None:
+        """The worker: wait for what held the queue up, then answer on as _drain does."""
+        while not isinstance(stalled, _Done):
+            if stalled is not None:
+                request, pending, keep_alive = stalled
+                if not self._send(await self._settle(request, pending), keep_alive):
+                    return
             if not self._writable.is_set():  # the client is not reading: wait for it
                 await self._writable.wait()
-            if not keep_alive:
-                self._closing = True
-                self._pending.clear()
-                transport.close()
-                return
+            stalled = self._drain()
+
+
+class _Done:
+    """The queue is answered, or the connection is done."""
+
+
+_DONE = _Done()
+
+
+_Waiting = tuple["HttpRequest | BadRequest", Awaitable[Reply], bool]
+"""A request whose answer is not ready yet, that answer, and whether to keep the connection."""
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -282,16 +282,29 @@ class MatchingEngine:
         self._next_order_id += 1
         self.orders[order.order_id] = order
         ids[client_order_id] = order.order_id
-        while len(ids) > self._recent_limit:
-            oldest, oldest_id = next(iter(ids.items()))
-            if self.orders[oldest_id].is_open:
-                break
-            del ids[oldest]
+        if len(ids) > self._recent_limit:
+            self._forget_old_client_ids(ids)
         self._notify(order, "NEW", None)
         for fill_price, fill_qty in plan:
             self._fill(order, fill_price, fill_qty, is_maker=False)
         self._finish_placement(order, book)
         return order
+
+    def _forget_old_client_ids(self, ids: OrderedDict[str, int]) -> None:
+        """Keep the client ids of open orders and of the most recent closed ones. An open order
+        met at the oldest end goes to the newest end and is judged again later: it must not
+        stop the closed ones behind it from leaving. A few moves per order at most, so many
+        open orders cost each placement a bounded amount of work."""
+        moves = 2
+        while len(ids) > self._recent_limit:
+            oldest, oldest_id = next(iter(ids.items()))
+            if not self.orders[oldest_id].is_open:
+                del ids[oldest]
+            elif moves:
+                ids.move_to_end(oldest)
+                moves -= 1
+            else:
+                return
 
     def _validate_market(self, order: SimOrder, rules: SymbolRules, book: OrderBook | None) -> None:
         if order.orig_qty <= 0 and order.orig_quote_qty <= 0:

@@ -23,7 +23,7 @@ import msgspec
 
 from engine.core.book import OrderBook
 from replay.exchange import errors
-from replay.exchange.auth import parse_params, verify
+from replay.exchange.auth import ascii_digits, parse_params, verify
 from replay.exchange.errors import BinanceError
 from replay.exchange.formats import (
     account_json,
@@ -32,7 +32,7 @@ from replay.exchange.formats import (
     order_json,
     trade_json,
 )
-from replay.exchange.http11 import HttpRequest, Reply
+from replay.exchange.http11 import Handler, HttpRequest, Reply
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.ratelimit import RateLimiter, RateLimits, Verdict
 from replay.exchange.symbols import ExchangeInfo
@@ -75,7 +75,7 @@ def request_weight(method: str, path: str, query: Callable[[], Any]) -> int:
     name = path.rsplit("/", 1)[-1]
     if name == "depth":
         raw = query().get("limit", "100")
-        return depth_weight(int(raw) if raw.isdigit() else 100)
+        return depth_weight(int(raw) if ascii_digits(raw) else 100)
     if name == "openOrders" and not query().get("symbol"):
         return 80
     return WEIGHTS.get((method, name), 1)
@@ -106,7 +106,7 @@ def _int(params: dict[str, str], name: str) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not ascii_digits(raw):
         raise errors.illegal(name)
     return int(raw)
 
@@ -183,6 +183,20 @@ def _refusal(verdict: Verdict | Plan) -> Reply:
     return _json({"code": verdict.code, "msg": verdict.msg}, verdict.status, headers)
 
 
+async def _settled(outcome: Reply | Awaitable[Reply]) -> Reply:
+    return outcome if isinstance(outcome, Reply) else await outcome
+
+
+def _depth_reply(book: OrderBook, limit: int) -> Reply:
+    return _json(
+        {
+            "lastUpdateId": book.update_id,
+            "bids": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.bids.top(limit)],
+            "asks": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.asks.top(limit)],
+        }
+    )
+
+
 class SimulatorApi:
     def __init__(
         self,
@@ -209,7 +223,7 @@ class SimulatorApi:
         self._routes = self.routes()
         self._paths = {path for _, path in self._routes}
 
-    def routes(self) -> dict[tuple[str, str], Callable[[HttpRequest], Awaitable[Reply]]]:
+    def routes(self) -> dict[tuple[str, str], Handler]:
         return {
             ("GET", "/api/v3/ping"): self.ping,
             ("GET", "/api/v3/time"): self.time,
@@ -227,9 +241,11 @@ class SimulatorApi:
             ("DELETE", "/api/v3/userDataStream"): self.close_listen_key,
         }
 
-    async def handle(self, request: HttpRequest) -> Reply:
-        """Every request: the venue around it (faults, limits), then its route's handler. One
-        coroutine for all of it: each extra await layer is paid on every request."""
+    def handle(self, request: HttpRequest) -> Reply | Awaitable[Reply]:
+        """Every request: the venue around it (faults, limits), then its route's handler. The
+        answer is a Reply when nothing has to wait, which is nearly always: the HTTP server
+        writes it at once, without a task. A fault's delay or hold, or a route that waits,
+        makes it an awaitable."""
         self.requests += 1
         method, path = request.method, request.path
         handler = self._routes.get((method, path))
@@ -238,13 +254,25 @@ class SimulatorApi:
         is_new_order = method == "POST" and path == "/api/v3/order"
         plan = self.faults.plan(method, path, time.time_ns(), is_new_order=is_new_order)
         if plan.delay_s:
-            await asyncio.sleep(plan.delay_s)
+            return self._after_delay(request, handler, plan, is_new_order=is_new_order)
+        return self._admit(request, handler, plan, is_new_order=is_new_order)
+
+    async def _after_delay(
+        self, request: HttpRequest, handler: Handler, plan: Plan, *, is_new_order: bool
+    ) -> Reply:
+        await asyncio.sleep(plan.delay_s)
+        return await _settled(self._admit(request, handler, plan, is_new_order=is_new_order))
+
+    def _admit(
+        self, request: HttpRequest, handler: Handler, plan: Plan, *, is_new_order: bool
+    ) -> Reply | Awaitable[Reply]:
         if plan.status in (503, 418) and not plan.process_first and plan.code in (1, -1003):
             return _refusal(plan)  # maintenance or a ban: nothing is counted or served
         ip = request.remote or "?"
         now = time.monotonic()
         if plan.status == 429:
             return _refusal(self.limiter.throttle(ip, plan.retry_after_s, now))
+        method, path = request.method, request.path
         verdict = self.limiter.check(ip, request_weight(method, path, lambda: request.query), now)
         if verdict.status != 200:
             return _refusal(verdict)
@@ -255,15 +283,33 @@ class SimulatorApi:
             if counted.status != 200:
                 return _refusal(counted)
         if plan.hold_s and not plan.process_first:
-            return await self._hold_and_cut(request, plan.hold_s)
+            return self._hold_and_cut(request, plan.hold_s)
         if plan.status and not plan.process_first:
             return _refusal(plan)
         try:
-            response = await handler(request)
+            response = handler(request)
         except BinanceError as exc:
             response = _json(exc.body(), exc.status)
+        if not isinstance(response, Reply):
+            return self._finish_later(request, response, plan, headers)
+        return self._finish(request, response, plan, headers)
+
+    async def _finish_later(
+        self, request: HttpRequest, pending: Awaitable[Reply], plan: Plan, headers: dict[str, str]
+    ) -> Reply:
+        try:
+            response = await pending
+        except BinanceError as exc:
+            response = _json(exc.body(), exc.status)
+        return await _settled(self._finish(request, response, plan, headers))
+
+    def _finish(
+        self, request: HttpRequest, response: Reply, plan: Plan, headers: dict[str, str]
+    ) -> Reply | Awaitable[Reply]:
+        """The venue's last word on a served request: a fault that strikes after processing,
+        or the response with the rate-limit headers."""
         if plan.hold_s:
-            return await self._hold_and_cut(request, plan.hold_s)
+            return self._hold_and_cut(request, plan.hold_s)
         if plan.status:
             return _refusal(plan)
         if response.headers:
@@ -272,10 +318,10 @@ class SimulatorApi:
             response.headers = headers
         return response
 
-    async def _not_found(self, _: HttpRequest) -> Reply:
+    def _not_found(self, _: HttpRequest) -> Reply:
         return _json({"code": -1000, "msg": "Unknown endpoint."}, 404)
 
-    async def _method_not_allowed(self, _: HttpRequest) -> Reply:
+    def _method_not_allowed(self, _: HttpRequest) -> Reply:
         return _json({"code": -1000, "msg": "Method not allowed."}, 405)
 
     async def _hold_and_cut(self, request: HttpRequest, hold_s: float) -> Reply:
@@ -318,49 +364,49 @@ class SimulatorApi:
 
     # --- public -------------------------------------------------------------------------------
 
-    async def ping(self, _: HttpRequest) -> Reply:
+    def ping(self, _: HttpRequest) -> Reply:
         return _json({})
 
-    async def time(self, _: HttpRequest) -> Reply:
+    def time(self, _: HttpRequest) -> Reply:
         return _json({"serverTime": self.clock_ms()})
 
-    async def exchange_info(self, request: HttpRequest) -> Reply:
+    def exchange_info(self, request: HttpRequest) -> Reply:
         only = None
         if "symbol" in request.query:
             only = [self._symbol(request.query) or ""]
         return _json(self.info.response(self.clock_ms(), only))
 
-    async def depth(self, request: HttpRequest) -> Reply:
+    def depth(self, request: HttpRequest) -> Reply | Awaitable[Reply]:
         symbol = self._symbol(request.query) or ""
         raw_limit = request.query.get("limit", "100")
-        if not raw_limit.isdigit():
+        if not ascii_digits(raw_limit):
             raise errors.illegal("limit")
         limit = min(int(raw_limit), 5000)
         if limit not in _DEPTH_LIMITS:
             limit = next((x for x in _DEPTH_LIMITS if x >= limit), 5000)
+        book = self.market.book(symbol)
+        if book is None:  # not known yet (start, or the recording's connection dropped): wait
+            return self._depth_once_known(symbol, limit)
+        return _depth_reply(book, limit)
+
+    async def _depth_once_known(self, symbol: str, limit: int) -> Reply:
         book = await self.market.wait_book(symbol, timeout_s=2.0)
         if book is None:
             raise BinanceError(
                 -1001, "Internal error; unable to process your request. Please try again.", 503
             )
-        return _json(
-            {
-                "lastUpdateId": book.update_id,
-                "bids": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.bids.top(limit)],
-                "asks": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.asks.top(limit)],
-            }
-        )
+        return _depth_reply(book, limit)
 
     # --- signed -------------------------------------------------------------------------------
 
-    async def new_order(self, request: HttpRequest) -> Reply:
+    def new_order(self, request: HttpRequest) -> Reply:
         params = self._signed(request)
         args = new_order_args(params, self.matching)
         resp_type = args.pop("resp_type")
         order = self.matching.place(request.headers["X-MBX-APIKEY"], **args)
         return _json(new_order_json(order, resp_type))
 
-    async def query_order(self, request: HttpRequest) -> Reply:
+    def query_order(self, request: HttpRequest) -> Reply:
         params = self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
@@ -369,7 +415,7 @@ class SimulatorApi:
         )
         return _json(order_json(order))
 
-    async def cancel_order(self, request: HttpRequest) -> Reply:
+    def cancel_order(self, request: HttpRequest) -> Reply:
         params = self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
@@ -378,13 +424,13 @@ class SimulatorApi:
         )
         return _json(cancel_json(order, client_id))
 
-    async def open_orders(self, request: HttpRequest) -> Reply:
+    def open_orders(self, request: HttpRequest) -> Reply:
         params = self._signed(request)
         symbol = self._symbol(params, required=False)
         orders = self.matching.open_orders(request.headers["X-MBX-APIKEY"], symbol)
         return _json([order_json(o) for o in orders])
 
-    async def all_orders(self, request: HttpRequest) -> Reply:
+    def all_orders(self, request: HttpRequest) -> Reply:
         params = self._signed(request)
         symbol = self._symbol(params) or ""
         key = request.headers["X-MBX-APIKEY"]
@@ -399,7 +445,7 @@ class SimulatorApi:
         ]
         return _json([order_json(o) for o in orders[:limit]])
 
-    async def my_trades(self, request: HttpRequest) -> Reply:
+    def my_trades(self, request: HttpRequest) -> Reply:
         params = self._signed(request)
         symbol = self._symbol(params) or ""
         key = request.headers["X-MBX-APIKEY"]
@@ -416,7 +462,7 @@ class SimulatorApi:
         ]
         return _json([trade_json(f) for f in fills[:limit]])
 
-    async def account(self, request: HttpRequest) -> Reply:
+    def account(self, request: HttpRequest) -> Reply:
         self._signed(request)
         account = self.matching.accounts[request.headers["X-MBX-APIKEY"]]
         return _json(
@@ -430,11 +476,11 @@ class SimulatorApi:
 
     # --- listen keys (API key, no signature) ----------------------------------------------------
 
-    async def new_listen_key(self, request: HttpRequest) -> Reply:
+    def new_listen_key(self, request: HttpRequest) -> Reply:
         api_key = self._api_key_only(request)
         return _json({"listenKey": self.hub.new_listen_key(api_key, time.time())})
 
-    async def _listen_key_param(self, request: HttpRequest) -> str:
+    def _listen_key_param(self, request: HttpRequest) -> str:
         key = request.query.get("listenKey")
         if not key and request.body:
             body = request.body.decode("utf-8", "replace")
@@ -443,16 +489,16 @@ class SimulatorApi:
             raise errors.mandatory("listenKey")
         return key
 
-    async def keepalive_listen_key(self, request: HttpRequest) -> Reply:
+    def keepalive_listen_key(self, request: HttpRequest) -> Reply:
         api_key = self._api_key_only(request)
-        key = await self._listen_key_param(request)
+        key = self._listen_key_param(request)
         if not self.hub.keepalive(key, api_key, time.time()):
             raise BinanceError(-1125, "This listenKey does not exist.")
         return _json({})
 
-    async def close_listen_key(self, request: HttpRequest) -> Reply:
+    def close_listen_key(self, request: HttpRequest) -> Reply:
         api_key = self._api_key_only(request)
-        key = await self._listen_key_param(request)
+        key = self._listen_key_param(request)
         if not self.hub.close_listen_key(key, api_key):
             raise BinanceError(-1125, "This listenKey does not exist.")
         return _json({})

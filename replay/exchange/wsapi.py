@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,13 +30,15 @@ from websockets.exceptions import ConnectionClosed
 
 from engine.runtime.waits import within
 from replay.exchange import errors
-from replay.exchange.auth import check_timing
+from replay.exchange.auth import check_timing, signature_matches
 from replay.exchange.errors import BinanceError
 from replay.exchange.formats import cancel_json, new_order_json, order_json
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.ratelimit import RateLimiter
 from replay.exchange.rest import new_order_args, order_ref
 from replay.exchange.userdata import UserDataHub
+
+log = logging.getLogger(__name__)
 
 MAX_QUEUE = 10_000
 WEIGHTS = {
@@ -208,6 +211,17 @@ class PrivateStreams:
                 "rateLimits": limits,
                 "error": {"code": exc.code, "msg": exc.msg},
             }
+        except Exception:  # a bug: answer as Binance does, keep the connection serving
+            log.exception("websocket api request failed", extra={"method": str(method)[:64]})
+            return {
+                "id": request_id,
+                "status": 500,
+                "rateLimits": limits,
+                "error": {
+                    "code": -1000,
+                    "msg": "An unknown error occurred while processing the request.",
+                },
+            }
         return {"id": request_id, "status": 200, "result": result, "rateLimits": limits}
 
     def _verify(self, params: dict[str, Any]) -> str:
@@ -223,7 +237,7 @@ class PrivateStreams:
         expected = hmac.digest(
             secret.encode(), signature_payload(params).encode(), hashlib.sha256
         ).hex()
-        if not hmac.compare_digest(expected, str(signature).lower()):
+        if not signature_matches(expected, str(signature)):
             raise errors.BAD_SIGNATURE
         check_timing({k: str(v) for k, v in params.items()}, self.clock_ms())
         return str(api_key)
@@ -242,7 +256,10 @@ class PrivateStreams:
             return {"subscriptionId": subscription_id}
         if method == "userDataStream.unsubscribe":
             wanted = params.get("subscriptionId")
-            targets = list(subscriptions) if wanted is None else [int(wanted)]
+            try:
+                targets = list(subscriptions) if wanted is None else [int(wanted)]
+            except (TypeError, ValueError, OverflowError):  # "abc", [1], Infinity
+                raise BinanceError(-1130, "Invalid data sent for a parameter.") from None
             for subscription_id in targets:
                 if subscription_id not in subscriptions:
                     raise BinanceError(-1130, "Invalid data sent for a parameter.")

@@ -126,6 +126,23 @@ async def test_websocket_api_refuses_a_bad_signature(venue: ReplayProcess) -> No
     assert reply["rateLimits"][0]["rateLimitType"] == "REQUEST_WEIGHT"
 
 
+async def test_websocket_api_answers_a_non_ascii_signature_and_keeps_serving(
+    venue: ReplayProcess,
+) -> None:
+    async with websockets.connect(f"{venue.ws_url}/ws-api/v3") as ws:
+        params = {"apiKey": SIM_KEY, "timestamp": 1, "signature": "\u00e9" * 64}
+        await ws.send(
+            json.dumps(
+                {"id": "x2", "method": "userDataStream.subscribe.signature", "params": params}
+            )
+        )
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        await ws.send(json.dumps({"id": "x3", "method": "ping"}))
+        after = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert (reply["id"], reply["status"], reply["error"]["code"]) == ("x2", 400, -1022)
+    assert (after["id"], after["status"]) == ("x3", 200), "the connection keeps serving"
+
+
 async def test_listen_key_stream_pushes_raw_events(venue: ReplayProcess) -> None:
     headers = {"X-MBX-APIKEY": SIM_KEY}
     async with aiohttp.ClientSession() as http:

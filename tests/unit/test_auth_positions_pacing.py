@@ -50,6 +50,37 @@ def test_auth_failures_use_binance_codes(
     assert error.value.code == code
 
 
+@pytest.mark.parametrize(
+    "extra", ["timestamp=\u00b2", f"timestamp={NOW}&recvWindow=\u00b2", "timestamp=\u0661\u0662"]
+)
+def test_digits_outside_ascii_are_illegal_characters_not_a_crash(extra: str) -> None:
+    query, body = signed(f"symbol=BTCUSDT&{extra}")
+    with pytest.raises(BinanceError) as error:
+        verify(query=query, body=body, secrets_by_key=SECRETS, api_key="key", now_ms=NOW)
+    assert error.value.code == -1100
+
+
+def test_order_references_and_weights_refuse_or_ignore_non_ascii_digits() -> None:
+    from replay.exchange.rest import order_ref, request_weight
+
+    with pytest.raises(BinanceError) as error:
+        order_ref({"orderId": "\u00b2"})
+    assert error.value.code == -1100
+    assert request_weight("GET", "/api/v3/depth", lambda: {"limit": "\u00b2"}) == 5
+
+
+def test_a_signature_outside_ascii_is_invalid_not_a_crash() -> None:
+    with pytest.raises(BinanceError) as error:
+        verify(
+            query=f"symbol=BTCUSDT&timestamp={NOW}&signature=\u00e9",
+            body="",
+            secrets_by_key=SECRETS,
+            api_key="key",
+            now_ms=NOW,
+        )
+    assert error.value.code == -1022
+
+
 def test_tampered_parameters_break_the_signature() -> None:
     query, _ = signed(f"symbol=BTCUSDT&quantity=1&timestamp={NOW}")
     with pytest.raises(BinanceError, match="Signature"):

@@ -224,6 +224,26 @@ def test_duplicate_client_order_id_and_unknown_orders() -> None:
     assert error.value.code == -2011
 
 
+def test_an_old_open_order_does_not_keep_closed_client_ids_recent_forever() -> None:
+    info = ExchangeInfo(["BTCUSDT"])
+    clock = iter(range(1_000, 10**9))
+    m = MatchingEngine(info.rules, clock_ms=lambda: next(clock), recent_client_ids=3)
+    m.add_account(KEY, {"USDT": Decimal("100000"), "BTC": Decimal("1")})
+    _, book = engine()
+    m.attach_book("BTCUSDT", book)
+    resting = {"order_type": "LIMIT", "price": Decimal("90"), "quantity": Decimal("1")}
+    place(m, **resting, time_in_force="GTC", client_order_id="old-open")
+    for n in range(6):  # each placed and cancelled: closed
+        place(m, **resting, time_in_force="GTC", client_order_id=f"closed-{n}")
+        m.cancel(KEY, "BTCUSDT", order_id=None, client_order_id=f"closed-{n}")
+    # the oldest closed ids left the window although an older order is still open
+    place(m, **resting, time_in_force="GTC", client_order_id="closed-0")
+    for still_known in ("old-open", "closed-5"):
+        with pytest.raises(BinanceError, match="Duplicate order sent"):
+            place(m, **resting, time_in_force="GTC", client_order_id=still_known)
+    assert len(m._client_ids[(KEY, "BTCUSDT")]) <= 3 + 1  # the window, plus the open order
+
+
 def test_resting_order_fills_when_the_replayed_book_moves_through_it() -> None:
     m, book = engine()
     order = place(

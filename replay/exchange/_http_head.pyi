@@ -1,0 +1,3 @@
+"""Types of the compiled request head parser (replay/exchange/_http_head.c)."""
+
+def parse(head: bytes, /) -> tuple[str, str, str, dict[str, str], bool] | None: ...
