@@ -18,9 +18,9 @@ from replay.exchange import errors
 from replay.exchange.errors import BinanceError
 
 try:
-    from replay import _speedups
+    from replay.exchange import _signed
 except ImportError:  # pragma: no cover - the build step installs it (scripts/bootstrap.sh)
-    _speedups = None  # type: ignore[assignment]
+    _signed = None  # type: ignore[assignment]
 
 try:
     from _hashlib import HMAC as _OpenSslHmac
@@ -66,7 +66,23 @@ def split_signature(raw: str) -> tuple[str, str | None]:
 def verify(
     *, query: str, body: str, secrets_by_key: dict[str, str], api_key: str | None, now_ms: int
 ) -> dict[str, str]:
-    """Check key, signature and timing; returns the merged parameters (body wins)."""
+    """Check key, signature and timing; returns the merged parameters (body wins). A request
+    the compiled accepting path passes is answered by it; any other goes to verify_py, the
+    definition, which also words every refusal."""
+    if _signed is not None and api_key:
+        secret = secrets_by_key.get(api_key)
+        if secret is not None:
+            params = _signed.accept(query, body, _keyed(secret), now_ms)
+            if params is not None:
+                return params
+    return verify_py(
+        query=query, body=body, secrets_by_key=secrets_by_key, api_key=api_key, now_ms=now_ms
+    )
+
+
+def verify_py(
+    *, query: str, body: str, secrets_by_key: dict[str, str], api_key: str | None, now_ms: int
+) -> dict[str, str]:
     if not api_key:
         raise errors.BAD_API_KEY_FORMAT
     secret = secrets_by_key.get(api_key)
@@ -95,8 +111,8 @@ def signed_params_py(query: str, body: str) -> tuple[str, str | None, dict[str, 
 def signed_params(query: str, body: str) -> tuple[str, str | None, dict[str, str]]:
     """signed_params_py, in C when built and nothing needs percent-decoding (every order a
     client like ccxt sends): one call instead of a dozen per signed request."""
-    if _speedups is not None:
-        found = _speedups.signed_params(query, body)
+    if _signed is not None:
+        found = _signed.signed_params(query, body)
         if found is not None:
             return found
     return signed_params_py(query, body)

@@ -184,29 +184,3 @@ def test_staleness_thresholds_are_per_stream_kind() -> None:
 @given(st.text(alphabet="ab=&%+2B0F x", max_size=40))
 def test_signed_parameters_parse_as_the_standard_library_parses_a_form(raw: str) -> None:
     assert parse_params(raw) == dict(parse_qsl(raw, keep_blank_values=True))
-
-
-_FORM = st.text(alphabet="ab=&%+é", max_size=12) | st.sampled_from(["signature=", "&signature="])
-
-
-@given(st.lists(_FORM, max_size=6), st.lists(_FORM, max_size=6))
-def test_compiled_signed_params_are_the_python_definition(
-    query: list[str], body: list[str]
-) -> None:
-    """The C reader of a signed request (payload, signature, parameters) gives what the Python
-    definition gives, or leaves the request to it (None: something to percent-decode)."""
-    from replay import _speedups
-    from replay.exchange.auth import signed_params_py
-
-    raw_query, raw_body = "".join(query), "".join(body)
-    got = _speedups.signed_params(raw_query, raw_body)
-    if "%" in raw_query + raw_body or "+" in raw_query + raw_body:
-        assert got is None
-    else:
-        assert got == signed_params_py(raw_query, raw_body)
-
-
-def test_compiled_signed_params_leave_lone_surrogates_to_python() -> None:
-    from replay import _speedups
-
-    assert _speedups.signed_params("a=\udcff&signature=x", "") is None
