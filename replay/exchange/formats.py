@@ -1,4 +1,6 @@
-"""Binance JSON shapes for orders, fills and balances."""
+"""Binance JSON shapes for orders, fills and balances. An order's status goes in as the
+StrEnum member itself: it is a str, and encoders write its value (reading `.value` is an enum
+property call per order)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def order_json(order: SimOrder) -> dict[str, Any]:
         "origQty": fmt(order.orig_qty),
         "executedQty": fmt(order.executed_qty),
         "cummulativeQuoteQty": fmt(order.cumm_quote),
-        "status": order.status.value,
+        "status": order.status,
         "timeInForce": order.time_in_force or "GTC",
         "type": order.type,
         "side": order.side,
@@ -59,7 +61,7 @@ def new_order_json(order: SimOrder, resp_type: str) -> dict[str, Any]:
         "executedQty": fmt(order.executed_qty),
         "origQuoteOrderQty": fmt(order.orig_quote_qty),
         "cummulativeQuoteQty": fmt(order.cumm_quote),
-        "status": order.status.value,
+        "status": order.status,
         "timeInForce": order.time_in_force or "GTC",
         "type": order.type,
         "side": order.side,
@@ -92,7 +94,7 @@ def cancel_json(order: SimOrder, orig_client_order_id: str | None) -> dict[str, 
         "origQty": fmt(order.orig_qty),
         "executedQty": fmt(order.executed_qty),
         "cummulativeQuoteQty": fmt(order.cumm_quote),
-        "status": order.status.value,
+        "status": order.status,
         "timeInForce": order.time_in_force or "GTC",
         "type": order.type,
         "side": order.side,

@@ -159,6 +159,7 @@ class MatchingEngine:
         self._recent_limit = recent_client_ids
         self._next_order_id = 1
         self._next_trade_id = 1
+        self._last_mid: tuple[float, Decimal] = (0.0, _ZERO)
         self.listeners: list[OrderListener] = []
         self.fill_cap: Decimal | None = None
         """Partial-fill-only mode (a venue fault): no order fills beyond this share of its
@@ -297,14 +298,14 @@ class MatchingEngine:
         open orders cost each placement a bounded amount of work."""
         moves = 2
         while len(ids) > self._recent_limit:
-            oldest, oldest_id = next(iter(ids.items()))
+            oldest, oldest_id = ids.popitem(last=False)
             if not self.orders[oldest_id].is_open:
-                del ids[oldest]
-            elif moves:
-                ids.move_to_end(oldest)
-                moves -= 1
-            else:
+                continue
+            ids[oldest] = oldest_id  # back, at the newest end: judged again later
+            if not moves:
+                ids.move_to_end(oldest, last=False)  # no move left: it stays the oldest
                 return
+            moves -= 1
 
     def _validate_market(self, order: SimOrder, rules: SymbolRules, book: OrderBook | None) -> None:
         if order.orig_qty <= 0 and order.orig_quote_qty <= 0:
@@ -330,7 +331,15 @@ class MatchingEngine:
         rules.check_price(order.price)
         rules.check_qty(order.orig_qty)
         rules.check_notional(order.price * order.orig_qty, is_market=False)
-        rules.check_percent_price(order.price, _d(mid) if mid else None)
+        rules.check_percent_price(order.price, self._decimal_mid(mid) if mid else None)
+
+    def _decimal_mid(self, mid: float) -> Decimal:
+        """The mid as a Decimal, made once per mid: it moves only with the book, and orders
+        arrive many to a book update."""
+        last = self._last_mid
+        if last[0] != mid:
+            last = self._last_mid = (mid, _d(mid))
+        return last[1]
 
     def _levels(
         self, symbol: str, book: OrderBook, side: str, limit: Decimal | None = None
