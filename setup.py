@@ -25,6 +25,7 @@ setup(
             "replay.exchange._signed",
             sources=["replay/exchange/_signed.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            libraries=["crypto"],  # OpenSSL's SHA-256 (Debian: libssl-dev to build)
         ),
     ]
 )

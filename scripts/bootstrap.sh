@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything stormproof needs, idempotently, on a Debian-like machine:
-#   - .venv with the pinned Python dependencies (requirements/lock.txt) and the project itself
+#   - .venv with the pinned Python dependencies (requirements/lock.txt) and the project itself,
+#     whose C extensions need a C compiler and the OpenSSL headers (Debian package libssl-dev,
+#     installed when missing)
 #   - redis-server (Debian package) when it is not on PATH
 #   - toxiproxy-server: the one on PATH, else built with `go install` into .tools/bin
 #   - PostgreSQL server binaries (initdb, postgres, pg_ctl; Debian package postgresql) for the
@@ -58,9 +60,23 @@ ensure_python() {
   # also builds the compiled parts (setup.py: replay/_speedups.c, replay/exchange/_http_head.c, _signed.c)
   command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 ||
     die "missing prerequisite: a C compiler for the compiled parts in setup.py (install the Debian package gcc)"
+  ensure_openssl_headers
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" ||
     die "could not install the project (building its C extensions needs gcc and the Python headers: python3-dev)"
   echo "$want" > "$stamp"
+}
+
+# _signed.c hashes with OpenSSL's SHA-256: its headers and libcrypto.so to link against
+ensure_openssl_headers() {
+  local cc_cmd
+  cc_cmd="$(command -v cc || command -v gcc)"
+  echo '#include <openssl/sha.h>' | "$cc_cmd" -E -x c - >/dev/null 2>&1 && return 0
+  log "OpenSSL headers missing: installing the Debian package libssl-dev"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libssl-dev >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libssl-dev >/dev/null 2>&1 ||
+      die "missing prerequisite: OpenSSL headers (could not install the Debian package; run 'apt-get install libssl-dev' as root)"
+  fi
 }
 
 ensure_redis() {

@@ -7,18 +7,23 @@
 
    Why: an order request cost the venue about twice what a ping costs, and these checks were
    the largest part of the difference that could leave the interpreter (docs/benchmarks.md,
-   issue 4). The signature's HMAC itself stays with the `_hashlib` object the caller passes:
-   no second crypto library to build against. */
+   issue 4). The HMAC is computed with OpenSSL's SHA-256 from key states prepared once per
+   secret (a `Key`): its EVP layer, which hashlib's HMAC objects go through, cost more per
+   request than the hashing itself. Those low-level SHA-256 calls are deprecated in OpenSSL 3
+   but kept, and they use the CPU's SHA instructions. */
 
 #define _GNU_SOURCE /* memmem */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init and friends: see above */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *str_copy, *str_update, *str_digest;
 static PyObject *key_timestamp, *key_recv_window, *key_symbol, *key_side, *key_type,
-    *key_client_id, *key_resp_type, *key_quantity, *key_quote_qty, *key_price, *key_tif;
+    *key_client_id, *key_resp_type, *key_quantity, *key_quote_qty, *key_price, *key_tif,
+    *key_order_id, *key_orig_client_id;
 static PyObject *out_symbol, *out_side, *out_order_type, *out_quantity, *out_quote_qty,
     *out_price, *out_tif, *out_client_id, *out_resp_type;
 
@@ -71,6 +76,41 @@ split_signature(const char *p, Py_ssize_t n, unsigned_t *out)
     out->sig_n = end - at - 10;
 }
 
+/* A str of [p, p+n): ASCII copied straight (most of a signed request), UTF-8 decoded. */
+static PyObject *
+text_of(const char *p, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] >= 0x80)
+            return PyUnicode_DecodeUTF8(p, n, NULL);
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text != NULL)
+        memcpy(PyUnicode_DATA(text), p, (size_t)n);
+    return text;
+}
+
+/* The parameters the venue reads, most frequent first. */
+static PyObject **const known_names[] = {
+    &key_symbol,    &key_timestamp,   &key_side,      &key_type,     &key_quantity,
+    &key_price,     &key_tif,         &key_client_id, &key_resp_type, &key_recv_window,
+    &key_quote_qty, &key_order_id,    &key_orig_client_id,
+};
+
+/* A parameter's name: the interned str for the names the venue reads (no new object, and its
+   hash is known), else a new str. */
+static PyObject *
+name_of(const char *p, Py_ssize_t n)
+{
+    for (size_t i = 0; i < sizeof(known_names) / sizeof(known_names[0]); i++) {
+        PyObject *known = *known_names[i];
+        if (PyUnicode_GET_LENGTH(known) == n && memcmp(PyUnicode_DATA(known), p, (size_t)n) == 0) {
+            Py_INCREF(known);
+            return known;
+        }
+    }
+    return text_of(p, n);
+}
+
 /* auth.parse_params for text with nothing to decode, into `params` (later names win). */
 static int
 parse_into(PyObject *params, const char *p, Py_ssize_t n)
@@ -82,9 +122,8 @@ parse_into(PyObject *params, const char *p, Py_ssize_t n)
         if (stop > p) {
             const char *eq = memchr(p, '=', stop - p);
             const char *name_end = eq ? eq : stop;
-            PyObject *name = PyUnicode_DecodeUTF8(p, name_end - p, NULL);
-            PyObject *value = eq ? PyUnicode_DecodeUTF8(eq + 1, stop - eq - 1, NULL)
-                                 : PyUnicode_FromStringAndSize(NULL, 0);
+            PyObject *name = name_of(p, name_end - p);
+            PyObject *value = eq ? text_of(eq + 1, stop - eq - 1) : PyUnicode_New(0, 127);
             int rc = (name && value) ? PyDict_SetItem(params, name, value) : -1;
             Py_XDECREF(name);
             Py_XDECREF(value);
@@ -222,42 +261,115 @@ hex_value(unsigned char c)
     return -1;
 }
 
+/* ---- Key: HMAC-SHA256 with its key states prepared (RFC 2104) -------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    SHA256_CTX inner; /* after the key XOR ipad block */
+    SHA256_CTX outer; /* after the key XOR opad block */
+} Key;
+
+static int
+key_init(Key *self, PyObject *args, PyObject *kwds)
+{
+    Py_buffer secret;
+    if (!PyArg_ParseTuple(args, "y*:Key", &secret))
+        return -1;
+    unsigned char block[SHA256_CBLOCK] = {0}, ipad[SHA256_CBLOCK], opad[SHA256_CBLOCK];
+    if (secret.len > SHA256_CBLOCK) /* a long key is hashed first */
+        SHA256(secret.buf, (size_t)secret.len, block);
+    else
+        memcpy(block, secret.buf, (size_t)secret.len);
+    PyBuffer_Release(&secret);
+    for (int i = 0; i < SHA256_CBLOCK; i++) {
+        ipad[i] = block[i] ^ 0x36;
+        opad[i] = block[i] ^ 0x5c;
+    }
+    int ok = SHA256_Init(&self->inner) && SHA256_Update(&self->inner, ipad, sizeof(ipad)) &&
+             SHA256_Init(&self->outer) && SHA256_Update(&self->outer, opad, sizeof(opad));
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_cleanse(ipad, sizeof(ipad));
+    OPENSSL_cleanse(opad, sizeof(opad));
+    if (!ok) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+key_dealloc(Key *self)
+{
+    OPENSSL_cleanse(&self->inner, sizeof(self->inner));
+    OPENSSL_cleanse(&self->outer, sizeof(self->outer));
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The MAC of [p, p+n) into out. 0 done, -1 OpenSSL failed. */
+static int
+key_mac(const Key *key, const char *p, Py_ssize_t n, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+    SHA256_CTX ctx = key->inner;
+    unsigned char inner[SHA256_DIGEST_LENGTH];
+    int ok = SHA256_Update(&ctx, p, (size_t)n) && SHA256_Final(inner, &ctx);
+    ctx = key->outer;
+    ok = ok && SHA256_Update(&ctx, inner, sizeof(inner)) && SHA256_Final(out, &ctx);
+    OPENSSL_cleanse(&ctx, sizeof(ctx));
+    return ok ? 0 : -1;
+}
+
+static PyObject *
+key_mac_method(Key *self, PyObject *arg)
+{
+    Py_buffer message;
+    if (PyObject_GetBuffer(arg, &message, PyBUF_SIMPLE) < 0)
+        return NULL;
+    unsigned char mac[SHA256_DIGEST_LENGTH];
+    int rc = key_mac(self, message.buf, message.len, mac);
+    PyBuffer_Release(&message);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)mac, sizeof(mac));
+}
+
+static PyMethodDef key_methods[] = {
+    {"mac", (PyCFunction)key_mac_method, METH_O, "mac(message) -> the 32-byte HMAC-SHA256"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KeyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "replay.exchange._signed.Key",
+    .tp_doc = "Key(secret: bytes): an HMAC-SHA256 key with its states prepared",
+    .tp_basicsize = sizeof(Key),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)key_init,
+    .tp_dealloc = (destructor)key_dealloc,
+    .tp_methods = key_methods,
+};
+
 /* 1 when the signature is the HMAC of the payload (in hex, either case), 0 not, -1 error. */
 static int
-signature_matches(PyObject *keyed, const signed_t *s)
+signature_matches(const Key *key, const signed_t *s)
 {
-    unsigned char supplied[32];
-    if (s->sig_n != 64)
+    unsigned char supplied[SHA256_DIGEST_LENGTH], expected[SHA256_DIGEST_LENGTH];
+    if (s->sig_n != 2 * SHA256_DIGEST_LENGTH)
         return 0;
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         int hi = hex_value((unsigned char)s->sig[2 * i]);
         int lo = hex_value((unsigned char)s->sig[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return 0;
         supplied[i] = (unsigned char)(hi << 4 | lo);
     }
-    /* the key schedule is computed once per secret (auth._keyed): a copy per request */
-    PyObject *mac = PyObject_CallMethodNoArgs(keyed, str_copy);
-    if (mac == NULL)
+    if (key_mac(key, s->joined, s->total, expected) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
         return -1;
-    PyObject *payload = PyBytes_FromStringAndSize(s->joined, s->total);
-    PyObject *updated = payload ? PyObject_CallMethodOneArg(mac, str_update, payload) : NULL;
-    PyObject *digest = updated ? PyObject_CallMethodNoArgs(mac, str_digest) : NULL;
-    Py_XDECREF(payload);
-    Py_XDECREF(updated);
-    Py_DECREF(mac);
-    if (digest == NULL)
-        return -1;
-    int matches = 0;
-    if (PyBytes_Check(digest) && PyBytes_GET_SIZE(digest) == 32) {
-        const unsigned char *expected = (const unsigned char *)PyBytes_AS_STRING(digest);
-        unsigned char differ = 0; /* every byte compared: no early exit to time */
-        for (int i = 0; i < 32; i++)
-            differ |= (unsigned char)(expected[i] ^ supplied[i]);
-        matches = differ == 0;
     }
-    Py_DECREF(digest);
-    return matches;
+    return CRYPTO_memcmp(expected, supplied, sizeof(expected)) == 0;
 }
 
 /* A str of 1 to 18 ASCII digits (int64 holds it), as auth.ascii_digits and int() read it.
@@ -306,9 +418,10 @@ timing_ok(PyObject *params, int64_t now_ms)
 static PyObject *
 accept(PyObject *module, PyObject *args)
 {
-    PyObject *query_obj, *body_obj, *keyed;
+    PyObject *query_obj, *body_obj;
+    Key *key;
     long long now_ms;
-    if (!PyArg_ParseTuple(args, "UUOL:accept", &query_obj, &body_obj, &keyed, &now_ms))
+    if (!PyArg_ParseTuple(args, "UUO!L:accept", &query_obj, &body_obj, &KeyType, &key, &now_ms))
         return NULL;
     signed_t s;
     int rc = read_signed(query_obj, body_obj, &s);
@@ -318,7 +431,7 @@ accept(PyObject *module, PyObject *args)
         Py_RETURN_NONE;
     }
     PyObject *params = NULL;
-    rc = signature_matches(keyed, &s);
+    rc = signature_matches(key, &s);
     if (rc > 0) {
         params = params_of(&s);
         rc = params ? timing_ok(params, (int64_t)now_ms) : -1;
@@ -541,7 +654,7 @@ static PyMethodDef methods[] = {
     {"signed_params", signed_params, METH_VARARGS,
      "signed_params(query, body) -> (payload, signature, params) | None"},
     {"accept", accept, METH_VARARGS,
-     "accept(query, body, keyed_hmac, now_ms) -> params | None: auth.verify's accepting path"},
+     "accept(query, body, key, now_ms) -> params | None: auth.verify's accepting path"},
     {"order_args", order_args, METH_VARARGS,
      "order_args(params, symbols, Decimal) -> dict | None: rest.new_order_args's accepting "
      "path"},
@@ -562,9 +675,6 @@ intern_all(void)
         PyObject **slot;
         const char *text;
     } names[] = {
-        {&str_copy, "copy"},
-        {&str_update, "update"},
-        {&str_digest, "digest"},
         {&key_timestamp, "timestamp"},
         {&key_recv_window, "recvWindow"},
         {&key_symbol, "symbol"},
@@ -576,6 +686,8 @@ intern_all(void)
         {&key_quote_qty, "quoteOrderQty"},
         {&key_price, "price"},
         {&key_tif, "timeInForce"},
+        {&key_order_id, "orderId"},
+        {&key_orig_client_id, "origClientOrderId"},
         {&out_symbol, "symbol"},
         {&out_side, "side"},
         {&out_order_type, "order_type"},
@@ -604,7 +716,16 @@ intern_all(void)
 PyMODINIT_FUNC
 PyInit__signed(void)
 {
-    if (intern_all() < 0)
+    if (intern_all() < 0 || PyType_Ready(&KeyType) < 0)
         return NULL;
-    return PyModule_Create(&module_def);
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&KeyType);
+    if (PyModule_AddObject(m, "Key", (PyObject *)&KeyType) < 0) {
+        Py_DECREF(&KeyType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

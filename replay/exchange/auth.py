@@ -46,6 +46,11 @@ def _keyed(secret: str) -> _Keyed:
     return hmac.new(secret.encode(), digestmod=hashlib.sha256)  # pragma: no cover
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled_key(secret: str) -> _signed.Key:
+    return _signed.Key(secret.encode())
+
+
 def split_signature(raw: str) -> tuple[str, str | None]:
     """Return (raw without its first `signature` parameter, that signature). String searches,
     not a regex: an unanchored pattern is tried at every offset of every signed request."""
@@ -72,7 +77,7 @@ def verify(
     if _signed is not None and api_key:
         secret = secrets_by_key.get(api_key)
         if secret is not None:
-            params = _signed.accept(query, body, _keyed(secret), now_ms)
+            params = _signed.accept(query, body, _compiled_key(secret), now_ms)
             if params is not None:
                 return params
     return verify_py(

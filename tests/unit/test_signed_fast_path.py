@@ -4,6 +4,8 @@ takes on every plainly formed request, so that the venue's common case runs comp
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from decimal import Decimal
 from typing import Any
@@ -13,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.exchange import _signed
-from replay.exchange.auth import _keyed, sign, signed_params_py, verify, verify_py
+from replay.exchange.auth import _compiled_key, sign, signed_params_py, verify, verify_py
 from replay.exchange.errors import BinanceError
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.rest import new_order_args, new_order_args_py
@@ -55,6 +57,24 @@ def test_compiled_signed_params_are_the_python_definition(
 
 def test_compiled_signed_params_leave_lone_surrogates_to_python() -> None:
     assert _signed.signed_params("a=\udcff&signature=x", "") is None
+
+
+# --- Key: HMAC-SHA256 with prepared key states ----------------------------------------------
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=200), st.binary(max_size=300))
+def test_the_compiled_mac_is_hmac_sha256(secret: bytes, message: bytes) -> None:
+    """Keys of every length (longer than a block ones are hashed first) and any message."""
+    assert _signed.Key(secret).mac(message) == hmac.new(secret, message, hashlib.sha256).digest()
+
+
+@settings(max_examples=200)
+@given(st.text(min_size=1, max_size=100), st.text(alphabet="abc=&0129", max_size=120))
+def test_a_request_signed_with_any_secret_is_accepted_with_it_only(secret: str, text: str) -> None:
+    query = f"{text}&timestamp={NOW}&signature={sign(secret, text + f'&timestamp={NOW}')}"
+    assert _signed.accept(query, "", _compiled_key(secret), NOW) is not None
+    assert _signed.accept(query, "", _compiled_key(secret + "x"), NOW) is None
 
 
 # --- accept: auth.verify's accepting path -----------------------------------------------------
@@ -119,7 +139,7 @@ def test_what_the_compiled_path_accepts_the_definition_accepts_alike(
     request: tuple[str, str, int],
 ) -> None:
     query, body, now_ms = request
-    compiled = _signed.accept(query, body, _keyed(SECRET), now_ms)
+    compiled = _signed.accept(query, body, _compiled_key(SECRET), now_ms)
     reference = _python_verify(query, body, now_ms)
     if compiled is not None:
         assert compiled == reference
@@ -171,7 +191,7 @@ def test_every_edge_of_the_timing_and_signature_checks_is_judged_alike() -> None
 
 
 def _judged_alike(query: str, body: str) -> None:
-    compiled = _signed.accept(query, body, _keyed(SECRET), NOW)
+    compiled = _signed.accept(query, body, _compiled_key(SECRET), NOW)
     reference = _python_verify(query, body, NOW)
     if compiled is not None:
         assert compiled == reference, (query, body)
@@ -195,14 +215,14 @@ def test_a_request_signed_as_ccxt_signs_it_is_accepted_compiled() -> None:
     body = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.001&price=50000"
     body += f"&timestamp={NOW}&recvWindow=5000"
     body += f"&signature={sign(SECRET, body)}"
-    assert _signed.accept("", body, _keyed(SECRET), NOW) == _python_verify("", body, NOW)
-    assert _signed.accept("", body, _keyed(SECRET), NOW) is not None
+    assert _signed.accept("", body, _compiled_key(SECRET), NOW) == _python_verify("", body, NOW)
+    assert _signed.accept("", body, _compiled_key(SECRET), NOW) is not None
 
 
 def test_a_refused_request_is_worded_by_the_definition() -> None:
     query = f"symbol=BTCUSDT&timestamp={NOW - 6000}"
     query += f"&signature={sign(SECRET, query)}"
-    assert _signed.accept(query, "", _keyed(SECRET), NOW) is None
+    assert _signed.accept(query, "", _compiled_key(SECRET), NOW) is None
     with pytest.raises(BinanceError, match="outside of the recvWindow"):
         verify(query=query, body="", secrets_by_key=SECRETS, api_key="key", now_ms=NOW)
 
