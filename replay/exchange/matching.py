@@ -41,7 +41,9 @@ class Status(StrEnum):
     REJECTED = "REJECTED"
 
 
-_TERMINAL = {Status.FILLED, Status.CANCELED, Status.EXPIRED, Status.REJECTED}
+_OPEN = (Status.NEW, Status.PARTIALLY_FILLED)
+"""A module constant: reading an enum member off its class (`Status.NEW`) costs a tenth of a
+microsecond, and `is_open` is asked a few times per order."""
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ class SimOrder(msgspec.Struct, gc=False):
 
     @property
     def is_open(self) -> bool:
-        return self.status in (Status.NEW, Status.PARTIALLY_FILLED)
+        return self.status in _OPEN
 
 
 OrderListener = Callable[[SimOrder, str, SimFill | None], None]

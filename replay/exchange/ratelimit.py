@@ -17,7 +17,9 @@ for a day of 3,000 orders/s would otherwise keep 259 million timestamps.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import msgspec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,14 +33,15 @@ class RateLimits:
     ban_max_s: float = 3 * 86_400.0
 
 
-@dataclass(slots=True)
-class Verdict:
+class Verdict(msgspec.Struct):
+    """One per request: a struct, whose constructor is C, not a dataclass's Python __init__."""
+
     status: int
     """200 (go on), 429 (too many), 418 (banned)."""
     code: int = 0
     msg: str = ""
     retry_after_s: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class RollingCount:
