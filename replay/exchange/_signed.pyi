@@ -1,8 +1,9 @@
 """Types of the compiled accepting path of signed requests (replay/exchange/_signed.c)."""
 
-from typing_extensions import Buffer
 from decimal import Decimal
 from typing import Any
+
+from typing_extensions import Buffer
 
 class Key:
     """An HMAC-SHA256 key with its states prepared."""
