@@ -347,17 +347,21 @@ class SimulatorApi:
             request.transport.abort()
         return Reply(status=504, content_type="")
 
-    def _signed(self, request: HttpRequest) -> dict[str, str]:
+    def _signed(self, request: HttpRequest) -> tuple[str, dict[str, str]]:
+        """The API key and the parameters of a signed request (key, signature and timing
+        checked)."""
         body = ""
         if request.body and request.method in ("POST", "PUT", "DELETE"):
             body = request.body.decode("utf-8", "replace")
-        return verify(
+        api_key = request.headers.get("X-MBX-APIKEY")
+        params = verify(
             query=request.query_string,
             body=body,
             secrets_by_key=self.secrets,
-            api_key=request.headers.get("X-MBX-APIKEY"),
+            api_key=api_key,
             now_ms=self.clock_ms(),
         )
+        return api_key or "", params  # verify refuses a request without a key
 
     def _api_key_only(self, request: HttpRequest) -> str:
         api_key = request.headers.get("X-MBX-APIKEY")
@@ -415,40 +419,35 @@ class SimulatorApi:
     # --- signed -------------------------------------------------------------------------------
 
     def new_order(self, request: HttpRequest) -> Reply:
-        params = self._signed(request)
+        api_key, params = self._signed(request)
         args = new_order_args(params, self.matching)
         resp_type = args.pop("resp_type")
-        order = self.matching.place(request.headers["X-MBX-APIKEY"], **args)
+        order = self.matching.place(api_key, **args)
         return _json(new_order_json(order, resp_type))
 
     def query_order(self, request: HttpRequest) -> Reply:
-        params = self._signed(request)
+        api_key, params = self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
-        order = self.matching.query(
-            request.headers["X-MBX-APIKEY"], symbol, order_id=order_id, client_order_id=client_id
-        )
+        order = self.matching.query(api_key, symbol, order_id=order_id, client_order_id=client_id)
         return _json(order_json(order))
 
     def cancel_order(self, request: HttpRequest) -> Reply:
-        params = self._signed(request)
+        api_key, params = self._signed(request)
         symbol = self._symbol(params) or ""
         order_id, client_id = order_ref(params)
-        order = self.matching.cancel(
-            request.headers["X-MBX-APIKEY"], symbol, order_id=order_id, client_order_id=client_id
-        )
+        order = self.matching.cancel(api_key, symbol, order_id=order_id, client_order_id=client_id)
         return _json(cancel_json(order, client_id))
 
     def open_orders(self, request: HttpRequest) -> Reply:
-        params = self._signed(request)
+        api_key, params = self._signed(request)
         symbol = self._symbol(params, required=False)
-        orders = self.matching.open_orders(request.headers["X-MBX-APIKEY"], symbol)
+        orders = self.matching.open_orders(api_key, symbol)
         return _json([order_json(o) for o in orders])
 
     def all_orders(self, request: HttpRequest) -> Reply:
-        params = self._signed(request)
+        key, params = self._signed(request)
         symbol = self._symbol(params) or ""
-        key = request.headers["X-MBX-APIKEY"]
         limit = min(_int(params, "limit") or 500, 1000)
         from_id = _int(params, "orderId")
         orders = [
@@ -461,9 +460,8 @@ class SimulatorApi:
         return _json([order_json(o) for o in orders[:limit]])
 
     def my_trades(self, request: HttpRequest) -> Reply:
-        params = self._signed(request)
+        key, params = self._signed(request)
         symbol = self._symbol(params) or ""
-        key = request.headers["X-MBX-APIKEY"]
         order_id = _int(params, "orderId")
         from_id = _int(params, "fromId")
         limit = min(_int(params, "limit") or 500, 1000)
@@ -478,8 +476,8 @@ class SimulatorApi:
         return _json([trade_json(f) for f in fills[:limit]])
 
     def account(self, request: HttpRequest) -> Reply:
-        self._signed(request)
-        account = self.matching.accounts[request.headers["X-MBX-APIKEY"]]
+        api_key, _ = self._signed(request)
+        account = self.matching.accounts[api_key]
         return _json(
             account_json(
                 account,
