@@ -22,15 +22,12 @@ import sys
 import tempfile
 import time
 from decimal import Decimal
-from itertools import islice
 from pathlib import Path
 
 from benchmarks.common import synthetic
 from benchmarks.http_load import KEY, SECRET, cancel_query, order_body
 from replay.exchange.http11 import Headers, HttpRequest, Reply
-from replay.exchange.ratelimit import RateLimits
-from replay.recording import read_many
-from replay.server import ReplayServer, ReplayServerConfig, SimAccount
+from replay.server import SimAccount, offline_venue
 
 SHORT, LONG = 200, 1200
 
@@ -46,17 +43,8 @@ def _request(method: str, path: str, query: str, body: bytes) -> HttpRequest:
 
 def run_pairs(pairs: int, recording: Path) -> None:
     """The counted program: a venue on the recording's first records, then `pairs` pairs."""
-    config = ReplayServerConfig(
-        recordings=[recording],
-        speed=None,
-        ws_port=0,
-        rest_port=0,
-        control_port=0,
-        accounts=[SimAccount(api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(10**12)})],
-        rate_limits=RateLimits(weight_per_window=10**9, orders_per_10s=10**9, orders_per_day=10**9),
-    )
-    server = ReplayServer(config)
-    server.load_market(islice(read_many([recording]), 3000))
+    account = SimAccount(api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(10**12)})
+    server = offline_venue(recording, account)
     now_ms = time.time_ns() // 1_000_000 + 500
     # a fixed clock: under valgrind the requests would age past recvWindow and be refused
     server.api.clock_ms = lambda: now_ms

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,23 @@ def _has_numbers(trade: RawTrade) -> bool:
     except ValueError:
         return False
     return True
+
+
+def offline_venue(recording: Path, account: SimAccount, *, records: int = 3000) -> ReplayServer:
+    """A venue standing on a recording's first `records` records, with no socket and no rate
+    limit: for tests and benchmarks that call its handlers directly."""
+    config = ReplayServerConfig(
+        recordings=[recording],
+        speed=None,
+        ws_port=0,
+        rest_port=0,
+        control_port=0,
+        accounts=[account],
+        rate_limits=RateLimits(weight_per_window=10**9, orders_per_10s=10**9, orders_per_day=10**9),
+    )
+    venue = ReplayServer(config)
+    venue.load_market(islice(read_many([recording]), records))
+    return venue
 
 
 class ReplayServer:

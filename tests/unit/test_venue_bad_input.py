@@ -8,7 +8,6 @@ import hmac
 import json
 import time
 from decimal import Decimal
-from itertools import islice
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,10 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replay.exchange.http11 import Headers, HttpRequest, Reply
-from replay.exchange.ratelimit import RateLimits
 from replay.exchange.wsapi import _Outbox, signature_payload
-from replay.recording import read_many
-from replay.server import ReplayServer, ReplayServerConfig, SimAccount
+from replay.server import ReplayServer, SimAccount, offline_venue
 
 KEY, SECRET = "fuzz-key", "fuzz-secret"
 ROUTES = [
@@ -92,18 +89,8 @@ VALUE = st.one_of(st.sampled_from(ODD_VALUES), st.text(max_size=12))
 
 @pytest.fixture(scope="module")
 def server(synth_recording: Path) -> ReplayServer:
-    config = ReplayServerConfig(
-        recordings=[synth_recording],
-        speed=None,
-        ws_port=0,
-        rest_port=0,
-        control_port=0,
-        accounts=[SimAccount(api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(10**9)})],
-        rate_limits=RateLimits(weight_per_window=10**9, orders_per_10s=10**9, orders_per_day=10**9),
-    )
-    venue = ReplayServer(config)
-    venue.load_market(islice(read_many([synth_recording]), 3000))
-    return venue
+    account = SimAccount(api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(10**9)})
+    return offline_venue(synth_recording, account)
 
 
 def _request(
