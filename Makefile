@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: gameday-full demo test bootstrap lint typecheck unit integration e2e lock bench clean
+.PHONY: gameday-full mutants demo test bootstrap lint typecheck unit integration e2e lock bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh all
@@ -16,6 +16,11 @@ demo: bootstrap
 gameday-full: bootstrap
 	@$(BIN)/stormproof gameday run gamedays/full.yaml --out .stormproof/gameday-full
 
+# Nightly too: every engine mutant of the catalogue must be caught by the SLO it names, and the
+# unmutated engine must pass the same scenarios (docs/gamedays.md, "Mutants").
+mutants: bootstrap
+	@$(BIN)/stormproof gameday mutants gamedays/mutants.yaml --out .stormproof/mutants
+
 # Two pytest workers (pytest-xdist): most tests wait on real processes and sockets, so two
 # workers on two cores halve the wall time. `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
@@ -24,8 +29,8 @@ test: bootstrap lint typecheck
 	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: bootstrap
-	@$(BIN)/ruff check engine replay harness tests benchmarks load
-	@$(BIN)/ruff format --check engine replay harness tests benchmarks load
+	@$(BIN)/ruff check plumbing engine replay harness tests benchmarks load
+	@$(BIN)/ruff format --check plumbing engine replay harness tests benchmarks load
 
 typecheck: bootstrap
 	@$(BIN)/mypy

@@ -27,11 +27,11 @@ from engine.config import Secret, Secrets, Settings, parse_config
 from engine.core.clock import LiveClock
 from engine.marketdata.binance import parse_snapshot
 from engine.marketdata.service import FeedService
-from engine.runtime.heap import settle_heap
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import ServiceContext
 from harness.ports import free_ports, port_open
 from harness.tools import redis_server
+from plumbing.heap import settle_heap
 from replay.recording import read_records
 
 

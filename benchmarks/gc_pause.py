@@ -1,5 +1,5 @@
 """The pause a full garbage collection puts on an engine process's event loop, with the heap as
-startup left it and once settled (engine.runtime.heap, which the runner applies when every
+startup left it and once settled (plumbing.heap, which the runner applies when every
 service is ready), in the same fresh process.
 
 The process builds what an engine process builds before it trades: it imports every service
@@ -35,7 +35,7 @@ def main() -> None:
     import engine.risk.service
     import engine.runtime.runner
     import engine.strategy.service  # noqa: F401  (what `engine run all` loads)
-    from engine.runtime.heap import settle_heap
+    from plumbing.heap import settle_heap
 
     venue = ccxt.pro.binance({"enableRateLimit": True})
     tracked = len(gc.get_objects())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -262,6 +263,73 @@ def gameday_run(
         _fail("--feeds must be 1 or 2")
     extra = engine_toml.read_text() if engine_toml else ""
     raise typer.Exit(_run_gameday(file, out, speed, extra, feeds))
+
+
+@gameday_app.command("mutants")
+def gameday_mutants(
+    file: Annotated[Path, typer.Argument(help="mutant catalogue, e.g. gamedays/mutants.yaml")],
+    out: Annotated[Path, typer.Option(help="where the runs and the table go")] = Path(
+        ".stormproof/mutants"
+    ),
+    only: Annotated[
+        str | None, typer.Option(help="comma-separated mutant names (default: every one)")
+    ] = None,
+    fast: Annotated[bool, typer.Option(help="only the catalogue's fast subset")] = False,
+    speed: Annotated[str, typer.Option(help="replay speed")] = "10",
+) -> None:
+    """Play every mutant of the catalogue against the scenario that must catch it, after the
+    unmutated engine passed the same scenarios. Exit 0 when every mutant is caught (mutation
+    score 100%) and the unmutated engine passes, 1 otherwise, 2 on an error."""
+    from harness.gameday.mutants import load_catalogue, run_mutants
+    from harness.gameday.runner import market_seconds_needed, run_gameday
+    from harness.gameday.slo import load_gameday
+
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
+
+    try:
+        catalogue = load_catalogue(file, root=Path.cwd())
+        names = [n for n in (only or "").split(",") if n] or None
+        if fast:
+            catalogue = catalogue.only_fast()
+        # every run is a stack of its own, replaying from the start: the longest scenario sets
+        # how much market the recording must hold
+        gameday = load_gameday(catalogue.gameday, root=Path.cwd())
+        played = {m.scenario for m in catalogue.mutants if names is None or m.name in names}
+        recording = recording_covering(
+            max(
+                market_seconds_needed(dataclasses.replace(gameday, scenarios=(spec,)), speed)
+                for spec in gameday.scenarios
+                if spec.name in played
+            )
+        )
+        summary = run_mutants(
+            catalogue,
+            out,
+            root=Path.cwd(),
+            run_gameday=run_gameday,
+            progress=progress,
+            only=names,
+            recording=recording,
+            speed=speed,
+        )
+    except HarnessError as exc:
+        _fail(str(exc))
+    table = Table(title=f"mutants ({file})", show_header=True)
+    for column in ("mutant", "scenario", "caught by", "verdict", "why"):
+        table.add_column(column)
+    for row in summary["table"]:
+        table.add_row(row["mutant"], row["scenario"], row["caught_by"], row["verdict"], row["why"])
+    console.print(table)
+    for problem in summary["unmutated_problems"]:
+        console.print(f"[red]unmutated engine:[/red] {problem}")
+    console.print(
+        f"mutation score: [bold]{summary['caught']}/{summary['mutants']}[/bold]"
+        f" ({summary['mutation_score']:.0%}); {out / 'mutants.json'}, {out / 'mutants.md'}"
+    )
+    raise typer.Exit(int(summary["exit_code"]))
 
 
 @gameday_app.command("compare")

@@ -92,6 +92,9 @@ class StackOptions:
     """The venue's order-count limit per account and 10 s (None: Binance's 100). The engine's
     own budgets (risk's order rate, execution's order pacing) take half of it. Load runs raise
     it: order flow from Locust plus the strategies would otherwise be throttled by design."""
+    engine_root: Path | None = None
+    """Run the engine services from this folder (a copy holding `engine/` and `plumbing/`, such
+    as a mutant of the engine) instead of the installed package; everything else is ours."""
 
     def __post_init__(self) -> None:
         if self.standby and self.journal != "postgres":
@@ -361,13 +364,15 @@ class Stack:
                 }
             )
         engine_names = ["all"] if options.engine_mode == "all" else list(ENGINE_SERVICES)
+        engine_python, engine_env = self._engine_interpreter(options)
         for service in engine_names:
             probe_port = ports["ops_feed" if service == "all" else f"ops_{service}"]
             processes.append(
                 ProcessSpec(
                     name=f"engine-{service}",
                     group=2,
-                    argv=[python, "-m", "engine", "run", service, "--config", str(config_path)],
+                    argv=[*engine_python, "engine", "run", service, "--config", str(config_path)],
+                    env=engine_env,
                     ready_http=f"http://{HOST}:{probe_port}/readyz",
                     live_http=f"http://{HOST}:{probe_port}/livez",
                     ready_timeout_s=options.ready_timeout_s,
@@ -381,14 +386,14 @@ class Stack:
                     name="engine-execution-b",
                     group=2,
                     argv=[
-                        python,
-                        "-m",
+                        *engine_python,
                         "engine",
                         "run",
                         "execution",
                         "--config",
                         str(standby_config),
                     ],
+                    env=engine_env,
                     ready_http=f"http://{HOST}:{probe_port}/readyz",
                     live_http=f"http://{HOST}:{probe_port}/livez",
                     ready_timeout_s=options.ready_timeout_s,
@@ -401,6 +406,17 @@ class Stack:
         )
         spec.dump(self.run_dir / "stack.json")
         return spec
+
+    @staticmethod
+    def _engine_interpreter(options: StackOptions) -> tuple[list[str], dict[str, str]]:
+        """How to start an engine service: `python -m` on the installed engine, or on the copy
+        in `engine_root` (-P: the working directory must not put the real one first)."""
+        if options.engine_root is None:
+            return [sys.executable, "-m"], {}
+        root = options.engine_root.resolve()
+        if not (root / "engine" / "__main__.py").is_file():
+            raise StackError(f"no engine package in {root}")
+        return [sys.executable, "-P", "-m"], {"PYTHONPATH": str(root)}
 
     @staticmethod
     def _proxies(ports: dict[str, int]) -> list[dict[str, str]]:

@@ -13,7 +13,9 @@ the intent id. An intent with no venue order within STORMPROOF_ACK_TIMEOUT_S is 
 Environment (besides shapes.py's): STORMPROOF_INTENT_RATE (intents per second per order-flow
 user, default 2), STORMPROOF_LOAD_QTY (default 0.001), STORMPROOF_BURST_EVERY_S and
 STORMPROOF_BURST_S (periodic bursts when no shape drives them; default none),
-STORMPROOF_LOAD_INTENTS_LOG (a JSON-lines file of every intent sent and its outcome).
+STORMPROOF_LOAD_INTENTS_LOG (a JSON-lines file: a `submitted` event per intent with what the
+intake answered, which the game day's judge reads as ground truth, and the tracker's `acked` /
+`ack_timeout` events).
 """
 
 from __future__ import annotations
@@ -170,16 +172,25 @@ class OrderFlowUser(HttpUser):
             "source": "locust",
         }
         self.side = "SELL" if self.side == "BUY" else "BUY"
-        sent = time.time()
+        sent_ns = time.time_ns()
         with self.client.post(
             "/intents", json=body, name="POST /intents", catch_response=True
         ) as response:
+            # the judge's record of what was asked and what the intake answered (raw, per intent)
+            LOG.write(
+                event="submitted",
+                intent_id=intent_id,
+                symbol=body["symbol"],
+                side=body["side"],
+                qty=body["qty"],
+                order_type=body["order_type"],
+                sent_ns=sent_ns,
+                status=response.status_code,
+            )
             if response.status_code == 202:
-                TRACKER.expect(intent_id, sent)
-                LOG.write(event="sent", intent_id=intent_id, side=body["side"], sent_s=sent)
+                TRACKER.expect(intent_id, sent_ns / 1e9)
                 response.success()
             else:
-                LOG.write(event="refused", intent_id=intent_id, status=response.status_code)
                 response.failure(f"{response.status_code}: {response.text[:200]}")
 
 

@@ -334,7 +334,7 @@ parse_data(const char *data, Py_ssize_t n, int kind, parsed *r)
     return (r->seen & need) == need ? 0 : -1;
 }
 
-/* ---- the book: BookSide's sorted price list and price -> qty dict --------------------------- */
+/* ---- the book: PriceLevels' sorted price list and price -> qty dict (replay/book.py) ------- */
 
 static Py_ssize_t
 bisect(PyObject *prices, double x, int right)
@@ -351,7 +351,7 @@ bisect(PyObject *prices, double x, int right)
     return lo;
 }
 
-/* BookSide.set(price, qty), on its own list and dict. */
+/* PriceLevels.set(price, qty), on its own list and dict. */
 static int
 side_set(PyObject *prices, PyObject *qtys, double price, double qty)
 {
@@ -387,7 +387,7 @@ side_set(PyObject *prices, PyObject *qtys, double price, double qty)
     return rc;
 }
 
-/* Every price of the side a float, as BookSide keeps them (checked before the book is used). */
+/* Every price of the side a float, as PriceLevels keeps them (checked before the book is used). */
 static int
 all_floats(PyObject *prices)
 {
@@ -704,7 +704,7 @@ process(env_t *env, const char *payload, Py_ssize_t n, int *crowded)
             goto error;
         if (overflow || update_id < 0 || update_id >= LLONG_MAX - 1)
             goto not_ours;
-        /* only the plain case: the diff continues the book (DepthSync's APPLIED) */
+        /* only the plain case: the diff continues the book (DiffDepthSync's APPLIED) */
         if (r.u <= update_id || r.U > update_id + 1)
             goto not_ours;
     }

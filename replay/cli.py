@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from engine.runtime.logging import configure_logging, register_secrets
+from plumbing.logging import configure_logging, register_secrets
 
 app = typer.Typer(
     add_completion=False,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from engine.runtime.logging import configure_logging, get_logger
+from plumbing.logging import configure_logging, get_logger
 from replay.cli import _fail, app
 
 if TYPE_CHECKING:

@@ -18,7 +18,14 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
     GET  /truth/orders                  every order the simulator accepted, with fills;
                                         ?since_ms=T (accepted at or after T, venue time ms),
                                         ?client_order_id=X (repeatable)
-    GET  /truth/balances                every account's balances
+    GET  /truth/balances                every account's balances, and each symbol's base and
+                                        quote asset
+    GET  /truth/refusals                every new order the simulator refused (clientOrderId,
+                                        Binance code and message); ?since_ms=T
+    GET  /truth/mids                    the replay's own mid over time (its books, sampled every
+                                        20 ms when it moves); ?since_ms=T, ?symbol=X
+    GET  /truth/in-flight               requests the simulator has not answered yet (a fault
+                                        delays or holds their answer)
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from engine.runtime.logging import get_logger
+from plumbing.logging import get_logger
 from replay.exchange.venue_faults import KINDS as VENUE_KINDS
 from replay.exchange.venue_faults import VenueFaultError
 from replay.faults import FaultError
@@ -246,9 +253,40 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
             )
         return _json({"orders": out})
 
+    def query_since_ms(request: web.Request) -> int:
+        try:
+            return int(request.query.get("since_ms", "0"))
+        except ValueError:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": "since_ms must be an integer (venue time, ms)"}),
+                content_type="application/json",
+            ) from None
+
+    async def refusals(request: web.Request) -> web.Response:
+        log_ = server.api.refusals
+        return _json(
+            {
+                "refusals": [r.as_dict() for r in log_.since(query_since_ms(request))],
+                "dropped": log_.dropped,
+            }
+        )
+
+    async def mids(request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol")
+        points = server.mid_tape.since(query_since_ms(request), symbol=symbol)
+        return _json({"mids": points, "dropped": server.mid_tape.dropped})
+
+    async def in_flight(_: web.Request) -> web.Response:
+        return _json({"in_flight": server.api.in_flight.listing()})
+
     async def balances(_: web.Request) -> web.Response:
         return _json(
             {
+                "symbols": {
+                    symbol: {"base": rules.base, "quote": rules.quote}
+                    for symbol, rules in server.exchange_info.rules.items()
+                    if symbol in server.symbols
+                },
                 "accounts": {
                     hash_key(key): {
                         asset: {
@@ -262,7 +300,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
                         for asset, b in account.balances.items()
                     }
                     for key, account in server.matching.accounts.items()
-                }
+                },
             }
         )
 
@@ -281,6 +319,9 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
     app.router.add_delete("/faults", end_all_faults)
     app.router.add_get("/truth/orders", orders)
     app.router.add_get("/truth/balances", balances)
+    app.router.add_get("/truth/refusals", refusals)
+    app.router.add_get("/truth/mids", mids)
+    app.router.add_get("/truth/in-flight", in_flight)
     return app
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from engine.marketdata.binance import RawTrade
+from replay.binance import TradeEvent
 from replay.messages import decode_quote
 
 DAY_MS = 86_400_000
@@ -134,7 +134,7 @@ class DerivedStreams:
     def agg_trade_stream(symbol: str) -> str:
         return _stream_names(symbol)[0]
 
-    def on_trade(self, trade: RawTrade, wanted: Callable[[str], bool]) -> list[tuple[str, bytes]]:
+    def on_trade(self, trade: TradeEvent, wanted: Callable[[str], bool]) -> list[tuple[str, bytes]]:
         symbol = trade.s
         rolling = self._rolling.get(symbol)
         if rolling is None:

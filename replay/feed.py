@@ -28,7 +28,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from engine.runtime.waits import wait_set
+from plumbing.waits import wait_set
 from replay.fastlane import speedups
 from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
 from replay.messages import combined

@@ -9,31 +9,38 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.core.book import DepthDiff, DepthSync, OrderBook, SyncAction
-from engine.core.errors import CrossedBookError
-from engine.marketdata.binance import RawSnapshot, RawTrade
-from engine.runtime.waits import wait_set
+from plumbing.waits import wait_set
+from replay.binance import DepthSnapshot, TradeEvent, to_levels
+from replay.book import OrderBook
+from replay.depth_sync import (
+    CrossedBookError,
+    DepthDiff,
+    DiffDepthSync,
+    DiffOutcome,
+    SnapshotOutcome,
+)
 from replay.exchange.matching import MatchingEngine
 
 FastBook = tuple[OrderBook, list[float], dict[float, float], list[float], dict[float, float]]
-"""A book and its sides' storage (bid prices, bid quantities, ask prices, ask quantities)."""
+"""A book and its sides' storage (bid prices, bid quantities, ask prices, ask quantities): what
+the compiled lane applies diffs to in place (the contract is in `replay.book`)."""
 
 
 class ReplayMarket:
     def __init__(self, symbols: list[str], matching: MatchingEngine | None = None) -> None:
         self.symbols = [s.upper() for s in symbols]
         self.matching = matching
-        self.syncs: dict[str, DepthSync] = {}
+        self.syncs: dict[str, DiffDepthSync] = {}
         self._ready: dict[str, asyncio.Event] = {}
         self._last_u: dict[str, int] = {}
-        self._unclaimed: list[RawSnapshot] = []
+        self._unclaimed: list[DepthSnapshot] = []
         """Snapshots no symbol could be told for yet (a slice starts with them)."""
         self.crossed = 0
         for symbol in self.symbols:
             self._add(symbol)
 
     def _add(self, symbol: str) -> None:
-        self.syncs[symbol] = DepthSync()
+        self.syncs[symbol] = DiffDepthSync()
         self._ready[symbol] = asyncio.Event()
         if self.matching is not None and symbol in self.matching.rules:
             self.matching.attach_book(symbol, self.syncs[symbol].book)
@@ -72,7 +79,7 @@ class ReplayMarket:
             self.crossed += 1
             self._ready[symbol].clear()
             return
-        if action is SyncAction.APPLIED:
+        if action is DiffOutcome.APPLIED:
             if self.matching is not None and self.matching.has_book_interest(symbol):
                 self.matching.on_book_levels(symbol, diff.bids, diff.asks)
         elif not sync.synced:
@@ -84,7 +91,7 @@ class ReplayMarket:
 
     def on_crossed(self, symbol: str, update_id: int) -> None:
         """A diff applied by the fast lane crossed the book (on_diff's CrossedBookError case)."""
-        self.syncs[symbol].crossed_after_apply(update_id)
+        self.syncs[symbol].mark_crossed(update_id)
         self.crossed += 1
         self._ready[symbol].clear()
 
@@ -97,7 +104,7 @@ class ReplayMarket:
             if not sync.synced or (matching is not None and matching.has_book_interest(symbol)):
                 continue
             book = sync.book
-            books[symbol] = (book, *book.bids.storage(), *book.asks.storage())
+            books[symbol] = (book, book.bids.prices, book.bids.qty, book.asks.prices, book.asks.qty)
         return books
 
     def _claim(self, symbol: str, diff: DepthDiff) -> None:
@@ -108,7 +115,7 @@ class ReplayMarket:
                 self._apply_snapshot(symbol, snapshot)
                 return
 
-    def on_snapshot(self, snapshot: RawSnapshot) -> str | None:
+    def on_snapshot(self, snapshot: DepthSnapshot) -> str | None:
         symbol = self._snapshot_symbol(snapshot.lastUpdateId)
         if symbol is None:
             self._unclaimed.append(snapshot)
@@ -117,16 +124,15 @@ class ReplayMarket:
         self._apply_snapshot(symbol, snapshot)
         return symbol
 
-    def _apply_snapshot(self, symbol: str, snapshot: RawSnapshot) -> None:
+    def _apply_snapshot(self, symbol: str, snapshot: DepthSnapshot) -> None:
         sync = self.syncs[symbol]
-        bids = [(float(p), float(q)) for p, q in snapshot.bids]
-        asks = [(float(p), float(q)) for p, q in snapshot.asks]
+        bids, asks = to_levels(snapshot.bids), to_levels(snapshot.asks)
         try:
-            action = sync.on_snapshot(snapshot.lastUpdateId, bids, asks)
+            outcome = sync.on_snapshot(snapshot.lastUpdateId, bids, asks)
         except CrossedBookError:
             self.crossed += 1
             return
-        if action is SyncAction.APPLIED:
+        if outcome is SnapshotOutcome.SYNCED:
             self._ready[symbol].set()
             if self.matching is not None:
                 self.matching.on_book_reset(symbol)
@@ -142,7 +148,7 @@ class ReplayMarket:
         candidates = [(abs(last_update_id - u), s) for s, u in self._last_u.items()]
         return min(candidates)[1] if candidates else None
 
-    def on_trade(self, trade: RawTrade) -> None:
+    def on_trade(self, trade: TradeEvent) -> None:
         matching = self.matching
         if matching is not None and matching.open.get(trade.s):
             matching.on_trade(trade.s, float(trade.p), float(trade.q), trade.m)

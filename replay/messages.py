@@ -8,14 +8,15 @@ from typing import NamedTuple
 
 import msgspec
 
-from engine.core.book import DepthDiff, Level
-from engine.marketdata.binance import (
-    RawBookTicker,
-    RawDepth,
-    RawSnapshot,
-    RawTrade,
-    split_envelope,
+from replay.binance import (
+    BookTickerEvent,
+    DepthSnapshot,
+    DepthUpdateEvent,
+    TradeEvent,
+    split_combined,
+    to_levels,
 )
+from replay.depth_sync import DepthDiff
 
 
 class _Envelope(msgspec.Struct):
@@ -34,25 +35,21 @@ class Classified(NamedTuple):
     stream: str
     data: bytes
     """The inner `data` object as recorded (what a raw /ws client receives)."""
-    event: RawTrade | RawBookTicker | DepthDiff | RawSnapshot | None
+    event: TradeEvent | BookTickerEvent | DepthDiff | DepthSnapshot | None
     symbol: str
 
 
 _probe = msgspec.json.Decoder(_Probe)
 _envelope = msgspec.json.Decoder(_Envelope)
-_trade = msgspec.json.Decoder(RawTrade)
-_ticker = msgspec.json.Decoder(RawBookTicker)
-_depth = msgspec.json.Decoder(RawDepth)
-_snapshot = msgspec.json.Decoder(RawSnapshot)
-
-
-def _levels(raw: list[tuple[str, str]]) -> list[Level]:
-    return [(float(p), float(q)) for p, q in raw]
+_trade = msgspec.json.Decoder(TradeEvent)
+_ticker = msgspec.json.Decoder(BookTickerEvent)
+_depth = msgspec.json.Decoder(DepthUpdateEvent)
+_snapshot = msgspec.json.Decoder(DepthSnapshot)
 
 
 def _split(payload: bytes) -> tuple[str, bytes]:
-    """The engine's fast split (Binance's exact layout), else a full decode."""
-    split = split_envelope(payload)
+    """The fast split (Binance's exact layout), else a full decode."""
+    split = split_combined(payload)
     if split is not None:
         return split
     envelope = _envelope.decode(payload)
@@ -82,7 +79,7 @@ def classify(payload: bytes, *, lazy_quotes: bool = False) -> Classified:
         return Classified("bookTicker", stream, data, event, symbol)
     if "@depth" in stream:
         raw = _depth.decode(data)
-        diff = DepthDiff(raw.U, raw.u, _levels(raw.b), _levels(raw.a), raw.E)
+        diff = DepthDiff(raw.U, raw.u, to_levels(raw.b), to_levels(raw.a), raw.E)
         return Classified("depth", stream, data, diff, symbol)
     return Classified("other", stream, data, None, symbol)
 
@@ -149,5 +146,5 @@ def first_event_ms(data: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def decode_quote(data: bytes) -> RawBookTicker:
+def decode_quote(data: bytes) -> BookTickerEvent:
     return _ticker.decode(data)

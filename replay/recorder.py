@@ -3,8 +3,8 @@
 One reader task owns the socket and writes each message the moment `recv()` returns it, so nothing
 read is ever held in memory. REST depth snapshots are fetched by their own tasks at every
 (re)connect, so a slow snapshot never delays the reader; every write happens on the event loop
-thread, so lines never interleave. The reconnecting connection (backoff with full jitter) is the
-engine's own `connect()`.
+thread, so lines never interleave. The reconnecting connection is plumbing's `connect()`, driven
+by the replay's own full-jitter backoff (`replay.backoff`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from engine.core.backoff import Backoff
-from engine.core.clock import Clock, LiveClock
-from engine.marketdata.binance import MalformedMessage, parse_snapshot
-from engine.marketdata.connection import connect
-from engine.runtime.logging import get_logger
-from engine.runtime.ratelimited_log import RateLimitedLog
+from plumbing.clock import SystemClock, WallAndMonotonicClock
+from plumbing.logging import get_logger
+from plumbing.ratelimited_log import RateLimitedLog
+from plumbing.reconnecting_ws import connect
+from replay.backoff import FullJitterBackoff
+from replay.binance import MalformedMessage, parse_snapshot
 from replay.recording import RecordingWriter
 
 log = get_logger("replay.recorder")
@@ -241,7 +241,7 @@ class RotatingSink:
     written to, so every file but the newest is complete on disk.
     """
 
-    def __init__(self, config: RecorderConfig, clock: Clock) -> None:
+    def __init__(self, config: RecorderConfig, clock: WallAndMonotonicClock) -> None:
         self._config = config
         self._clock = clock
         self._writer: RecordingWriter | None = None
@@ -361,9 +361,11 @@ def _close_reason(exc: ConnectionClosed) -> str:
 class Recorder:
     """Records one combined-stream connection, reconnecting forever, until `run`'s stop event."""
 
-    def __init__(self, config: RecorderConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: RecorderConfig, *, clock: WallAndMonotonicClock | None = None
+    ) -> None:
         self.config = config
-        self.clock = clock or LiveClock()
+        self.clock = clock or SystemClock()
         self.sink = RotatingSink(config, self.clock)
         self.messages = 0
         self.snapshots = 0
@@ -451,7 +453,7 @@ class Recorder:
             self.sink.flush()
 
     async def _read_forever(self) -> None:
-        backoff = Backoff(
+        backoff = FullJitterBackoff(
             base_ms=self.config.reconnect_base_ms, cap_ms=self.config.reconnect_cap_ms
         )
         connections = connect(
@@ -547,7 +549,7 @@ class Recorder:
     async def _snapshot_until_recorded(self, symbol: str) -> None:
         """Retry until one snapshot is recorded: without it, this connection's diffs cannot be
         rebuilt into a book by a replay."""
-        backoff = Backoff(
+        backoff = FullJitterBackoff(
             base_ms=self.config.snapshot_retry_base_ms, cap_ms=self.config.snapshot_retry_cap_ms
         )
         while True:

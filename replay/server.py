@@ -23,11 +23,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from engine.core.book import DepthDiff
-from engine.marketdata.binance import RawSnapshot, RawTrade
-from engine.runtime.heap import settle_heap
-from engine.runtime.logging import get_logger
+from plumbing.heap import settle_heap
+from plumbing.logging import get_logger
+from replay.binance import DepthSnapshot, TradeEvent
 from replay.control import build_control_app
+from replay.depth_sync import DepthDiff
 from replay.derived import DerivedStreams
 from replay.exchange import http11
 from replay.exchange.matching import MatchingEngine
@@ -48,6 +48,7 @@ from replay.messages import (
     first_event_ms,
     rebase,
 )
+from replay.midtape import MidTape
 from replay.pacing import Pacer, PacingStats
 from replay.recording import Record, RecordCursor, read_many
 from replay.tools.drops import Drop, find_drop, trade_prices
@@ -103,7 +104,7 @@ def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
     return found
 
 
-def _has_numbers(trade: RawTrade) -> bool:
+def _has_numbers(trade: TradeEvent) -> bool:
     """Whether price and quantity read as numbers (the market and the statistics need them)."""
     try:
         float(trade.p)
@@ -181,6 +182,7 @@ class ReplayServer:
         from replay.market import ReplayMarket
 
         self.market = ReplayMarket(symbols, self.matching)
+        self.mid_tape = MidTape(symbols, self._mid)
         self.feed = FeedServer(
             host=config.host,
             port=config.ws_port,
@@ -322,6 +324,7 @@ class ReplayServer:
         now = time.time_ns()
         partial = self.venue_faults.active_of("partial_fills", now)
         self.matching.fill_cap = Decimal(str(partial.params["fraction"])) if partial else None
+        self.matching.fill_cap_fault = partial
         delay = self.venue_faults.active_of("user_stream_delay", now)
         self.hub.delay_ms = float(delay.params["delay_ms"]) if delay else 0.0
         drop = self.venue_faults.active_of("user_stream_drop", now)
@@ -334,10 +337,15 @@ class ReplayServer:
         """Time-driven venue state: delayed user events, fault expiry (also while paused)."""
         while True:
             await asyncio.sleep(0.02)
+            self.mid_tape.sample(time.time_ns() // 1_000_000)
             self.hub.release_delayed()
             self.apply_venue_state()
             self._end_burst_if_due()
             self.feed.tick()
+
+    def _mid(self, symbol: str) -> float | None:
+        book = self.market.book(symbol)
+        return None if book is None else book.mid()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -525,7 +533,7 @@ class ReplayServer:
 
     def _update_books(self, item: Classified) -> None:
         if item.kind == "snapshot":
-            assert isinstance(item.event, RawSnapshot)
+            assert isinstance(item.event, DepthSnapshot)
             self.market.on_snapshot(item.event)
         elif item.kind == "depth":
             assert isinstance(item.event, DepthDiff)
@@ -555,7 +563,7 @@ class ReplayServer:
                 return
         elif kind == "bookTicker":
             self.derived.on_quote(item.symbol, item.data)
-        trade = event if kind == "trade" and isinstance(event, RawTrade) else None
+        trade = event if kind == "trade" and isinstance(event, TradeEvent) else None
         if trade is not None and not _has_numbers(trade):
             self.malformed += 1
             return

@@ -20,8 +20,8 @@ import msgspec
 from engine.bus.base import DEAD_LETTERS, Bus, Delivery, GroupStart
 from engine.core.backoff import Backoff
 from engine.core.errors import BusUnavailableError, StormproofError
-from engine.runtime.logging import get_logger
-from engine.runtime.waits import wait_set
+from plumbing.logging import get_logger
+from plumbing.waits import wait_set
 
 log = get_logger("engine.bus")
 

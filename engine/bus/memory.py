@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from engine.bus.base import Delivery, GroupStart, make_delivery
 from engine.core.messages import BusMessage, encode
-from engine.runtime.waits import within
+from plumbing.waits import within
 
 
 @dataclass

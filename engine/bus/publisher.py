@@ -23,8 +23,8 @@ from engine.bus.base import Bus
 from engine.core.backoff import Backoff
 from engine.core.errors import BusUnavailableError
 from engine.core.messages import BusMessage
-from engine.runtime.logging import get_logger
-from engine.runtime.waits import raise_if_cancelled
+from plumbing.logging import get_logger
+from plumbing.waits import raise_if_cancelled
 
 log = get_logger("engine.bus.publisher")
 

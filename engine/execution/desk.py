@@ -42,8 +42,8 @@ from engine.core.reconcile import (
 )
 from engine.execution.gateway import VenueGateway
 from engine.execution.journal import Journal
-from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
+from plumbing.logging import get_logger
 
 log = get_logger("engine.execution.desk")
 
@@ -94,6 +94,7 @@ class OrderDesk:
         may_send: Callable[[], bool],
         is_algo_parent: Callable[[str], bool],
         unknown_grace_ns: int,
+        may_resend: Callable[[], bool] = lambda: True,
     ) -> None:
         self.journal = journal
         self.gateway = gateway
@@ -106,6 +107,9 @@ class OrderDesk:
         self.may_send = may_send
         self.is_algo_parent = is_algo_parent
         self.unknown_grace_ns = unknown_grace_ns
+        self.may_resend = may_resend
+        """False while trading is halted: an order that never reached the venue is then
+        dropped (REJECTED), never resent; a halt means no order leaves, resends included."""
         self.positions = PositionBook()
         self.on_change: OrderChanged | None = None
         self.sent = 0
@@ -252,7 +256,11 @@ class OrderDesk:
             )
             return
         resolution = resolve_order(
-            order, venue, now_ns=self.clock.time_ns(), grace_ns=self.unknown_grace_ns
+            order,
+            venue,
+            now_ns=self.clock.time_ns(),
+            grace_ns=self.unknown_grace_ns,
+            resend=self.may_resend(),
         )
         if isinstance(resolution, Apply | Unchanged):
             await self.apply(order, raw)

@@ -30,8 +30,8 @@ from engine.core.errors import (
 )
 from engine.execution.errors import ErrorClass, classify
 from engine.execution.ratelimit import LimiterDeadline, LimiterStopped, VenueRateLimiter
-from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
+from plumbing.logging import get_logger
 
 log = get_logger("engine.execution.gateway")
 

@@ -50,9 +50,9 @@ from engine.config import LeaseConfig
 from engine.core.clock import Clock, LiveClock
 from engine.core.errors import LeaseError
 from engine.core.lease import DeposeReason, LeaderState, LeaseStateError, LeaseTerm
-from engine.runtime.logging import get_logger
-from engine.runtime.ratelimited_log import RateLimitedLog
-from engine.runtime.waits import raise_if_cancelled, wait_set
+from plumbing.logging import get_logger
+from plumbing.ratelimited_log import RateLimitedLog
+from plumbing.waits import raise_if_cancelled, wait_set
 
 OnElected = Callable[[int], Awaitable[None]]
 OnDeposed = Callable[[int, str], Awaitable[None]]

@@ -36,9 +36,9 @@ from engine.core.messages import Intent, IntentDone, decode, encode
 from engine.core.orders import OrderRecord, OrderState
 from engine.execution.desk import OrderDesk
 from engine.execution.journal import Journal, ParentRecord
-from engine.runtime.logging import bound_contextvars, get_logger
-from engine.runtime.ratelimited_log import RateLimitedLog
-from engine.runtime.waits import wait_set
+from plumbing.logging import bound_contextvars, get_logger
+from plumbing.ratelimited_log import RateLimitedLog
+from plumbing.waits import wait_set
 
 log = get_logger("engine.execution.parents")
 

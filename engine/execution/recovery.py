@@ -34,8 +34,8 @@ from engine.execution.desk import OrderDesk
 from engine.execution.gateway import VenueGateway
 from engine.execution.journal import Journal
 from engine.execution.parents import ParentOrders
-from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
+from plumbing.logging import get_logger
 
 log = get_logger("engine.execution.recovery")
 

@@ -22,7 +22,7 @@ from collections.abc import Coroutine
 from decimal import Decimal
 from typing import Any
 
-from engine.bus.base import CONTROL, Delivery, md_stream, orders_stream
+from engine.bus.base import CONTROL, Delivery, md_stream, orders_stream, replay_stream
 from engine.bus.consumer import RetryLater, StreamConsumer
 from engine.core.algos import Instrument, MarketView
 from engine.core.errors import FencingError, JournalUnavailableError, StormproofError
@@ -39,8 +39,8 @@ from engine.execution.ratelimit import VenueRateLimiter, from_config, prometheus
 from engine.execution.recovery import RecoveryReport, recover
 from engine.execution.user_stream import UserStream
 from engine.execution.venue import make_binance
-from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
+from plumbing.logging import bound_contextvars
 
 
 class LeadershipLost(StormproofError):
@@ -192,6 +192,7 @@ class ExecutionService(Service):
                 self.parents is not None and self.parents.is_parent(intent_id)
             ),
             unknown_grace_ns=self._unknown_grace_ns,
+            may_resend=lambda: not self.halted,
         )
         self.parents = ParentOrders(
             journal=self.journal,
@@ -249,6 +250,7 @@ class ExecutionService(Service):
         self.leader_epoch = epoch
         self.metrics.leader.set(1)
         self.metrics.leader_epoch.set(epoch)
+        await self._restore_halt()
         self.recovery = await recover(
             journal=self.journal,
             desk=self.desk,
@@ -423,6 +425,18 @@ class ExecutionService(Service):
         for order in await self.journal.orders_for_intent(intent.cancel_intent_id):
             if not order.state.is_terminal:
                 await self.desk.cancel(order)
+
+    async def _restore_halt(self) -> None:
+        """A halt issued while this instance was down (or before it led) holds from its first
+        act: recovery must not resend what the halt stopped. The control stream's last
+        halt/resume decides; the control consumer later sees the same commands again, which
+        changes nothing."""
+        for delivery in await replay_stream(self.bus, CONTROL):
+            message = delivery.message
+            if isinstance(message, Control) and message.command in ("halt", "resume"):
+                self.halted = (message.reason or "ops halt") if message.command == "halt" else ""
+        if self.halted:
+            self.log.warning("execution_starts_halted", reason=self.halted)
 
     async def _on_control(self, delivery: Delivery) -> None:
         message = delivery.message

@@ -21,9 +21,9 @@ from engine.core.clock import Clock
 from engine.core.pushhealth import PushHealth
 from engine.execution.desk import OrderDesk
 from engine.execution.venue import binance_api_urls
-from engine.runtime.logging import get_logger
-from engine.runtime.ratelimited_log import RateLimitedLog
-from engine.runtime.waits import wait_set
+from plumbing.logging import get_logger
+from plumbing.ratelimited_log import RateLimitedLog
+from plumbing.waits import wait_set
 
 log = get_logger("engine.execution.user_stream")
 

@@ -25,10 +25,10 @@ from engine.marketdata.binance import (
     parse_combined,
     parse_snapshot,
 )
-from engine.marketdata.connection import connect
-from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
-from engine.runtime.ratelimited_log import RateLimitedLog
+from plumbing.logging import get_logger
+from plumbing.ratelimited_log import RateLimitedLog
+from plumbing.reconnecting_ws import connect
 
 log = get_logger("engine.feed")
 

@@ -24,10 +24,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.config import Secret
-from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service
 from engine.runtime.watchdog import LoopWatchdog
+from plumbing.logging import get_logger
 
 log = get_logger("engine.ops")
 

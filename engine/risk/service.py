@@ -49,8 +49,8 @@ from engine.core.risk import (
     evaluate,
 )
 from engine.risk.exposure import Exposure
-from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
+from plumbing.logging import bound_contextvars
 
 STATE_KEY = "risk.state"
 _COMMAND_STATE = {

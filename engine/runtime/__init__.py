@@ -1,1 +1,2 @@
-"""Service shell: lifecycle, supervised tasks, logging, signals and graceful stop."""
+"""Service shell: lifecycle, supervised tasks, metrics, signals and graceful stop (logging, waits
+and heap settling come from `plumbing`)."""

@@ -26,12 +26,12 @@ from engine.core.clock import LiveClock
 from engine.core.errors import BusUnavailableError, ConfigError, StormproofError
 from engine.core.messages import Control
 from engine.ops.server import build_ops_app, start_ops_server
-from engine.runtime.heap import settle_heap
-from engine.runtime.logging import configure_logging, get_logger, register_secrets
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service, ServiceContext
-from engine.runtime.waits import within
 from engine.runtime.watchdog import LoopWatchdog
+from plumbing.heap import settle_heap
+from plumbing.logging import configure_logging, get_logger, register_secrets
+from plumbing.waits import within
 
 log = get_logger("engine.runner")
 

@@ -17,9 +17,9 @@ from engine.bus.base import Bus
 from engine.config import Settings
 from engine.core.clock import Clock
 from engine.core.lifecycle import Lifecycle, LifecycleState
-from engine.runtime.logging import get_logger
 from engine.runtime.metrics import EngineMetrics
-from engine.runtime.waits import wait_set
+from plumbing.logging import get_logger
+from plumbing.waits import wait_set
 
 if TYPE_CHECKING:
     from aiohttp import web

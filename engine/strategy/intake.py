@@ -48,7 +48,7 @@ from engine.core.intake import (
 )
 from engine.core.messages import Intent
 from engine.runtime.metrics import EngineMetrics
-from engine.runtime.ratelimited_log import RateLimitedLog
+from plumbing.ratelimited_log import RateLimitedLog
 
 OUTCOMES = ("accepted", "duplicate", "conflict", "invalid", "unauthorized", "unavailable")
 KEY_PREFIX = "intake.intent."

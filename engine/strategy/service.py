@@ -32,11 +32,11 @@ from engine.core.messages import (
     RiskDenial,
     Trade,
 )
-from engine.runtime.logging import bound_contextvars
 from engine.runtime.service import Readiness, Service, ServiceContext
 from engine.strategy.base import Strategy, StrategyContext
 from engine.strategy.intake import IntentIntake
 from engine.strategy.registry import build_strategy
+from plumbing.logging import bound_contextvars
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -6,11 +6,14 @@ the stack through the experiment's configuration key `stormproof_run_dir` (or th
 variable STORMPROOF_RUN_DIR), the directory `stormproof stack up` or a game day wrote.
 
     harness.chaos.network    Toxiproxy toxics on any link, link down/up, reset
-    harness.chaos.processes  kill, freeze, thaw, restart, stop and start a service or Redis
+    harness.chaos.processes  kill (also the moment an order is in flight), freeze, thaw,
+                             restart, stop and start a service or Redis
     harness.chaos.venue      venue faults (simulator) and feed faults (replay), clear them
     harness.chaos.ops        ops commands: pause, resume, flatten, halt
-    harness.chaos.probes     readiness, market-data age, trading state, positions vs venue,
-                             duplicate venue orders, a metric's value
+    harness.chaos.intents    intents submitted through the engine's intake, recorded as truth
+    harness.chaos.probes     readiness, market-data age (the feed's own, and as the bus shows
+                             it), trading state, positions vs venue, venue orders no intent
+                             accounts for, a metric's value
     harness.chaos.restore    undo every fault at once (also run by the control at the end)
     harness.chaos.control    a control that timestamps every activity (activities.jsonl) and
                              restores the stack when the experiment ends
@@ -28,6 +31,7 @@ MODULES = (
     "harness.chaos.processes",
     "harness.chaos.venue",
     "harness.chaos.ops",
+    "harness.chaos.intents",
     "harness.chaos.probes",
     "harness.chaos.restore",
 )

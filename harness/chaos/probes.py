@@ -4,26 +4,32 @@ JSON-able value; tolerances in experiments compare against it."""
 from __future__ import annotations
 
 import re
-from collections import Counter
+import time
+import tomllib
 from decimal import Decimal
 from typing import Any
 
+import redis
 from chaoslib.exceptions import ActivityFailed
 
-from engine.core.positions import split_symbol
-from harness.chaos.stackref import control_token, control_url, http, ops_url, stack_of
+from harness.chaos.stackref import HOST, control_token, control_url, http, ops_url, stack_of
+from harness.gameday.judge import position_drift as drift_of
 from harness.stack import Stack
+from harness.truth.ids import family_of
+from harness.truth.venue import TruthUnavailable, base_changes, venue_balances
 
 __all__ = [
     "all_ready",
-    "duplicate_venue_orders",
+    "bus_market_data_age_s",
     "execution_leaders",
+    "leader_positions",
     "market_data_age_s",
     "metric_value",
     "position_drift",
     "positions_match_venue",
     "service_ready",
     "trading_state",
+    "unattributable_venue_orders",
     "wait_until_ready",
 ]
 
@@ -69,11 +75,36 @@ def market_data_age_s(
     symbol: str = "BTCUSDT", configuration: dict[str, Any] | None = None
 ) -> float:
     """Age of the freshest market data the feed service holds for the symbol (any feed), in s;
-    a very large number when it has none."""
+    a very large number when it has none. The feed's own word: `bus_market_data_age_s` is what
+    the bus shows."""
     feeds = _status("feed", configuration).get("feeds", {})
     ages = [f["data_age_ms"].get(symbol) for f in feeds.values()]
     known = [a for a in ages if a is not None]
     return round(min(known) / 1000, 3) if known else 1e9
+
+
+def bus_market_data_age_s(
+    symbol: str = "BTCUSDT", configuration: dict[str, Any] | None = None
+) -> float:
+    """How old the market on the bus is now, in s: now minus the market time the replay stamped
+    on the newest message of md.{venue}.{symbol}, read straight from Redis (the engine's word
+    plays no part); a very large number when the stream is empty."""
+    stack = stack_of(configuration)
+    venue = tomllib.loads((stack.run_dir / "engine.toml").read_text())["venue"]["name"]
+    client: Any = redis.Redis(host=HOST, port=stack.ports["redis"], socket_timeout=2)
+    try:
+        newest = client.xrevrange(f"md.{venue}.{symbol.upper()}", count=10)
+    except redis.RedisError as exc:
+        raise ActivityFailed(f"redis did not answer: {exc}") from exc
+    finally:
+        client.close()
+    stamps = []
+    for entry_id, fields in newest:
+        event = re.search(rb'"exchange_ts_ms":(\d+)', fields.get(b"m", b""))
+        stamps.append(int(event.group(1)) if event else int(entry_id.split(b"-")[0]))
+    if not stamps:
+        return 1e9
+    return round(max(0, time.time_ns() // 1_000_000 - max(stamps)) / 1000, 3)
 
 
 def execution_roles(stack: Stack) -> dict[str, str | None]:
@@ -97,27 +128,40 @@ def trading_state(configuration: dict[str, Any] | None = None) -> str:
     return str(_status("risk", configuration)["trading_state"])
 
 
-def _venue_positions(configuration: dict[str, Any] | None) -> dict[str, Decimal]:
+def _truth_get(stack: Stack) -> Any:
+    token = control_token(stack)
+    return lambda path: http("GET", f"{control_url(stack)}{path}", token=token)
+
+
+def leader_positions(configuration: dict[str, Any] | None = None) -> dict[str, str] | None:
+    """The positions of the execution instance that leads now (what it says), None when no
+    instance says it leads (a lone instance leads)."""
     stack = stack_of(configuration)
-    code, body = http("GET", f"{control_url(stack)}/truth/balances", token=control_token(stack))
-    if code != 200:
-        raise ActivityFailed(f"simulator ground truth did not answer ({code})")
-    return {
-        asset: Decimal(b["total"]) - Decimal(b["initial"])
-        for account in body["accounts"].values()
-        for asset, b in account.items()
-    }
+    for key in sorted(k for k in stack.ports if k.startswith("ops_execution")):
+        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
+        if code == 200 and isinstance(body, dict) and body.get("role") == "leader":
+            return {str(k): str(v) for k, v in (body.get("positions") or {}).items()}
+    return None
 
 
 def position_drift(configuration: dict[str, Any] | None = None) -> dict[str, str]:
-    """Per symbol, execution's position minus the venue's balance change (ground truth)."""
-    positions = _status("execution", configuration).get("positions", {})
-    venue = _venue_positions(configuration)
-    drift = {}
-    for symbol, qty in positions.items():
-        base, _ = split_symbol(symbol)
-        drift[symbol] = str(Decimal(str(qty)) - venue.get(base, Decimal(0)))
-    return drift
+    """Per symbol, the leading execution instance's position minus the venue's balance change
+    (ground truth), over the union of both sides' symbols: a position the engine forgot is
+    drift. An error when no instance leads."""
+    stack = stack_of(configuration)
+    positions = leader_positions(configuration)
+    if positions is None:
+        raise ActivityFailed("no execution instance leads: no position to compare")
+    try:
+        change, symbols = venue_balances(_truth_get(stack))
+    except TruthUnavailable as exc:
+        raise ActivityFailed(f"simulator ground truth did not answer: {exc}") from exc
+    drift = drift_of(
+        venue_change=base_changes(change, symbols),
+        symbol_assets=symbols,
+        leader_positions={k: Decimal(v) for k, v in positions.items()},
+    )
+    return {symbol: str(d) for symbol, d in (drift or {}).items()}
 
 
 def positions_match_venue(
@@ -128,14 +172,16 @@ def positions_match_venue(
     return all(abs(Decimal(d)) <= Decimal(str(tolerance_qty)) for d in drift.values())
 
 
-def duplicate_venue_orders(configuration: dict[str, Any] | None = None) -> int:
-    """Orders the venue received more than once under one clientOrderId (ground truth)."""
+def unattributable_venue_orders(configuration: dict[str, Any] | None = None) -> int:
+    """Venue orders (ground truth) whose clientOrderId does not follow the engine's documented
+    id rule: orders no intent can account for (a resend under a made-up id). The game day's
+    judge goes further (over-executed intents, orders of no known intent); a steady-state
+    probe has no intent ledger."""
     stack = stack_of(configuration)
     code, body = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
     if code != 200:
         raise ActivityFailed(f"simulator ground truth did not answer ({code})")
-    counts = Counter(o["client_order_id"] for o in body["orders"])
-    return sum(n - 1 for n in counts.values() if n > 1)
+    return sum(1 for o in body["orders"] if family_of(o["client_order_id"]) is None)
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")

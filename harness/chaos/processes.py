@@ -18,12 +18,14 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from harness.chaos.probes import execution_roles
-from harness.chaos.stackref import stack_of
+from harness.chaos.stackref import control_token, control_url, http, stack_of
 from harness.stack import Stack
+from harness.truth.venue import TruthUnavailable, orders_in_flight
 
 __all__ = [
     "freeze_service",
     "kill_service",
+    "kill_service_mid_order",
     "restart_service",
     "start_service",
     "stop_service",
@@ -88,6 +90,43 @@ def kill_service(
     except KeyError as exc:
         raise ActivityFailed(f"unknown signal {signal_name!r}") from exc
     return _signal(service, sig, configuration)
+
+
+def kill_service_mid_order(
+    service: str = "execution",
+    timeout_s: float = 30.0,
+    min_in_flight: int = 1,
+    signal_name: str = "SIGKILL",
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Kill the service the moment the venue holds an order request it has not answered yet
+    (ask the simulator, then kill: pair it with a venue fault that delays answers, such as
+    slow_answer). Its output says how many were in flight; none within timeout_s fails the
+    action, and with it the scenario (inconclusive: the crash proved nothing about orders)."""
+    stack = stack_of(configuration)
+    token = control_token(stack)
+
+    def get(path: str) -> tuple[int, Any]:
+        return http("GET", f"{control_url(stack)}{path}", token=token, timeout_s=2)
+
+    started = time.monotonic()
+    while True:
+        try:
+            pending = orders_in_flight(get)
+        except TruthUnavailable as exc:
+            raise ActivityFailed(f"cannot see the venue's orders in flight: {exc}") from exc
+        if len(pending) >= min_in_flight:
+            killed = kill_service(service, signal_name, configuration)
+            return {
+                **killed,
+                "in_flight": len(pending),
+                "waited_s": round(time.monotonic() - started, 3),
+            }
+        if time.monotonic() - started > timeout_s:
+            raise ActivityFailed(
+                f"no order in flight at the venue within {timeout_s:g}s: nothing to kill mid-order"
+            )
+        time.sleep(0.01)
 
 
 def freeze_service(service: str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The game-day report as one self-contained HTML page: `render_html(report, path)`.
 
-The page reads the report dict (schema ``stormproof.gameday/v1``, see `harness.gameday.report`)
+The page reads the report dict (schema ``stormproof.gameday/v2``, see `harness.gameday.report`)
 and nothing else: inline CSS, the timelines as inline SVG drawn by matplotlib, no script, no
 network resource (a Content-Security-Policy of ``default-src 'none'`` makes sure of it), so it can
 be attached to a CI run and opened anywhere.
@@ -62,6 +62,14 @@ RTO_KEYS = (
 SLIPPAGE_KEYS = ("slippage_bps_baseline", "slippage_bps", "fills_baseline", "fills")
 INTEGRITY_KEYS = ("orders_lost", "orders_duplicated", "orders_stuck", "position_drift")
 SHOWN_KEYS = frozenset(k for k, _ in RTO_KEYS) | frozenset(SLIPPAGE_KEYS) | set(INTEGRITY_KEYS)
+# What the judge measured from ground truth beside what the engine said of the same thing.
+SIDE_BY_SIDE = (
+    ("orders_lost", "orders lost"),
+    ("time_to_switch_feed_s", "feed switch (s)"),
+    ("max_market_data_age_s", "max market-data age (s)"),
+    ("time_to_flatten_s", "time to flat (s)"),
+    ("slippage_bps", "slippage (bps)"),
+)
 
 # Timeline panels, top to bottom: (series name prefix, y label). A series matching none of them
 # gets a panel of its own after these, so nothing measured is silently left out.
@@ -152,6 +160,9 @@ class _ScenarioView:
     integrity: dict[str, str]
     other_measurements: list[tuple[str, str]]
     figure: Markup | None
+    side_by_side: list[tuple[str, str, str]]
+    evidence: list[dict[str, str]]
+    findings: list[str]
     caption: str
     faults: list[dict[str, str]] = field(default_factory=list)
     events: list[dict[str, str]] = field(default_factory=list)
@@ -165,7 +176,22 @@ def _scenario_view(index: int, scenario: Mapping[str, Any]) -> _ScenarioView:
     base = _number(measurements.get("slippage_bps_baseline"))
     fault = _number(measurements.get("slippage_bps"))
     figure, caption = _timeline_figure(index, name, timeline)
+    says = _mapping(scenario.get("engine_says"))
     return _ScenarioView(
+        side_by_side=[
+            (label, _fmt(measurements.get(key)), _fmt(says.get(key)))
+            for key, label in SIDE_BY_SIDE
+            if key in measurements or key in says
+        ],
+        evidence=[
+            {
+                "evidence": _text(e.get("evidence")),
+                "proven": "proven" if e.get("proven") else "NOT proven",
+                "detail": _text(e.get("detail")),
+            }
+            for e in _records(scenario.get("evidence"))
+        ],
+        findings=_findings(_mapping(scenario.get("truth"))),
         index=index,
         name=name,
         anchor=f"scenario-{index + 1}",
@@ -197,6 +223,23 @@ def _scenario_view(index: int, scenario: Mapping[str, Any]) -> _ScenarioView:
             for e in _records(timeline.get("events"))
         ],
     )
+
+
+def _findings(truth: Mapping[str, Any]) -> list[str]:
+    """The judge's detail in words: which intents were lost, which orders doubled."""
+    out = [f"lost intent {i}" for i in _list(truth.get("lost_intents"))]
+    for d in _records(truth.get("duplicates")):
+        ids = ", ".join(str(c) for c in _list(d.get("client_order_ids")))
+        owner = _text(d.get("intent_id")) or "no intent"
+        out.append(f"duplicate ({owner}): {ids}: {_text(d.get('reason'))}")
+    out += [f"order after the halt: {c}" for c in _list(truth.get("orders_after_halt"))]
+    for d in _records(truth.get("stale_decisions")):
+        out.append(
+            f"decision on a {_fmt(d.get('tick_age_ms'))} ms old tick: {_text(d.get('intent_id'))}"
+        )
+    out += [f"observer: {e}" for e in _list(truth.get("observer_errors"))]
+    out += [f"rollback failed: {r}" for r in _list(truth.get("failed_rollbacks"))]
+    return out
 
 
 def _slo_row(slo: Mapping[str, Any]) -> _SloRow:

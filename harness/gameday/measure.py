@@ -1,31 +1,33 @@
-"""Measurements of one scenario, from the harness's own observations (never `chaos run`'s exit
-code): the sampler's timeline, the activity timestamps of the experiment, the engine's journal,
-the simulator's ground truth and the engine's logs. Pure functions of those inputs.
+"""What the harness sees of the engine during a scenario: the sampler's timeline (readiness,
+roles, trading state), the experiment's activity timestamps, the engine's journal and logs.
+Pure functions of those inputs.
 
-Windows (all wall-clock ns):
-    baseline  [baseline_start, fault_start)   the steady market before the experiment
-    fault     [fault_start, end)              the method, the rollbacks and the settle time
+Two kinds of figures come from here, and the report keeps them apart:
 
-Definitions (docs/gamedays.md):
+The engine's reactions, which only the engine can show (judged as they are):
     time_to_detect_s       fault start -> the first sign the engine saw it: a service not ready,
                            a process exit, or an engine warning/error log line
     time_to_halt_s         fault start -> risk stops new entries: a trading state other than
                            ACTIVE, or entries blocked (degraded bus, stale market data)
-    time_to_flatten_s      the flatten request (the method's first `flatten*` activity) -> every
-                           position within tolerance: what the method does before it (seeking
-                           the replay to a crash) is setup, not the engine's time
-    time_to_switch_feed_s  fault start -> the feed service's first feed switch
     time_to_failover_s     fault start -> another execution instance than the one leading
                            before the fault leads and is ready (an active/standby pair only)
     rto_s                  fault start -> every engine service ready again *and* the venue has
-                           received a new order after that (trading with state restored); None
-                           when no service went down
-    orders_lost            intents with no journal outcome / orders never resolved (stuck) and
-    orders_stuck           orders still non-terminal at the end that are not resting limits
-    orders_duplicated      venue orders received more than once under one clientOrderId
-    position_drift         |engine position - venue balance change| summed over symbols, at end
-    slippage_bps_*         mean signed slippage of fills against the order's arrival mid, in
-                           basis points (positive = worse than mid), per window
+                           received a new order after that (the venue's count: trading with state
+                           restored); None when no service went down
+    orders_stuck           journal orders still non-terminal at the end that are not resting
+                           limits (SUBMITTING, UNKNOWN, PENDING: what recovery failed to resolve)
+
+"Engine says" (`engine_says`): the engine's own account of what the judge measures from ground
+truth (`harness.gameday.judge`), shown beside the truth and never judged:
+    orders_lost            journal orders never sent (PENDING with no send time)
+    time_to_switch_feed_s  fault start -> the feed service's first `feed_switched` log line
+    max_market_data_age_s  the feed service's /status data age, worst sample
+    time_to_flatten_s      flatten request -> execution's /status positions all within tolerance
+    slippage_bps           journal fills against the engine's own reference price
+
+Windows (all wall-clock ns):
+    baseline  [baseline_start, fault_start)   the steady market before the experiment
+    fault     [fault_start, end)              the method, the rollbacks and the settle time
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Sample:
     """Risk would deny any new entry now (trading state, degraded bus, stale data)."""
     roles: dict[str, str] = field(default_factory=dict)
     """Execution instance -> "leader" or "standby" (an answering instance only)."""
+    venue_positions: dict[str, Decimal] | None = None
+    """Ground truth: each traded base asset's balance change at the venue."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,8 +76,6 @@ class Observations:
     fills: list[Fill]
     log_events: list[dict[str, Any]] = field(default_factory=list)
     """Engine log records (parsed JSON) with a `ts_ns` added."""
-    duplicates: int = 0
-    position_drift: float | None = None
 
 
 def _seconds(ns: int | None, start_ns: int) -> float | None:
@@ -158,8 +160,15 @@ def report_measurements(fault: dict[str, Any], baseline: dict[str, Any]) -> dict
     return {**fault, **{f"{key}_baseline": value for key, value in baseline.items()}}
 
 
-def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(fault-window measurements, baseline-window measurements)."""
+@dataclass(frozen=True, kw_only=True)
+class Measured:
+    fault: dict[str, Any]
+    baseline: dict[str, Any]
+    engine_says: dict[str, Any]
+
+
+def measure(obs: Observations, windows: Windows) -> Measured:
+    """The engine's reactions per window, and what the engine says (module docstring)."""
     start = windows.fault_start_ns
     by_id = {o.client_order_id: o for o in obs.orders}
     base_fills = _fills_in(obs.fills, windows.baseline_start_ns, start)
@@ -223,24 +232,21 @@ def measure(obs: Observations, windows: Windows) -> tuple[dict[str, Any], dict[s
     fault = {
         "time_to_detect_s": _seconds(time_to_detect_ns(obs, start), start),
         "time_to_halt_s": _seconds(halted, start),
-        "time_to_flatten_s": _seconds(flattened, flatten_asked or start),
-        "time_to_switch_feed_s": _seconds(switch, start),
         "time_to_failover_s": _seconds(failover_ns(obs.samples, start), start),
         "rto_s": None if (r := rto_ns(obs, start)) is None else round(r / 1e9, 3),
-        "orders_lost": len(lost),
-        "orders_duplicated": obs.duplicates,
         "orders_stuck": len(stuck),
-        "position_drift": obs.position_drift,
-        "slippage_bps": slippage_bps(fault_fills, by_id),
-        "fills": len(fault_fills),
-        "max_market_data_age_s": max(ages) if ages else None,
         "tick_to_order_ms_max": max(latencies) if latencies else None,
         "fault_duration_s": _seconds(windows.fault_end_ns, start),
     }
-    baseline = {
-        "slippage_bps": slippage_bps(base_fills, by_id),
-        "fills": len(base_fills),
-        "max_market_data_age_s": max(base_ages) if base_ages else None,
-        "tick_to_order_ms_max": max(base_latencies) if base_latencies else None,
+    baseline = {"tick_to_order_ms_max": max(base_latencies) if base_latencies else None}
+    engine_says = {
+        "orders_lost": len(lost),
+        "time_to_switch_feed_s": _seconds(switch, start),
+        "max_market_data_age_s": max(ages) if ages else None,
+        "max_market_data_age_s_baseline": max(base_ages) if base_ages else None,
+        "time_to_flatten_s": _seconds(flattened, flatten_asked or start),
+        "slippage_bps": slippage_bps(fault_fills, by_id),
+        "slippage_bps_baseline": slippage_bps(base_fills, by_id),
+        "fills": len(fault_fills),
     }
-    return fault, baseline
+    return Measured(fault=fault, baseline=baseline, engine_says=engine_says)

@@ -2,9 +2,11 @@
 comparison of two reports (did this release make recovery slower?).
 
 Everything downstream reads the JSON document, so its schema is stable and versioned; a change
-that breaks readers gets a new schema string. ``stormproof.gameday/v1``::
+that breaks readers gets a new schema string. ``stormproof.gameday/v2`` (v2: correctness SLIs
+from ground truth, the engine's own account beside them, the evidence of each fault, the gate's
+mode)::
 
-    schema        "stormproof.gameday/v1"
+    schema        "stormproof.gameday/v2"
     gameday       the game day's name
     definition    {description, file, baseline_s, settle_s, load}: from the game-day file
     started_at    ISO-8601 string, as given by the runner
@@ -13,7 +15,8 @@ that breaks readers gets a new schema string. ``stormproof.gameday/v1``::
     score         weighted score in [0, 1]
     exit_code     0 (pass, warn), 1 (fail, inconclusive), or 2 when a scenario could not be
                   played at all (its stack did not start: an error, not a verdict)
-    pass_score    the gate's thresholds
+    gate_mode     "strict" (any failed SLO fails) or "score" (Keptn-style weighted score)
+    pass_score    the gate's thresholds (mode "score")
     warn_score
     counts        {"pass": n, "warn": n, "fail": n, "inconclusive": n}
     reasons       [str]: the SLOs and scores that decided the verdict
@@ -28,7 +31,15 @@ that breaks readers gets a new schema string. ``stormproof.gameday/v1``::
                    timeline {t0_ns, series {name: [[t_s, value], ...]},
                              faults [{name, start_s, end_s}], events [{t_s, label}]}
                              (empty for a scenario that was not played),
-                   chaos_exit_code (int or null; informative only, never judged)
+                   chaos_exit_code (int or null; informative only, never judged),
+                   truth {lost_intents [intent id], duplicates [{intent_id, client_order_ids,
+                          reason}], orders_after_halt [clientOrderId], observer_errors [str],
+                          failed_rollbacks [str]}: the detail behind the truth SLIs,
+                   engine_says {orders_lost, time_to_switch_feed_s, max_market_data_age_s,
+                          time_to_flatten_s, slippage_bps, ...}: the engine's own account of
+                          what the truth measures, shown beside it, never judged,
+                   evidence [{evidence, proven, detail}]: the fault's declared evidence and
+                          what proved it (or did not)
 
 Only JSON types appear: Decimal becomes float, Path and unknown objects become strings, enums
 their values, and non-finite floats (NaN, inf) become null so the file is strict JSON (the SLO
@@ -62,7 +73,7 @@ from typing import Any
 from harness.errors import GameDayReportError
 from harness.gameday.slo import GameDay, GateResult, ScenarioResult, SloResult, Verdict
 
-SCHEMA = "stormproof.gameday/v1"
+SCHEMA = "stormproof.gameday/v2"
 
 
 # --- the JSON document --------------------------------------------------------------------------
@@ -78,7 +89,7 @@ def report_dict(
     finished_at: str,
     environment: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The game day's record in the ``stormproof.gameday/v1`` schema (module docstring);
+    """The game day's record in the ``stormproof.gameday/v2`` schema (module docstring);
     ``measurements`` is keyed by scenario name."""
     specs = {s.name: s for s in gameday.scenarios}
     report: dict[str, Any] = {
@@ -96,6 +107,7 @@ def report_dict(
         "verdict": gate.verdict.value,
         "score": gate.score,
         "exit_code": gate.exit_code,
+        "gate_mode": gate.mode,
         "pass_score": gate.pass_score,
         "warn_score": gate.warn_score,
         "counts": dict(gate.counts),
@@ -181,7 +193,7 @@ def load_report(path: Path | str) -> dict[str, Any]:
 
 
 def check_report(report: object, where: str = "report") -> None:
-    """Refuse anything that is not a ``stormproof.gameday/v1`` report with readable scenarios."""
+    """Refuse anything that is not a ``stormproof.gameday/v2`` report with readable scenarios."""
     if not isinstance(report, dict):
         raise GameDayReportError(f"{where}: not a stormproof game-day report (not a JSON object)")
     schema = report.get("schema")

@@ -1,17 +1,20 @@
 """Looks at the running stack every `interval_ms` from a thread of its own: readiness of every
-engine service, market-data age, trading state, positions, the venue's order count and the
-latest tick-to-order latency. The timeline of the report and most measurements come from it."""
+engine service, market-data age, trading state and positions as the engine reports them, the
+venue's order count and balances (ground truth), and the latest tick-to-order latency. The
+timeline of the report and the engine's reaction times come from it."""
 
 from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 from typing import Any
 
 from harness.chaos.probes import read_metrics, sample_sum
 from harness.chaos.stackref import control_token, control_url, http, ops_url
 from harness.gameday.measure import Sample
 from harness.stack import Stack
+from harness.truth.venue import TruthUnavailable, base_changes, venue_balances
 
 
 class Sampler(threading.Thread):
@@ -76,6 +79,11 @@ class Sampler(threading.Thread):
             if not execution or status.get("role") == "leader":
                 execution = status
         code, sim = http("GET", f"{self._control}/status", token=self._token, timeout_s=1)
+        venue: dict[str, Decimal] | None = None
+        try:
+            venue = base_changes(*venue_balances(self._get))
+        except (TruthUnavailable, KeyError, ValueError, ArithmeticError):
+            venue = None
         return Sample(
             ts_ns=ts,
             ready=ready,
@@ -86,7 +94,11 @@ class Sampler(threading.Thread):
             venue_orders=sim.get("orders") if code == 200 and isinstance(sim, dict) else None,
             tick_to_order_ms=self._tick_to_order(roles),
             roles=roles,
+            venue_positions=venue,
         )
+
+    def _get(self, path: str) -> tuple[int, Any]:
+        return http("GET", f"{self._control}{path}", token=self._token, timeout_s=1)
 
     def _status(self, service: str) -> dict[str, Any] | None:
         code, body = http("GET", f"{ops_url(self.stack, service)}/status", timeout_s=1)

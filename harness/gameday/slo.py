@@ -11,6 +11,9 @@ One SLO (`evaluate_slo`)
       tolerance of 1e-9, so ``0.7 x 3`` still admits ``2.1``). Without ``warn`` there is no
       warning band: what misses ``pass`` fails.
     * A missing value (None or NaN) is INCONCLUSIVE, never PASS: no evidence is not good news.
+    * A censored value is a lower bound (the window closed before the event: "at least 30 s").
+      It decides only when the bound already does: ``max`` FAILs when the bound is beyond the
+      last threshold, ``min`` PASSes when it reaches ``min``; otherwise INCONCLUSIVE.
     * ``relative_to_baseline``: the thresholds are multipliers of the value measured for the same
       SLI in the same scenario's baseline window (``max: 1.5`` means ``value <= 1.5 x baseline``).
       A missing or non-finite baseline makes the SLO INCONCLUSIVE, and so does a negative one (a
@@ -19,7 +22,18 @@ One SLO (`evaluate_slo`)
       (the warning band collapses); for ``min`` any value >= 0 passes. A steady state with no
       slippage at all allows none under chaos; write an absolute SLO if that is too strict.
 
-The gate (`gate`)
+The gate (`gate`), mode ``strict`` (the default: ``gate: {mode: strict}``), first rule that
+applies:
+
+    0. INCONCLUSIVE if there is no SLO at all (nothing was judged).
+    1. FAIL if any SLO failed, key or not: a measurement beyond its fail threshold is a defect
+       whatever its weight.
+    2. INCONCLUSIVE if a key SLO is inconclusive or a scenario could not run.
+    3. WARN if any SLO is in its warning band or a non-key SLO is inconclusive (the release
+       may go; the reasons say what was not proven).
+    4. PASS otherwise.
+
+Mode ``score`` (opt in, Keptn-style: ``gate: {mode: score, pass_score, warn_score}``):
     score = sum(weight x credit) / sum(weight), credit PASS 1, WARN 0.5, FAIL 0, INCONCLUSIVE 0
     (missing evidence earns nothing), rounded to 9 decimals; 0 when there is no SLO. Then, first
     rule that applies:
@@ -36,6 +50,8 @@ The gate (`gate`)
        score), a key SLO is only in its warning band, or the score is below ``pass_score``
        (inconclusive non-key SLOs are tolerated only within this margin).
     4. PASS otherwise: score >= ``pass_score``, no failure, every key SLO passed.
+
+    The score is computed and reported in both modes; only mode ``score`` decides by it.
 
     Exit codes: PASS 0, WARN 0 (the release may go, the reasons say what to look at), FAIL 1,
     INCONCLUSIVE 1 (a gate that could not judge must not let a release through). A runner that
@@ -59,6 +75,8 @@ import yaml
 from harness.errors import GameDayConfigError
 
 Objective = Literal["max", "min"]
+GateMode = Literal["strict", "score"]
+GATE_MODES: tuple[GateMode, ...] = ("strict", "score")
 
 DEFAULT_PASS_SCORE = 0.9
 DEFAULT_WARN_SCORE = 0.7
@@ -166,6 +184,7 @@ class GateResult:
     reasons: tuple[str, ...]
     pass_score: float = DEFAULT_PASS_SCORE
     warn_score: float = DEFAULT_WARN_SCORE
+    mode: GateMode = "strict"
 
     @property
     def exit_code(self) -> int:
@@ -201,6 +220,7 @@ class GameDay:
     load: dict[str, Any] | None = None
     stack: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
+    gate_mode: GateMode = "strict"
 
 
 # --- one SLO ------------------------------------------------------------------------------------
@@ -212,8 +232,10 @@ def evaluate_slo(
     scenario: str,
     value: SupportsFloat | None,
     baseline: SupportsFloat | None = None,
+    censored: bool = False,
 ) -> SloResult:
-    """Judge one measurement (any number: int, float, Decimal); see the module docstring."""
+    """Judge one measurement (any number: int, float, Decimal); `censored`: the value is a
+    lower bound. See the module docstring."""
     measured = _as_float(value)
     base = _as_float(baseline)
     unit = _unit(slo.name)
@@ -259,6 +281,16 @@ def evaluate_slo(
     ok, miss = ("<=", ">") if slo.objective == "max" else (">=", "<")
     head = f"{slo.name} = {_num(measured, unit)}"
     pass_text = shown(pass_t, slo.pass_threshold)
+    if censored:
+        head = f"{slo.name} >= {_num(measured, unit)} (the window ended first)"
+        last = warn_t if warn_t is not None else pass_t
+        if slo.objective == "max" and not _meets(measured, last, "max"):
+            return result(Verdict.FAIL, f"{head} {miss} {shown(last, None)} (fail)", pass_t, warn_t)
+        if slo.objective == "min" and _meets(measured, pass_t, "min"):
+            return result(Verdict.PASS, f"{head} {ok} {pass_text} (pass)", pass_t, warn_t)
+        return result(
+            Verdict.INCONCLUSIVE, f"{head}: the bound does not decide: inconclusive", pass_t, warn_t
+        )
     if _meets(measured, pass_t, slo.objective):
         return result(Verdict.PASS, f"{head} {ok} {pass_text} (pass)", pass_t, warn_t)
     if warn_t is not None:
@@ -276,13 +308,18 @@ def evaluate_scenario(
     values: Mapping[str, SupportsFloat | None],
     baselines: Mapping[str, SupportsFloat | None] | None = None,
     error: str | None = None,
+    censored: frozenset[str] = frozenset(),
 ) -> ScenarioResult:
     """Judge every SLO of a scenario: ``values`` and ``baselines`` are keyed by SLI name; an SLI
-    absent from them is missing (INCONCLUSIVE)."""
+    absent from them is missing (INCONCLUSIVE); one named in ``censored`` is a lower bound."""
     baselines = baselines or {}
     results = [
         evaluate_slo(
-            slo, scenario=spec.name, value=values.get(slo.name), baseline=baselines.get(slo.name)
+            slo,
+            scenario=spec.name,
+            value=values.get(slo.name),
+            baseline=baselines.get(slo.name),
+            censored=slo.name in censored,
         )
         for slo in spec.slos
     ]
@@ -321,22 +358,22 @@ def gate(
     *,
     pass_score: float = DEFAULT_PASS_SCORE,
     warn_score: float = DEFAULT_WARN_SCORE,
+    mode: GateMode = "strict",
 ) -> GateResult:
     """Decide the game day from every scenario's SLO results; see the module docstring."""
     check_scores(pass_score=pass_score, warn_score=warn_score)
+    if mode not in GATE_MODES:
+        raise GameDayConfigError(f"gate mode must be one of {', '.join(GATE_MODES)}, not {mode!r}")
     results = [r for s in scenarios for r in s.slos]
     counts = {v.value: sum(1 for r in results if r.verdict is v) for v in Verdict}
     total = sum(r.slo.weight for r in results)
     earned = sum(r.slo.weight * CREDIT[r.verdict] for r in results)
     score = round(earned / total, 9) if total > 0 else 0.0
 
-    def named(rs: list[SloResult]) -> list[str]:
-        return [
-            f"{r.scenario}/{r.slo.name}{' [key]' if r.slo.key else ''}: {r.message}" for r in rs
-        ]
+    named = _named
 
     def by(verdict: Verdict, *, key: bool | None = None) -> list[SloResult]:
-        return [r for r in results if r.verdict is verdict and (key is None or r.slo.key is key)]
+        return _by(results, verdict, key=key)
 
     def decided(verdict: Verdict, reasons: list[str]) -> GateResult:
         return GateResult(
@@ -346,10 +383,14 @@ def gate(
             reasons=tuple(reasons),
             pass_score=pass_score,
             warn_score=warn_score,
+            mode=mode,
         )
 
     if not results:
         return decided(Verdict.INCONCLUSIVE, ["no SLO was evaluated"])
+    errored = [s for s in scenarios if s.error is not None]
+    if mode == "strict":
+        return decided(*_strict(results, errored))
 
     unknown = by(Verdict.INCONCLUSIVE)
     optimistic = round((earned + sum(r.slo.weight for r in unknown)) / total, 9)
@@ -362,7 +403,6 @@ def gate(
             reasons += named(lost)
         return decided(Verdict.FAIL, reasons)
 
-    errored = [s for s in scenarios if s.error is not None]
     key_unknown = by(Verdict.INCONCLUSIVE, key=True)
     if key_unknown or errored or score < warn_score:
         reasons = [f"{s.name}: scenario could not run: {s.error}" for s in errored]
@@ -389,6 +429,35 @@ def gate(
     )
 
 
+def _named(results: Sequence[SloResult]) -> list[str]:
+    return [
+        f"{r.scenario}/{r.slo.name}{' [key]' if r.slo.key else ''}: {r.message}" for r in results
+    ]
+
+
+def _by(
+    results: Sequence[SloResult], verdict: Verdict, *, key: bool | None = None
+) -> list[SloResult]:
+    return [r for r in results if r.verdict is verdict and (key is None or r.slo.key is key)]
+
+
+def _strict(
+    results: Sequence[SloResult], errored: Sequence[ScenarioResult]
+) -> tuple[Verdict, list[str]]:
+    """The strict gate's rules (module docstring): any failure fails."""
+    failed = _by(results, Verdict.FAIL)
+    if failed:
+        return Verdict.FAIL, _named(failed)
+    key_unknown = _by(results, Verdict.INCONCLUSIVE, key=True)
+    if key_unknown or errored:
+        reasons = [f"{s.name}: scenario could not run: {s.error}" for s in errored]
+        return Verdict.INCONCLUSIVE, reasons + _named(key_unknown)
+    warned = _by(results, Verdict.WARN) + _by(results, Verdict.INCONCLUSIVE, key=False)
+    if warned:
+        return Verdict.WARN, _named(warned)
+    return Verdict.PASS, [f"all {len(results)} SLOs passed, every key SLO among them"]
+
+
 def check_scores(*, pass_score: float, warn_score: float) -> None:
     """0 <= warn_score <= pass_score <= 1, or a `GameDayConfigError`."""
     if not (_finite(pass_score) and _finite(warn_score) and 0 <= warn_score <= pass_score <= 1):
@@ -401,7 +470,7 @@ def check_scores(*, pass_score: float, warn_score: float) -> None:
 # --- game-day files -----------------------------------------------------------------------------
 
 _TOP_KEYS = frozenset({"name", "description", "gate", "defaults", "load", "stack", "scenarios"})
-_GATE_KEYS = frozenset({"pass_score", "warn_score"})
+_GATE_KEYS = frozenset({"mode", "pass_score", "warn_score"})
 _DEFAULT_KEYS = frozenset({"baseline_s", "settle_s"})
 _SCENARIO_KEYS = frozenset(
     {"name", "experiment", "baseline_s", "settle_s", "slos", "load", "stack"}
@@ -434,6 +503,11 @@ def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay
     _only(gate_cfg, _GATE_KEYS, f"{where}: gate")
     pass_score = _number(gate_cfg, "pass_score", f"{where}: gate", DEFAULT_PASS_SCORE)
     warn_score = _number(gate_cfg, "warn_score", f"{where}: gate", DEFAULT_WARN_SCORE)
+    mode = gate_cfg.get("mode", "strict")
+    if mode not in GATE_MODES:
+        raise GameDayConfigError(
+            f"{where}: gate: 'mode' must be one of {', '.join(GATE_MODES)}, not {mode!r}"
+        )
     try:
         check_scores(pass_score=pass_score, warn_score=warn_score)
     except GameDayConfigError as exc:
@@ -465,6 +539,7 @@ def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay
         load=load,
         stack=stack,
         path=path,
+        gate_mode=mode,
     )
 
 

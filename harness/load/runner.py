@@ -223,6 +223,7 @@ class LoadRun:
         self.stop_file.unlink(missing_ok=True)
         env = {**os.environ, **self.spec.environment(self.stack.run_dir)}
         env["STORMPROOF_LOAD_STOP_FILE"] = str(self.stop_file)
+        env["STORMPROOF_LOAD_INTENTS_LOG"] = str(self.intents_log)
         # the locustfile's folder first: it imports its neighbours (shapes, stackinfo)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(self.spec.locustfile.resolve().parent), env.get("PYTHONPATH")) if p
@@ -265,6 +266,11 @@ class LoadRun:
     @property
     def stop_file(self) -> Path:
         return self.out_dir / "stop"
+
+    @property
+    def intents_log(self) -> Path:
+        """Every intent Locust submitted and what the intake answered (the judge's record)."""
+        return self.spec.intents_log or self.out_dir / "intents.jsonl"
 
     def slis(self, *, drain_s: float = 10.0) -> dict[str, Any]:
         """Locust's statistics plus the engine's; the lag keeps being watched up to `drain_s`

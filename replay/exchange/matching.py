@@ -21,15 +21,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
+from typing import Protocol
 
 import msgspec
 
-from engine.core.book import OrderBook
+from replay.book import OrderBook
 from replay.exchange import errors
 from replay.exchange.errors import BinanceError
 from replay.exchange.symbols import SymbolRules
 
 EIGHT = Decimal("0.00000001")
+
+
+class Counted(Protocol):
+    """A fault that counts the requests or fills it changed (the harness's evidence)."""
+
+    applied: int
 
 
 class Status(StrEnum):
@@ -164,6 +171,8 @@ class MatchingEngine:
         self._last_mid: tuple[float, Decimal] = (0.0, _ZERO)
         self.listeners: list[OrderListener] = []
         self.fill_cap: Decimal | None = None
+        self.fill_cap_fault: Counted | None = None
+        """The partial-fills fault in force: each fill the cap cuts counts as applied."""
         """Partial-fill-only mode (a venue fault): no order fills beyond this share of its
         quantity while set."""
 
@@ -608,4 +617,7 @@ class MatchingEngine:
             return wanted
         step = self.rules[order.symbol].step_size or EIGHT
         allowed = (order.orig_qty * self.fill_cap).quantize(step, rounding=ROUND_DOWN)
-        return max(_ZERO, min(wanted, allowed - order.executed_qty))
+        room = max(_ZERO, min(wanted, allowed - order.executed_qty))
+        if room < wanted and self.fill_cap_fault is not None:
+            self.fill_cap_fault.applied += 1
+        return room

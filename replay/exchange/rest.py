@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine.core.book import OrderBook
+from replay.book import OrderBook
 from replay.exchange import errors
 from replay.exchange.auth import ascii_digits, parse_params, verify
 from replay.exchange.errors import BinanceError
@@ -33,6 +33,7 @@ from replay.exchange.formats import (
     trade_json,
 )
 from replay.exchange.http11 import Handler, HttpRequest, Reply
+from replay.exchange.ledger import InFlight, RefusalLog
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.ratelimit import RateLimiter, RateLimits, Verdict
 from replay.exchange.symbols import ExchangeInfo
@@ -235,6 +236,8 @@ class SimulatorApi:
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.requests = 0
         self.held = 0
+        self.refusals = RefusalLog()
+        self.in_flight = InFlight()
         self._routes = self.routes()
         self._paths = {path for _, path in self._routes}
 
@@ -269,8 +272,13 @@ class SimulatorApi:
         is_new_order = method == "POST" and path == "/api/v3/order"
         plan = self.faults.plan(method, path, time.time_ns(), is_new_order=is_new_order)
         if plan.delay_s:
-            return self._after_delay(request, handler, plan, is_new_order=is_new_order)
-        return self._admit(request, handler, plan, is_new_order=is_new_order)
+            return self.in_flight.track(
+                method, path, self._after_delay(request, handler, plan, is_new_order=is_new_order)
+            )
+        outcome = self._admit(request, handler, plan, is_new_order=is_new_order)
+        if type(outcome) is Reply:
+            return outcome
+        return self.in_flight.track(method, path, _settled(outcome))  # a fault holds its answer
 
     async def _after_delay(
         self, request: HttpRequest, handler: Handler, plan: Plan, *, is_new_order: bool
@@ -296,6 +304,7 @@ class SimulatorApi:
             counted = self.limiter.check_order(request.headers.get("X-MBX-APIKEY", ""), now)
             headers.update(counted.headers)
             if counted.status != 200:
+                self.refusals.record({}, counted.code, counted.msg, self.clock_ms())
                 return _refusal(counted)
         if plan.hold_s and not plan.process_first:
             return self._hold_and_cut(request, plan.hold_s)
@@ -331,6 +340,14 @@ class SimulatorApi:
             response.headers.update(headers)
         else:
             response.headers = headers
+        if plan.answer_delay_s:
+            return self._answer_later(response, plan.answer_delay_s)
+        return response
+
+    @staticmethod
+    async def _answer_later(response: Reply, delay_s: float) -> Reply:
+        """The request took effect; its sender hears of it only after the delay."""
+        await asyncio.sleep(delay_s)
         return response
 
     def _not_found(self, _: HttpRequest) -> Reply:
@@ -420,9 +437,13 @@ class SimulatorApi:
 
     def new_order(self, request: HttpRequest) -> Reply:
         api_key, params = self._signed(request)
-        args = new_order_args(params, self.matching)
-        resp_type = args.pop("resp_type")
-        order = self.matching.place(api_key, **args)
+        try:
+            args = new_order_args(params, self.matching)
+            resp_type = args.pop("resp_type")
+            order = self.matching.place(api_key, **args)
+        except BinanceError as exc:  # the ground truth keeps every refused attempt
+            self.refusals.record(params, exc.code, exc.msg, self.clock_ms())
+            raise
         return _json(new_order_json(order, resp_type))
 
     def query_order(self, request: HttpRequest) -> Reply:

@@ -8,6 +8,8 @@ Kinds (each for a target endpoint, e.g. "POST /api/v3/order", "/api/v3/order" or
     timeout        requests are not processed; the connection is held `hold_ms`, then cut
     no_answer      requests ARE processed (an order is placed and will fill); the connection
                    is held `hold_ms`, then cut: the ambiguous case
+    slow_answer    requests ARE processed at once, and their answer waits `delay_ms`: an order
+                   that exists at the venue while its sender has not heard back (in flight)
     reject         new orders are refused with -2010 (or `code`/`msg`)
     maintenance    every request gets 503 "System is under maintenance."
     ban            every request gets 418 with Retry-After until the fault ends
@@ -32,6 +34,7 @@ KINDS = (
     "error_5xx",
     "timeout",
     "no_answer",
+    "slow_answer",
     "reject",
     "maintenance",
     "ban",
@@ -93,6 +96,8 @@ class Plan:
     """Serve the request, then answer `status` (an error after the effect took place)."""
     hold_s: float = 0.0
     """Hold the connection this long, then cut it without an answer."""
+    answer_delay_s: float = 0.0
+    """Serve the request at once, then wait this long before answering."""
 
 
 NO_FAULT = Plan()
@@ -127,6 +132,7 @@ class VenueFaultBook:
             "error_5xx": ("rate",),
             "partial_fills": ("fraction",),
             "user_stream_delay": ("delay_ms",),
+            "slow_answer": ("delay_ms",),
         }
         for name in required.get(kind, ()):
             if name not in params:
@@ -137,6 +143,8 @@ class VenueFaultBook:
             raise VenueFaultError("retry_after_s must be at least 1")
         if kind == "error_5xx" and not 0 < float(params["rate"]) <= 1:
             raise VenueFaultError("rate must be in (0, 1]")
+        if kind == "slow_answer" and not 0 < float(params["delay_ms"]) <= 600_000:
+            raise VenueFaultError("delay_ms must be in (0, 600000]")
         if kind == "partial_fills" and not 0 <= float(params["fraction"]) < 1:
             raise VenueFaultError("fraction must be in [0, 1)")
         end = now_ns + int(duration_ms * 1e6) if duration_ms else None
@@ -225,6 +233,10 @@ class VenueFaultBook:
                 fault.applied += 1
                 hold = float(params.get("hold_ms", 30_000)) / 1000
                 return Plan(delay, process_first=fault.kind == "no_answer", hold_s=hold)
+            if fault.kind == "slow_answer":
+                fault.applied += 1
+                wait = float(params["delay_ms"]) / 1000
+                return Plan(delay, process_first=True, answer_delay_s=wait)
             if fault.kind == "reject" and is_new_order:
                 fault.applied += 1
                 return Plan(

@@ -28,7 +28,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from engine.runtime.waits import within
+from plumbing.waits import within
 from replay.exchange import errors
 from replay.exchange.auth import check_timing, signature_matches
 from replay.exchange.errors import BinanceError

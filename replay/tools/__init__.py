@@ -15,8 +15,8 @@ from pathlib import Path
 
 import msgspec
 
-from engine.core.book import DepthDiff
-from engine.marketdata.binance import RawSnapshot
+from replay.binance import DepthSnapshot
+from replay.depth_sync import DepthDiff
 from replay.messages import Classified, classify
 from replay.recording import Record, RecordingError
 
@@ -56,9 +56,9 @@ class SnapshotRouter:
 
     def __init__(self) -> None:
         self._last_u: dict[str, int] = {}
-        self._pending: list[RawSnapshot] = []
+        self._pending: list[DepthSnapshot] = []
 
-    def on_diff(self, stream: str, diff: DepthDiff) -> RawSnapshot | None:
+    def on_diff(self, stream: str, diff: DepthDiff) -> DepthSnapshot | None:
         """Record the diff; returns a waiting snapshot this stream claims (apply it first)."""
         claimed = None
         if stream not in self._last_u and self._pending:
@@ -67,7 +67,7 @@ class SnapshotRouter:
         self._last_u[stream] = diff.final_update_id
         return claimed
 
-    def on_snapshot(self, snapshot: RawSnapshot) -> str | None:
+    def on_snapshot(self, snapshot: DepthSnapshot) -> str | None:
         """The stream the snapshot belongs to, or None while no depth stream has been seen."""
         if not self._last_u:
             if len(self._pending) < _MAX_PENDING:

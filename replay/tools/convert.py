@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.core.book import DepthDiff
-from engine.marketdata.binance import RawBookTicker, RawTrade
+from replay.binance import BookTickerEvent, TradeEvent
+from replay.depth_sync import DepthDiff
 from replay.recording import Record, RecordingError
 from replay.tools import decode, replacing
 
@@ -133,16 +133,16 @@ def _fill(records: Iterable[Record], sinks: dict[str, _TableSink], source: str) 
             continue
         item = decode(record, source, number)
         recv, event = record.recv_ns, item.event
-        if isinstance(event, RawTrade):
+        if isinstance(event, TradeEvent):
             price, qty = _floats(f"{source}:{number}", event.p, event.q)
             trades.add(recv, event.E, event.T, item.symbol, event.t, price, qty, event.m)
         elif isinstance(event, DepthDiff):
             ids = (event.first_update_id, event.final_update_id)
             for price, qty in event.bids:
-                updates.add(recv, event.exchange_ts_ms, item.symbol, *ids, "bid", price, qty)
+                updates.add(recv, event.event_ms, item.symbol, *ids, "bid", price, qty)
             for price, qty in event.asks:
-                updates.add(recv, event.exchange_ts_ms, item.symbol, *ids, "ask", price, qty)
-        elif isinstance(event, RawBookTicker):
+                updates.add(recv, event.event_ms, item.symbol, *ids, "ask", price, qty)
+        elif isinstance(event, BookTickerEvent):
             values = _floats(f"{source}:{number}", event.b, event.B, event.a, event.A)
             quotes.add(recv, item.symbol, event.u, *values)
 

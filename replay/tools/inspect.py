@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.core.book import DepthDiff
-from engine.marketdata.binance import RawSnapshot, RawTrade
+from replay.binance import DepthSnapshot, TradeEvent
+from replay.depth_sync import DepthDiff
 from replay.messages import first_event_ms
 from replay.recording import Record
 from replay.tools import SnapshotRouter, decode
@@ -123,7 +123,7 @@ class Inspector:
             item = decode(record, source, number)
             if item.kind == "snapshot":
                 self.snapshots += 1
-                assert isinstance(item.event, RawSnapshot)
+                assert isinstance(item.event, DepthSnapshot)
                 stream = self._router.on_snapshot(item.event)
                 if stream is not None:
                     self.depth[stream].synced = True
@@ -136,9 +136,9 @@ class Inspector:
             if item.kind == "depth":
                 assert isinstance(item.event, DepthDiff)
                 self._diff(item.stream, item.event, record.recv_ns)
-                event_ms = item.event.exchange_ts_ms
+                event_ms = item.event.event_ms
             elif item.kind == "trade":
-                assert isinstance(item.event, RawTrade)
+                assert isinstance(item.event, TradeEvent)
                 self._trade(item.stream, item.event, record.recv_ns)
                 event_ms = item.event.E
             elif item.kind == "bookTicker":
@@ -195,7 +195,7 @@ class Inspector:
                 )
         stats.last_u = diff.final_update_id
 
-    def _trade(self, stream: str, trade: RawTrade, recv_ns: int) -> None:
+    def _trade(self, stream: str, trade: TradeEvent, recv_ns: int) -> None:
         stats = self.trades.setdefault(stream, _TradeStats())
         stats.trades += 1
         after_disconnect = stream in self._after_disconnect

@@ -2,12 +2,13 @@
 
 Decision: a slice must be replayable from its first line. A diff stream cut in the middle cannot
 be synchronised until the next recorded snapshot, which may be minutes (or a reconnect) away. So
-the depth streams are followed with `DepthSync` over the skipped prefix, and for every stream whose
-book is synchronised at the cut, a REST snapshot record is written first, before any kept record,
-stamped with the `from` time: `lastUpdateId` is the last applied `u`, levels are formatted as
-Binance does (8 decimals; bids descending, asks ascending) and hold the whole book. The next kept
-diff of that stream then continues it exactly (U = lastUpdateId + 1, or spans it). The recorded
-snapshots inside the slice are kept too: the file stays what was received, plus those records.
+the depth streams are followed with `DiffDepthSync` over the skipped prefix, and for every stream
+whose book is synchronised at the cut, a REST snapshot record is written first, before any kept
+record, stamped with the `from` time: `lastUpdateId` is the last applied `u`, levels are
+formatted as Binance does (8 decimals; bids descending, asks ascending) and hold the whole book.
+The next kept diff of that stream then continues it exactly (U = lastUpdateId + 1, or spans it).
+The recorded snapshots inside the slice are kept too: the file stays what was received, plus
+those records.
 A stream not synchronised at the cut (before its first snapshot, after a gap, disconnect or
 crossed book) gets no made-up snapshot; it resynchronises from a later recorded one.
 
@@ -30,9 +31,9 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from engine.core.book import DepthDiff, DepthSync, Level, OrderBook
-from engine.core.errors import CrossedBookError
-from engine.marketdata.binance import RawSnapshot
+from replay.binance import DepthSnapshot, to_levels
+from replay.book import OrderBook
+from replay.depth_sync import CrossedBookError, DepthDiff, DiffDepthSync
 from replay.recording import Record
 from replay.tools import SnapshotRouter, decode
 
@@ -77,10 +78,6 @@ def parse_time(text: str, *, file_start_ns: int | None) -> int:
     return (stamp - _EPOCH_START) // timedelta(microseconds=1) * 1_000
 
 
-def _levels(raw: list[tuple[str, str]]) -> list[Level]:
-    return [(float(p), float(q)) for p, q in raw]
-
-
 def snapshot_payload(book: OrderBook) -> bytes:
     """A REST depth snapshot body for the book as it stands, formatted like Binance's."""
     bids = ",".join(f'["{p:.8f}","{q:.8f}"]' for p, q in book.bids.levels())
@@ -89,10 +86,10 @@ def snapshot_payload(book: OrderBook) -> bytes:
 
 
 class BookFollower:
-    """Keeps one `DepthSync` per depth stream over a recording, as a replaying client would."""
+    """Keeps one `DiffDepthSync` per depth stream over a recording, as a replaying client would."""
 
     def __init__(self) -> None:
-        self.syncs: dict[str, DepthSync] = {}
+        self.syncs: dict[str, DiffDepthSync] = {}
         self._router = SnapshotRouter()
 
     def feed(self, record: Record, source: str, line: int) -> None:
@@ -103,13 +100,13 @@ class BookFollower:
             return
         item = decode(record, source, line)
         if item.kind == "snapshot":
-            assert isinstance(item.event, RawSnapshot)
+            assert isinstance(item.event, DepthSnapshot)
             stream = self._router.on_snapshot(item.event)
             if stream is not None:
                 self._snapshot(self.syncs[stream], item.event)
         elif item.kind == "depth":
             assert isinstance(item.event, DepthDiff)
-            sync = self.syncs.setdefault(item.stream, DepthSync())
+            sync = self.syncs.setdefault(item.stream, DiffDepthSync())
             claimed = self._router.on_diff(item.stream, item.event)
             if claimed is not None:
                 self._snapshot(sync, claimed)
@@ -117,9 +114,11 @@ class BookFollower:
                 sync.on_diff(item.event)
 
     @staticmethod
-    def _snapshot(sync: DepthSync, snapshot: RawSnapshot) -> None:
+    def _snapshot(sync: DiffDepthSync, snapshot: DepthSnapshot) -> None:
         with suppress(CrossedBookError):
-            sync.on_snapshot(snapshot.lastUpdateId, _levels(snapshot.bids), _levels(snapshot.asks))
+            sync.on_snapshot(
+                snapshot.lastUpdateId, to_levels(snapshot.bids), to_levels(snapshot.asks)
+            )
 
     def snapshots(self, recv_ns: int) -> Iterator[Record]:
         """A snapshot record for every synchronised book, in stream-name order."""

@@ -1,8 +1,10 @@
 """The dependency direction of DESIGN.md, enforced.
 
-engine.core imports nothing of ours and does no I/O; engine never imports replay or harness;
-replay never imports harness (import-linter contracts in pyproject.toml). Locustfiles in load/
-import none of our packages and no asyncio code (Locust monkey-patches with gevent).
+engine.core imports nothing of ours (plumbing included) and does no I/O; engine never imports
+replay or harness; replay never imports harness nor the engine (the oracle owns its knowledge);
+plumbing, the domain-free base layer both may use, imports nothing of ours (import-linter
+contracts in pyproject.toml). Locustfiles in load/ import none of our packages and no asyncio code
+(Locust monkey-patches with gevent).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_project_keeps_every_contract() -> None:
     result = lint_imports(PROJECT_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 4 kept, 0 broken." in result.stdout
+    assert "Contracts: 6 kept, 0 broken." in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,13 @@ def test_project_keeps_every_contract() -> None:
         ("engine/core/leak.py", "import replay.recording\n", "engine.core is pure"),
         ("engine/core/io.py", "import asyncio\n", "engine.core does no I/O"),
         ("engine/risk/leak.py", "from harness import cli\n", "engine is deployable alone"),
+        ("engine/core/plumbed.py", "from plumbing import waits\n", "engine.core is pure"),
         ("replay/leak.py", "import harness.tools\n", "replay never imports harness"),
+        ("replay/judge.py", "from engine.core import book\n", "replay never imports the engine"),
+        ("replay/sub/deep.py", "import engine.config\n", "replay never imports the engine"),
+        ("plumbing/leak.py", "import engine.config\n", "plumbing imports nothing of ours"),
+        ("plumbing/venue.py", "from replay import recording\n", "plumbing imports nothing of ours"),
+        ("plumbing/cli.py", "import harness.cli\n", "plumbing imports nothing of ours"),
     ],
 )
 def test_a_violation_breaks_the_build(
@@ -62,14 +70,21 @@ def test_a_violation_breaks_the_build(
 ) -> None:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     # a skeleton of the real layout: every module a contract names must exist
-    packages = ["engine", "replay", "harness"] + [
+    packages = ["plumbing", "engine", "replay", "replay/sub", "harness"] + [
         f"engine/{p}"
         for p in ("core", "runtime", "bus", "marketdata", "strategy", "risk", "execution", "ops")
     ]
     for package in packages:
         (tmp_path / package).mkdir(parents=True, exist_ok=True)
         (tmp_path / package / "__init__.py").write_text("")
-    for name in ("engine/config.py", "replay/recording.py", "harness/cli.py", "harness/tools.py"):
+    for name in (
+        "engine/config.py",
+        "engine/core/book.py",
+        "plumbing/waits.py",
+        "replay/recording.py",
+        "harness/cli.py",
+        "harness/tools.py",
+    ):
         (tmp_path / name).write_text("")
     (tmp_path / module).write_text(source)
     result = lint_imports(tmp_path)

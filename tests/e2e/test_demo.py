@@ -28,7 +28,7 @@ def test_demo_runs_the_smoke_game_day_and_passes_with_three_reports(tmp_path: Pa
     report = json.loads((out / "report.json").read_text())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert report["verdict"] in ("pass", "warn"), report["reasons"]
-    assert report["schema"] == "stormproof.gameday/v1"
+    assert report["schema"] == "stormproof.gameday/v2"
     assert {s["name"] for s in report["scenarios"]} == {
         "execution-sigkill",
         "primary-feed-down",
@@ -38,13 +38,22 @@ def test_demo_runs_the_smoke_game_day_and_passes_with_three_reports(tmp_path: Pa
         assert scenario["error"] is None, scenario["error"]
         assert scenario["measurements"]["orders_duplicated"] == 0
         assert scenario["timeline"]["series"]["market_data_age_s"], "the sampler saw the stack"
+        # every fault was proven injected by a source other than the engine
+        assert scenario["evidence"] and all(e["proven"] for e in scenario["evidence"])
+        # correctness was judged over every intent the load generator and the bus saw, and the
+        # engine's own account is in the report beside the truth, not instead of it
+        assert scenario["measurements"]["intents_judged"] > 0
+        assert scenario["measurements"]["orders_lost"] == 0
+        assert "orders_lost" in scenario["engine_says"]
     sigkill = next(s for s in report["scenarios"] if s["name"] == "execution-sigkill")
     measured = sigkill["measurements"]
     assert measured["rto_s"] is not None, "the kill was seen and recovered from"
+    in_flight = next(e for e in sigkill["evidence"] if e["evidence"].startswith("orders_in_flight"))
+    assert in_flight["proven"], "the kill hit an order the venue had not answered yet"
     # the crash happened under load: intents kept coming through the intake, every one reached
     # the venue, and RTO and slippage were measured while the system was busy
     assert measured["intents_sent"] > 0 and measured["intents_acked"] == measured["intents_sent"]
-    assert measured["intent_to_ack_p99_ms"] is not None
+    assert measured["intent_to_ack_p99_ms"] is not None and measured["intent_to_ack_samples"] > 0
     assert measured["slippage_bps"] is not None
     assert (out / "execution-sigkill" / "load" / "locust.json").exists()
     suites = ET.parse(out / "junit.xml").getroot()
@@ -66,4 +75,5 @@ def test_demo_runs_the_smoke_game_day_and_passes_with_three_reports(tmp_path: Pa
     assert durations and all(v[0] in ("pass", "warn") for v in durations.values()), durations
     html = (out / "report.html").read_text()
     assert "execution-sigkill" in html and "<svg" in html
+    assert 'class="side-by-side"' in html and "engine says (not judged)" in html
     assert "report.html" in result.stdout

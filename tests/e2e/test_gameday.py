@@ -42,7 +42,7 @@ def test_without_a_redundant_feed_the_feed_loss_scenario_fails_the_gate(tmp_path
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"] == "fail"
-    scenario, unmet = report["scenarios"]
+    scenario, unmet, raised, unproven = report["scenarios"]
     age = next(s for s in scenario["slos"] if s["name"] == "max_market_data_age_s")
     assert age["verdict"] == "fail" and age["value"] > 5.0
     suites = ET.parse(out / "junit.xml").getroot()
@@ -57,6 +57,23 @@ def test_without_a_redundant_feed_the_feed_loss_scenario_fails_the_gate(tmp_path
     assert "baseline steady state not met" in unmet["error"]
     assert [s["verdict"] for s in unmet["slos"]] == ["inconclusive"]
     assert unmet["measurements"]["orders_duplicated"] == 0
+    # a method action that raised injected nothing: `chaos run` exited 0, the scenario proves
+    # nothing, and its SLO (which its measurements would pass) is inconclusive
+    assert raised["chaos_exit_code"] == 0
+    assert "method activity failed" in raised["error"]
+    assert "kill-a-service-that-does-not-exist (failed" in raised["error"]
+    assert [s["verdict"] for s in raised["slos"]] == ["inconclusive"]
+    # a fault that left no evidence where it should: inconclusive, with what was (not) seen
+    assert unproven["error"].startswith("fault not proven injected: link_down(link=engine_to_rest)")
+    assert unproven["evidence"] == [
+        {
+            "evidence": "link_down(link=engine_to_rest)",
+            "proven": False,
+            "detail": "disabled links seen: none",
+        }
+    ]
+    assert [s["verdict"] for s in unproven["slos"]] == ["inconclusive"]
+    assert unproven["measurements"]["orders_duplicated"] == 0
 
 
 def test_a_stack_that_cannot_start_is_an_error_exit_2_and_the_reports_still_say_why(

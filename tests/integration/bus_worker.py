@@ -18,7 +18,7 @@ from engine.bus.consumer import StreamConsumer
 from engine.bus.redis_streams import RedisStreamsBus
 from engine.core.backoff import Backoff
 from engine.core.messages import Control
-from engine.runtime.logging import configure_logging
+from plumbing.logging import configure_logging
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -583,7 +583,7 @@ async def test_kubernetes_lease_object_and_optimistic_concurrency() -> None:
 
 
 async def _worker(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.runtime.logging import configure_logging
+    from plumbing.logging import configure_logging
 
     configure_logging(service=f"lease-worker-{args.holder}", level="info", stream=sys.stderr)
 

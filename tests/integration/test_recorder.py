@@ -24,7 +24,6 @@ from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from engine.core.clock import TestClock
 from replay.recorder import RotatingSink, recorder_config
 from replay.recording import Record, parse_line, read_records
 from tests.helpers import SIM_TOKEN, ReplayProcess, process, replay_process, wait_until
@@ -417,8 +416,26 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], fra
     assert not list(tmp_path.iterdir()), "nothing is created for bad arguments"
 
 
+class SteppedClock:
+    """Wall and monotonic time that move only when told to (the recorder's clock shape)."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.wall_ns = start_ns
+        self.mono_ns = 0
+
+    def time_ns(self) -> int:
+        return self.wall_ns
+
+    def monotonic_ns(self) -> int:
+        return self.mono_ns
+
+    def advance_ms(self, ms: int) -> None:
+        self.wall_ns += ms * 1_000_000
+        self.mono_ns += ms * 1_000_000
+
+
 def test_time_rotation_follows_the_injected_clock(tmp_path: Path) -> None:
-    clock = TestClock(start_ns=1_700_000_000_000_000_000)  # 2023-11-14T22:13:20Z
+    clock = SteppedClock(start_ns=1_700_000_000_000_000_000)  # 2023-11-14T22:13:20Z
     config = recorder_config(
         url="ws://127.0.0.1:9", streams="btcusdt@trade", out=tmp_path / "r.gz", rotate_minutes=1
     )

@@ -63,7 +63,7 @@ def _report() -> dict[str, Any]:
         ],
     }
     return {
-        "schema": "stormproof.gameday/v1",
+        "schema": "stormproof.gameday/v2",
         "gameday": "smoke",
         "started_at": "2026-11-21T10:00:00Z",
         "finished_at": "2026-11-21T10:04:30Z",

@@ -6,7 +6,7 @@ import pytest
 
 from engine.config import Secret, load_settings, parse_config
 from engine.core.errors import ConfigError
-from engine.runtime.logging import configure_logging, get_logger, register_secrets
+from plumbing.logging import configure_logging, get_logger, register_secrets
 
 pytestmark = pytest.mark.unit
 

@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from engine.marketdata.binance import RawTrade
+from replay.binance import TradeEvent
 from replay.derived import DAY_MS, DerivedStreams
 
 pytestmark = pytest.mark.unit
 
 
-def trade(trade_id: int, time_ms: int, price: str, qty: str = "1.0") -> RawTrade:
-    return RawTrade(E=time_ms, s="BTCUSDT", t=trade_id, p=price, q=qty, T=time_ms, m=False)
+def trade(trade_id: int, time_ms: int, price: str, qty: str = "1.0") -> TradeEvent:
+    return TradeEvent(E=time_ms, s="BTCUSDT", t=trade_id, p=price, q=qty, T=time_ms, m=False)
 
 
 def test_ticker_statistics_roll_over_24_hours() -> None:

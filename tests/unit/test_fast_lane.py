@@ -93,7 +93,7 @@ def replay(
         "books": {
             symbol: (
                 sync.synced,
-                sync.resyncs,
+                sync.crossings,
                 sync.gaps,
                 sync.book.update_id,
                 list(sync.book.bids.levels()),

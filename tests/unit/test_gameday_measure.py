@@ -91,11 +91,12 @@ def flatten_activity(t_s: float) -> dict[str, object]:
         ([], None),  # flat without a flatten is no time to flatten
     ],
 )
-def test_time_to_flatten_runs_from_the_request_and_counts_flat_only_after_it(
+def test_the_engines_own_time_to_flatten_runs_from_the_request_and_counts_flat_only_after_it(
     activities: list[dict[str, object]], expected_s: float | None
 ) -> None:
     samples = [positions_at(t, q) for t, q in ((1, 0.0), (2, 0.3), (3, 0.5), (5, 0.2), (6, 0.0))]
     obs = Observations(samples=samples, activities=activities, orders=[], fills=[])
     windows = Windows(baseline_start_ns=-10 * S, fault_start_ns=0, fault_end_ns=7 * S, end_ns=8 * S)
-    fault, _ = measure(obs, windows)
-    assert fault["time_to_flatten_s"] == expected_s
+    measured = measure(obs, windows)
+    assert measured.engine_says["time_to_flatten_s"] == expected_s
+    assert "time_to_flatten_s" not in measured.fault, "the judged never grades itself"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.runtime.heap import settle_heap
+from plumbing.heap import settle_heap
 
 pytestmark = pytest.mark.unit
 

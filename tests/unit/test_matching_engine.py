@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.core.book import OrderBook
+from replay.book import OrderBook
 from replay.exchange.errors import BinanceError
 from replay.exchange.matching import MatchingEngine, Status
 from replay.exchange.symbols import ExchangeInfo
@@ -21,7 +21,7 @@ def engine(balances: dict[str, str] | None = None) -> tuple[MatchingEngine, Orde
         KEY, {k: Decimal(v) for k, v in (balances or {"USDT": "100000", "BTC": "1"}).items()}
     )
     book = OrderBook()
-    book.reset(
+    book.load_snapshot(
         bids=[(100.0, 1.0), (99.0, 2.0), (98.0, 5.0)],
         asks=[(101.0, 1.0), (102.0, 2.0), (103.0, 5.0)],
         update_id=1,
@@ -249,7 +249,7 @@ def test_resting_order_fills_when_the_replayed_book_moves_through_it() -> None:
     order = place(
         m, order_type="LIMIT", price=Decimal("100.5"), quantity=Decimal("0.5"), time_in_force="GTC"
     )
-    book.apply(bids=[], asks=[(100.4, 2.0)], update_id=2)
+    book.apply_levels(bids=[], asks=[(100.4, 2.0)], update_id=2)
     m.on_book_levels("BTCUSDT", bids=[], asks=[(100.4, 2.0)])
     assert order.status is Status.FILLED
     assert order.fills[0].price == Decimal("100.5")

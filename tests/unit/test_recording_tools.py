@@ -14,9 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 import replay.cli_tools  # noqa: F401 - registers the commands on the app
-from engine.core.book import DepthDiff, DepthSync, parse_levels
-from engine.marketdata.binance import RawSnapshot
+from engine.core.book import DepthDiff as EngineDiff
+from engine.core.book import DepthSync
+from engine.marketdata.binance import Reply, parse_combined, parse_snapshot
+from replay.binance import DepthSnapshot
 from replay.cli import app
+from replay.depth_sync import DepthDiff
 from replay.messages import classify
 from replay.recording import Record, RecordingWriter, read_records
 from replay.synth import SynthSpec, write_recording
@@ -56,20 +59,23 @@ def inspect(*paths: Path) -> dict:
 
 
 def follow(records: Iterable[Record]) -> DepthSync:
-    """A single-symbol client: DepthSync over every snapshot and diff, in file order."""
+    """A single-symbol client, as the engine's feed is one: the engine's own parser and
+    DepthSync over every snapshot and diff, in file order (a judge of the replay's tools that
+    shares none of their code)."""
     sync = DepthSync()
     for record in records:
         if record.is_disconnect:
             sync.reset()
             continue
-        item = classify(record.payload)
-        if item.kind == "snapshot":
-            assert isinstance(item.event, RawSnapshot)
-            snap = item.event
-            sync.on_snapshot(snap.lastUpdateId, parse_levels(snap.bids), parse_levels(snap.asks))
-        elif item.kind == "depth":
-            assert isinstance(item.event, DepthDiff)
-            sync.on_diff(item.event)
+        kind = classify(record.payload).kind
+        if kind == "snapshot":
+            sync.on_snapshot(*parse_snapshot(record.payload))
+        elif kind == "depth":
+            parsed = parse_combined(record.payload)
+            assert not isinstance(parsed, Reply)
+            _, _, diff = parsed
+            assert isinstance(diff, EngineDiff)
+            sync.on_diff(diff)
     return sync
 
 
@@ -183,7 +189,7 @@ def test_a_slice_starts_with_a_snapshot_and_ends_on_the_full_files_book(
     first_diff = next(classify(r.payload).event for r in reread if kind(r) == "depth")
     assert isinstance(first_diff, DepthDiff)
     snapshot = classify(reread[0].payload).event
-    assert isinstance(snapshot, RawSnapshot)
+    assert isinstance(snapshot, DepthSnapshot)
     assert first_diff.first_update_id <= snapshot.lastUpdateId + 1 <= first_diff.final_update_id
 
     from_slice = follow(reread)

@@ -1,14 +1,14 @@
 import pytest
 
-from engine.core.book import DepthDiff
-from engine.marketdata.binance import RawSnapshot
+from replay.binance import DepthSnapshot
+from replay.depth_sync import DepthDiff
 from replay.market import ReplayMarket
 
 pytestmark = pytest.mark.unit
 
 
-def snapshot(last: int, bid: float, ask: float) -> RawSnapshot:
-    return RawSnapshot(last, [(f"{bid:.8f}", "1.0")], [(f"{ask:.8f}", "1.0")])
+def snapshot(last: int, bid: float, ask: float) -> DepthSnapshot:
+    return DepthSnapshot(last, [(f"{bid:.8f}", "1.0")], [(f"{ask:.8f}", "1.0")])
 
 
 def test_leading_snapshots_of_several_symbols_are_claimed_by_their_first_diffs() -> None:

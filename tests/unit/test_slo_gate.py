@@ -238,11 +238,51 @@ def test_scenario_that_could_not_run_has_only_inconclusive_slos() -> None:
     assert via_evaluate.slos[0].verdict is UNKNOWN
 
 
-# --- the gate -----------------------------------------------------------------------------------
+# --- the gate: strict, the default -------------------------------------------------------------
+
+
+def test_any_failed_slo_fails_the_strict_gate_whatever_its_weight_or_the_score() -> None:
+    results = [judged(PASS, name=f"ok{i}") for i in range(30)]
+    results.append(judged(FAIL, name="slippage_bps", weight=0.1))
+    result = gate(one_scenario(*results))
+    assert result.score > 0.95 and result.mode == "strict"
+    assert result.verdict is FAIL and result.exit_code == 1
+    assert [r.split(":")[0] for r in result.reasons] == ["s/slippage_bps"]
+
+
+def test_strict_gate_is_inconclusive_on_a_key_slo_without_data_and_warns_on_other_gaps() -> None:
+    key_gap = gate(one_scenario(judged(PASS), judged(UNKNOWN, name="orders_lost", key=True)))
+    assert key_gap.verdict is UNKNOWN and key_gap.exit_code == 1
+    other_gap = gate(one_scenario(judged(PASS, key=True), judged(UNKNOWN, name="intake_p99_ms")))
+    assert other_gap.verdict is WARN and other_gap.exit_code == 0
+    assert other_gap.reasons[0].startswith("s/intake_p99_ms")
+
+
+def test_strict_gate_warns_on_any_warning_band_and_passes_only_a_clean_sheet() -> None:
+    assert gate(one_scenario(judged(PASS), judged(WARN))).verdict is WARN
+    clean = gate(one_scenario(judged(PASS, key=True), judged(PASS)))
+    assert clean.verdict is PASS and clean.reasons == (
+        "all 2 SLOs passed, every key SLO among them",
+    )
+
+
+def test_strict_gate_is_inconclusive_when_a_scenario_could_not_run() -> None:
+    ran = ScenarioResult(name="a", slos=[judged(PASS)])
+    broken = ScenarioResult(name="b", slos=[judged(PASS)], error="fault not proven injected")
+    result = gate([ran, broken])
+    assert result.verdict is UNKNOWN and "b: scenario could not run" in result.reasons[0]
+
+
+def test_an_unknown_gate_mode_is_refused() -> None:
+    with pytest.raises(GameDayConfigError, match="gate mode"):
+        gate([], mode="lenient")  # type: ignore[arg-type]
+
+
+# --- the gate: score mode (opt in) ----------------------------------------------------------------
 
 
 def test_everything_passing_passes_with_exit_0() -> None:
-    result = gate(one_scenario(judged(PASS, key=True), judged(PASS)))
+    result = gate(one_scenario(judged(PASS, key=True), judged(PASS)), mode="score")
     assert result.verdict is PASS and result.score == 1.0 and result.exit_code == 0
     assert result.counts == {"pass": 2, "warn": 0, "fail": 0, "inconclusive": 0}
 
@@ -250,21 +290,24 @@ def test_everything_passing_passes_with_exit_0() -> None:
 def test_key_slo_failure_fails_the_gate_even_with_a_high_score() -> None:
     results = [judged(PASS, name=f"ok{i}") for i in range(30)]
     results.append(judged(FAIL, name="orders_duplicated", key=True))
-    result = gate(one_scenario(*results))
+    result = gate(one_scenario(*results), mode="score")
     assert result.score > 0.95
     assert result.verdict is FAIL and result.exit_code == 1
     assert len(result.reasons) == 1 and result.reasons[0].startswith("s/orders_duplicated [key]:")
 
 
 def test_inconclusive_key_slo_makes_the_gate_inconclusive_with_exit_1() -> None:
-    result = gate(one_scenario(judged(UNKNOWN, name="rto_s", key=True), judged(PASS), judged(PASS)))
+    result = gate(
+        one_scenario(judged(UNKNOWN, name="rto_s", key=True), judged(PASS), judged(PASS)),
+        mode="score",
+    )
     assert result.verdict is UNKNOWN and result.exit_code == 1
     assert any("rto_s" in reason for reason in result.reasons)
 
 
 def test_failed_non_key_slo_caps_the_gate_at_warn_whatever_the_score() -> None:
     results = [judged(PASS, name=f"ok{i}") for i in range(30)] + [judged(FAIL, name="feed_s")]
-    result = gate(one_scenario(*results))
+    result = gate(one_scenario(*results), mode="score")
     assert result.score >= 0.9
     assert result.verdict is WARN and result.exit_code == 0
     assert any("feed_s" in reason for reason in result.reasons)
@@ -272,11 +315,11 @@ def test_failed_non_key_slo_caps_the_gate_at_warn_whatever_the_score() -> None:
 
 def test_key_slo_in_its_warning_band_caps_the_gate_at_warn() -> None:
     results = [judged(PASS, name=f"ok{i}") for i in range(30)] + [judged(WARN, key=True)]
-    assert gate(one_scenario(*results)).verdict is WARN
+    assert gate(one_scenario(*results), mode="score").verdict is WARN
 
 
 def test_score_below_warn_score_fails_without_any_key_slo() -> None:
-    result = gate(one_scenario(judged(PASS), judged(FAIL), judged(UNKNOWN)))
+    result = gate(one_scenario(judged(PASS), judged(FAIL), judged(UNKNOWN)), mode="score")
     assert result.score == pytest.approx(1 / 3)
     assert result.verdict is FAIL
     assert any("warn_score" in reason for reason in result.reasons)
@@ -286,7 +329,8 @@ def test_score_sunk_only_by_missing_data_is_inconclusive_not_fail() -> None:
     result = gate(
         one_scenario(
             judged(PASS), judged(PASS), judged(UNKNOWN, name="a"), judged(UNKNOWN, name="b")
-        )
+        ),
+        mode="score",
     )
     assert result.score == 0.5 and result.verdict is UNKNOWN and result.exit_code == 1
     assert "only because of inconclusive SLOs (1.000 if they had passed)" in result.reasons[0]
@@ -295,27 +339,29 @@ def test_score_sunk_only_by_missing_data_is_inconclusive_not_fail() -> None:
 
 def test_score_between_warn_and_pass_score_warns() -> None:
     # 3 pass + 1 warn = 3.5 / 4 = 0.875
-    result = gate(one_scenario(judged(PASS), judged(PASS), judged(PASS), judged(WARN)))
+    result = gate(
+        one_scenario(judged(PASS), judged(PASS), judged(PASS), judged(WARN)), mode="score"
+    )
     assert result.score == 0.875 and result.verdict is WARN
 
 
 def test_weights_change_the_score() -> None:
-    heavy_pass = gate(one_scenario(judged(PASS, weight=3), judged(FAIL, weight=1)))
-    heavy_fail = gate(one_scenario(judged(PASS, weight=1), judged(FAIL, weight=3)))
+    heavy_pass = gate(one_scenario(judged(PASS, weight=3), judged(FAIL, weight=1)), mode="score")
+    heavy_fail = gate(one_scenario(judged(PASS, weight=1), judged(FAIL, weight=3)), mode="score")
     assert heavy_pass.score == 0.75 and heavy_pass.verdict is WARN
     assert heavy_fail.score == 0.25 and heavy_fail.verdict is FAIL
 
 
 def test_gate_thresholds_are_configurable() -> None:
     scenario = one_scenario(judged(PASS), judged(WARN))  # 0.75
-    assert gate(scenario, pass_score=0.7, warn_score=0.5).verdict is PASS
-    assert gate(scenario, pass_score=0.9, warn_score=0.8).verdict is FAIL
+    assert gate(scenario, pass_score=0.7, warn_score=0.5, mode="score").verdict is PASS
+    assert gate(scenario, pass_score=0.9, warn_score=0.8, mode="score").verdict is FAIL
 
 
 def test_scenario_that_could_not_run_keeps_the_gate_from_passing() -> None:
     ran = ScenarioResult(name="a", slos=[judged(PASS, name=f"ok{i}") for i in range(30)])
     broken = ScenarioResult(name="b", slos=[judged(PASS)], error="toxiproxy unreachable")
-    result = gate([ran, broken])
+    result = gate([ran, broken], mode="score")
     assert result.verdict is UNKNOWN and result.exit_code == 1
     assert any("b: scenario could not run: toxiproxy unreachable" in r for r in result.reasons)
 
@@ -349,8 +395,12 @@ judged_slos = st.builds(
 @given(st.lists(st.lists(judged_slos, max_size=6), max_size=4))
 def test_gate_properties(groups: list[list[SloResult]]) -> None:
     scenarios = [ScenarioResult(name=f"s{i}", slos=g) for i, g in enumerate(groups)]
-    result = gate(scenarios)
+    result = gate(scenarios, mode="score")
+    strict = gate(scenarios)
     slos = [r for g in groups for r in g]
+    assert (strict.verdict is FAIL) == any(r.verdict is FAIL for r in slos)
+    if strict.verdict is PASS:
+        assert slos and all(r.verdict is PASS for r in slos)
     assert 0.0 <= result.score <= 1.0
     assert sum(result.counts.values()) == len(slos)
     assert result.exit_code == (0 if result.verdict in (PASS, WARN) else 1)
@@ -540,8 +590,10 @@ def test_missing_game_day_file_is_a_config_error(tmp_path: Path) -> None:
 # --- reports ------------------------------------------------------------------------------------
 
 
-def run(repo: Path, *, rto: float | None = 1.0, error: str | None = None) -> dict[str, Any]:
-    """A report for the smoke game day with the given RTO."""
+def run(
+    repo: Path, *, rto: float | None = 1.0, error: str | None = None, switch_s: float = 2.0
+) -> dict[str, Any]:
+    """A report for the smoke game day with the given RTO and feed-switch time."""
     day = load_gameday(write_gameday(repo, SMOKE))
     kill, cut = day.scenarios
     values = {
@@ -553,9 +605,11 @@ def run(repo: Path, *, rto: float | None = 1.0, error: str | None = None) -> dic
     }
     results = [
         evaluate_scenario(kill, values=values, baselines={"slippage_bps": 1.0}),
-        evaluate_scenario(cut, values={"time_to_switch_feed_s": 2.0}, error=error),
+        evaluate_scenario(cut, values={"time_to_switch_feed_s": switch_s}, error=error),
     ]
-    decided = gate(results, pass_score=day.pass_score, warn_score=day.warn_score)
+    decided = gate(
+        results, pass_score=day.pass_score, warn_score=day.warn_score, mode=day.gate_mode
+    )
     return report_dict(
         day,
         decided,
@@ -648,7 +702,7 @@ def test_junit_counts_and_failure_names_the_slo(repo: Path, tmp_path: Path) -> N
 
 def test_junit_inconclusive_is_an_error_not_a_skip(repo: Path, tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
-    write_junit(path, run(repo, rto=None))
+    write_junit(path, run(repo, rto=None, switch_s=0.5))
     root = parse_junit(path)
     case = root.find(".//testcase[@name='rto_s']")
     assert case is not None

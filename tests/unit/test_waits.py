@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from engine.runtime.waits import raise_if_cancelled, wait_set, within
+from plumbing.waits import raise_if_cancelled, wait_set, within
 
 pytestmark = pytest.mark.unit
 

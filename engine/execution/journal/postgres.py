@@ -33,7 +33,7 @@ from engine.execution.journal.base import (
     order_row,
     parent_from_row,
 )
-from engine.runtime.waits import raise_if_cancelled
+from plumbing.waits import raise_if_cancelled
 
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[DictRow]

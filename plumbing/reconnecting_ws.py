@@ -5,9 +5,13 @@
 
 Each iteration yields an open connection. The body catches ConnectionClosed and continues (as
 with websockets); when the body moves on, or the connection cannot be opened, the iterator
-sleeps for the next backoff delay (full jitter) and
-yields a new connection; the backoff resets once a connection has been healthy for
-`healthy_after_ms`. `classify` decides which errors are worth retrying; anything fatal is raised.
+sleeps for the backoff's next delay and yields a new connection; the backoff resets once a
+connection has been healthy for `healthy_after_ms`. `classify` decides which errors are worth
+retrying; anything fatal is raised.
+
+Domain-free: the caller brings the backoff (anything with `next_delay_ms()` and `reset()`, full
+jitter in both the engine's feed and the replay's recorder) and the clock that times a
+connection's health.
 """
 
 from __future__ import annotations
@@ -15,13 +19,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from enum import StrEnum
+from typing import Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from engine.core.backoff import Backoff
-from engine.core.clock import Clock
+from plumbing.clock import MonotonicClock
+
+__all__ = ["BackoffPolicy", "ErrorKind", "classify_ws_error", "connect"]
+
+
+class BackoffPolicy(Protocol):
+    """The delays between attempts: the next one after a failure, from the start after a
+    healthy period."""
+
+    def next_delay_ms(self) -> float: ...
+
+    def reset(self) -> None: ...
 
 
 class ErrorKind(StrEnum):
@@ -42,8 +57,8 @@ def classify_ws_error(exc: BaseException) -> ErrorKind:
 async def connect(
     url: str,
     *,
-    backoff: Backoff,
-    clock: Clock,
+    backoff: BackoffPolicy,
+    clock: MonotonicClock,
     classify: Callable[[BaseException], ErrorKind] = classify_ws_error,
     healthy_after_ms: int = 10_000,
     open_timeout_ms: int = 5_000,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.clock import Clock
+from plumbing.clock import MonotonicClock
 
 
 class RateLimitedLog:
-    def __init__(self, logger: Any, clock: Clock, *, interval_ms: int = 60_000) -> None:
+    def __init__(self, logger: Any, clock: MonotonicClock, *, interval_ms: int = 60_000) -> None:
         self._log = logger
         self._clock = clock
         self._interval_ns = interval_ms * 1_000_000

@@ -1,11 +1,11 @@
 """Garbage collection settled for latency once a process has started.
 
 CPython's cyclic collector walks every tracked container in the generation it collects, and a
-full collection walks them all. By the time the engine is ready, the heap holds what importing
-ccxt, aiohttp, redis-py and Prometheus built, plus config and venue metadata: hundreds of
-thousands of objects that live as long as the process and that each full collection would walk
-again, on the event loop, in the middle of a tick. `gc.freeze()` moves them to the permanent
-generation, which collections skip; what the services allocate afterwards is collected as
+full collection walks them all. By the time a service is ready, the heap holds what its imports
+(ccxt, aiohttp, redis-py, Prometheus...) and its startup built: hundreds of thousands of objects
+that live as long as the process and that each full collection would walk again, on the event
+loop, in the middle of handling a message. `gc.freeze()` moves them to the permanent
+generation, which collections skip; what the process allocates afterwards is collected as
 before. Thresholds are left at CPython's defaults: a larger young generation means fewer but
 longer pauses, the wrong trade for tail latency.
 """

@@ -1,0 +1,250 @@
+"""Faults proven injected: what each experiment declares as evidence, and whether what the
+harness's watcher observed proves it. Pure: the watcher (`harness.gameday.watch`) does the I/O.
+
+An experiment declares its evidence in Chaos Toolkit's `extensions` block, and, when its
+method prepares before it strikes, which activity is the fault (the engine's reaction times run
+from that activity's start; by default from the method's):
+
+    "extensions": [{"name": "stormproof",
+        "fault_starts_at": "kill-execution-mid-order",
+        "evidence": [
+            {"kind": "process_restarted", "process": "engine-execution"},
+            {"kind": "orders_in_flight", "activity": "kill-execution-mid-order", "min": 1}]}]
+
+Every item must be proven by a source other than the engine and other than the action that
+injected the fault saying so itself:
+
+    link_down          {link}            Toxiproxy's API showed the proxy disabled
+    toxic              {link, type}      Toxiproxy's API showed a toxic of that type on the proxy
+    process_restarted  {process}         a PID of the process vanished from /proc and another
+                                         PID took its name (the supervisor's state, checked
+                                         against /proc)
+    process_down       {process}         a PID of the process vanished from /proc
+    process_frozen     {process}         /proc showed the process stopped (state T)
+    venue_fault        {fault, min}      the simulator's fault log: a fault of that kind started
+                                         in the window and was applied to >= min requests
+    feed_fault         {fault, min}      the replay's fault log, likewise
+    venue_refused      {status, min}     the simulator's own counters of 429 or 418 answers grew
+                                         by >= min during the window
+    orders_in_flight   {activity, min}   at the kill, the simulator held >= min order requests
+                                         it had not answered yet (read from the simulator by the
+                                         kill action, just before it killed)
+    market_drop        {min_drop_pct}    the replay's own mid fell by >= min_drop_pct within the
+                                         window
+
+`process` may end with `*` (engine-execution* is either execution instance). No evidence, or
+evidence not proven, makes the scenario inconclusive: a fault that did not happen proves
+nothing about the engine.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import GameDayConfigError
+
+KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (required keys, optional keys)
+    "link_down": (("link",), ()),
+    "toxic": (("link", "type"), ()),
+    "process_restarted": (("process",), ()),
+    "process_down": (("process",), ()),
+    "process_frozen": (("process",), ()),
+    "venue_fault": (("fault",), ("min",)),
+    "feed_fault": (("fault",), ("min",)),
+    "venue_refused": (("status",), ("min",)),
+    "orders_in_flight": (("activity",), ("min",)),
+    "market_drop": (("min_drop_pct",), ()),
+}
+EXTENSION = "stormproof"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evidence:
+    kind: str
+    params: Mapping[str, Any]
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.kind}({args})"
+
+
+def _blocks(experiment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in experiment.get("extensions") or []
+        if isinstance(e, dict) and e.get("name") == EXTENSION
+    ]
+
+
+def fault_activity(experiment: Mapping[str, Any], *, where: str) -> str | None:
+    """The name of the method activity that is the fault, if the experiment says; it must be
+    one of its method's activities."""
+    names = [b["fault_starts_at"] for b in _blocks(experiment) if "fault_starts_at" in b]
+    if not names:
+        return None
+    name = names[-1]
+    method = {str(a.get("name")) for a in experiment.get("method") or [] if isinstance(a, dict)}
+    if not isinstance(name, str) or name not in method:
+        raise GameDayConfigError(f"{where}: fault_starts_at {name!r} is no activity of the method")
+    return name
+
+
+def declared(experiment: Mapping[str, Any], *, where: str) -> list[Evidence]:
+    """The evidence an experiment declares; a clear error for anything malformed."""
+    blocks = _blocks(experiment)
+    for block in blocks:
+        unknown = sorted(set(block) - {"name", "evidence", "fault_starts_at"})
+        if unknown:
+            raise GameDayConfigError(f"{where}: extension stormproof: unknown key {unknown[0]!r}")
+    items: list[Any] = [item for block in blocks for item in block.get("evidence") or []]
+    out = []
+    for index, item in enumerate(items):
+        at = f"{where}: evidence[{index}]"
+        if not isinstance(item, dict) or "kind" not in item:
+            raise GameDayConfigError(f"{at}: an object with a 'kind' is required")
+        kind = item["kind"]
+        if kind not in KINDS:
+            raise GameDayConfigError(f"{at}: unknown kind {kind!r}; one of {', '.join(KINDS)}")
+        required, optional = KINDS[kind]
+        params = {k: v for k, v in item.items() if k != "kind"}
+        missing = [k for k in required if k not in params]
+        unknown = sorted(set(params) - set(required) - set(optional))
+        if missing:
+            raise GameDayConfigError(f"{at}: {kind} needs {', '.join(missing)}")
+        if unknown:
+            raise GameDayConfigError(f"{at}: {kind} does not take {', '.join(unknown)}")
+        minimum = params.get("min", 1)
+        if isinstance(minimum, bool) or not isinstance(minimum, int | float) or minimum < 1:
+            raise GameDayConfigError(f"{at}: min must be a number >= 1")
+        out.append(Evidence(kind=kind, params=params))
+    return out
+
+
+@dataclass(kw_only=True)
+class Observed:
+    """What the watcher saw between the method's start and the experiment's end."""
+
+    disabled_links: set[str] = field(default_factory=set)
+    toxics: dict[str, set[str]] = field(default_factory=dict)
+    """link -> toxic types seen on it."""
+    pids: dict[str, list[int]] = field(default_factory=dict)
+    """process name -> every PID seen under it, in order."""
+    vanished: set[int] = field(default_factory=set)
+    """PIDs seen alive, later absent from /proc."""
+    frozen: set[str] = field(default_factory=set)
+    """Process names seen in state T."""
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """The replay's fault log entries that started in the window."""
+    refused_before: dict[int, int] = field(default_factory=dict)
+    refused_after: dict[int, int] = field(default_factory=dict)
+    """The simulator's counters: HTTP status (429, 418) -> answers so far."""
+    activity_outputs: dict[str, Any] = field(default_factory=dict)
+    mids: Sequence[tuple[int, float]] = ()
+    """The replay's mid during the window: (ts_ms, mid)."""
+    errors: list[str] = field(default_factory=list)
+    """Sources the watcher could not read."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proof:
+    evidence: Evidence
+    proven: bool
+    detail: str
+
+
+def prove(evidence: Evidence, seen: Observed) -> Proof:
+    p = evidence.params
+    minimum = p.get("min", 1)
+
+    def result(proven: bool, detail: str) -> Proof:
+        return Proof(evidence=evidence, proven=proven, detail=detail)
+
+    kind = evidence.kind
+    if kind == "link_down":
+        return result(
+            p["link"] in seen.disabled_links, f"disabled links seen: {_s(seen.disabled_links)}"
+        )
+    if kind == "toxic":
+        types = seen.toxics.get(p["link"], set())
+        return result(p["type"] in types, f"toxics seen on {p['link']}: {_s(types)}")
+    if kind in ("process_restarted", "process_down"):
+        names = _names(seen.pids, p["process"])
+        for name in names:
+            pids = seen.pids[name]
+            gone = [pid for pid in pids if pid in seen.vanished]
+            if kind == "process_down" and gone:
+                return result(True, f"{name}: pid {gone[0]} vanished")
+            if (
+                kind == "process_restarted"
+                and gone
+                and any(pid not in gone for pid in pids[pids.index(gone[0]) + 1 :])
+            ):
+                return result(True, f"{name}: pids {pids}, {gone} vanished")
+        return result(False, f"pids seen: {({n: seen.pids[n] for n in names}) or 'none'}")
+    if kind == "process_frozen":
+        names = _names(seen.pids, p["process"])
+        frozen = sorted(n for n in names if n in seen.frozen)
+        return result(bool(frozen), f"stopped processes seen: {_s(frozen)}")
+    if kind in ("venue_fault", "feed_fault"):
+        scope = "venue" if kind == "venue_fault" else "feed"
+        hits = [f for f in seen.faults if f.get("scope") == scope and f.get("kind") == p["fault"]]
+        applied = sum(int(f.get("applied", 0) or 0) for f in hits)
+        if scope == "feed":  # a feed fault's log has no count: started is applied
+            applied = max(applied, len(hits))
+        return result(
+            applied >= minimum, f"{len(hits)} {p['fault']} fault(s), applied {applied} time(s)"
+        )
+    if kind == "venue_refused":
+        status = int(p["status"])
+        grew = seen.refused_after.get(status, 0) - seen.refused_before.get(status, 0)
+        return result(grew >= minimum, f"{grew} answer(s) {status} during the window")
+    if kind == "orders_in_flight":
+        output = seen.activity_outputs.get(p["activity"])
+        count = output.get("in_flight") if isinstance(output, dict) else None
+        if not isinstance(count, int):
+            return result(False, f"activity {p['activity']!r} reported no in_flight count")
+        return result(count >= minimum, f"{count} order request(s) in flight at the kill")
+    if kind == "market_drop":
+        drop = largest_drop_pct(seen.mids)
+        return result(
+            drop is not None and drop >= float(p["min_drop_pct"]),
+            f"largest fall of the replay's mid: {'none' if drop is None else f'{drop:.2f}%'}",
+        )
+    raise AssertionError(kind)  # declared() admits no other kind
+
+
+def largest_drop_pct(mids: Sequence[tuple[int, float]]) -> float | None:
+    """The largest fall from a running high, in percent."""
+    high: float | None = None
+    worst: float | None = None
+    for _, mid in mids:
+        if mid <= 0:
+            continue
+        high = mid if high is None else max(high, mid)
+        fall = (high - mid) / high * 100
+        worst = fall if worst is None else max(worst, fall)
+    return worst
+
+
+def _names(pids: Mapping[str, list[int]], pattern: str) -> list[str]:
+    return sorted(name for name in pids if fnmatch.fnmatchcase(name, pattern))
+
+
+def _s(values: Any) -> str:
+    return ", ".join(sorted(str(v) for v in values)) or "none"
+
+
+def unproven(proofs: Sequence[Proof], declared_count: int) -> str | None:
+    """The reason a scenario is inconclusive for want of evidence, or None."""
+    if declared_count == 0:
+        return "the experiment declares no evidence of its fault: inconclusive"
+    missing = [p for p in proofs if not p.proven]
+    if missing:
+        return "fault not proven injected: " + "; ".join(
+            f"{p.evidence.describe()}: {p.detail}" for p in missing
+        )
+    return None

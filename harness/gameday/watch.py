@@ -1,0 +1,125 @@
+"""The evidence watcher: while an experiment runs, it looks at the sources that can prove its
+fault happened, none of them the engine: Toxiproxy's API (proxies and toxics), /proc (which
+PIDs live, which are stopped), and at the end the simulator's and the replay's own logs and
+counters and the activities' outputs. What it saw becomes `evidence.Observed`.
+
+Toxiproxy is read with a plain GET of /proxies (a deadline on every call; the client library
+has none) every `interval_ms`: a toxic or a disabled proxy that lasts less than that can be
+missed, and then the scenario says so (inconclusive), never that it happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.stackref import HOST, control_token, control_url, http
+from harness.gameday.evidence import Observed
+from harness.stack import Stack
+
+REFUSAL_COUNTERS = {429: "too_many_429", 418: "banned_418"}
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of /proc/<pid>/stat (R, S, T, Z...), None when the PID is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw.rsplit(")", 1)[-1].split()[0] if ")" in raw else None
+
+
+def venue_refusals(stack: Stack) -> dict[int, int]:
+    """The simulator's own counters of 429 and 418 answers, summed over client addresses."""
+    code, status = http("GET", f"{control_url(stack)}/status", token=control_token(stack))
+    if code != 200 or not isinstance(status, dict):
+        raise OSError(f"replay /status answered {code}")
+    totals = dict.fromkeys(REFUSAL_COUNTERS, 0)
+    for counters in (status.get("rate_limits") or {}).values():
+        for http_status, key in REFUSAL_COUNTERS.items():
+            totals[http_status] += int(counters.get(key, 0))
+    return totals
+
+
+class EvidenceWatcher(threading.Thread):
+    def __init__(self, stack: Stack, *, interval_ms: int = 100) -> None:
+        super().__init__(name="evidence-watcher", daemon=True)
+        self.stack = stack
+        self.interval_s = interval_ms / 1000
+        self.seen = Observed()
+        self._halt = threading.Event()
+        self._toxiproxy = f"http://{HOST}:{stack.ports['toxiproxy']}/proxies"
+        self.started_ns = 0
+
+    def start(self) -> None:
+        self.started_ns = time.time_ns()
+        try:
+            self.seen.refused_before = venue_refusals(self.stack)
+        except OSError as exc:
+            self.seen.errors.append(f"simulator counters before the fault: {exc}")
+        self._look()
+        super().start()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval_s):
+            self._look()
+
+    def finish(self, activities: list[dict[str, Any]]) -> Observed:
+        """Stop watching and read what the logs and counters say about the window."""
+        self._halt.set()
+        self.join(timeout=5)
+        self._look()
+        seen = self.seen
+        try:
+            seen.refused_after = venue_refusals(self.stack)
+        except OSError as exc:
+            seen.errors.append(f"simulator counters after the fault: {exc}")
+        token = control_token(self.stack)
+        code, body = http("GET", f"{control_url(self.stack)}/faults", token=token)
+        if code == 200 and isinstance(body, dict):
+            seen.faults = [f for f in body["faults"] if f.get("start_ns", 0) >= self.started_ns]
+        else:
+            seen.errors.append(f"replay fault log: {code}")
+        since_ms = self.started_ns // 1_000_000
+        code, body = http(
+            "GET", f"{control_url(self.stack)}/truth/mids?since_ms={since_ms}", token=token
+        )
+        if code == 200 and isinstance(body, dict):
+            seen.mids = [(p["ts_ms"], p["mid"]) for p in body.get("mids", [])]
+        for record in activities:
+            if record.get("phase") == "activity" and record.get("event") == "end":
+                seen.activity_outputs[str(record.get("name"))] = record.get("output")
+        return seen
+
+    def _look(self) -> None:
+        try:
+            with urllib.request.urlopen(self._toxiproxy, timeout=1) as response:
+                proxies = json.loads(response.read())
+            for name, proxy in proxies.items():
+                if not proxy.get("enabled", True):
+                    self.seen.disabled_links.add(name)
+                types = {t.get("type") for t in proxy.get("toxics", [])}
+                if types:
+                    self.seen.toxics.setdefault(name, set()).update(types)
+        except (OSError, ValueError) as exc:
+            if not self.seen.errors or "toxiproxy" not in self.seen.errors[-1]:
+                self.seen.errors.append(f"toxiproxy: {exc}")
+        with contextlib.suppress(Exception):
+            for name, process in self.stack.state()["processes"].items():
+                pid = process.get("pid")
+                if pid and process.get("running"):
+                    known = self.seen.pids.setdefault(name, [])
+                    if pid not in known:
+                        known.append(int(pid))
+        for name, pids in self.seen.pids.items():
+            for pid in pids:
+                state = proc_state(pid)
+                if state is None or state == "Z":
+                    self.seen.vanished.add(pid)
+                elif state in ("T", "t"):
+                    self.seen.frozen.add(name)

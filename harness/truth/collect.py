@@ -1,0 +1,63 @@
+"""Gathering one scenario's ground truth from its sources: the simulator and the replay (control
+API), the submitters' own records (the load generator's intents log, the harness's), and the bus
+observer. Any source that does not answer raises `TruthUnavailable`: the scenario is then
+inconclusive, never judged on half the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.stackref import control_token, control_url, http
+from harness.stack import Stack
+from harness.truth.bus import BusObserver
+from harness.truth.records import Truth, merge_intents
+from harness.truth.submitted import HARNESS_INTENTS, read_submissions
+from harness.truth.venue import TruthUnavailable, replay_mids, venue_orders, venue_refusals
+
+MD_LOOKBACK_MS = 30_000
+"""Market observations kept from before the window: freshness needs the last one before it."""
+
+
+def control_getter(stack: Stack) -> Any:
+    url, token = control_url(stack), control_token(stack)
+    return lambda path: http("GET", f"{url}{path}", token=token, timeout_s=10)
+
+
+def collect(
+    stack: Stack,
+    observer: BusObserver,
+    *,
+    start_ns: int,
+    end_ns: int,
+    load_logs: Iterable[Path],
+) -> Truth:
+    get = control_getter(stack)
+    start_ms = start_ns // 1_000_000
+    loads = read_submissions(load_logs, source="load")
+    harness = read_submissions([stack.run_dir / HARNESS_INTENTS], source="harness")
+    truth = Truth(
+        intents=merge_intents([*loads.intents, *harness.intents, *observer.all_intents()]),
+        orders=venue_orders(get),
+        refusals=venue_refusals(get),
+        answers=observer.answers_since(0),
+        md=observer.md_between(start_ms - MD_LOOKBACK_MS, end_ns // 1_000_000),
+        mids=replay_mids(get, since_ms=start_ms - MD_LOOKBACK_MS),
+    )
+    if loads.unreadable or harness.unreadable:
+        truth.observer_errors.append(
+            f"{loads.unreadable + harness.unreadable} unreadable intent record(s)"
+        )
+    if observer.unreadable:
+        truth.observer_errors.append(
+            f"{observer.unreadable} bus message(s) the observer could not read"
+        )
+    if observer.md_dropped:
+        truth.observer_errors.append(
+            f"the bus observer dropped {observer.md_dropped} market records"
+        )
+    if not observer.is_alive():
+        raise TruthUnavailable("the bus observer is not running")
+    return truth
