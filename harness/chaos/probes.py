@@ -48,18 +48,26 @@ def all_ready(configuration: dict[str, Any] | None = None) -> bool:
 
 
 def wait_until_ready(
-    timeout_s: float = 30.0, configuration: dict[str, Any] | None = None
+    timeout_s: float = 30.0,
+    stable_s: float = 1.0,
+    configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Wait (bounded) until every engine service is ready; how long it took. Ends a method so
-    that the steady state is judged after recovery, not during it."""
-    import time
-
+    """Wait (bounded) until every engine service is ready and has stayed ready for `stable_s`
+    (a thawed process answers at once, then catches up on its backlog and may say not ready for a
+    moment); how long it took. Ends a method so that the steady state is judged after recovery,
+    not during it."""
     started = time.monotonic()
+    ready_since: float | None = None
     while True:
+        now = time.monotonic()
         if all_ready(configuration):
-            return {"ready": True, "waited_s": round(time.monotonic() - started, 3)}
-        if time.monotonic() - started > timeout_s:
-            return {"ready": False, "waited_s": round(time.monotonic() - started, 3)}
+            ready_since = now if ready_since is None else ready_since
+            if now - ready_since >= stable_s:
+                return {"ready": True, "waited_s": round(now - started, 3)}
+        else:
+            ready_since = None
+        if now - started > timeout_s:
+            return {"ready": False, "waited_s": round(now - started, 3)}
         time.sleep(0.1)
 
 

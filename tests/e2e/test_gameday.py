@@ -1,7 +1,8 @@
-"""The gate can fail: the same scenario on a stack without a redundant feed to fail over to
-fails the game day, names the SLO in junit.xml and exits 1. `chaos run`'s exit code plays no
-part: the verdict comes from our own measurements. A baseline steady state that is not met
-makes its scenario inconclusive, never a pass."""
+"""The gate can fail, and it says so only on evidence: the feed-loss scenario on a stack without
+a redundant feed fails the game day, names the SLO in junit.xml and exits 1; a baseline steady
+state that is not met, a method action that raised (`chaos run` exits 0 all the same) and a fault
+that left no evidence each make their scenario inconclusive, never a pass. `chaos run`'s exit
+code plays no part: the verdict comes from our own measurements."""
 
 from __future__ import annotations
 

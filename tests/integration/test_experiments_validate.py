@@ -74,3 +74,13 @@ def test_stormproof_chaos_discover_lists_every_module_of_the_extension(tmp_path:
     assert ("harness.chaos.network", "link_down", "action") in names
     assert ("harness.chaos.restore", "restore_everything", "action") in names
     assert ("harness.chaos.probes", "all_ready", "probe") in names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_declares_the_evidence_its_fault_must_leave(path: Path) -> None:
+    from harness.gameday.evidence import declared, fault_activity
+
+    experiment = json.loads(path.read_text())
+    evidence = declared(experiment, where=path.name)
+    assert evidence, f"{path.name} declares no evidence: a game day would call it inconclusive"
+    fault_activity(experiment, where=path.name)  # names a method activity, if any

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
+from engine.core.messages import OrderType, Side
+from engine.core.orders import OrderRecord, OrderState
 from harness.gameday.measure import Observations, Sample, Windows, failover_ns, measure, rto_ns
 
 pytestmark = pytest.mark.unit
@@ -100,3 +104,34 @@ def test_the_engines_own_time_to_flatten_runs_from_the_request_and_counts_flat_o
     measured = measure(obs, windows)
     assert measured.engine_says["time_to_flatten_s"] == expected_s
     assert "time_to_flatten_s" not in measured.fault, "the judged never grades itself"
+
+
+def journal_order(cid: str, state: OrderState) -> OrderRecord:
+    return OrderRecord(
+        client_order_id=cid,
+        intent_id=cid,
+        child_index=0,
+        venue="binance",
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        qty=Decimal("0.001"),
+        state=state,
+    )
+
+
+def test_orders_recovery_left_unresolved_are_stuck_resting_and_finished_ones_are_not() -> None:
+    orders = [
+        journal_order("sent-never-answered", OrderState.SUBMITTING),
+        journal_order("timed-out", OrderState.UNKNOWN),
+        journal_order("journaled-never-sent", OrderState.PENDING),
+        journal_order("resting", OrderState.OPEN),
+        journal_order("half-filled-resting", OrderState.PARTIALLY_FILLED),
+        journal_order("done", OrderState.FILLED),
+        journal_order("refused", OrderState.REJECTED),
+    ]
+    obs = Observations(samples=[], activities=[], orders=orders, fills=[])
+    windows = Windows(baseline_start_ns=0, fault_start_ns=S, fault_end_ns=2 * S, end_ns=3 * S)
+    measured = measure(obs, windows)
+    assert measured.fault["orders_stuck"] == 3
+    assert measured.engine_says["orders_lost"] == 1, "the journal's own idea of a lost order"
