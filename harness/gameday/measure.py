@@ -13,7 +13,9 @@ The engine's reactions, which only the engine can show (judged as they are):
                            before the fault leads and is ready (an active/standby pair only)
     rto_s                  fault start -> every engine service ready again *and* the venue has
                            received a new order after that (the venue's count: trading with state
-                           restored); None when no service went down
+                           restored); None when no service went down; when the stack had not
+                           recovered by the end of the window, a lower bound (censored: "at least
+                           the window")
     orders_stuck           journal orders still non-terminal at the end that are not resting
                            limits (SUBMITTING, UNKNOWN, PENDING: what recovery failed to resolve)
 
@@ -102,7 +104,8 @@ def time_to_detect_ns(obs: Observations, start_ns: int) -> int | None:
 
 
 def rto_ns(obs: Observations, start_ns: int) -> int | None:
-    """Fault start to ready and trading again; None when nothing went down."""
+    """Fault start to ready and trading again; None when nothing went down or it has not
+    recovered by the last sample (see `rto_lower_bound_ns`)."""
     went_down = first(obs.samples, start_ns, lambda s: not all(s.ready.values()))
     if went_down is None:
         return None
@@ -118,6 +121,15 @@ def rto_ns(obs: Observations, start_ns: int) -> int | None:
         ),
     )
     return None if trading is None else trading - start_ns
+
+
+def rto_lower_bound_ns(obs: Observations, start_ns: int) -> int | None:
+    """When something went down and had not recovered by the last sample: RTO is at least this
+    (the window's length); None otherwise."""
+    went_down = first(obs.samples, start_ns, lambda s: not all(s.ready.values()))
+    if went_down is None or rto_ns(obs, start_ns) is not None or not obs.samples:
+        return None
+    return obs.samples[-1].ts_ns - start_ns
 
 
 def failover_ns(samples: Sequence[Sample], start_ns: int) -> int | None:
@@ -165,6 +177,8 @@ class Measured:
     fault: dict[str, Any]
     baseline: dict[str, Any]
     engine_says: dict[str, Any]
+    censored: frozenset[str] = frozenset()
+    """Measurements that are lower bounds: the window ended before the event."""
 
 
 def measure(obs: Observations, windows: Windows) -> Measured:
@@ -234,6 +248,9 @@ def measure(obs: Observations, windows: Windows) -> Measured:
         "time_to_halt_s": _seconds(halted, start),
         "time_to_failover_s": _seconds(failover_ns(obs.samples, start), start),
         "rto_s": None if (r := rto_ns(obs, start)) is None else round(r / 1e9, 3),
+        "rto_not_before_s": None
+        if (b := rto_lower_bound_ns(obs, start)) is None
+        else round(b / 1e9, 3),
         "orders_stuck": len(stuck),
         "tick_to_order_ms_max": max(latencies) if latencies else None,
         "fault_duration_s": _seconds(windows.fault_end_ns, start),
@@ -249,4 +266,8 @@ def measure(obs: Observations, windows: Windows) -> Measured:
         "slippage_bps_baseline": slippage_bps(base_fills, by_id),
         "fills": len(fault_fills),
     }
-    return Measured(fault=fault, baseline=baseline, engine_says=engine_says)
+    censored: frozenset[str] = frozenset()
+    if fault["rto_s"] is None and fault["rto_not_before_s"] is not None:
+        fault["rto_s"] = fault["rto_not_before_s"]
+        censored = frozenset({"rto_s"})
+    return Measured(fault=fault, baseline=baseline, engine_says=engine_says, censored=censored)

@@ -7,6 +7,7 @@ must catch it and the SLO that must fail:
     gameday: gamedays/full.yaml          # where the scenarios (experiment, SLOs, stack) live
     fast:                                # the subset `make test` runs, on its own game day
       gameday: gamedays/smoke.yaml
+      windows_s: {baseline_s: 5, settle_s: 10}   # shorter windows than the file's (optional)
       mutants: [mutant, ...]
     mutants:
       - name: resend-under-new-id
@@ -69,14 +70,18 @@ class Catalogue:
     mutants: tuple[Mutant, ...]
     fast: tuple[str, ...]
     fast_gameday: Path
+    windows_s: dict[str, float] | None = None
+    """Every scenario's baseline_s / settle_s for these runs (None: the game day's own)."""
+    fast_windows_s: dict[str, float] | None = None
 
     def only_fast(self) -> Catalogue:
-        """The fast subset, played on its own game day."""
+        """The fast subset, played on its own game day with its own windows."""
         return Catalogue(
             gameday=self.fast_gameday,
             mutants=tuple(m for m in self.mutants if m.name in self.fast),
             fast=self.fast,
             fast_gameday=self.fast_gameday,
+            windows_s=self.fast_windows_s,
         )
 
 
@@ -131,8 +136,11 @@ def load_catalogue(path: Path, *, root: Path) -> Catalogue:
         _catches(mutant, slos, gameday_path, at)
         mutants.append(mutant)
     raw_fast = doc.get("fast") or {}
-    if not isinstance(raw_fast, dict) or set(raw_fast) - {"gameday", "mutants"}:
-        raise MutantError(f"{where}: fast must be {{gameday: FILE, mutants: [name, ...]}}")
+    if not isinstance(raw_fast, dict) or set(raw_fast) - {"gameday", "windows_s", "mutants"}:
+        raise MutantError(
+            f"{where}: fast must be {{gameday: FILE, windows_s: {{...}}, mutants: [name, ...]}}"
+        )
+    fast_windows = _windows(raw_fast.get("windows_s"), f"{where}: fast: windows_s")
     fast = tuple(str(n) for n in raw_fast.get("mutants") or [])
     fast_gameday = root / str(raw_fast["gameday"]) if raw_fast.get("gameday") else gameday_path
     by_name = {m.name: m for m in mutants}
@@ -144,8 +152,25 @@ def load_catalogue(path: Path, *, root: Path) -> Catalogue:
         for name in fast:
             _catches(by_name[name], fast_slos, fast_gameday, f"{where}: fast mutant {name!r}")
     return Catalogue(
-        gameday=gameday_path, mutants=tuple(mutants), fast=fast, fast_gameday=fast_gameday
+        gameday=gameday_path,
+        mutants=tuple(mutants),
+        fast=fast,
+        fast_gameday=fast_gameday,
+        fast_windows_s=fast_windows,
     )
+
+
+def _windows(raw: object, where: str) -> dict[str, float] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw or set(raw) - {"baseline_s", "settle_s"}:
+        raise MutantError(f"{where}: a mapping of baseline_s and/or settle_s")
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 600:
+            raise MutantError(f"{where}: {key} must be a number of seconds in (0, 600]")
+        out[str(key)] = float(value)
+    return out
 
 
 def _slos(path: Path, *, root: Path, where: str) -> dict[str, set[str]]:
@@ -273,6 +298,7 @@ def run_mutants(
             catalogue.gameday,
             folder,
             only={scenario},
+            windows_s=catalogue.windows_s,
             progress=_indented(progress),
             **gameday_options,
         )
@@ -286,6 +312,7 @@ def run_mutants(
             catalogue.gameday,
             folder,
             only={mutant.scenario},
+            windows_s=catalogue.windows_s,
             engine_root=copies[mutant.name],
             progress=_indented(progress),
             **gameday_options,

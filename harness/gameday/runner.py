@@ -145,10 +145,12 @@ def run_gameday(
     feeds: int | None = None,
     engine_root: Path | None = None,
     only: set[str] | None = None,
+    windows_s: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Run every scenario of the game day (or those named in `only`) on a fresh local stack;
     write the three reports to out_dir; return the report. `engine_root`: run the engine from
-    this copy (a mutant)."""
+    this copy (a mutant); `windows_s`: every scenario's `baseline_s` / `settle_s` instead of the
+    file's."""
     from harness.gameday.html import render_html
     from harness.gameday.report import report_dict, write_junit, write_report_json
 
@@ -159,6 +161,18 @@ def run_gameday(
             raise GameDayConfigError(f"{path}: no scenario {missing[0]!r}")
         gameday = dataclasses.replace(
             gameday, scenarios=tuple(s for s in gameday.scenarios if s.name in only)
+        )
+    if windows_s:
+        gameday = dataclasses.replace(
+            gameday,
+            scenarios=tuple(
+                dataclasses.replace(
+                    s,
+                    baseline_s=windows_s.get("baseline_s", s.baseline_s),
+                    settle_s=windows_s.get("settle_s", s.settle_s),
+                )
+                for s in gameday.scenarios
+            ),
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")

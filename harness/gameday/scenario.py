@@ -184,7 +184,7 @@ def run_scenario(
     fault: dict[str, Any] = dict(engine.fault)
     baseline: dict[str, Any] = dict(engine.baseline)
     truth_detail: dict[str, Any] = {}
-    censored: set[str] = set()
+    censored: set[str] = set(engine.censored)
     try:
         truth = collect(stack, observer, start_ns=baseline_start, end_ns=end, load_logs=load_logs)
         slis = measure_truth(
@@ -201,7 +201,8 @@ def run_scenario(
         )
         fault.update(slis.fault)
         baseline.update(slis.baseline)
-        truth_detail, censored = slis.detail, slis.censored
+        truth_detail = slis.detail
+        censored |= slis.censored
     except TruthUnavailable as exc:
         error = error or f"ground truth unavailable: {exc}"
     fault["position_drift"] = _persistent_drift(config)

@@ -135,3 +135,25 @@ def test_orders_recovery_left_unresolved_are_stuck_resting_and_finished_ones_are
     measured = measure(obs, windows)
     assert measured.fault["orders_stuck"] == 3
     assert measured.engine_says["orders_lost"] == 1, "the journal's own idea of a lost order"
+
+
+def test_a_stack_still_down_at_the_end_gives_rto_as_a_lower_bound_that_fails_a_max_slo() -> None:
+    from harness.gameday.slo import Slo, evaluate_slo
+
+    one = {"execution": "leader"}
+    samples = [
+        sample(9, roles=one, ready={"execution": True}, orders=5),
+        sample(11, roles={}, ready={"execution": False}, orders=5),
+        sample(25, roles={}, ready={"execution": False}, orders=5),
+    ]
+    obs = Observations(samples=samples, activities=[], orders=[], fills=[])
+    windows = Windows(
+        baseline_start_ns=0, fault_start_ns=10 * S, fault_end_ns=20 * S, end_ns=25 * S
+    )
+    measured = measure(obs, windows)
+    assert measured.fault["rto_s"] == 15.0 and measured.censored == {"rto_s"}
+    rto = Slo(name="rto_s", objective="max", pass_threshold=8.0, warn_threshold=12.0, key=True)
+    verdict = evaluate_slo(rto, scenario="s", value=15.0, censored=True)
+    assert verdict.verdict.value == "fail" and "(the window ended first)" in verdict.message
+    short = evaluate_slo(rto, scenario="s", value=5.0, censored=True)
+    assert short.verdict.value == "inconclusive", "at least 5 s decides nothing against 8 s"
