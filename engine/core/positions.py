@@ -29,6 +29,15 @@ def split_symbol(
     raise ValueError(f"cannot split symbol {symbol!r} into base and quote assets")
 
 
+def order_reduces(side: Side, qty: Decimal, position_qty: Decimal) -> bool:
+    """True when an order of `qty` on `side` moves the position towards zero without crossing
+    it (a non-finite quantity or position never reduces: judged as exposure)."""
+    if not (qty.is_finite() and position_qty.is_finite()) or position_qty == 0 or qty <= 0:
+        return False
+    after = position_qty + (qty if side is Side.BUY else -qty)
+    return abs(after) < abs(position_qty) and (after == 0 or (after > 0) == (position_qty > 0))
+
+
 class PositionBook:
     """Net positions per (venue, symbol); applying the same fill twice changes nothing."""
 

@@ -3,10 +3,16 @@
 A check never raises for a business reason; it denies with a reason a human can read, and the
 risk service publishes that denial. Checks are plain functions over plain data so that the same
 code judges live intents, replayed intents and property tests.
+
+A number a check cannot judge by (a NaN or infinite limit, reference price, quantity or age) is a
+denial, never an approval and never an exception: a NaN compared with a Decimal raises, an
+infinite limit lets anything through, and a NaN age is never "too old". The config refuses such
+limits (engine.config); these checks hold even if one gets past it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -87,13 +93,28 @@ class OrderRateWindow:
 Check = Callable[[Intent, RiskView, RiskLimits], Denial | None]
 
 
+def is_finite(value: Decimal | float | int) -> bool:
+    """Whether a number can be judged by: not NaN, sNaN or +-Infinity (never raises)."""
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return math.isfinite(value)
+
+
+def _unusable_limit(check: str, name: str, value: Decimal | float | int) -> Denial | None:
+    """A denial when a limit is not a finite, non-negative number (None: it is usable)."""
+    if is_finite(value) and value >= 0:
+        return None
+    return Denial(check=check, reason=f"risk limit {name} is {value}, not a usable limit")
+
+
 def signed_qty(intent: Intent) -> Decimal:
     return intent.qty if intent.side is Side.BUY else -intent.qty
 
 
 def reduces_position(intent: Intent, position_qty: Decimal) -> bool:
-    """True when the intent moves the position towards zero without crossing it."""
-    if position_qty == 0:
+    """True when the intent moves the position towards zero without crossing it (never for a
+    quantity or position that is not a finite number: such an intent is judged as an entry)."""
+    if not is_finite(position_qty) or not is_finite(intent.qty) or position_qty == 0:
         return False
     after = position_qty + signed_qty(intent)
     return abs(after) < abs(position_qty) and (after == 0 or (after > 0) == (position_qty > 0))
@@ -120,6 +141,9 @@ def check_intent_age(intent: Intent, view: RiskView, limits: RiskLimits) -> Deni
     """An intent that waited too long (a backlog, a restart) was decided on a gone market."""
     if intent.action == "cancel" or intent.created_ts_ns <= 0 or view.now_ns <= 0:
         return None
+    unusable = _unusable_limit("intent_age", "max_intent_age_ms", limits.max_intent_age_ms)
+    if unusable is not None:
+        return unusable
     age_ms = (view.now_ns - intent.created_ts_ns) / 1_000_000
     if age_ms > limits.max_intent_age_ms:
         return Denial(
@@ -141,6 +165,11 @@ def check_data_freshness(intent: Intent, view: RiskView, limits: RiskLimits) -> 
         return Denial(check="stale_data", reason="the bus is degraded: no new entries")
     if view.data_age_ms is None:
         return Denial(check="stale_data", reason=f"no market data for {intent.symbol} yet")
+    unusable = _unusable_limit("stale_data", "max_data_age_ms", limits.max_data_age_ms)
+    if unusable is not None:
+        return unusable
+    if not is_finite(view.data_age_ms):
+        return Denial(check="stale_data", reason=f"market data age is {view.data_age_ms}")
     if view.data_age_ms > limits.max_data_age_ms:
         return Denial(
             check="stale_data",
@@ -164,8 +193,12 @@ def entry_block_reason(
         return f"trading state {trading_state.value}"
     if bus_degraded:
         return "the bus is degraded"
+    if _unusable_limit("stale_data", "max_data_age_ms", limits.max_data_age_ms) is not None:
+        return f"risk limit max_data_age_ms is {limits.max_data_age_ms}"
     stale = sorted(
-        symbol for symbol, age in data_age_ms.items() if age is None or age > limits.max_data_age_ms
+        symbol
+        for symbol, age in data_age_ms.items()
+        if age is None or not is_finite(age) or age > limits.max_data_age_ms
     )
     if stale:
         return f"market data stale: {', '.join(stale)}"
@@ -173,9 +206,15 @@ def entry_block_reason(
 
 
 def order_notional(intent: Intent, reference_price: float) -> Decimal | None:
+    """The order's value in quote asset, or None when there is no finite, positive price (or
+    quantity) to value it with."""
+    if not is_finite(intent.qty):
+        return None
     if intent.order_type is not OrderType.MARKET and intent.limit_price is not None:
+        if not is_finite(intent.limit_price):
+            return None
         return intent.qty * intent.limit_price
-    if reference_price > 0:
+    if is_finite(reference_price) and reference_price > 0:
         return intent.qty * Decimal(repr(reference_price))
     return None
 
@@ -187,9 +226,17 @@ def check_max_notional(intent: Intent, view: RiskView, limits: RiskLimits) -> De
         intent.reduce_only and reduces_position(intent, view.position_qty)
     ):
         return None
+    unusable = _unusable_limit(
+        "max_notional", "max_notional_per_order", limits.max_notional_per_order
+    )
+    if unusable is not None:
+        return unusable
     notional = order_notional(intent, view.reference_price)
     if notional is None:
-        return Denial(check="max_notional", reason="no reference price to value a market order")
+        return Denial(
+            check="max_notional",
+            reason=f"no finite price to value the order (reference {view.reference_price})",
+        )
     if notional > limits.max_notional_per_order:
         return Denial(
             check="max_notional",
@@ -201,6 +248,18 @@ def check_max_notional(intent: Intent, view: RiskView, limits: RiskLimits) -> De
 def check_max_position(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
     if intent.action == "cancel" or reduces_position(intent, view.position_qty):
         return None
+    unusable = _unusable_limit("max_position", "max_position_qty", limits.max_position_qty)
+    if unusable is not None:
+        return unusable
+    parts = (view.position_qty, view.pending_buy_qty, view.pending_sell_qty, intent.qty)
+    if not all(is_finite(part) for part in parts):
+        return Denial(
+            check="max_position",
+            reason=(
+                f"cannot add up the position: position {view.position_qty}, pending buy"
+                f" {view.pending_buy_qty}, pending sell {view.pending_sell_qty}, qty {intent.qty}"
+            ),
+        )
     if intent.side is Side.BUY:
         worst = view.position_qty + view.pending_buy_qty + intent.qty
     else:
@@ -225,6 +284,9 @@ def check_order_rate(intent: Intent, view: RiskView, limits: RiskLimits) -> Deni
     """A runaway strategy floods the venue; reductions (a flatten) are never throttled here."""
     if not _is_entry(intent, view):
         return None
+    unusable = _unusable_limit("order_rate", "max_orders_per_window", limits.max_orders_per_window)
+    if unusable is not None:
+        return unusable
     if view.orders_in_window >= limits.max_orders_per_window:
         return Denial(
             check="order_rate",
@@ -238,8 +300,17 @@ def check_order_rate(intent: Intent, view: RiskView, limits: RiskLimits) -> Deni
 
 def check_price_band(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
     """Fat finger: a limit price far from the market is a typo, not a strategy."""
-    if intent.action == "cancel" or intent.limit_price is None or not view.mid:
+    if intent.action == "cancel" or intent.limit_price is None or view.mid is None:
         return None
+    if not is_finite(view.mid) or view.mid < 0:
+        return Denial(check="price_band", reason=f"mid {view.mid} is not a price to judge by")
+    if view.mid == 0:
+        return None  # no market yet: nothing to be far from
+    unusable = _unusable_limit("price_band", "price_band_percent", limits.price_band_percent)
+    if unusable is not None:
+        return unusable
+    if not is_finite(intent.limit_price):
+        return Denial(check="price_band", reason=f"limit price {intent.limit_price} is not a price")
     mid = Decimal(repr(view.mid))
     deviation = abs(intent.limit_price - mid) / mid * 100
     if deviation > Decimal(repr(limits.price_band_percent)):
@@ -256,6 +327,11 @@ def check_price_band(intent: Intent, view: RiskView, limits: RiskLimits) -> Deni
 def check_daily_loss(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
     if not _is_entry(intent, view):
         return None
+    unusable = _unusable_limit("daily_loss", "daily_loss_limit", limits.daily_loss_limit)
+    if unusable is not None:
+        return unusable
+    if not is_finite(view.daily_pnl):
+        return Denial(check="daily_loss", reason=f"daily PnL is {view.daily_pnl}")
     if view.daily_pnl < -limits.daily_loss_limit:
         return Denial(
             check="daily_loss",
@@ -271,8 +347,10 @@ def check_quantity(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial
             if intent.cancel_intent_id
             else Denial(check="quantity", reason="a cancel intent must name cancel_intent_id")
         )
-    if intent.qty <= 0:
+    if not is_finite(intent.qty) or intent.qty <= 0:
         return Denial(check="quantity", reason=f"quantity must be positive, got {intent.qty}")
+    if intent.limit_price is not None and not is_finite(intent.limit_price):
+        return Denial(check="quantity", reason=f"limit_price is {intent.limit_price}")
     if intent.order_type is not OrderType.MARKET and (
         intent.limit_price is None or intent.limit_price <= 0
     ):
@@ -299,9 +377,15 @@ def evaluate(
     limits: RiskLimits,
     checks: Iterable[Check] = DEFAULT_CHECKS,
 ) -> Denial | None:
-    """First denial wins; None means the intent may become an order."""
+    """First denial wins; None means the intent may become an order. A check whose arithmetic
+    fails (a Decimal that slipped past the checks above) denies: it never raises to the caller,
+    whose only other choice would be to drop the intent without an answer."""
     for check in checks:
-        denial = check(intent, view, limits)
+        try:
+            denial = check(intent, view, limits)
+        except ArithmeticError as exc:  # decimal.InvalidOperation, Overflow, DivisionByZero
+            name = getattr(check, "__name__", "check").removeprefix("check_")
+            return Denial(check=name, reason=f"cannot judge: {type(exc).__name__}")
         if denial is not None:
             return denial
     return None

@@ -75,6 +75,11 @@ def venue_order_of(raw: dict[str, Any]) -> VenueOrder:
     )
 
 
+def cancel_key(client_order_id: str) -> str:
+    """The journal meta key that records a cancel was asked for this order."""
+    return f"cancel_requested.{client_order_id}"
+
+
 class Deposed(FencingError):
     """This instance is no longer the leader: it must neither write nor send."""
 
@@ -94,7 +99,7 @@ class OrderDesk:
         may_send: Callable[[], bool],
         is_algo_parent: Callable[[str], bool],
         unknown_grace_ns: int,
-        may_resend: Callable[[], bool] = lambda: True,
+        may_resend: Callable[[OrderRecord], bool] = lambda _: True,
     ) -> None:
         self.journal = journal
         self.gateway = gateway
@@ -108,8 +113,9 @@ class OrderDesk:
         self.is_algo_parent = is_algo_parent
         self.unknown_grace_ns = unknown_grace_ns
         self.may_resend = may_resend
-        """False while trading is halted: an order that never reached the venue is then
-        dropped (REJECTED), never resent; a halt means no order leaves, resends included."""
+        """Whether an order that never reached the venue may be sent again now: not while
+        trading is halted (no order leaves, resends included), not while reducing when it would
+        add exposure. Otherwise it is dropped (REJECTED, "not sent"), never resent later."""
         self.positions = PositionBook()
         self.on_change: OrderChanged | None = None
         self.sent = 0
@@ -212,6 +218,11 @@ class OrderDesk:
                 return
             if not self.may_send():
                 raise Deposed("not the leader: refusing to cancel")
+            # durable before the request: should the venue not know the order yet ("Unknown
+            # order" inside its grace period), a later reconcile queries it, never resends it
+            await self.journal.set_meta(
+                cancel_key(current.client_order_id), str(self.clock.time_ns())
+            )
             self.push.expect_event(self.clock.time_ns())
             try:
                 response = await self.gateway.call(
@@ -260,9 +271,19 @@ class OrderDesk:
             venue,
             now_ns=self.clock.time_ns(),
             grace_ns=self.unknown_grace_ns,
-            resend=self.may_resend(),
+            resend=venue is None
+            and self.may_resend(order)
+            and await self.journal.get_meta(cancel_key(order.client_order_id)) is None,
         )
-        if isinstance(resolution, Apply | Unchanged):
+        if isinstance(resolution, Apply) and venue is None:
+            # never reached the venue and may not be sent (halted, cancelled): record the drop
+            log.warning(
+                "order_dropped_not_sent",
+                client_order_id=order.client_order_id,
+                reason=resolution.order.reason,
+            )
+            await self.commit(resolution.order, [])
+        elif isinstance(resolution, Apply | Unchanged):
             await self.apply(order, raw)
         elif isinstance(resolution, SendNow):
             log.warning(

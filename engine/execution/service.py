@@ -29,6 +29,7 @@ from engine.core.errors import FencingError, JournalUnavailableError, Stormproof
 from engine.core.ids import client_order_id
 from engine.core.messages import Control, Intent, IntentDone, OrderRequest, Quote
 from engine.core.orders import OrderRecord
+from engine.core.positions import order_reduces
 from engine.core.pushhealth import PushHealth
 from engine.execution.desk import OrderDesk
 from engine.execution.gateway import VenueGateway
@@ -99,6 +100,8 @@ class ExecutionService(Service):
         self.recovery: RecoveryReport | None = None
         self.halted = ""
         """Why this instance refuses new entries (a drift halt, an ops halt); "" when not."""
+        self.reducing = ""
+        """Why only reductions may be resent now (a pause, a flatten); "" when not."""
         self.leader_epoch: int | None = None
         self.recovered = False
         self.open_orders: list[OrderRecord] = []
@@ -192,7 +195,7 @@ class ExecutionService(Service):
                 self.parents is not None and self.parents.is_parent(intent_id)
             ),
             unknown_grace_ns=self._unknown_grace_ns,
-            may_resend=lambda: not self.halted,
+            may_resend=self._may_resend,
         )
         self.parents = ParentOrders(
             journal=self.journal,
@@ -427,27 +430,48 @@ class ExecutionService(Service):
                 await self.desk.cancel(order)
 
     async def _restore_halt(self) -> None:
-        """A halt issued while this instance was down (or before it led) holds from its first
-        act: recovery must not resend what the halt stopped. The control stream's last
-        halt/resume decides; the control consumer later sees the same commands again, which
-        changes nothing."""
+        """A halt (or a pause, a flatten) issued while this instance was down or standing by
+        holds from its first act: recovery must not resend what it stopped. The control stream's
+        commands are folded in order; the control consumer later sees the same ones again,
+        which changes nothing."""
         for delivery in await replay_stream(self.bus, CONTROL):
-            message = delivery.message
-            if isinstance(message, Control) and message.command in ("halt", "resume"):
-                self.halted = (message.reason or "ops halt") if message.command == "halt" else ""
+            if isinstance(delivery.message, Control):
+                self._apply_control(delivery.message)
+        if self.halted or self.reducing:
+            self.log.warning(
+                "execution_starts_restricted", halted=self.halted, reducing=self.reducing
+            )
+
+    def _apply_control(self, message: Control) -> None:
+        reason = message.reason or f"ops {message.command}"
+        if message.command == "halt":
+            self.halted = self.halted or reason
+        elif message.command in ("pause", "flatten"):
+            self.reducing = self.reducing or reason
+        elif message.command == "resume":
+            self.halted = self.reducing = ""
+
+    def _may_resend(self, order: OrderRecord) -> bool:
         if self.halted:
-            self.log.warning("execution_starts_halted", reason=self.halted)
+            return False
+        if self.reducing and self.desk is not None:
+            position = self.desk.positions.get(self.venue, order.symbol).qty
+            return order_reduces(order.side, order.remaining_qty, position)
+        return True
 
     async def _on_control(self, delivery: Delivery) -> None:
         message = delivery.message
         if not isinstance(message, Control):
             return
-        if message.command == "halt" and not self.halted:
-            self.halted = message.reason or "ops halt"
-            self.log.warning("execution_halted", reason=self.halted)
-        elif message.command == "resume" and self.halted:
-            self.log.warning("execution_resumed", was=self.halted)
-            self.halted = ""
+        was = (self.halted, self.reducing)
+        self._apply_control(message)
+        if (self.halted, self.reducing) != was:
+            self.log.warning(
+                "execution_trading_state",
+                command=message.command,
+                halted=self.halted,
+                reducing=self.reducing,
+            )
 
     async def _on_market_data(self, delivery: Delivery) -> None:
         message = delivery.message

@@ -42,9 +42,11 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], fragment: st
 
 def test_bad_config_file(tmp_path: Path) -> None:
     config = tmp_path / "engine.toml"
-    config.write_text('[venue]\nws_urls = "not-a-list"\nrest_url = "x"\nsymbols = ["BTCUSDT"]\n')
+    config.write_text(
+        '[venue]\nws_urls = "not-a-list"\nrest_url = "http://127.0.0.1:1"\nsymbols = ["BTCUSDT"]\n'
+    )
     result = run([sys.executable, "-m", "engine", "run", "all", "--config", str(config)])
-    assert_one_clear_line(result, "$.venue.ws_urls")
+    assert_one_clear_line(result, "venue.ws_urls: must be a non-empty list of ws:// or wss:// URLs")
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

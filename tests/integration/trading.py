@@ -54,6 +54,7 @@ def engine_config(
     rest_url: str | None = None,
     extra: str = "",
     execution: str = "",
+    venue: str = "request_timeout_ms = 2000",
     ports: dict[str, int] | None = None,
 ) -> tuple[Path, dict[str, int]]:
     ports = ports or dict(
@@ -66,7 +67,7 @@ ws_urls = ["{sim.ws_url}"]
 rest_url = "{rest_url or sim.rest_url}"
 user_stream_url = "{sim.ws_url}"
 symbols = ["BTCUSDT"]
-request_timeout_ms = 2000
+{venue}
 [bus]
 redis_url = "redis://127.0.0.1:{redis_port}/0"
 claim_min_idle_ms = 1000

@@ -29,10 +29,16 @@ def test_minimal_config_gets_safe_defaults() -> None:
     ("text", "fragment"),
     [
         (b"[venue\n", "not valid TOML"),
-        (MINIMAL + b"unknown_key = 1\n", "unknown field `unknown_key`"),
-        (MINIMAL + b"[risk]\nmax_position_qty = 'lots'\n", "$.risk.max_position_qty"),
-        (b"[venue]\nws_urls=[]\nrest_url='x'\nsymbols=['A']\n", "at least one feed"),
-        (MINIMAL + b"[[strategies]]\nname='a.b'\n", "strategy name"),
+        (MINIMAL + b"unknown_key = 1\n", "venue.unknown_key: unknown field"),
+        (
+            MINIMAL + b"[risk]\nmax_position_qty = 'lots'\n",
+            "risk.max_position_qty: must be a finite number >= 0",
+        ),
+        (
+            b"[venue]\nws_urls=[]\nrest_url='x'\nsymbols=['A']\n",
+            "venue.ws_urls: must be a non-empty list of ws:// or wss:// URLs, not []",
+        ),
+        (MINIMAL + b"[[strategies]]\nname='a.b'\n", "strategies[0].name: must be letters"),
     ],
 )
 def test_bad_config_is_one_clear_line(text: bytes, fragment: str) -> None:

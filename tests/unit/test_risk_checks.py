@@ -1,9 +1,14 @@
+import math
 from decimal import Decimal
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.core.messages import Intent, OrderType, Side
 from engine.core.risk import (
+    Denial,
     OrderRateWindow,
     RiskLimits,
     RiskView,
@@ -209,3 +214,170 @@ def test_entries_are_blocked_by_state_bus_or_stale_data_and_say_why() -> None:
     assert reason(bus_degraded=True) == "the bus is degraded"
     stale = {"BTCUSDT": LIMITS.max_data_age_ms + 1.0, "ETHUSDT": None}
     assert reason(data_age_ms=stale) == "market data stale: BTCUSDT, ETHUSDT"
+
+
+# --- numbers a check cannot judge by -------------------------------------------------------------
+
+NOT_NUMBERS = ["NaN", "sNaN", "Infinity", "-Infinity"]
+BIG = intent(qty="1000")
+"""A 1,000 BTC market order: what an infinite limit used to approve."""
+SOUND_ENTRY = intent(qty="0.1", order_type=OrderType.LIMIT, limit_price=Decimal("100"))
+"""A limit buy at mid that every check consults its limit for, and approves."""
+SOUND_VIEW = view(mid=100.0)
+
+
+def test_the_sound_entry_is_approved() -> None:
+    assert evaluate(SOUND_ENTRY, SOUND_VIEW, LIMITS) is None
+
+
+@pytest.mark.parametrize("bad", NOT_NUMBERS)
+@pytest.mark.parametrize(
+    "field", ["max_position_qty", "max_notional_per_order", "daily_loss_limit"]
+)
+def test_a_non_finite_decimal_limit_is_a_denial(field: str, bad: str) -> None:
+    limits = msgspec.structs.replace(LIMITS, **{field: Decimal(bad)})
+    for order in (BIG, SOUND_ENTRY):
+        denial = evaluate(order, SOUND_VIEW, limits)
+        assert denial is not None, f"{field}={bad} approved {order.qty}"
+    assert field in evaluate(SOUND_ENTRY, SOUND_VIEW, limits).reason  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1.0])
+@pytest.mark.parametrize(
+    "field",
+    ["price_band_percent", "max_intent_age_ms", "max_data_age_ms", "max_orders_per_window"],
+)
+def test_a_non_finite_or_negative_number_limit_is_a_denial(field: str, bad: float) -> None:
+    limits = msgspec.structs.replace(LIMITS, **{field: bad})
+    denial = evaluate(SOUND_ENTRY, SOUND_VIEW, limits)
+    assert denial is not None and field in denial.reason
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_reference_price_or_mid_is_a_denial(bad: float) -> None:
+    denial = evaluate(BIG, view(reference_price=bad), LIMITS)
+    assert denial is not None and denial.check == "max_notional"
+    denial = evaluate(SOUND_ENTRY, view(mid=bad), LIMITS)
+    assert denial is not None and denial.check == "price_band"
+    denial = evaluate(SOUND_ENTRY, view(data_age_ms=bad, mid=100.0), LIMITS)
+    assert denial is not None and denial.check == "stale_data" and str(bad) in denial.reason
+
+
+@pytest.mark.parametrize("bad", NOT_NUMBERS)
+def test_a_non_finite_quantity_price_or_position_is_a_denial(bad: str) -> None:
+    assert evaluate(intent(qty=bad), SOUND_VIEW, LIMITS).check == "quantity"  # type: ignore[union-attr]
+    limit = intent(order_type=OrderType.LIMIT, limit_price=Decimal(bad))
+    assert evaluate(limit, SOUND_VIEW, LIMITS).check == "quantity"  # type: ignore[union-attr]
+    for broken in (
+        view(position=bad, mid=100.0),
+        view(pending_buy_qty=Decimal(bad), mid=100.0),
+        view(daily_pnl=Decimal(bad), mid=100.0),
+    ):
+        assert evaluate(SOUND_ENTRY, broken, LIMITS) is not None
+    halted_flatten = intent(Side.SELL, qty="0.1", reduce_only=True)
+    reducing = view(position=bad, state=TradingState.REDUCING)
+    assert evaluate(halted_flatten, reducing, LIMITS).check == "trading_state"  # type: ignore[union-attr]
+
+
+def test_an_unusable_limit_blocks_entries_in_the_entry_watch() -> None:
+    limits = msgspec.structs.replace(LIMITS, max_data_age_ms=math.nan)
+    reason = entry_block_reason(
+        trading_state=TradingState.ACTIVE,
+        bus_degraded=False,
+        data_age_ms={"BTCUSDT": 10.0},
+        limits=limits,
+    )
+    assert reason is not None and "max_data_age_ms" in reason
+    nan_age = entry_block_reason(
+        trading_state=TradingState.ACTIVE,
+        bus_degraded=False,
+        data_age_ms={"BTCUSDT": math.nan},
+        limits=LIMITS,
+    )
+    assert nan_age == "market data stale: BTCUSDT"
+
+
+def test_a_check_whose_arithmetic_fails_denies_instead_of_raising() -> None:
+    def overflowing(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+        Decimal("9e999999") * 10  # past the context's Emax: decimal.Overflow
+        return None
+
+    denial = evaluate(SOUND_ENTRY, SOUND_VIEW, LIMITS, checks=(overflowing,))
+    assert denial == Denial(check="overflowing", reason="cannot judge: Overflow")
+
+
+DECIMALS = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.sampled_from([Decimal(s) for s in (*NOT_NUMBERS, "-sNaN", "1e999999", "-1e999999")]),
+)
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=400)
+@given(
+    qty=DECIMALS,
+    limit_price=st.none() | DECIMALS,
+    position=DECIMALS,
+    pending=DECIMALS,
+    pnl=DECIMALS,
+    reference=FLOATS,
+    mid=st.none() | FLOATS,
+    age=st.none() | FLOATS,
+    max_position=DECIMALS,
+    max_notional=DECIMALS,
+    loss=DECIMALS,
+    band=FLOATS,
+    side=st.sampled_from(Side),
+    reduce_only=st.booleans(),
+    state=st.sampled_from(TradingState),
+)
+def test_no_number_makes_a_check_raise_and_a_bad_limit_never_approves_an_entry(
+    qty: Decimal,
+    limit_price: Decimal | None,
+    position: Decimal,
+    pending: Decimal,
+    pnl: Decimal,
+    reference: float,
+    mid: float | None,
+    age: float | None,
+    max_position: Decimal,
+    max_notional: Decimal,
+    loss: Decimal,
+    band: float,
+    side: Side,
+    reduce_only: bool,
+    state: TradingState,
+) -> None:
+    order = intent(
+        side,
+        order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+        limit_price=limit_price,
+        reduce_only=reduce_only,
+    )
+    order = msgspec.structs.replace(order, qty=qty)
+    limits = RiskLimits(
+        max_position_qty=max_position,
+        max_notional_per_order=max_notional,
+        daily_loss_limit=loss,
+        price_band_percent=band,
+    )
+    seen = view(
+        position="0",
+        state=state,
+        reference_price=reference,
+        mid=mid,
+        data_age_ms=age,
+        pending_buy_qty=pending,
+        pending_sell_qty=pending,
+        daily_pnl=pnl,
+    )
+    seen = msgspec.structs.replace(seen, position_qty=position)
+    denial = evaluate(order, seen, limits)  # never raises
+    entry = not reduces_position(order, position)
+    unusable = not all(v.is_finite() and v >= 0 for v in (max_position, max_notional, loss))
+    if entry and unusable:
+        assert denial is not None, "an entry approved under a limit that is not a number"
+    if denial is None:
+        assert qty.is_finite() and qty > 0
+        if entry:
+            assert reference > 0 or limit_price is not None

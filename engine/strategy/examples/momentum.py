@@ -7,16 +7,23 @@ from decimal import Decimal
 
 import msgspec
 
+from engine.config import Millis, MillisOrZero, NonNegativeFloat, Qty
 from engine.core.messages import OrderType, Side, Trade
 from engine.strategy.base import Strategy
 
 
 class MomentumParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    window_ms: int = 2_000
-    threshold_bps: float = 2.0
-    order_qty: Decimal = Decimal("0.002")
-    max_position: Decimal = Decimal("0.02")
-    cooldown_ms: int = 1_500
+    """Checked field by field by `parse_config` (engine.config's constrained types): a NaN
+    threshold would never trade and never say why, an infinite size would be an order risk must
+    catch, a zero window would hold one trade and never see a move."""
+
+    window_ms: Millis = 2_000
+    threshold_bps: NonNegativeFloat = 2.0
+    """0: any move in the window triggers; a huge threshold (1e9) never does."""
+    order_qty: Qty = Decimal("0.002")
+    max_position: Qty = Decimal("0.02")
+    cooldown_ms: MillisOrZero = 1_500
+    """0: no pause between orders on a symbol."""
 
 
 class MomentumTaker(Strategy):

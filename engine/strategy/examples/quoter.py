@@ -5,10 +5,11 @@ that would grow the position past its limit."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+from engine.config import Millis, MillisOrZero, Qty
 from engine.core.messages import BookTop, ExecutionReport, IntentDone, OrderType, Side
 from engine.strategy.base import Strategy, quantize
 
@@ -16,13 +17,16 @@ _TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 
 
 class QuoterParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    order_qty: Decimal = Decimal("0.001")
-    max_position: Decimal = Decimal("0.01")
-    tick_size: Decimal = Decimal("0.01")
-    requote_ticks: int = 50
-    max_quote_age_ms: int = 10_000
-    min_quote_interval_ms: int = 1_000
-    """At most one new quote per side per interval: the venue counts every order."""
+    """Checked field by field by `parse_config` (engine.config's constrained types): a zero tick
+    size would divide by zero on the first book, a NaN size would quote nonsense."""
+
+    order_qty: Qty = Decimal("0.001")
+    max_position: Qty = Decimal("0.01")
+    tick_size: Qty = Decimal("0.01")
+    requote_ticks: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50
+    max_quote_age_ms: Millis = 10_000
+    min_quote_interval_ms: MillisOrZero = 1_000
+    """At most one new quote per side per interval: the venue counts every order. 0: no pacing."""
 
 
 class _Working(msgspec.Struct, kw_only=True):
