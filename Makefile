@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: gameday-full mutants demo test bootstrap lint typecheck unit integration e2e lock bench clean
+.PHONY: gameday-full mutants demo test bootstrap lint typecheck unit integration e2e adversarial lock bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh all
@@ -44,6 +44,10 @@ integration: bootstrap
 e2e: bootstrap
 	@$(BIN)/python -m pytest -q -m e2e
 
+# Hostile clients against live servers (docs/limits.md); `make test` runs them too.
+adversarial: bootstrap
+	@$(BIN)/python -m pytest -q -m adversarial
+
 # Benchmarks (docs/benchmarks.md): each prints JSON lines; they take a few minutes.
 bench: bootstrap
 	@$(BIN)/python -m benchmarks.replay_throughput
@@ -56,6 +60,7 @@ bench: bootstrap
 	@$(BIN)/python -m benchmarks.recovery_time
 	@$(BIN)/python -m benchmarks.load_capacity
 	@$(BIN)/python -m benchmarks.venue_handler_instructions  # needs valgrind
+	@$(BIN)/python -m benchmarks.http_parsers  # needs valgrind and httptools (pip install httptools)
 
 # Regenerates requirements/lock.txt from pyproject.toml in a throwaway virtualenv.
 lock:

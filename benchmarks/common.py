@@ -86,13 +86,15 @@ def replay_server(
     speed: str,
     extra: list[str] | None = None,
     account: tuple[str, str] | None = None,
+    module: str = "replay",
 ) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
-    """Yields (ws port, control URL, process); the REST URL is rest_url(control URL)."""
+    """Yields (ws port, control URL, process); the REST URL is rest_url(control URL). `module`
+    is what `python -m` runs: `replay`, or a benchmark's variant of it."""
     ws, rest, control = free_ports(3)
     argv = [
         sys.executable,
         "-m",
-        "replay",
+        module,
         "serve",
         "-r",
         str(recording),

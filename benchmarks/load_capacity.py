@@ -39,7 +39,7 @@ from engine.bus.base import md_stream
 from harness.chaos.stackref import control_token, control_url, http
 from harness.load.cli import LOAD_ORDERS_PER_10S
 from harness.load.runner import LoadRun, LoadSpec
-from harness.stack import HOST, Stack, StackOptions
+from harness.stack import Stack, StackOptions
 from harness.tools import PROJECT_ROOT
 
 LOCUSTFILE = PROJECT_ROOT / "load" / "trading.py"
@@ -71,7 +71,7 @@ def intent_step(stack: Stack, rate: float, seconds: float, out: Path) -> dict[st
 def md_step(stack: Stack, speed: float, seconds: float) -> dict[str, Any]:
     token, url = control_token(stack), control_url(stack)
     http("POST", f"{url}/replay/speed", token=token, body={"speed": speed})
-    client = redis_sync.Redis(host=HOST, port=stack.ports["redis"])
+    client = stack.redis_client("bench")
     stream = md_stream("binance", stack_symbol(stack))
     try:
         first = client.xinfo_stream(stream)["entries-added"]
@@ -111,17 +111,18 @@ def stream_lag(client: redis_sync.Redis, stream: str) -> int | None:
     return None if len(known) < len(lags) else max(known)
 
 
-def raw_consumer_rate(port: int, seconds: float = 5.0) -> float:
-    """Messages per second one bare redis-py consumer group reader drains (COUNT 100 + XACK)."""
+def raw_consumer_rate(stack: Stack, seconds: float = 5.0) -> float:
+    """Messages per second one bare redis-py consumer group reader drains (COUNT 100 + XACK),
+    as the stack's bench user."""
     stream = "bench.raw"
-    producer = redis_sync.Redis(host=HOST, port=port)
+    producer = stack.redis_client("bench")
     producer.delete(stream)
     producer.xgroup_create(stream, "g", id="$", mkstream=True)
     stop = threading.Event()
     payload: dict[Any, Any] = {"d": "x" * 200}  # about a market-data message
 
     def produce() -> None:
-        conn = redis_sync.Redis(host=HOST, port=port)
+        conn = stack.redis_client("bench")
         while not stop.is_set():
             pipe = conn.pipeline(transaction=False)
             for _ in range(100):
@@ -131,7 +132,7 @@ def raw_consumer_rate(port: int, seconds: float = 5.0) -> float:
 
     thread = threading.Thread(target=produce)
     thread.start()
-    consumer = redis_sync.Redis(host=HOST, port=port)
+    consumer = stack.redis_client("bench")
     done = 0
     started = time.monotonic()
     try:
@@ -187,11 +188,17 @@ def main() -> None:
             ]
             best = max(sustained, key=lambda s: s["rate_per_s"], default=None)
             base_rate = best["rate_per_s"] if best else rates[0]
-            fresh = redis_sync.Redis(host=HOST, port=stack.ports["redis"])
+            fresh = stack.redis_client("bench")
             fresh.delete(*[f"bench.hop{i}" for i in range(4)])  # one baseline per market speed
             fresh.close()
             baseline = relay_baseline(
-                stack.ports["redis"], count=int(base_rate * 10), rate_per_s=base_rate
+                stack.ports["redis"],
+                count=int(base_rate * 10),
+                rate_per_s=base_rate,
+                credentials={
+                    "username": "bench",
+                    "password": stack.secrets["STORMPROOF_REDIS_PASSWORD_BENCH"],
+                },
             )
             base_p99 = percentile(baseline, 0.99) / 1000
             reference = best or steps[0]
@@ -214,7 +221,7 @@ def main() -> None:
         md = [md_step(stack, speed, args.step_s) for speed in speeds]
         bounded = [s for s in md if s["bounded"]]
         top = max(bounded, key=lambda s: s["ticks_per_s"], default=None)
-        raw = raw_consumer_rate(stack.ports["redis"])
+        raw = raw_consumer_rate(stack)
         print(
             json.dumps(
                 {

@@ -70,17 +70,21 @@ def summary(values_us: list[float]) -> dict[str, float]:
     }
 
 
-def relay_baseline(port: int, *, count: int, rate_per_s: float) -> list[float]:
-    """Three blocking XREADGROUP relays in a chain; the latency of each timestamp, in µs."""
+def relay_baseline(
+    port: int, *, count: int, rate_per_s: float, credentials: dict[str, Any] | None = None
+) -> list[float]:
+    """Three blocking XREADGROUP relays in a chain; the latency of each timestamp, in µs.
+    `credentials`: a Redis ACL user's username and password (a stack's bench user)."""
     streams = [f"bench.hop{i}" for i in range(4)]
     stop = threading.Event()
-    client = redis_sync.Redis(port=port)
+    login = credentials or {}
+    client = redis_sync.Redis(port=port, **login)
     for stream in streams[:3]:
         client.xgroup_create(stream, "relay", id="$", mkstream=True)
     client.xgroup_create(streams[3], "sink", id="$", mkstream=True)
 
     def relay(source: str, target: str | None, group: str, out: list[float]) -> None:
-        conn = redis_sync.Redis(port=port)
+        conn = redis_sync.Redis(port=port, **login)
         while not stop.is_set():
             reply: Any = conn.xreadgroup(group, "c", {source: ">"}, count=16, block=200)
             for _, entries in reply or []:

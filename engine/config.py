@@ -188,6 +188,11 @@ class BusConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Socket read timeout for Redis; must exceed read_block_ms."""
     startup_timeout_ms: Millis = 15_000
     """How long a starting service waits for Redis before giving up with a one-line error."""
+    username_env: EnvName = "STORMPROOF_REDIS_USER"
+    password_env: EnvName = "STORMPROOF_REDIS_PASSWORD"
+    """Environment variables holding this process's Redis ACL user and password (unset: the
+    default user, no password). A stack gives each service a user of its own, allowed only
+    the streams it must read and write (docs/architecture.md, "An authenticated bus")."""
 
 
 class VenueConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -796,6 +801,9 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     ops_token: Secret
     journal_dsn: Secret = Secret("")
     intake_token: Secret = Secret("")
+    redis_username: str = ""
+    """Not a secret (a role name), kept beside its password."""
+    redis_password: Secret = Secret("")
 
     def values(self) -> list[str]:
         """Every secret value, for log and /status redaction (the whole DSN and its password)."""
@@ -807,6 +815,7 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
                 self.ops_token,
                 self.journal_dsn,
                 self.intake_token,
+                self.redis_password,
             )
             if s
         ]
@@ -898,6 +907,8 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         ops_token=Secret(environ.get(config.ops.token_env, "")),
         journal_dsn=Secret(environ.get(config.execution.journal_dsn_env, "")),
         intake_token=Secret(environ.get(config.intake.token_env, "")),
+        redis_username=environ.get(config.bus.username_env, ""),
+        redis_password=Secret(environ.get(config.bus.password_env, "")),
     )
     problem = _journal_dsn_problem(config, secrets.journal_dsn.reveal())
     if problem is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
 import sys
 import time
 import traceback
@@ -394,7 +395,13 @@ def demo(
     raise typer.Exit(_run_gameday(Path("gamedays/smoke.yaml"), out, speed))
 
 
+def _interrupt(signum: int, _: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    # SIGTERM ends a run as Ctrl-C does: every `finally` runs, so no stack is left behind
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except KeyboardInterrupt:

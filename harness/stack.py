@@ -32,10 +32,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+import redis
+
 from engine.core.messages import Fill
 from engine.core.orders import OrderRecord
 from engine.execution.journal import PostgresJournal, SqliteJournalSync
-from harness import postgres
+from harness import postgres, redis_acl
 from harness.errors import StackError, StackNotRunningError
 from harness.ports import free_ports
 from harness.supervisor import ProcessSpec, StackSpec, read_env_file
@@ -257,6 +259,8 @@ class Stack:
             "STORMPROOF_SIM_CONTROL_TOKEN": secrets.token_urlsafe(24),
             "STORMPROOF_INTAKE_TOKEN": secrets.token_urlsafe(24),
         }
+        for user in redis_acl.USERS:
+            secret_values[redis_acl.password_key(user)] = secrets.token_urlsafe(24)
         secret_values["STORMPROOF_SIM_API_KEY"] = secret_values["STORMPROOF_API_KEY"]
         secret_values["STORMPROOF_SIM_API_SECRET"] = secret_values["STORMPROOF_API_SECRET"]
         if options.journal == "postgres":
@@ -272,6 +276,14 @@ class Stack:
             (self.run_dir / "engine-b.toml").write_text(self._engine_toml(standby_ports, options))
         redis_dir = self.run_dir / "redis"
         redis_dir.mkdir(exist_ok=True)
+        acl_path = redis_dir / "users.acl"  # hashed passwords only, still private
+        acl_path.touch(mode=0o600)
+        os.chmod(acl_path, 0o600)
+        acl_path.write_text(
+            redis_acl.acl_file(
+                {u: secret_values[redis_acl.password_key(u)] for u in redis_acl.USERS}
+            )
+        )
         python = sys.executable
         exchange_info = options.exchange_info
         if exchange_info is None and (data := shared_data_dir()) is not None:
@@ -327,11 +339,15 @@ class Stack:
                     "no",
                     "--loglevel",
                     "warning",
+                    "--aclfile",
+                    str(acl_path),
                 ],
+                secrets=[],
             ),
             ProcessSpec(
                 name="toxiproxy",
                 group=0,
+                secrets=[],
                 ready_http=f"http://{HOST}:{ports['toxiproxy']}/version",
                 argv=[toxiproxy_bin, "-host", HOST, "-port", str(ports["toxiproxy"])],
             ),
@@ -339,6 +355,11 @@ class Stack:
                 name="replay",
                 group=1,
                 argv=replay_argv,
+                secrets=[
+                    "STORMPROOF_SIM_API_KEY",
+                    "STORMPROOF_SIM_API_SECRET",
+                    "STORMPROOF_SIM_CONTROL_TOKEN",
+                ],
                 ready_http=f"http://{HOST}:{ports['replay_control']}/healthz",
             ),
         ]
@@ -354,6 +375,7 @@ class Stack:
                     argv=cluster.server_argv(port=ports["postgres"], host=HOST),
                     user=postgres.server_user(),
                     stop_signal="SIGINT",
+                    secrets=[],
                 )
             )
             proxies.append(
@@ -372,7 +394,7 @@ class Stack:
                     name=f"engine-{service}",
                     group=2,
                     argv=[*engine_python, "engine", "run", service, "--config", str(config_path)],
-                    env=engine_env,
+                    **self._engine_process(service, engine_env),
                     ready_http=f"http://{HOST}:{probe_port}/readyz",
                     live_http=f"http://{HOST}:{probe_port}/livez",
                     ready_timeout_s=options.ready_timeout_s,
@@ -393,7 +415,7 @@ class Stack:
                         "--config",
                         str(standby_config),
                     ],
-                    env=engine_env,
+                    **self._engine_process("execution", engine_env),
                     ready_http=f"http://{HOST}:{probe_port}/readyz",
                     live_http=f"http://{HOST}:{probe_port}/livez",
                     ready_timeout_s=options.ready_timeout_s,
@@ -406,6 +428,28 @@ class Stack:
         )
         spec.dump(self.run_dir / "stack.json")
         return spec
+
+    @staticmethod
+    def _engine_process(service: str, env: dict[str, str]) -> dict[str, Any]:
+        """An engine process's environment: its own Redis user (`all`: the engine user) and,
+        by reference into secrets.env, that user's password and the engine's other secrets."""
+        user = redis_acl.ENGINE_ALL if service == "all" else service
+        return {
+            "env": {**env, "STORMPROOF_REDIS_USER": user},
+            "secrets": list(redis_acl.ENGINE_SECRETS),
+            "secret_env": {"STORMPROOF_REDIS_PASSWORD": redis_acl.password_key(user)},
+        }
+
+    def redis_client(self, user: str = redis_acl.HARNESS, **options: Any) -> redis.Redis:
+        """A client of the stack's Redis (directly, not through the proxy) as one of its users:
+        the harness's read-only user by default."""
+        return redis.Redis(
+            host=HOST,
+            port=self.ports["redis"],
+            username=user,
+            password=self.secrets.get(redis_acl.password_key(user)),
+            **options,
+        )
 
     @staticmethod
     def _engine_interpreter(options: StackOptions) -> tuple[list[str], dict[str, str]]:

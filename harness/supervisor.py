@@ -57,6 +57,11 @@ class ProcessSpec:
     """Run as this OS user (PostgreSQL refuses to run as root)."""
     stop_signal: str = "SIGTERM"
     """How to ask for a stop: PostgreSQL's SIGTERM waits for clients, SIGINT does not."""
+    secrets: list[str] | None = None
+    """The keys of secrets.env this process gets in its environment (None: every one)."""
+    secret_env: dict[str, str] = field(default_factory=dict)
+    """Environment variable -> the secrets.env key whose value it takes (a service's own Redis
+    password as STORMPROOF_REDIS_PASSWORD): names in stack.json, values only in secrets.env."""
 
 
 @dataclass
@@ -157,10 +162,22 @@ class Supervisor:
 
     # --- processes ----------------------------------------------------------------------------
 
+    def _secrets_for(self, spec: ProcessSpec) -> dict[str, str]:
+        """Least privilege: a process sees only the secrets it needs."""
+        wanted = (
+            self.secrets
+            if spec.secrets is None
+            else {k: self.secrets[k] for k in spec.secrets if k in self.secrets}
+        )
+        mapped = {
+            env: self.secrets[key] for env, key in spec.secret_env.items() if key in self.secrets
+        }
+        return {**wanted, **mapped}
+
     async def _spawn(self, managed: Managed) -> None:
         spec = managed.spec
         log = (self.logs / f"{spec.name}.log").open("ab")
-        env = {**os.environ, **self.secrets, **spec.env}
+        env = {**os.environ, **self._secrets_for(spec), **spec.env}
         managed.process = await asyncio.create_subprocess_exec(
             *spec.argv,
             env=env,

@@ -80,11 +80,16 @@ def configure_logging(*, service: str, level: str = "info", stream: TextIO | Non
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # a stdlib record's exc_info is a (type, value, traceback) tuple: rendered as
+                # it is, the stack would be lost as "<traceback object at 0x...>"
+                structlog.processors.format_exc_info,
                 redact,
                 structlog.processors.JSONRenderer(),
             ],
             foreign_pre_chain=[
                 structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import zlib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,9 @@ app = typer.Typer(
 API_KEY_ENV = "STORMPROOF_SIM_API_KEY"
 API_SECRET_ENV = "STORMPROOF_SIM_API_SECRET"
 CONTROL_TOKEN_ENV = "STORMPROOF_SIM_CONTROL_TOKEN"
+_BAD_RECORDING = (ValueError, EOFError, zlib.error, OSError)
+"""What reading a recording that is not one raises: a corrupt or non-gzip file (OSError,
+EOFError, zlib.error), lines that are not records (ValueError)."""
 
 
 def _fail(message: str) -> None:
@@ -88,10 +92,38 @@ def serve(
         float, typer.Option(help="first IP ban after ignored 429s, s (doubles each time)")
     ] = 120.0,
     fault_seed: Annotated[int, typer.Option(help="seed of venue faults acting at a rate")] = 0,
+    max_connections: Annotated[
+        int, typer.Option(help="connections at once on each port (REST, WebSocket, control)")
+    ] = 256,
+    http_head_timeout: Annotated[
+        float, typer.Option(help="REST: a request must arrive whole within, s (else 408)")
+    ] = 10.0,
+    http_idle_timeout: Annotated[
+        float,
+        typer.Option(help="REST and control: close a keep-alive connection idle for, s"),
+    ] = 20.0,
+    http_body_timeout: Annotated[
+        float, typer.Option(help="control: a request body must arrive within, s (else 408)")
+    ] = 10.0,
+    ws_max_messages_per_s: Annotated[
+        int,
+        typer.Option(
+            help="WebSocket streams: incoming messages per second per connection before it is"
+            " disconnected (Binance: 5; 0: no limit)"
+        ),
+    ] = 5,
+    ws_max_streams: Annotated[
+        int, typer.Option(help="streams per WebSocket connection (Binance: 1024)")
+    ] = 1024,
+    ws_max_stream_name: Annotated[int, typer.Option(help="characters of a stream name")] = 64,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
-    """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it."""
+    """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it.
+    Every resource a client can make it hold is bounded: docs/limits.md."""
+    from plumbing.http_limits import HttpLimits
+    from replay.exchange.http11 import ServerLimits
     from replay.exchange.ratelimit import RateLimits
+    from replay.feed import FeedLimits
     from replay.server import ReplayServer, ReplayServerConfig, SimAccount
 
     configure_logging(service="replay", level=log_level)
@@ -131,11 +163,40 @@ def serve(
             ban_base_s=ban_base_s,
         ),
         fault_seed=fault_seed,
+        rest_limits=ServerLimits(
+            max_connections=max_connections,
+            head_timeout_s=http_head_timeout,
+            idle_timeout_s=http_idle_timeout,
+        ),
+        feed_limits=FeedLimits(
+            max_connections=max_connections,
+            max_messages_per_s=ws_max_messages_per_s,
+            max_streams=ws_max_streams,
+            max_stream_name=ws_max_stream_name,
+        ),
+        control_limits=HttpLimits(
+            max_connections=max_connections,
+            idle_timeout_s=http_idle_timeout,
+            body_timeout_s=http_body_timeout,
+            max_body_bytes=64 * 1024,
+        ),
     )
+    for value, name in (
+        (http_head_timeout, "--http-head-timeout"),
+        (http_idle_timeout, "--http-idle-timeout"),
+        (http_body_timeout, "--http-body-timeout"),
+        (max_connections, "--max-connections"),
+        (ws_max_streams, "--ws-max-streams"),
+        (ws_max_stream_name, "--ws-max-stream-name"),
+    ):
+        if value <= 0:
+            _fail(f"{name} must be positive, got {value}")
     try:
         server = ReplayServer(config)
-    except (FileNotFoundError, ValueError) as exc:
+    except FileNotFoundError as exc:
         _fail(str(exc))
+    except _BAD_RECORDING as exc:
+        _fail(f"cannot read the recording: {' '.join(str(exc).split()) or type(exc).__name__}")
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -147,7 +208,11 @@ def serve(
     try:
         asyncio.run(main())
     except OSError as exc:
+        if exc.errno is None:  # not a socket's error: a recording corrupt further in
+            _fail(f"cannot read the recording: {' '.join(str(exc).split())}")
         _fail(f"cannot listen: {exc.strerror or exc}")
+    except (EOFError, zlib.error) as exc:
+        _fail(f"cannot read the recording: {' '.join(str(exc).split()) or type(exc).__name__}")
 
 
 @app.command()

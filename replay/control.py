@@ -7,7 +7,8 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
     GET  /status                        replay position, speed, clients, books
     POST /replay/pause | /replay/resume
     POST /replay/speed  {"speed": 10} or {"speed": "max"}
-    POST /replay/seek   {"to": <receive time ns> | "+30s" | "-10s"}  (relative to the position)
+    POST /replay/seek   {"to": <receive time ns> | "+30s" | "-10s"}  (relative to the position);
+                        past the end of the recording, the replay stands at its end, finished
     POST /replay/seek-to-drop  {"min_drop_pct": 2, "within_s": 10, "lead_s": 3, "symbol": "X"}
                         seek to `lead_s` before the start of the first fall of the trade price
                         by min_drop_pct within within_s in the recording (404 if there is none)
@@ -26,11 +27,12 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
                                         20 ms when it moves); ?since_ms=T, ?symbol=X
     GET  /truth/in-flight               requests the simulator has not answered yet (a fault
                                         delays or holds their answer)
+
+Bounded like every server (docs/limits.md); every error answer is JSON `{"error": ...}`.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from plumbing.http_limits import HttpLimits, bearer_matches, bounded_app
 from plumbing.logging import get_logger
 from replay.exchange.venue_faults import KINDS as VENUE_KINDS
 from replay.exchange.venue_faults import VenueFaultError
@@ -59,19 +62,19 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def build_control_app(server: ReplayServer, token: str) -> web.Application:
+def build_control_app(
+    server: ReplayServer, token: str, limits: HttpLimits | None = None
+) -> web.Application:
     @web.middleware
     async def auth(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path not in ("/healthz", "/readyz"):
-            header = request.headers.get("Authorization", "")
-            supplied = header[7:] if header.startswith("Bearer ") else ""
-            if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
-                return _json({"error": "missing or invalid bearer token"}, 401)
+        open_path = request.path in ("/healthz", "/readyz")
+        if not open_path and not bearer_matches(request.headers.get("Authorization"), token):
+            return _json({"error": "missing or invalid bearer token"}, 401)
         return await handler(request)
 
-    app = web.Application(middlewares=[auth])
+    app = bounded_app(limits or HttpLimits(), middlewares=(auth,))
 
     async def healthz(_: web.Request) -> web.Response:
         return _json(
@@ -101,7 +104,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
             raw = body["speed"]
             value = None if raw == "max" else float(raw)
             server.set_speed(value)
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             return _json(
                 {"error": f'body must be {{"speed": <positive number> | "max"}}: {exc}'}, 400
             )
@@ -111,7 +114,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
         try:
             body = await request.json()
             target = parse_seek(body["to"], server.pacer.position_recv_ns)
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             return _json({"error": f'body must be {{"to": <ns> | "+30s" | "-1m"}}: {exc}'}, 400)
         server.seek(target)
         return _json({"seeking_to_ns": target})
@@ -132,7 +135,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
                 raise ValueError("need 0 < min_drop_pct < 100, within_s > 0, lead_s >= 0")
             if symbol not in server.symbols:
                 raise ValueError(f"symbol {symbol} is not replayed")
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             return _json({"error": f"bad seek-to-drop request: {exc}"}, 400)
         drop = await server.find_drop(symbol=symbol, min_drop_pct=min_drop_pct, within_s=within_s)
         if drop is None:
@@ -154,7 +157,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
             if not isinstance(body, dict) or set(body) - {"multiplier", "duration_ms"}:
                 raise ValueError("unknown fields")
             result = server.burst(float(body["multiplier"]), int(body["duration_ms"]))
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             return _json(
                 {
                     "error": 'body must be {"multiplier": <1 < m <= 1000>, "duration_ms":'
@@ -178,7 +181,7 @@ def build_control_app(server: ReplayServer, token: str) -> web.Application:
             if unknown:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
             fault = server.feed.add_fault(**body)
-        except (FaultError, VenueFaultError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (FaultError, VenueFaultError, ValueError, TypeError, OverflowError) as exc:
             return _json({"error": str(exc)}, 400)
         log.warning("feed_fault_started", **fault.as_dict())
         return _json({**fault.as_dict(), "scope": "feed"}, 201)

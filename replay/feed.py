@@ -10,6 +10,12 @@ Every client has its own subscriptions and a bounded send queue. When paced, a c
 overflows is closed with 1008 (too slow), as the exchange drops slow consumers. At max speed the
 replay waits for the slowest client (backpressure) but not forever: a client that stays full for
 `max_stall_s` is closed the same way, so one stuck client cannot stop the replay.
+
+What a client can make the server hold is bounded (`FeedLimits`, docs/limits.md), as Binance
+bounds it: at most 1024 streams per connection, stream names of at most 64 characters, and 5
+incoming messages per second (a client that sends more is disconnected with 1008 "Too many
+requests"); connections on the port at once are capped (503 at the handshake past it), and a
+request frame is at most 64 KiB.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,12 +35,32 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from plumbing.waits import wait_set
+from plumbing.waits import wait_set, within
 from replay.fastlane import speedups
 from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
 from replay.messages import combined
 
 MAX_STREAMS = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedLimits:
+    """What one client of the WebSocket port may make the server hold (docs/limits.md)."""
+
+    max_connections: int = 256
+    """Connections on the port at once (feed, WebSocket API, listen-key streams); past it the
+    handshake is answered 503."""
+    max_messages_per_s: int = 5
+    """Binance's rule for its streams: 5 incoming messages per second per connection; a
+    connection that sends more is disconnected (1008 "Too many requests")."""
+    max_streams: int = MAX_STREAMS
+    """Streams one connection may subscribe (Binance: 1024)."""
+    max_stream_name: int = 64
+    """Characters of a stream name (Binance's are short: `btcusdt@depth@100ms`)."""
+    max_message_bytes: int = 1 << 16
+    """One incoming frame (websockets closes the connection with 1009 past it)."""
+
+
 SEND_BATCH = 256
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
@@ -109,6 +136,16 @@ frame_batch: Callable[[Callable[[], bytes], int], bytes] = (
 """`count` queued payloads as text frames in one buffer (compiled when built)."""
 
 
+async def hang_up(ws: ServerConnection, code: int, reason: str, timeout_s: float = 1.0) -> None:
+    """Close a connection we refuse to serve on: the close frame, then, if the client has not
+    answered it within `timeout_s`, the socket. A client that flooded us has frames queued
+    ahead of its close frame, and we stopped reading them: waiting out websockets' close timeout
+    (10 s) would only hold the connection longer."""
+    await within(ws.close(code, reason), timeout_s)
+    if ws.transport is not None and not ws.transport.is_closing():
+        ws.transport.abort()
+
+
 def error_reply(code: int, msg: str, request_id: Any = None) -> str:
     return json.dumps(
         {"error": {"code": code, "msg": msg}, "id": request_id}, separators=(",", ":")
@@ -125,7 +162,12 @@ class FeedServer:
         ping_interval_s: float = 20.0,
         ping_timeout_s: float = 60.0,
         max_stall_s: float = 10.0,
+        limits: FeedLimits | None = None,
     ) -> None:
+        self.limits = limits or FeedLimits()
+        self.rate_disconnects = 0
+        """Clients disconnected for sending more than max_messages_per_s."""
+        self.refused_connections = 0
         self.host = host
         self.port = port
         self.max_queue = max_queue
@@ -158,7 +200,7 @@ class FeedServer:
             ping_interval=self.ping_interval_s,
             ping_timeout=self.ping_timeout_s,
             compression=None,
-            max_size=1 << 16,
+            max_size=self.limits.max_message_bytes,
         )
         sockets = self._server.sockets
         if sockets:
@@ -171,11 +213,25 @@ class FeedServer:
 
     # --- connections -------------------------------------------------------------------------
 
-    def _check_path(self, _: ServerConnection, request: Request) -> Response | None:
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        if (
+            self._server is not None
+            and len(self._server.connections) >= self.limits.max_connections
+        ):
+            self.refused_connections += 1
+            return Response(503, "Service Unavailable", Headers(), b"too many connections\n")
         path = urlsplit(request.path).path
-        if path in ("/ws", "/stream") or path.startswith("/ws/"):
-            return None
         if self.private is not None and self.private.claims(path):
+            return None
+        if path in ("/ws", "/stream") or path.startswith("/ws/"):
+            _, streams = self.parse_path(request.path)
+            if any(len(stream) > self.limits.max_stream_name for stream in streams):
+                return Response(
+                    400,
+                    "Bad Request",
+                    Headers(),
+                    b"stream name longer than %d characters\n" % self.limits.max_stream_name,
+                )
             return None
         return Response(404, "Not Found", Headers(), b"unknown endpoint\n")
 
@@ -199,7 +255,7 @@ class FeedServer:
             self._next_client,
             ws,
             combined_mode=combined_mode,
-            streams=streams[:MAX_STREAMS],
+            streams=streams[: self.limits.max_streams],
             max_queue=self.max_queue,
         )
         self._next_client += 1
@@ -209,8 +265,18 @@ class FeedServer:
         client.sender = asyncio.create_task(
             self._send_loop(client), name=f"feed-send-{client.client_id}"
         )
+        limit = self.limits.max_messages_per_s
+        recent: deque[float] = deque(maxlen=max(1, limit))  # arrival times of the last `limit`
         try:
             async for message in ws:
+                now = time.monotonic()
+                if limit > 0 and len(recent) == limit and now - recent[0] < 1.0:
+                    # Binance: more than 5 incoming messages in a second, and the connection
+                    # goes (the request that broke the limit is not answered)
+                    self.rate_disconnects += 1
+                    await hang_up(ws, 1008, "Too many requests")
+                    break
+                recent.append(now)
                 reply = self.handle_request(client, message)
                 if reply is not None and not client.offer(reply.encode()):
                     self.evict(client)
@@ -282,7 +348,8 @@ class FeedServer:
     def handle_request(self, client: FeedClient, message: str | bytes) -> str | None:
         try:
             request = json.loads(message)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError,
+            # a number of 4,300 digits and more, arrays nested too deep
             where = (
                 f" at line {exc.lineno} column {exc.colno}"
                 if isinstance(exc, json.JSONDecodeError)
@@ -315,8 +382,15 @@ class FeedServer:
                     request_id,
                 )
             if method == "SUBSCRIBE":
+                longest = self.limits.max_stream_name
+                if any(len(name) > longest for name in params):
+                    return error_reply(
+                        2,
+                        f"Invalid request: stream name longer than {longest} characters",
+                        request_id,
+                    )
                 added = set(params) - client.subscriptions
-                if len(client.subscriptions) + len(added) > MAX_STREAMS:
+                if len(client.subscriptions) + len(added) > self.limits.max_streams:
                     return error_reply(2, "Invalid request: too many streams", request_id)
                 client.subscriptions.update(added)
                 self._count(added, +1)

@@ -24,6 +24,7 @@ import msgspec
 from aiohttp import web
 
 from plumbing.heap import settle_heap
+from plumbing.http_limits import HttpLimits, serve_bounded
 from plumbing.logging import get_logger
 from replay.binance import DepthSnapshot, TradeEvent
 from replay.control import build_control_app
@@ -39,7 +40,7 @@ from replay.exchange.venue_faults import VenueFault, VenueFaultBook
 from replay.exchange.wsapi import PrivateStreams
 from replay.fastlane import AVAILABLE as FAST_LANE_BUILT
 from replay.fastlane import FastLane
-from replay.feed import FeedServer
+from replay.feed import FeedLimits, FeedServer
 from replay.messages import (
     TIME_KEYS_BY_KIND,
     Classified,
@@ -88,6 +89,12 @@ class ReplayServerConfig:
     """Symbols to list; default: those found in the first records of the recording."""
     fast_lane: bool = True
     """Use the compiled max-speed lane when it is built (off: the Python path only)."""
+    rest_limits: http11.ServerLimits = field(default_factory=http11.ServerLimits)
+    """Bounds of the exchange simulator's REST server (docs/limits.md)."""
+    feed_limits: FeedLimits = field(default_factory=FeedLimits)
+    """Bounds of the WebSocket port: the feed, the WebSocket API, listen-key streams."""
+    control_limits: HttpLimits = field(default_factory=HttpLimits)
+    """Bounds of the control API."""
 
 
 def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
@@ -190,6 +197,7 @@ class ReplayServer:
             ping_interval_s=config.ping_interval_s,
             ping_timeout_s=config.ping_timeout_s,
             max_stall_s=config.max_stall_s,
+            limits=config.feed_limits,
         )
         self.derived = DerivedStreams()
         self.pacing = PacingStats()
@@ -212,6 +220,7 @@ class ReplayServer:
             hub=self.hub,
             limiter=self.limiter,
             secrets_by_key=secrets_by_key,
+            max_messages_per_s=config.feed_limits.max_messages_per_s,
         )
         self.feed.private = self.private
         self._user_stream_dropped = False
@@ -364,6 +373,17 @@ class ReplayServer:
             "pacing_error": self.pacing.percentiles(),
             "active_faults": len(self.feed.faults.active(time.time_ns())),
             "slow_disconnects": self.feed.slow_disconnects,
+            "limits": {
+                "ws_rate_disconnects": self.feed.rate_disconnects,
+                "ws_refused_connections": self.feed.refused_connections,
+                "ws_api_ban_disconnects": self.private.ban_disconnects,
+                "rest_connections": (
+                    len(self._rest_server.connections) if self._rest_server is not None else 0
+                ),
+                "rest_expired": (
+                    dict(self._rest_server.expired) if self._rest_server is not None else {}
+                ),
+            },
             "books": {
                 s: {"synced": sync.synced, "update_id": sync.book.update_id}
                 for s, sync in self.market.syncs.items()
@@ -387,11 +407,17 @@ class ReplayServer:
     async def start(self) -> None:
         await self.feed.start()
         self._rest_server = await http11.serve(
-            self.api.handle, self.config.host, self.config.rest_port
+            self.api.handle, self.config.host, self.config.rest_port, self.config.rest_limits
         )
         self.rest_port = self._rest_server.port
-        control = build_control_app(self, self.config.control_token)
-        self._runners.append(await self._serve(control, self.config.control_port, "control"))
+        control = build_control_app(self, self.config.control_token, self.config.control_limits)
+        runner, self.control_port = await serve_bounded(
+            control,
+            host=self.config.host,
+            port=self.config.control_port,
+            limits=self.config.control_limits,
+        )
+        self._runners.append(runner)
         self.listening = True
         self.state = "paused" if self.pacer.paused else "running"
         log.info(
@@ -410,15 +436,6 @@ class ReplayServer:
                 "max speed runs on the Python path only",
             )
 
-    async def _serve(self, app: web.Application, port: int, name: str) -> web.AppRunner:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, port, reuse_address=True)
-        await site.start()
-        bound = runner.addresses[0][1] if runner.addresses else port
-        self.control_port = bound
-        return runner
-
     async def stop(self) -> None:
         await self.feed.stop()
         if self._rest_server is not None:
@@ -434,6 +451,16 @@ class ReplayServer:
             if restart:
                 self.market.on_disconnect()  # rebuilt from the start, silently, up to the target
                 continue
+            if self._seek_to is not None:
+                # a seek past the last record: the market stands at the end of the recording
+                # and the replay is finished, as if it had played to the end (not seeking)
+                log.warning(
+                    "replay_seek_past_end",
+                    seek_to_ns=self._seek_to,
+                    last_record_ns=self.pacer.position_recv_ns,
+                )
+                self._seek_to = None
+                self._seeking = False
             self.state = "finished"
             log.info("replay_finished", records=self.records, messages=self.messages)
             # a seek after the end starts another pass

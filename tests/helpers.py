@@ -95,7 +95,13 @@ def process(
 
 
 @contextmanager
-def redis(tmp: Path, port: int | None = None, *, appendonly: bool = True) -> Iterator[int]:
+def redis(
+    tmp: Path,
+    port: int | None = None,
+    *,
+    appendonly: bool = True,
+    aclfile: Path | None = None,
+) -> Iterator[int]:
     port = port or free_ports(1)[0]
     data = tmp / f"redis-{port}"
     data.mkdir(parents=True, exist_ok=True)
@@ -115,6 +121,7 @@ def redis(tmp: Path, port: int | None = None, *, appendonly: bool = True) -> Ite
         "always",
         "--daemonize",
         "no",
+        *(["--aclfile", str(aclfile)] if aclfile is not None else []),
     ]
     with process(argv, log=tmp / f"redis-{port}.log", ready=lambda: port_open(port)):
         yield port
@@ -136,10 +143,12 @@ SIM_TOKEN = "integration-control-token"
 
 
 class ReplayProcess:
-    def __init__(self, ws_port: int, rest_port: int, control_port: int) -> None:
+    def __init__(self, ws_port: int, rest_port: int, control_port: int, pid: int = 0) -> None:
         self.ws_port = ws_port
         self.rest_port = rest_port
         self.control_port = control_port
+        self.pid = pid
+        """The replay process's id (0 when not known)."""
 
     @property
     def rest_url(self) -> str:
@@ -198,8 +207,16 @@ def replay_process(
         ready=lambda: http_ok(
             f"http://127.0.0.1:{control}/{'readyz' if wait_for_market else 'healthz'}"
         ),
-    ):
-        yield ReplayProcess(ws, rest, control)
+    ) as proc:
+        yield ReplayProcess(ws, rest, control, proc.pid)
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set size, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
 
 
 def control(sim: ReplayProcess, method: str, path: str, body: object = None) -> dict:  # type: ignore[type-arg]

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.bus.base import Delivery, GroupStart, make_delivery
-from engine.core.errors import BusUnavailableError
+from engine.core.errors import BusPermissionError, BusUnavailableError
 from engine.core.messages import BusMessage, encode
 
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
@@ -63,11 +63,15 @@ class RedisStreamsBus:
         *,
         maxlen: int = 200_000,
         socket_timeout_ms: int = 2_000,
+        username: str = "",
+        password: str = "",
     ) -> None:
         self.url = url
         self._maxlen = maxlen
         self._redis = redis.Redis.from_url(
             url,
+            username=username or None,
+            password=password or None,
             decode_responses=False,
             socket_connect_timeout=socket_timeout_ms / 1000,
             # a hung server is an error, not a hang: blocking reads use BLOCK < this timeout
@@ -89,6 +93,8 @@ class RedisStreamsBus:
     async def _call(self, coro: Any) -> Any:
         try:
             return await coro
+        except (AuthenticationError, NoPermissionError) as exc:  # before _UNAVAILABLE: a subclass
+            raise BusPermissionError(f"redis at {self._safe_url()} refused: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise BusUnavailableError(f"redis unavailable at {self._safe_url()}: {exc}") from exc
 

@@ -8,7 +8,9 @@ StormproofError
 │   ├── BookGapError            a diff does not continue the book (update-id gap)
 │   └── CrossedBookError        best bid >= best ask after an update
 ├── BusError
-│   └── BusUnavailableError     the bus cannot be reached (retryable)
+│   ├── BusUnavailableError     the bus cannot be reached (retryable)
+│   └── BusPermissionError      the bus refused this process's user a command or key, or its
+│                               credentials (Redis ACL: not retryable, a configuration fault)
 ├── FencingError                a deposed leader tried to write or send
 ├── LeaseError                  the leader-lease backend failed or is unreachable (retryable)
 ├── JournalUnavailableError     the journal database cannot be reached (retry; reconnects)
@@ -57,6 +59,11 @@ class BusError(StormproofError):
 
 class BusUnavailableError(BusError):
     """The bus cannot be reached right now; the caller may retry."""
+
+
+class BusPermissionError(BusError):
+    """The bus refused this process's user (wrong credentials, or a command or key its ACL does
+    not allow): retrying cannot help, the deployment is misconfigured or the action forbidden."""
 
 
 class FencingError(StormproofError):

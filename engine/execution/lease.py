@@ -126,7 +126,15 @@ def redis_lease_key(name: str) -> str:
 class RedisLease:
     """The lease as a Redis key with a PX expiry; the fencing epoch as a persistent counter."""
 
-    def __init__(self, redis_url: str, name: str, *, socket_timeout_ms: int = 1_000) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        name: str,
+        *,
+        socket_timeout_ms: int = 1_000,
+        username: str = "",
+        password: str = "",
+    ) -> None:
         if not name:
             raise ValueError("a lease needs a name")
         self.name = name
@@ -135,6 +143,8 @@ class RedisLease:
         self._url = redis_url
         self._redis = aioredis.Redis.from_url(
             redis_url,
+            username=username or None,
+            password=password or None,
             decode_responses=True,
             socket_connect_timeout=socket_timeout_ms / 1000,
             socket_timeout=socket_timeout_ms / 1000,
@@ -424,10 +434,15 @@ class KubernetesLease:
             await asyncio.to_thread(client.close)
 
 
-def lease_backend(config: LeaseConfig, *, default_redis_url: str) -> LeaseBackend | None:
-    """The backend a LeaseConfig asks for; None for a single instance (backend "none")."""
+def lease_backend(
+    config: LeaseConfig, *, default_redis_url: str, username: str = "", password: str = ""
+) -> LeaseBackend | None:
+    """The backend a LeaseConfig asks for; None for a single instance (backend "none"). A Redis
+    lease on the bus's own Redis uses the process's bus credentials."""
     if config.backend == "redis":
-        return RedisLease(config.redis_url or default_redis_url, config.name)
+        return RedisLease(
+            config.redis_url or default_redis_url, config.name, username=username, password=password
+        )
     if config.backend == "kubernetes":
         return KubernetesLease(config.namespace, config.name)
     return None

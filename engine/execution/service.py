@@ -108,7 +108,12 @@ class ExecutionService(Service):
         """Refreshed by the poller, for /status (which must not wait on the journal)."""
         self._deposed = asyncio.Event()
         self._elected: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
-        backend = lease_backend(config.lease, default_redis_url=config.bus.redis_url)
+        backend = lease_backend(
+            config.lease,
+            default_redis_url=config.bus.redis_url,
+            username=ctx.settings.secrets.redis_username,
+            password=ctx.settings.secrets.redis_password.reveal(),
+        )
         self.elector: LeaderElector | None = None
         if backend is not None:
             self.elector = LeaderElector(

@@ -15,7 +15,6 @@ none. The server binds to 127.0.0.1 unless configured otherwise.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -24,14 +23,20 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.config import Secret
+from engine.core.errors import BusPermissionError, BusUnavailableError
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service
 from engine.runtime.watchdog import LoopWatchdog
+from plumbing.clock import SystemClock
+from plumbing.http_limits import HttpLimits, bearer_matches, bounded_app, serve_bounded
 from plumbing.logging import get_logger
+from plumbing.ratelimited_log import RateLimitedLog
 
 log = get_logger("engine.ops")
 
 OPS_COMMANDS = ("pause", "resume", "flatten", "halt")
+HTTP_LIMITS = HttpLimits()
+"""Bounds of every service's ops server (and the intake on the strategy's): docs/limits.md."""
 ControlSink = Callable[[str, str], Awaitable[None]]
 
 
@@ -55,7 +60,8 @@ def build_ops_app(
 ) -> web.Application:
     """The service's HTTP app; `routes` are added beside the standard ones (a route that
     clashes with one of them is a programming error and fails here, at startup)."""
-    app = web.Application()
+    app = bounded_app(HTTP_LIMITS)
+    unauthorized = RateLimitedLog(log, SystemClock(), interval_ms=10_000)
 
     async def startupz(_: web.Request) -> web.Response:
         ok = service.started
@@ -91,19 +97,33 @@ def build_ops_app(
             return _json({"error": f"unknown command {command!r}", "commands": OPS_COMMANDS}, 404)
         if not token:
             return _json({"error": "ops commands are disabled: no ops token is configured"}, 403)
-        header = request.headers.get("Authorization", "")
-        supplied = header[7:] if header.startswith("Bearer ") else ""
-        if not supplied or not hmac.compare_digest(supplied.encode(), token.reveal().encode()):
-            log.warning("ops_unauthorized", command=command, remote=request.remote)
+        if not bearer_matches(request.headers.get("Authorization"), token.reveal()):
+            # a flood of these writes one line per interval, with the count held back
+            unauthorized.warning(
+                "ops_unauthorized", "ops_unauthorized", command=command, remote=request.remote
+            )
             return _json({"error": "missing or invalid bearer token"}, 401)
         reason = ""
         if request.can_read_body:
             try:
                 body = await request.json()
                 reason = str(body.get("reason", ""))[:200] if isinstance(body, dict) else ""
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
                 return _json({"error": 'body must be JSON like {"reason": "..."}'}, 400)
-        await send_control(command, reason)
+        try:
+            await send_control(command, reason)
+        except BusPermissionError:
+            # the bus's ACL lets only risk and execution write the control stream
+            return _json(
+                {"error": f"{service.name} may not issue ops commands: send them to risk"},
+                403,
+            )
+        except BusUnavailableError:
+            return web.json_response(
+                {"error": "the bus is unavailable: the command was not issued, retry"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
         log.info("ops_command_accepted", command=command, reason=reason)
         return _json({"accepted": command, "reason": reason}, 202)
 
@@ -120,8 +140,7 @@ def build_ops_app(
 async def start_ops_server(app: web.Application, *, host: str, port: int) -> web.AppRunner:
     # a request still open at shutdown gets a second, not aiohttp's default minute: a stopping
     # service must exit within its supervisor's stop timeout
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host=host, port=port, reuse_address=True)
-    await site.start()
+    runner, _ = await serve_bounded(
+        app, host=host, port=port, limits=HTTP_LIMITS, shutdown_timeout=1.0
+    )
     return runner

@@ -23,7 +23,12 @@ from engine.bus.redis_streams import RedisStreamsBus
 from engine.config import SERVICES, Settings
 from engine.core.backoff import Backoff
 from engine.core.clock import LiveClock
-from engine.core.errors import BusUnavailableError, ConfigError, StormproofError
+from engine.core.errors import (
+    BusPermissionError,
+    BusUnavailableError,
+    ConfigError,
+    StormproofError,
+)
 from engine.core.messages import Control
 from engine.ops.server import build_ops_app, start_ops_server
 from engine.runtime.metrics import EngineMetrics
@@ -65,6 +70,11 @@ async def wait_for_bus(bus: Bus, *, deadline_ms: int, url: str) -> None:
         try:
             await bus.ping()
             return
+        except BusPermissionError as exc:
+            raise ConfigError(
+                f"Redis at {url} refused this process's user (check its ACL user and password,"
+                f" bus.username_env / bus.password_env): {exc.__cause__ or exc}"
+            ) from None
         except BusUnavailableError as exc:
             if loop.time() >= end:
                 cause = exc.__cause__ or exc
@@ -81,6 +91,8 @@ async def run_services(settings: Settings, names: list[str]) -> int:
         config.bus.redis_url,
         maxlen=config.bus.stream_maxlen,
         socket_timeout_ms=config.bus.socket_timeout_ms,
+        username=settings.secrets.redis_username,
+        password=settings.secrets.redis_password.reveal(),
     )
     instance = f"{os.getpid()}-{clock.time_ns() // 1_000_000 % 100_000_000}"
     ctx = ServiceContext(

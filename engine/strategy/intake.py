@@ -27,8 +27,6 @@ clientOrderId from the intent id, so the venue never gets a second order.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -48,6 +46,7 @@ from engine.core.intake import (
 )
 from engine.core.messages import Intent
 from engine.runtime.metrics import EngineMetrics
+from plumbing.http_limits import bearer_matches
 from plumbing.ratelimited_log import RateLimitedLog
 
 OUTCOMES = ("accepted", "duplicate", "conflict", "invalid", "unauthorized", "unavailable")
@@ -71,10 +70,6 @@ def _json(
     )
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
-
-
 class IntentIntake:
     def __init__(
         self,
@@ -93,7 +88,7 @@ class IntentIntake:
         """`reference_prices` is the live map of last mids the intents are stamped with;
         `not_accepting()` returns why the service cannot take intents now ("" when it can)."""
         self.config = config
-        self._token_digest = _digest(token.reveal()) if token else None
+        self._token = token
         self.bus = bus
         self.clock = clock
         self.metrics = metrics
@@ -118,7 +113,7 @@ class IntentIntake:
         """For /status: counts and settings, never the token."""
         return {
             "enabled": True,
-            "token_configured": self._token_digest is not None,
+            "token_configured": bool(self._token),
             "in_flight": self.in_flight,
             "requests": dict(self.counts),
             "reference_prices": dict(self.reference_prices),
@@ -144,12 +139,11 @@ class IntentIntake:
 
     def _authorize(self, request: web.Request) -> tuple[int, str] | None:
         """None when the request carries the intake token; else (status, error)."""
-        if self._token_digest is None:
+        if not self._token:
             return 403, (f"intake disabled: no token configured (set ${self.config.token_env})")
-        header = request.headers.get("Authorization", "")
-        supplied = header[7:] if header.startswith("Bearer ") else ""
-        # digests of equal length: the comparison time says nothing about the token
-        if not supplied or not hmac.compare_digest(_digest(supplied), self._token_digest):
+        # any header value is safe to check (bytes that are not UTF-8 included), and the time
+        # the comparison takes says nothing about the token
+        if not bearer_matches(request.headers.get("Authorization"), self._token.reveal()):
             self._noisy.warning("intake_unauthorized", "intake_unauthorized", remote=request.remote)
             return 401, "missing or invalid bearer token"
         return None
@@ -162,18 +156,17 @@ class IntentIntake:
         return _json({"error": error}, status, headers)
 
     async def _read_body(self, request: web.Request) -> bytes | None:
-        """The body, or None when it is larger than max_body_bytes (read no further)."""
+        """The body, or None when it is larger than max_body_bytes. The ops server's bounding
+        middleware has read it already, within its deadline and its own (larger) size cap
+        (engine.ops.server.HTTP_LIMITS); reading it here again costs nothing."""
         limit = self.config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(8_192):
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return None
+        return None if len(body) > limit else body
 
     # --- POST /intents ------------------------------------------------------------------------
 

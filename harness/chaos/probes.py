@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import HOST, control_token, control_url, http, ops_url, stack_of
+from harness.chaos.stackref import control_token, control_url, http, ops_url, stack_of
 from harness.gameday.judge import position_drift as drift_of
 from harness.stack import Stack
 from harness.truth.ids import family_of
@@ -99,7 +99,7 @@ def bus_market_data_age_s(
     plays no part); a very large number when the stream is empty."""
     stack = stack_of(configuration)
     venue = tomllib.loads((stack.run_dir / "engine.toml").read_text())["venue"]["name"]
-    client: Any = redis.Redis(host=HOST, port=stack.ports["redis"], socket_timeout=2)
+    client: Any = stack.redis_client(socket_timeout=2)
     try:
         newest = client.xrevrange(f"md.{venue}.{symbol.upper()}", count=10)
     except redis.RedisError as exc:

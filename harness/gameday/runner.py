@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import redis_acl
 from harness.errors import GameDayConfigError
 from harness.gameday.evidence import Evidence, declared, fault_activity
 from harness.gameday.scenario import ScenarioRun, not_run, run_scenario
@@ -116,8 +117,11 @@ def experiment_evidence(spec: ScenarioSpec) -> tuple[list[Evidence], str | None]
 
 def _observe(stack: Stack) -> BusObserver:
     engine = tomllib.loads((stack.run_dir / "engine.toml").read_text())
+    user = redis_acl.HARNESS
     observer = BusObserver(
         port=stack.ports["redis"],
+        username=user,
+        password=stack.secrets.get(redis_acl.password_key(user)),
         venue=str(engine["venue"]["name"]),
         symbols=[str(s) for s in engine["venue"]["symbols"]],
     )

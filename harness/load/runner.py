@@ -33,7 +33,7 @@ from harness.load.stats import (
     locust_slis,
     read_stats_json,
 )
-from harness.stack import HOST, Stack
+from harness.stack import Stack
 
 SHAPES = ("steady", "ramp", "market-open", "flash-crash", "soak")
 TICK_TO_ORDER = "trading_tick_to_order_seconds"
@@ -183,7 +183,7 @@ class _EngineWatch:
         return {} if text is None else histogram_buckets(text, TICK_TO_ORDER)
 
     def _run(self) -> None:
-        client = redis.Redis(host=HOST, port=self.stack.ports["redis"], socket_timeout=2)
+        client = self.stack.redis_client(socket_timeout=2)
         try:
             while not self._halt.wait(self.interval_s):
                 self.lags.append((time.time(), total_lag(client)))

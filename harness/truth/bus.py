@@ -45,9 +45,12 @@ class BusObserver(threading.Thread):
         symbols: list[str],
         max_md: int = 1_000_000,
         block_ms: int = 200,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         super().__init__(name="bus-observer", daemon=True)
         self.port = port
+        self._username, self._password = username, password
         self.venue = venue
         self.md_streams = {f"md.{venue}.{s.upper()}": s.upper() for s in symbols}
         self.block_ms = block_ms
@@ -101,7 +104,12 @@ class BusObserver(threading.Thread):
     def run(self) -> None:
         # Any: redis-py's stubs type replies as unions of every reply shape
         client: Any = redis.Redis(
-            host=HOST, port=self.port, socket_timeout=2, socket_connect_timeout=1
+            host=HOST,
+            port=self.port,
+            socket_timeout=2,
+            socket_connect_timeout=1,
+            username=self._username,
+            password=self._password,
         )
         try:
             while not self._halt.is_set():

@@ -1,5 +1,6 @@
 /* The simulator's HTTP request head parser in C: http11.parse_head_py, for the heads it is sure
-   about (ASCII, a well-formed request line and headers, no percent-encoded path). It answers
+   about (ASCII, a well-formed request line and headers whose names are tokens, no control
+   character in a header line, no header twice, no percent-encoded path). It answers
    None for anything else, and the Python definition decides: refusals keep their exact
    messages, and one definition stays the reference (a property test holds this one to it).
 
@@ -10,11 +11,27 @@
 #include <Python.h>
 #include <string.h>
 
-/* str.isspace() for an ASCII character: what str.strip() removes */
+/* What the definition strips around a header value: space and horizontal tab */
 static int
 is_space(unsigned char c)
 {
-    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+    return c == ' ' || c == '\t';
+}
+
+/* RFC 9110 tchar: what a header name is made of */
+static int
+is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* a control character other than HTAB (a bare CR or LF among them) */
+static int
+is_field_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
 static int
@@ -54,7 +71,8 @@ contains(const char *text, Py_ssize_t n, const char *word)
 }
 
 /* Header name and value into `headers` (name lower-cased, value stripped); 0 when the line is
-   one the Python definition refuses, -1 on a Python error, 1 when added. */
+   one the Python definition refuses or the header was seen before (the definition refuses some
+   repeated headers), -1 on a Python error, 1 when added. */
 static int
 add_header(PyObject *headers, const char *p, const char *end, char *scratch,
            const char **connection, Py_ssize_t *connection_n)
@@ -63,8 +81,12 @@ add_header(PyObject *headers, const char *p, const char *end, char *scratch,
     if (colon == NULL || colon == p)
         return 0;
     Py_ssize_t name_n = colon - p;
-    if (is_space((unsigned char)p[0]) || is_space((unsigned char)colon[-1]))
-        return 0;
+    for (const char *c = p; c < colon; c++)
+        if (!is_tchar((unsigned char)*c))
+            return 0;
+    for (const char *c = colon + 1; c < end; c++)
+        if (is_field_ctl((unsigned char)*c))
+            return 0;
     const char *value = colon + 1, *value_end = end;
     while (value < value_end && is_space((unsigned char)*value))
         value++;
@@ -78,10 +100,13 @@ add_header(PyObject *headers, const char *p, const char *end, char *scratch,
     }
     PyObject *name_obj = PyUnicode_DecodeASCII(scratch, name_n, NULL);
     PyObject *value_obj = name_obj ? PyUnicode_DecodeASCII(value, value_end - value, NULL) : NULL;
+    Py_ssize_t before = PyDict_GET_SIZE(headers);
     int rc = (name_obj && value_obj) ? PyDict_SetItem(headers, name_obj, value_obj) : -1;
     Py_XDECREF(name_obj);
     Py_XDECREF(value_obj);
-    return rc < 0 ? -1 : 1;
+    if (rc < 0)
+        return -1;
+    return PyDict_GET_SIZE(headers) > before; /* not grown: a header seen before */
 }
 
 static PyObject *

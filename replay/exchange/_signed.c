@@ -21,7 +21,10 @@
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *key_timestamp, *key_recv_window, *key_symbol, *key_side, *key_type,
+/* auth.MAX_PARAMS: more parameters than this are the definition's to refuse (-1101) */
+#define MAX_PARAMS 64
+
+static PyObject *key_signature, *key_timestamp, *key_recv_window, *key_symbol, *key_side, *key_type,
     *key_client_id, *key_resp_type, *key_quantity, *key_quote_qty, *key_price, *key_tif,
     *key_order_id, *key_orig_client_id;
 static PyObject *out_symbol, *out_side, *out_order_type, *out_quantity, *out_quote_qty,
@@ -111,7 +114,9 @@ name_of(const char *p, Py_ssize_t n)
     return text_of(p, n);
 }
 
-/* auth.parse_params for text with nothing to decode, into `params` (later names win). */
+/* auth.parse_params for text with nothing to decode, into `params`. 0 read, 1 not ours (a name
+   seen before, in this part or the query: the definition refuses the one and lets the query win
+   the other), -1 error. */
 static int
 parse_into(PyObject *params, const char *p, Py_ssize_t n)
 {
@@ -124,11 +129,14 @@ parse_into(PyObject *params, const char *p, Py_ssize_t n)
             const char *name_end = eq ? eq : stop;
             PyObject *name = name_of(p, name_end - p);
             PyObject *value = eq ? text_of(eq + 1, stop - eq - 1) : PyUnicode_New(0, 127);
+            Py_ssize_t before = PyDict_GET_SIZE(params);
             int rc = (name && value) ? PyDict_SetItem(params, name, value) : -1;
             Py_XDECREF(name);
             Py_XDECREF(value);
             if (rc < 0)
                 return -1;
+            if (PyDict_GET_SIZE(params) == before)
+                return 1;
         }
         p = stop + 1;
     }
@@ -197,14 +205,24 @@ release_signed(signed_t *s)
         PyMem_Free(s->joined);
 }
 
+/* The parameters of a signed request, or NULL: with an exception on error, without one when
+   they are not ours (a repeated name, a second signature, more than MAX_PARAMS). */
 static PyObject *
 params_of(const signed_t *s)
 {
     PyObject *params = PyDict_New();
     if (params == NULL)
         return NULL;
-    if (parse_into(params, s->joined, s->query_n) < 0 ||
-        parse_into(params, s->joined + s->query_n, s->total - s->query_n) < 0) {
+    int rc = parse_into(params, s->joined, s->query_n);
+    if (rc == 0)
+        rc = parse_into(params, s->joined + s->query_n, s->total - s->query_n);
+    if (rc == 0 && PyDict_GET_SIZE(params) > MAX_PARAMS)
+        rc = 1;
+    if (rc == 0) {
+        rc = PyDict_Contains(params, key_signature); /* a second signature in a part */
+        rc = rc < 0 ? -1 : rc;
+    }
+    if (rc != 0) {
         Py_DECREF(params);
         return NULL;
     }
@@ -229,8 +247,13 @@ signed_params(PyObject *module, PyObject *args)
     PyObject *payload = PyUnicode_DecodeUTF8(s.joined, s.total, NULL);
     PyObject *params = payload ? params_of(&s) : NULL;
     PyObject *signature = NULL, *result = NULL;
-    if (params == NULL)
+    if (params == NULL) {
+        if (!PyErr_Occurred()) {
+            result = Py_None;
+            Py_INCREF(result);
+        }
         goto done;
+    }
     if (s.sig_n >= 0)
         signature = PyUnicode_DecodeUTF8(s.sig, s.sig_n, NULL);
     else {
@@ -434,7 +457,7 @@ accept(PyObject *module, PyObject *args)
     rc = signature_matches(key, &s);
     if (rc > 0) {
         params = params_of(&s);
-        rc = params ? timing_ok(params, (int64_t)now_ms) : -1;
+        rc = params ? timing_ok(params, (int64_t)now_ms) : (PyErr_Occurred() ? -1 : 0);
     }
     release_signed(&s);
     if (rc > 0)
@@ -675,6 +698,7 @@ intern_all(void)
         PyObject **slot;
         const char *text;
     } names[] = {
+        {&key_signature, "signature"},
         {&key_timestamp, "timestamp"},
         {&key_recv_window, "recvWindow"},
         {&key_symbol, "symbol"},

@@ -4,6 +4,13 @@ The signed payload is `totalParams`: the query string concatenated with the requ
 as sent, minus the `signature` parameter. The signature is the lowercase hex HMAC-SHA256 of that
 payload with the API secret. `timestamp` must not be more than 1 s ahead of the server clock nor
 older than `recvWindow` (default 5000 ms, at most 60000).
+
+Parameters are judged before the signature, as Binance does: a name sent twice in the query, or
+twice in the body, is -1101 "Duplicate values for a parameter detected."; more than MAX_PARAMS
+is -1101 "Too many parameters sent for this endpoint."; a name sent in both the query and the
+body takes the query's value (Binance: "If a parameter sent in both the query string and
+request body, the query string parameter will be used"). A number is at most 20 ASCII digits
+(-1100 otherwise), Binance's legal range for its integer parameters.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ except ImportError:  # pragma: no cover - a CPython built without OpenSSL
     _openssl_hmac = None  # type: ignore[assignment]
 
 _Keyed = Union["hmac.HMAC", "_OpenSslHmac"]
+
+
+MAX_PARAMS = 64
+"""More parameters than any Binance endpoint takes: a request with more is refused (-1101)."""
+MAX_DIGITS = 20
+"""Binance's integers: '^[0-9]{1,20}$'."""
 
 
 def sign(secret: str, payload: str) -> str:
@@ -104,12 +117,17 @@ def verify_py(
 
 def signed_params_py(query: str, body: str) -> tuple[str, str | None, dict[str, str]]:
     """The signed payload (both parts without their signature), the signature (the query's
-    first, unless empty) and the parameters (the body's win)."""
+    first, unless empty) and the parameters (the query's win over the body's). BinanceError
+    -1101 for a name repeated within a part (a second signature included) or too many."""
     query_unsigned, query_sig = split_signature(query)
     body_unsigned, body_sig = split_signature(body)
     params = parse_params(query_unsigned)
     if body_unsigned:
-        params.update(parse_params(body_unsigned))
+        params = {**parse_params(body_unsigned), **params}
+        if len(params) > MAX_PARAMS:
+            raise errors.TOO_MANY_PARAMS
+    if "signature" in params:  # a second signature in the query or in the body
+        raise errors.DUPLICATE_PARAMS
     return query_unsigned + body_unsigned, query_sig or body_sig, params
 
 
@@ -124,9 +142,9 @@ def signed_params(query: str, body: str) -> tuple[str, str | None, dict[str, str
 
 
 def parse_params(raw: str) -> dict[str, str]:
-    """Form-encoded parameters (a repeated name keeps its last value, blank values kept): what
-    `dict(parse_qsl(raw, keep_blank_values=True))` gives, without decoding the pieces that
-    need none (almost all of them, on every signed request)."""
+    """Form-encoded parameters, blank values kept: what `parse_qsl(raw, keep_blank_values=True)`
+    gives, without decoding the pieces that need none (almost all of them, on every signed
+    request). BinanceError -1101 for a name sent twice (after decoding) or too many names."""
     params: dict[str, str] = {}
     if not raw:
         return params
@@ -137,7 +155,11 @@ def parse_params(raw: str) -> dict[str, str]:
         name, _, value = piece.partition("=")
         if escaped and ("%" in piece or "+" in piece):
             name, value = unquote_plus(name), unquote_plus(value)
+        if name in params:
+            raise errors.DUPLICATE_PARAMS
         params[name] = value
+        if len(params) > MAX_PARAMS:
+            raise errors.TOO_MANY_PARAMS
     return params
 
 
@@ -149,8 +171,9 @@ def signature_matches(expected_hex: str, supplied: str) -> bool:
 
 
 def ascii_digits(text: str) -> bool:
-    """Whether `text` is a number int() reads: str.isdigit() alone also accepts "²"."""
-    return text.isascii() and text.isdigit()
+    """Whether `text` is a number of Binance's legal range, which int() reads at once:
+    str.isdigit() alone also accepts "²", and int() refuses (slowly) 4,300 digits and more."""
+    return len(text) <= MAX_DIGITS and text.isascii() and text.isdigit()
 
 
 def check_timing(params: dict[str, str], now_ms: int) -> None:

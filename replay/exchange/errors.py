@@ -32,6 +32,8 @@ def filter_failure(name: str) -> BinanceError:
 
 
 INVALID_SYMBOL = BinanceError(-1121, "Invalid symbol.")
+DUPLICATE_PARAMS = BinanceError(-1101, "Duplicate values for a parameter detected.")
+TOO_MANY_PARAMS = BinanceError(-1101, "Too many parameters sent for this endpoint.")
 UNKNOWN_ORDER_QUERY = BinanceError(-2013, "Order does not exist.")
 UNKNOWN_ORDER_CANCEL = BinanceError(-2011, "Unknown order sent.")
 INSUFFICIENT_BALANCE = BinanceError(-2010, "Account has insufficient balance for requested action.")

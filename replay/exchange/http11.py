@@ -5,8 +5,17 @@ time in its own request, routing, middleware and response machinery, more than t
 it served (py-spy, docs/benchmarks.md). A venue API needs little of it: requests with a
 Content-Length body, keep-alive, pipelining, JSON answers. This server does exactly that and
 refuses the rest with a clear status: a malformed request line or header (400), a chunked or
-oversized body (411, 413), an oversized head (431), an unsupported version (505). Each
-connection answers its requests in order, one at a time (HTTP/1.1 pipelining semantics).
+oversized body (411, 413), an oversized head (431), an unsupported version (505); a request
+whose framing is ambiguous (two Content-Lengths, Content-Length with Transfer-Encoding, a folded
+or malformed header line, a control character in a header) gets a 400, and the connection is
+closed after any of these refusals. Each connection answers its requests in order, one at a time
+(HTTP/1.1 pipelining semantics).
+
+Every resource a client can make it hold is bounded (`ServerLimits`, docs/limits.md): the
+connections open at once (more are answered 503 and closed), the time a request may take to
+arrive whole (408 and closed), the time a keep-alive connection may sit idle (closed), the bytes
+of a head and of a body, and what a client that pipelines without reading its replies holds
+(requests and bytes framed ahead of their answers).
 
 A handler returns a Reply, or an awaitable of one when it has to wait. A Reply is written at
 once, from the socket's read callback: no task and no extra turn of the event loop for a request
@@ -22,9 +31,13 @@ the connection's queue to a worker task, which keeps the order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import overload
 from urllib.parse import parse_qsl, unquote
@@ -34,12 +47,13 @@ try:
 except ImportError:  # not built (pip install -e .): the Python definition serves alone
     _http_head = None  # type: ignore[assignment]
 
-__all__ = ["Headers", "HttpProtocol", "HttpRequest", "HttpServer", "Reply", "serve"]
+__all__ = ["Headers", "HttpProtocol", "HttpRequest", "HttpServer", "Reply", "ServerLimits", "serve"]
 
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = 64 * 1024
+"""A Binance request's body is a form of a few hundred bytes; 64 KiB is far above any."""
 READ_CHUNK_BYTES = 16 * 1024
 """Bytes read from the socket at a time, into the connection's own buffer."""
 MAX_PIPELINED = 64
@@ -47,6 +61,38 @@ MAX_PIPELINED = 64
 reading (TCP pushes back on the client) until half of them are answered: a client that pipelines
 without reading its replies holds a bounded amount of our memory (this many requests, plus one
 socket read in the buffer)."""
+MAX_PIPELINED_BYTES = 256 * 1024
+"""The same bound in bytes (heads and bodies of the requests framed ahead of their answers)."""
+_SINGLE_HEADERS = ("content-length", "transfer-encoding", "host")
+"""Headers that may appear once: two of them make the request's framing or target ambiguous."""
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_FIELD_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters other than HTAB: never in a header line (a bare CR or LF among them)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerLimits:
+    """What one server lets its clients hold (docs/limits.md)."""
+
+    max_connections: int = 256
+    """Connections open at once; the next is answered 503 and closed."""
+    head_timeout_s: float = 10.0
+    """A request, head and body, must arrive whole within this of its first byte (408)."""
+    idle_timeout_s: float = 20.0
+    """A keep-alive connection with nothing to answer and nothing arriving is closed after this
+    (a new connection that sends nothing too). Above the 15 s for which aiohttp's client (ccxt's)
+    keeps an idle connection, so that a client reusing one never races our close."""
+    max_head_bytes: int = MAX_HEAD_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_pipelined: int = MAX_PIPELINED
+    max_pipelined_bytes: int = MAX_PIPELINED_BYTES
+
+    def sweep_interval_s(self) -> float:
+        """How often the server looks for connections past a deadline: deadlines hold to
+        within this."""
+        return max(0.05, min(1.0, self.head_timeout_s / 4, self.idle_timeout_s / 4))
+
+
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _INTERNAL_ERROR = b'{"code":-1000,"msg":"An unknown error occurred while processing the request."}'
 
@@ -114,6 +160,7 @@ class HttpRequest:
         "path",
         "query_string",
         "remote",
+        "size",
         "transport",
     )
 
@@ -136,6 +183,8 @@ class HttpRequest:
         self.transport = transport
         self.remote = remote
         """The peer's IP address (None when unknown)."""
+        self.size = 0
+        """Bytes the request took on the wire (head and body), once framed."""
 
     @property
     def query(self) -> dict[str, str]:
@@ -187,9 +236,12 @@ def parse_head_py(head: bytes) -> tuple[str, str, str, Headers, bool]:
     headers = Headers()
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
+        # a name is a token: no space before the colon, no folded (obs-fold) continuation line
+        if not colon or not _TOKEN.match(name) or _FIELD_CTL.search(value):
             raise BadRequest(400, "malformed header line")
-        headers.add(name, value.strip())
+        if name.lower() in _SINGLE_HEADERS and name in headers:
+            raise BadRequest(400, f"more than one {name} header")
+        headers.add(name, value.strip(" \t"))
     path, _, query_string = target.partition("?")
     if "%" in path:
         path = unquote(path)
@@ -222,9 +274,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
     shrinks with mremap and frees with munmap. Those three syscalls and a page fault cost about
     26 µs per read on our machines, more than the read itself (docs/benchmarks.md)."""
 
-    def __init__(self, handler: Handler, connections: set[HttpProtocol] | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        connections: set[HttpProtocol] | None = None,
+        limits: ServerLimits | None = None,
+    ) -> None:
         self._handler = handler
         self._connections = connections if connections is not None else set()
+        self._limits = limits = limits or ServerLimits()
+        self._max_pipelined = limits.max_pipelined
+        self._max_pipelined_bytes = limits.max_pipelined_bytes
+        self._pending_bytes = 0
+        self.refused = False
+        """Over the server's connection cap: answered 503 and closed."""
+        # counters the server's sweeper reads to find a connection past a deadline: the hot
+        # path only counts, it never reads a clock
+        self.reads = 0
+        self.framed = 0
+        self.drained = 0
         self._transport: asyncio.Transport | None = None
         self._remote: str | None = None
         self._buffer = bytearray()
@@ -240,6 +308,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if len(self._connections) >= self._limits.max_connections:
+            self.refused = True
+            self._closing = True
+            transport.write(
+                encode_reply(
+                    Reply(
+                        b"too many connections",
+                        status=503,
+                        content_type="text/plain",
+                        headers={"Retry-After": "1"},
+                    ),
+                    keep_alive=False,
+                )
+            )
+            transport.close()
+            return
         peer = transport.get_extra_info("peername")
         self._remote = str(peer[0]) if peer else None
         self._connections.add(self)
@@ -252,6 +336,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._writable.clear()
 
     def resume_writing(self) -> None:
+        self.drained += 1
         self._writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -259,6 +344,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._writable.set()
         self._closing = True
         self._pending.clear()
+        self._buffer = bytearray()  # what a half-sent request held goes with the connection
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
         self._transport = None
@@ -269,22 +355,27 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._closing:
             return
+        self.reads += 1
         self._buffer += self._read_view[:nbytes]
         self._frame()
         if self._pending and not self._answering and (self._worker is None or self._worker.done()):
             self._answer_now()
 
     def _frame(self) -> None:
-        """Frame what is buffered, up to MAX_PIPELINED waiting requests; past that, stop reading
-        (what stays buffered is framed as answers go out)."""
-        while not self._closing and len(self._pending) < MAX_PIPELINED:
+        """Frame what is buffered, up to max_pipelined waiting requests (or max_pipelined_bytes
+        of them); past that, stop reading (what stays buffered is framed as answers go out)."""
+        while not self._closing and not self._backlog_full():
             parsed = self._next_request()
             if parsed is None:
                 break
             self._pending.append(parsed)
-            if isinstance(parsed[0], BadRequest):
+            self.framed += 1
+            request = parsed[0]
+            if isinstance(request, BadRequest):
                 self._closing = True  # nothing after a request we could not frame is trusted
-        full = len(self._pending) >= MAX_PIPELINED
+            else:
+                self._pending_bytes += request.size
+        full = self._backlog_full()
         if full != self._reading_paused and self._transport is not None and not self._closing:
             if full:
                 self._transport.pause_reading()
@@ -292,25 +383,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._transport.resume_reading()
             self._reading_paused = full
 
+    def _backlog_full(self) -> bool:
+        return (
+            len(self._pending) >= self._max_pipelined
+            or self._pending_bytes >= self._max_pipelined_bytes
+        )
+
     def _next_request(self) -> tuple[HttpRequest | BadRequest, bool] | None:
         buffer = self._buffer
+        max_head = self._limits.max_head_bytes
         end = buffer.find(b"\r\n\r\n")
         if end < 0:
-            if len(buffer) > MAX_HEAD_BYTES:
+            if len(buffer) > max_head:
                 return BadRequest(431, "request head too large"), False
             return None
-        if end > MAX_HEAD_BYTES:
+        if end > max_head:
             return BadRequest(431, "request head too large"), False
         try:
             method, path, query_string, headers, keep_alive = parse_head(bytes(buffer[:end]))
-            if "transfer-encoding" in headers:
-                raise BadRequest(411, "chunked bodies are not supported: send Content-Length")
-            raw_length = headers.get("content-length", "0")
-            if not (raw_length.isascii() and raw_length.isdigit()):  # "²".isdigit() is True
-                raise BadRequest(400, "malformed Content-Length")
-            length = int(raw_length)
-            if length > MAX_BODY_BYTES:
-                raise BadRequest(413, "request body too large")
+            length = self._body_length(headers)
         except BadRequest as exc:
             return exc, False
         total = end + 4 + length
@@ -321,13 +412,70 @@ class HttpProtocol(asyncio.BufferedProtocol):
         request = HttpRequest(
             method, path, query_string, headers, body, self._transport, self._remote
         )
+        request.size = total
         return request, keep_alive
+
+    def _body_length(self, headers: Headers) -> int:
+        """The body's length from Content-Length; BadRequest for a framing we refuse."""
+        raw_length = headers.get("content-length")
+        if "transfer-encoding" in headers:
+            if raw_length is not None:  # which one frames the body? (request smuggling)
+                raise BadRequest(400, "both Content-Length and Transfer-Encoding")
+            raise BadRequest(411, "chunked bodies are not supported: send Content-Length")
+        if raw_length is None:
+            return 0
+        if not (raw_length.isascii() and raw_length.isdigit()):  # "²".isdigit() is True
+            raise BadRequest(400, "malformed Content-Length")
+        if len(raw_length) > 18:  # int() would read thousands of digits, slowly, to refuse it
+            raise BadRequest(413, "request body too large")
+        length = int(raw_length)
+        if length > self._limits.max_body_bytes:
+            raise BadRequest(413, "request body too large")
+        return length
 
     def _take(self) -> tuple[HttpRequest | BadRequest, bool]:
         taken = self._pending.popleft()
-        if self._reading_paused and len(self._pending) <= MAX_PIPELINED // 2:
+        request = taken[0]
+        if not isinstance(request, BadRequest):
+            self._pending_bytes -= request.size
+        if self._reading_paused and (
+            len(self._pending) <= self._max_pipelined // 2
+            and self._pending_bytes <= self._max_pipelined_bytes // 2
+        ):
             self._frame()
         return taken
+
+    # --- deadlines (read by the server's sweeper) ---------------------------------------------
+
+    def phase(self) -> str:
+        """ "stalled" (the client does not read its replies), "busy" (requests being answered,
+        or reading paused on a backlog), "head" (part of a request has arrived) or "idle"
+        (nothing to answer, nothing arriving)."""
+        if not self._writable.is_set():
+            return "stalled"
+        if self._pending or self._answering or self._reading_paused:
+            return "busy"
+        if self._worker is not None and not self._worker.done():
+            return "busy"
+        return "head" if self._buffer else "idle"
+
+    def expire(self, phase: str) -> None:
+        """A deadline passed: a request still arriving gets a 408; an idle connection closes; a
+        client that stopped reading its replies is cut (nothing more can be written to it)."""
+        transport = self._transport
+        if transport is None:
+            return
+        if phase == "stalled":
+            transport.abort()
+            return
+        if self._closing:
+            return
+        self._closing = True
+        if phase == "head":
+            late = Reply(b"request not received in time", status=408, content_type="text/plain")
+            transport.write(encode_reply(late, keep_alive=False))
+        self._buffer = bytearray()
+        transport.close()
 
     def _reply_to(self, request: HttpRequest | BadRequest) -> Reply | Awaitable[Reply]:
         if isinstance(request, BadRequest):
@@ -419,11 +567,18 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 class HttpServer:
-    """A listening server and the connections it accepted."""
+    """A listening server and the connections it accepted. A sweeper task closes connections
+    past their deadlines (ServerLimits.head_timeout_s, idle_timeout_s), to within
+    `sweep_interval_s()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ServerLimits | None = None) -> None:
+        self.limits = limits or ServerLimits()
         self.connections: set[HttpProtocol] = set()
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._marks: dict[HttpProtocol, tuple[str, int, float]] = {}
+        self.expired = {"head": 0, "idle": 0, "stalled": 0}
+        """Connections closed at a deadline, by phase (for /status and tests)."""
 
     @property
     def port(self) -> int:
@@ -432,14 +587,60 @@ class HttpServer:
 
     async def start(self, handler: Handler, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
+        limits = self.limits
         self._server = await loop.create_server(
-            lambda: HttpProtocol(handler, self.connections), host, port, reuse_address=True
+            lambda: HttpProtocol(handler, self.connections, limits),
+            host,
+            port,
+            reuse_address=True,
         )
+        self._sweeper = loop.create_task(self._sweep(), name="http-deadlines")
+
+    async def _sweep(self) -> None:
+        interval = self.limits.sweep_interval_s()
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Close the connections past a deadline. A connection's clock starts when it is first
+        seen in a phase, and restarts when that phase saw progress since: for "idle", any
+        read; for "head", a request completed (bytes that trickle in do not count); for
+        "stalled", the client's socket drained. A stalled client is cut after the idle timeout."""
+        limits = self.limits
+        marks = self._marks
+        for connection in list(self.connections):
+            phase = connection.phase()
+            if phase == "busy":
+                marks.pop(connection, None)
+                continue
+            progress = (
+                connection.reads
+                if phase == "idle"
+                else connection.framed
+                if phase == "head"
+                else connection.drained
+            )
+            mark = marks.get(connection)
+            if mark is None or mark[0] != phase or mark[1] != progress:
+                marks[connection] = (phase, progress, now)
+                continue
+            timeout = limits.head_timeout_s if phase == "head" else limits.idle_timeout_s
+            if now - mark[2] >= timeout:
+                self.expired[phase] += 1
+                connection.expire(phase)
+        for gone in [c for c in marks if c not in self.connections]:
+            del marks[gone]
 
     async def close(self) -> None:
         """Stop listening, close every connection (their workers are cancelled)."""
         if self._server is None:
             return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         self._server.close()
         for connection in list(self.connections):
             connection.close()
@@ -447,7 +648,9 @@ class HttpServer:
         self._server = None
 
 
-async def serve(handler: Handler, host: str, port: int) -> HttpServer:
-    server = HttpServer()
+async def serve(
+    handler: Handler, host: str, port: int, limits: ServerLimits | None = None
+) -> HttpServer:
+    server = HttpServer(limits)
     await server.start(handler, host, port)
     return server

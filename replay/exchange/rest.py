@@ -408,13 +408,15 @@ class SimulatorApi:
 
     def exchange_info(self, request: HttpRequest) -> Reply:
         only = None
-        if "symbol" in request.query:
-            only = [self._symbol(request.query) or ""]
+        query = parse_params(request.query_string)  # -1101 for a repeated name
+        if "symbol" in query:
+            only = [self._symbol(query) or ""]
         return _json(self.info.response(self.clock_ms(), only))
 
     def depth(self, request: HttpRequest) -> Reply | Awaitable[Reply]:
-        symbol = self._symbol(request.query) or ""
-        raw_limit = request.query.get("limit", "100")
+        query = parse_params(request.query_string)
+        symbol = self._symbol(query) or ""
+        raw_limit = query.get("limit", "100")
         if not ascii_digits(raw_limit):
             raise errors.illegal("limit")
         limit = min(int(raw_limit), 5000)
@@ -515,7 +517,7 @@ class SimulatorApi:
         return _json({"listenKey": self.hub.new_listen_key(api_key, time.time())})
 
     def _listen_key_param(self, request: HttpRequest) -> str:
-        key = request.query.get("listenKey")
+        key = parse_params(request.query_string).get("listenKey")
         if not key and request.body:
             body = request.body.decode("utf-8", "replace")
             key = parse_params(body).get("listenKey")

@@ -10,6 +10,12 @@ apiKey, timestamp and signature: HMAC-SHA256 of every other parameter sorted by 
 
 `/ws/<listenKey>`: the older user data stream: raw events for the key's account; when the key
 expires, a `listenKeyExpired` event and the connection is closed.
+
+Limits, as Binance's: requests count against the IP's request weight (shared with REST), over
+it 429, and a client that keeps sending is banned (418); the banned connection is answered and
+then closed (1008), so a flood ends there. Parameters are checked like REST's: a name twice in
+`params` or more than auth.MAX_PARAMS is -1101. A listen-key stream is a stream: more than
+`max_messages_per_s` incoming messages in a second and it is disconnected.
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ from websockets.exceptions import ConnectionClosed
 
 from plumbing.waits import within
 from replay.exchange import errors
-from replay.exchange.auth import check_timing, signature_matches
+from replay.exchange.auth import MAX_PARAMS, check_timing, signature_matches
 from replay.exchange.errors import BinanceError
 from replay.exchange.formats import cancel_json, new_order_json, order_json
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.ratelimit import RateLimiter
 from replay.exchange.rest import new_order_args, order_ref
 from replay.exchange.userdata import UserDataHub
+from replay.feed import hang_up
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,19 @@ def signature_payload(params: dict[str, Any]) -> str:
     return "&".join(f"{k}={text(v)}" for k, v in sorted(params.items()) if k != "signature")
 
 
+class _Object(dict[str, Any]):
+    """A JSON object that knows whether a name was repeated in it (json keeps the last)."""
+
+    __slots__ = ("repeated",)
+    repeated: bool
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    obj.repeated = len(obj) != len(pairs)
+    return obj
+
+
 class _Outbox:
     """A connection's bounded outgoing queue and its sender task."""
 
@@ -68,6 +88,8 @@ class _Outbox:
         self.ws = ws
         self.queue: deque[str] = deque()
         self.ready = asyncio.Event()
+        self.empty = asyncio.Event()
+        self.empty.set()
         self.overflowed = False
 
     def put(self, message: dict[str, Any]) -> None:
@@ -75,6 +97,7 @@ class _Outbox:
             self.overflowed = True
         else:
             self.queue.append(json.dumps(message, separators=(",", ":")))
+        self.empty.clear()
         self.ready.set()
 
     async def run(self) -> None:
@@ -84,6 +107,7 @@ class _Outbox:
                     await self.ws.close(1008, "Too slow: send queue overflow")
                     return
                 if not self.queue:
+                    self.empty.set()
                     self.ready.clear()
                     await self.ready.wait()
                     continue
@@ -101,7 +125,11 @@ class PrivateStreams:
         limiter: RateLimiter,
         secrets_by_key: dict[str, str],
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        max_messages_per_s: int = 5,
     ) -> None:
+        self.max_messages_per_s = max_messages_per_s
+        self.ban_disconnects = 0
+        """WebSocket API connections closed because their IP was banned (418)."""
         self.matching = matching
         self.hub = hub
         self.limiter = limiter
@@ -151,8 +179,16 @@ class PrivateStreams:
             await ws.close(1008, "Invalid listenKey")
             return
         subscriptions.add(self.hub.subscribe(listen.api_key, outbox.put))
+        limit = self.max_messages_per_s
+        recent: deque[float] = deque(maxlen=max(1, limit))
         while True:
-            await within(ws.recv(), 5.0)
+            received, _ = await within(ws.recv(), 5.0)
+            if received and limit > 0:
+                now = time.monotonic()
+                if len(recent) == limit and now - recent[0] < 1.0:
+                    await hang_up(ws, 1008, "Too many requests")
+                    return
+                recent.append(now)
             if self.hub.live_listen_key(key, time.time()) is None:
                 outbox.put({"e": "listenKeyExpired", "E": self.clock_ms(), "listenKey": key})
                 await asyncio.sleep(0.05)
@@ -164,16 +200,23 @@ class PrivateStreams:
     ) -> None:
         remote = ws.remote_address[0] if ws.remote_address else "?"
         async for raw in ws:
-            outbox.put(self.handle(raw, remote, outbox, subscriptions))
+            reply = self.handle(raw, remote, outbox, subscriptions)
+            outbox.put(reply)
+            if reply.get("status") == 418:
+                # Binance: a client that keeps sending after 429s is banned and disconnected
+                self.ban_disconnects += 1
+                await within(outbox.empty.wait(), 2.0)
+                await hang_up(ws, 1008, "Too many requests: IP banned")
+                return
 
     def handle(
         self, raw: str | bytes, remote: str, outbox: _Outbox, subscriptions: set[int]
     ) -> dict[str, Any]:
         try:
-            request = json.loads(raw)
+            request = json.loads(raw, object_pairs_hook=_object)
             if not isinstance(request, dict):
                 raise ValueError("expected an object")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return {
                 "id": None,
                 "status": 400,
@@ -203,6 +246,10 @@ class PrivateStreams:
         try:
             if not isinstance(params, dict):
                 raise BinanceError(-1130, "Invalid data sent for a parameter.")
+            if getattr(params, "repeated", False):
+                raise errors.DUPLICATE_PARAMS
+            if len(params) > MAX_PARAMS:
+                raise errors.TOO_MANY_PARAMS
             result = self._dispatch(str(method), params, subscriptions, outbox)
         except BinanceError as exc:
             return {

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from engine.bus.base import RISK_EVENTS
 from engine.core.ids import client_order_id
@@ -35,7 +34,7 @@ def risk_denials(stack: Stack, intent_ids: set[str]) -> dict[str, str]:
     """Intent id -> the denial's reason, for those of `intent_ids` that risk denied (from the
     `risk.events` stream, read straight from the stack's Redis)."""
     denied: dict[str, str] = {}
-    with redis.Redis.from_url(stack.endpoints()["redis"]) as client:
+    with stack.redis_client() as client:
         for _, fields in client.xrange(RISK_EVENTS):
             message = decode(fields[b"m"])
             if isinstance(message, RiskDenial) and message.intent_id in intent_ids:

@@ -154,7 +154,7 @@ def test_redis_going_away_is_an_outage_the_observer_records_and_survives(tmp_pat
         observer = BusObserver(port=port, venue="binance", symbols=["BTCUSDT"], block_ms=50)
         observer.start()
     try:
-        wait_for(lambda: observer.down_since is not None)
+        wait_for(lambda: observer.down_since is not None, timeout_s=20)
         assert observer.is_alive(), "an unreachable Redis is an outage, not a crash"
     finally:
         observer.stop()

@@ -103,3 +103,37 @@ def test_without_rollbacks_the_control_still_restores_every_link(
     assert len(restore) == 1
     assert "engine_to_rest" in restore[0]["result"]["reset links"]["links"]
     assert restore[0]["ts_ns"] >= max(r["ts_ns"] for r in records if r.get("phase") == "method")
+
+
+def test_the_stacks_bus_refuses_anyone_without_a_password_and_each_service_sees_only_its_own(
+    stack: Stack,
+) -> None:
+    """Issue 18's attack on a running stack: `XADD control * m {pause}` without credentials is
+    refused, the strategy's own password cannot pause either, and each supervised process holds
+    only its own Redis password (read from /proc, not from our own config)."""
+    import redis as redis_sync
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    pause = {"m": b'{"type":"control","v":1,"command":"pause","reason":"attack"}'}
+    once = Retry(NoBackoff(), 0)
+    with (
+        redis_sync.Redis(port=stack.ports["redis"], socket_timeout=2, retry=once) as anonymous,
+        pytest.raises(redis_sync.exceptions.AuthenticationError),
+    ):
+        anonymous.xadd("control", pause)
+    with (
+        stack.redis_client("strategy", socket_timeout=2) as strategy,
+        pytest.raises(redis_sync.exceptions.NoPermissionError),
+    ):
+        strategy.xadd("control", pause)
+    secrets = stack.secrets
+    processes = stack.state()["processes"]
+    for name, user in (("engine-feed", "FEED"), ("engine-execution", "EXECUTION")):
+        environ = Path(f"/proc/{processes[name]['pid']}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        assert env["STORMPROOF_REDIS_PASSWORD"] == secrets[f"STORMPROOF_REDIS_PASSWORD_{user}"]
+        assert not [k for k in env if k.startswith("STORMPROOF_REDIS_PASSWORD_")], name
+        assert "STORMPROOF_SIM_CONTROL_TOKEN" not in env, "the engine never holds the oracle's key"
+    replay = Path(f"/proc/{processes['replay']['pid']}/environ").read_bytes()
+    assert b"STORMPROOF_OPS_TOKEN" not in replay and b"STORMPROOF_REDIS_PASSWORD" not in replay

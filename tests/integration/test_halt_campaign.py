@@ -31,6 +31,8 @@ import pytest
 
 from engine.core.ids import client_order_id
 from engine.core.messages import Control, Intent, Side
+from engine.core.orders import OrderState
+from engine.execution.journal import SqliteJournalSync
 from harness.ports import free_ports
 from replay.synth import SynthSpec, write_recording
 from tests.helpers import control, redis, replay_process, wait_until
@@ -51,7 +53,7 @@ from tests.integration.trading import (
 pytestmark = pytest.mark.integration
 ROUNDS = 20
 GRACE_S = 2.0
-"""The engine's resend grace: twice its 1 s request timeout (engine_config below)."""
+"""The engine's resend grace in the halt rounds: twice its 1 s request timeout."""
 
 
 class Flow(threading.Thread):
@@ -73,9 +75,18 @@ class Flow(threading.Thread):
             with self._lock:
                 self.sent.append((time.time(), request))
 
-    def since(self, t: float) -> list[Intent]:
+    def since(self, t: float, until: float = float("inf")) -> list[Intent]:
         with self._lock:
-            return [request for at, request in self.sent if at >= t]
+            return [request for at, request in self.sent if t <= at < until]
+
+
+def submitting(journal: Path) -> set[str]:
+    """Intent ids of the journal's orders still SUBMITTING (sent, no answer recorded)."""
+    reader = SqliteJournalSync(journal, read_only=True)
+    try:
+        return {o.intent_id for o in reader.all_orders() if o.state is OrderState.SUBMITTING}
+    finally:
+        reader.close()
 
 
 def held_requests(sim: object) -> int:
@@ -96,6 +107,17 @@ def test_twenty_crash_and_halt_rounds_let_no_order_reach_the_venue_while_halted(
             redis_port,
             venue="request_timeout_ms = 1000\nrecv_window_ms = 900",
             execution="max_orders_per_10s = 90",
+        )
+        # the cancel rounds restart with a longer grace (3 s requests: 6 s), so that the cancel
+        # can reach execution while the held order still waits out its grace after the restart
+        patient, _ = engine_config(
+            tmp_path,
+            sim,
+            redis_port,
+            name="patient",
+            venue="request_timeout_ms = 3000\nrecv_window_ms = 2900",
+            execution="max_orders_per_10s = 90",
+            ports=ports,
         )
         port = ports["execution"]
         log = tmp_path / "execution.log"
@@ -121,17 +143,18 @@ def test_twenty_crash_and_halt_rounds_let_no_order_reach_the_venue_while_halted(
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     control(sim, "DELETE", "/faults")
-                    # the window's requests that are not at the venue: journaled, held, never done
-                    placed = {o["client_order_id"] for o in venue_orders(sim)}
+                    # what the dead process had sent and not heard back about: journaled
+                    # SUBMITTING (the journal only picks the intents; the venue judges them)
                     held = [
                         r
                         for r in flow.since(held_from - 0.5)
-                        if client_order_id(r.intent_id, 0) not in placed
+                        if r.intent_id in submitting(tmp_path / "journal.sqlite")
                     ]
                     if variant == "halt":
                         halted.append((time.time(), 0.0))
                         bus.publish("control", Control(command="halt", reason=f"round {n}"))
-                    proc = start(engine_argv(config, "execution"), log)
+                    chosen = patient if variant == "cancel" else config
+                    proc = start(engine_argv(chosen, "execution"), log)
                     wait_started(port, proc, log)
                     if variant == "halt-late":
                         time.sleep(rng.uniform(0.0, GRACE_S / 2))  # a random moment of recovery
@@ -238,11 +261,12 @@ renew_interval_ms = 500
                 )
                 wait_until(lambda: held_requests(sim) > 0, timeout_s=10, what="a held order")
                 leader.send_signal(signal.SIGSTOP)
+                frozen = time.time()
                 control(sim, "DELETE", "/faults")
                 placed = {o["client_order_id"] for o in venue_orders(sim)}
                 held = {
                     r.intent_id
-                    for r in flow.since(held_from - 0.5)
+                    for r in flow.since(held_from - 0.5, until=frozen)
                     if client_order_id(r.intent_id, 0) not in placed
                 }
                 halt = time.time()

@@ -15,7 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.exchange import _signed
-from replay.exchange.auth import _compiled_key, sign, signed_params_py, verify, verify_py
+from replay.exchange.auth import (
+    MAX_PARAMS,
+    _compiled_key,
+    sign,
+    signed_params_py,
+    split_signature,
+    verify,
+    verify_py,
+)
 from replay.exchange.errors import BinanceError
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.rest import new_order_args, new_order_args_py
@@ -46,13 +54,34 @@ def test_compiled_signed_params_are_the_python_definition(
     query: list[str], body: list[str]
 ) -> None:
     """The C reader of a signed request (payload, signature, parameters) gives what the Python
-    definition gives, or leaves the request to it (None: something to percent-decode)."""
+    definition gives, or leaves the request to it (None: something to percent-decode, or a name
+    sent twice, which the definition refuses or, across query and body, gives the query)."""
     raw_query, raw_body = "".join(query), "".join(body)
     got = _signed.signed_params(raw_query, raw_body)
-    if "%" in raw_query + raw_body or "+" in raw_query + raw_body:
-        assert got is None
+    try:
+        reference: Any = signed_params_py(raw_query, raw_body)
+    except BinanceError as exc:
+        reference = exc
+    if got is not None:
+        assert got == reference
     else:
-        assert got == signed_params_py(raw_query, raw_body)
+        assert (
+            "%" in raw_query + raw_body
+            or "+" in raw_query + raw_body
+            or (_repeated_names(raw_query, raw_body))
+        )
+
+
+def _repeated_names(query: str, body: str) -> bool:
+    """Whether a parameter name comes twice (in a part, across the two, or as a second
+    signature): what the compiled path leaves to the definition."""
+    names = [
+        piece.partition("=")[0]
+        for part in (split_signature(query)[0], split_signature(body)[0])
+        for piece in part.split("&")
+        if piece
+    ]
+    return len(set(names)) != len(names) or "signature" in names or len(names) > MAX_PARAMS
 
 
 def test_compiled_signed_params_leave_lone_surrogates_to_python() -> None:
@@ -70,8 +99,18 @@ def test_the_compiled_mac_is_hmac_sha256(secret: bytes, message: bytes) -> None:
 
 
 @settings(max_examples=200)
-@given(st.text(min_size=1, max_size=100), st.text(alphabet="abc=&0129", max_size=120))
-def test_a_request_signed_with_any_secret_is_accepted_with_it_only(secret: str, text: str) -> None:
+@given(
+    st.text(min_size=1, max_size=100),
+    st.dictionaries(
+        st.text(alphabet="abc0129", min_size=1, max_size=6),
+        st.text(alphabet="abc=0129", max_size=8),
+        max_size=10,
+    ),
+)
+def test_a_request_signed_with_any_secret_is_accepted_with_it_only(
+    secret: str, fields: dict[str, str]
+) -> None:
+    text = "&".join(f"{name}={value}" for name, value in fields.items())
     query = f"{text}&timestamp={NOW}&signature={sign(secret, text + f'&timestamp={NOW}')}"
     assert _signed.accept(query, "", _compiled_key(secret), NOW) is not None
     assert _signed.accept(query, "", _compiled_key(secret + "x"), NOW) is None
@@ -163,10 +202,27 @@ _TIMESTAMP_EDGES = [
     "0" * 5 + str(NOW),
     "9" * 18,
     "9" * 19,
+    "1" + "0" * 19,  # 20 digits: Binance's longest integer
+    "1" + "0" * 20,  # 21: illegal
+    "9" * 5000,  # int() refuses it with a ValueError: once a 500
     "-1",
     None,
 ]
-_WINDOW_EDGES = [None, "", "0", "5000", "60000", "60001", "1" * 18, "1" * 19, "5e3", "\u00b2"]
+_WINDOW_EDGES = [
+    None,
+    "",
+    "0",
+    "5000",
+    "60000",
+    "60001",
+    "1" * 18,
+    "1" * 19,
+    "1" * 20,
+    "1" * 21,
+    "5" * 5000,
+    "5e3",
+    "\u00b2",
+]
 
 
 def _signature_variants(good: str) -> list[str]:
@@ -200,9 +256,11 @@ def _judged_alike(query: str, body: str) -> None:
 
 
 def _plainly_signed(query: str, body: str, params: dict[str, str]) -> bool:
-    """What the compiled path must take on: nothing to decode, a 64-digit hex signature and a
-    timestamp and window of at most 18 ASCII digits."""
+    """What the compiled path must take on: nothing to decode, no name twice, a 64-digit hex
+    signature and a timestamp and window of at most 18 ASCII digits."""
     if any(c in query + body for c in "%+") or not (query + body).isascii():
+        return False
+    if _repeated_names(query, body):
         return False
     digits = re.compile(r"[0-9]{1,18}\Z")
     window = params.get("recvWindow")
@@ -359,3 +417,63 @@ def test_an_order_without_its_own_client_id_is_numbered_by_the_definition() -> N
     params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"}
     assert _signed.order_args(params, _MATCHING.rules, Decimal) is None
     assert new_order_args(params, _MATCHING)["client_order_id"] == "sim-1"
+
+
+# --- malformed parameters: Binance's codes, from both paths ------------------------------------
+
+
+def _signed_query(text: str) -> str:
+    return f"{text}&signature={sign(SECRET, text)}"
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "code", "message"),
+    [
+        (f"side=BUY&side=SELL&timestamp={NOW}", "", -1101, "Duplicate values"),
+        ("", f"side=BUY&side=SELL&timestamp={NOW}", -1101, "Duplicate values"),
+        (f"s%69de=BUY&side=SELL&timestamp={NOW}", "", -1101, "Duplicate values"),
+        (f"timestamp={NOW}&timestamp={NOW}", "", -1101, "Duplicate values"),
+        (
+            "&".join(f"p{i}=1" for i in range(MAX_PARAMS)) + f"&timestamp={NOW}",
+            "",
+            -1101,
+            "Too many parameters",
+        ),
+        (f"timestamp={NOW}&recvWindow={'5' * 5000}", "", -1100, "recvWindow"),
+        (f"timestamp={'1' * 5000}", "", -1100, "timestamp"),
+        (f"timestamp={'1' * 21}", "", -1100, "timestamp"),
+    ],
+)
+def test_malformed_parameters_get_binances_codes_and_the_compiled_path_leaves_them(
+    query: str, body: str, code: int, message: str
+) -> None:
+    if body:
+        body = _signed_query(body)
+    else:
+        query = _signed_query(query)
+    assert _signed.accept(query, body, _compiled_key(SECRET), NOW) is None
+    if code == -1101:  # the compiled reader leaves a repeated name or too many to the definition
+        assert _signed.signed_params(query, body) is None
+    refused = _python_verify(query, body, NOW)
+    assert isinstance(refused, BinanceError)
+    assert (refused.code, refused.status) == (code, 400)
+    assert message in refused.msg
+
+
+def test_a_second_signature_in_a_part_is_a_duplicate() -> None:
+    text = f"symbol=BTCUSDT&timestamp={NOW}"
+    good = sign(SECRET, text)
+    query = f"{text}&signature={good}&signature={good}"
+    assert _signed.accept(query, "", _compiled_key(SECRET), NOW) is None
+    refused = _python_verify(query, "", NOW)
+    assert isinstance(refused, BinanceError) and refused.code == -1101
+
+
+def test_a_name_in_both_query_and_body_takes_the_querys_value() -> None:
+    """Binance: "If a parameter sent in both the query string and request body, the query
+    string parameter will be used"; the compiled path leaves such a request to the definition."""
+    query, body = f"side=BUY&timestamp={NOW}", "side=SELL&quantity=1"
+    body = f"{body}&signature={sign(SECRET, query + body)}"
+    assert _signed.accept(query, body, _compiled_key(SECRET), NOW) is None
+    params = _python_verify(query, body, NOW)
+    assert isinstance(params, dict) and params["side"] == "BUY" and params["quantity"] == "1"
