@@ -17,7 +17,8 @@ The engine's reactions, which only the engine can show (judged as they are):
                            recovered by the end of the window, a lower bound (censored: "at least
                            the window")
     orders_stuck           journal orders still non-terminal at the end that are not resting
-                           limits (SUBMITTING, UNKNOWN, PENDING: what recovery failed to resolve)
+                           limits (SUBMITTING, UNKNOWN, PENDING: what recovery failed to resolve),
+                           among those created over 5 s (IN_FLIGHT_GRACE_NS) before the end
 
 "Engine says" (`engine_says`): the engine's own account of what the judge measures from ground
 truth (`harness.gameday.judge`), shown beside the truth and never judged:
@@ -41,6 +42,9 @@ from typing import Any
 
 from engine.core.messages import Fill, Side
 from engine.core.orders import OrderRecord, OrderState
+
+IN_FLIGHT_GRACE_NS = 5_000_000_000
+"""An order younger than this at the end is in flight (the strategy trades on), not stuck."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,10 +225,15 @@ def measure(obs: Observations, windows: Windows) -> Measured:
             lambda s: bool(s.positions) and all(abs(q) < 1e-4 for q in s.positions.values()),
         )
     )
+    # the strategy keeps trading while the journal is read: an order created moments before
+    # the read is in flight, not stuck
+    in_flight_since = windows.end_ns - IN_FLIGHT_GRACE_NS
     stuck = [
         o
         for o in obs.orders
-        if not o.state.is_terminal and o.state not in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+        if not o.state.is_terminal
+        and o.state not in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+        and o.created_ts_ns < in_flight_since
     ]
     lost = [o for o in obs.orders if o.state == OrderState.PENDING and o.sent_ts_ns == 0]
     latencies = [s.tick_to_order_ms for s in obs.samples if s.ts_ns >= start and s.tick_to_order_ms]

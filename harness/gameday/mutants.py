@@ -262,13 +262,30 @@ def unmutated_problems(
     the gate did not let it through, or an SLO a mutant relies on did not pass."""
     problems = []
     if report.get("verdict") not in ("pass", "warn"):
-        problems.append(f"{scenario}: the unmutated engine's verdict is {report.get('verdict')}")
+        problems.append(
+            f"{scenario}: the unmutated engine's verdict is {report.get('verdict')}"
+            + _why_not_passed(report, scenario)
+        )
     for name in sorted({m.caught_by for m in mutants if m.scenario == scenario}):
         entry = slo_entry(report, scenario, name)
         if entry is None or entry.get("verdict") != "pass":
             got = "missing" if entry is None else f"{entry.get('verdict')} ({entry.get('value')})"
             problems.append(f"{scenario}: {name} on the unmutated engine: {got}")
     return problems
+
+
+def _why_not_passed(report: dict[str, Any], scenario: str) -> str:
+    entry: dict[str, Any] = next(
+        (s for s in report.get("scenarios", []) if s.get("name") == scenario), {}
+    )
+    failed = [
+        f"{item.get('name')} = {item.get('value')} ({item.get('verdict')})"
+        for item in entry.get("slos", [])
+        if item.get("verdict") not in ("pass", "warn")
+    ]
+    if entry.get("error"):
+        failed.append(f"scenario error: {entry['error']}")
+    return f" ({'; '.join(failed)})" if failed else ""
 
 
 def run_mutants(

@@ -106,8 +106,9 @@ def test_the_engines_own_time_to_flatten_runs_from_the_request_and_counts_flat_o
     assert "time_to_flatten_s" not in measured.fault, "the judged never grades itself"
 
 
-def journal_order(cid: str, state: OrderState) -> OrderRecord:
+def journal_order(cid: str, state: OrderState, created_ts_ns: int = 0) -> OrderRecord:
     return OrderRecord(
+        created_ts_ns=created_ts_ns,
         client_order_id=cid,
         intent_id=cid,
         child_index=0,
@@ -130,10 +131,12 @@ def test_orders_recovery_left_unresolved_are_stuck_resting_and_finished_ones_are
         journal_order("done", OrderState.FILLED),
         journal_order("refused", OrderState.REJECTED),
     ]
+    end_ns = 30 * S
+    orders.append(journal_order("sent-a-second-ago", OrderState.SUBMITTING, end_ns - S))
     obs = Observations(samples=[], activities=[], orders=orders, fills=[])
-    windows = Windows(baseline_start_ns=0, fault_start_ns=S, fault_end_ns=2 * S, end_ns=3 * S)
+    windows = Windows(baseline_start_ns=0, fault_start_ns=S, fault_end_ns=2 * S, end_ns=end_ns)
     measured = measure(obs, windows)
-    assert measured.fault["orders_stuck"] == 3
+    assert measured.fault["orders_stuck"] == 3, "an order in flight at the end is not stuck"
     assert measured.engine_says["orders_lost"] == 1, "the journal's own idea of a lost order"
 
 

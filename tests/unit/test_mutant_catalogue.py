@@ -42,7 +42,7 @@ def catalogue_file(repo: Path, body: str) -> Path:
 ONE = """
 gameday: gamedays/smoke.yaml
 mutants:
-  - {name: sleepy, patch: gamedays/mutants/recovery-sleeps-10s.patch,
+  - {name: sleepy, patch: gamedays/mutants/recovery-sleeps-15s.patch,
      scenario: execution-sigkill, caught_by: rto_s}
 """
 
@@ -66,7 +66,7 @@ def test_every_mutant_of_the_catalogue_still_applies_to_the_engine(tmp_path: Pat
     [
         (ONE.replace("rto_s", "vibes"), "has no SLO 'vibes' to catch it"),
         (ONE.replace("execution-sigkill", "nothing-like-it"), "has no scenario 'nothing-like-it'"),
-        (ONE.replace("recovery-sleeps-10s.patch", "missing.patch"), "no patch at"),
+        (ONE.replace("recovery-sleeps-15s.patch", "missing.patch"), "no patch at"),
         (ONE + "fast: {mutants: [nobody]}\n", "fast names unknown mutants ['nobody']"),
         (ONE.replace("caught_by", "cought_by"), "needs caught_by"),
         ("gameday: gamedays/smoke.yaml\n", "non-empty list 'mutants'"),
@@ -82,7 +82,7 @@ def test_a_catalogue_naming_what_does_not_exist_is_refused(
 def test_a_patch_changes_only_its_throwaway_copy(repo: Path, tmp_path: Path) -> None:
     catalogue = load_catalogue(catalogue_file(repo, ONE), root=repo)
     copy = make_copy(catalogue.mutants[0], root=repo, into=tmp_path / "copy")
-    assert "asyncio.sleep(10)" in (copy / "engine/execution/recovery.py").read_text()
+    assert "asyncio.sleep(15)" in (copy / "engine/execution/recovery.py").read_text()
     assert "asyncio.sleep(10)" not in (repo / "engine/execution/recovery.py").read_text()
     assert (copy / "plumbing" / "logging.py").is_file(), "the engine's base layer comes along"
 
@@ -91,7 +91,7 @@ def test_a_patch_that_no_longer_applies_is_an_error_naming_it(repo: Path, tmp_pa
     recovery = repo / "engine/execution/recovery.py"
     recovery.write_text(recovery.read_text().replace("report = RecoveryReport()", "r = None"))
     catalogue = load_catalogue(catalogue_file(repo, ONE), root=repo)
-    with pytest.raises(MutantError, match=r"recovery-sleeps-10s\.patch does not apply"):
+    with pytest.raises(MutantError, match=r"recovery-sleeps-15s\.patch does not apply"):
         make_copy(catalogue.mutants[0], root=repo, into=tmp_path / "copy")
 
 
@@ -162,6 +162,6 @@ def test_an_unmutated_engine_that_fails_the_scenario_proves_nothing(
     )
     assert summary["exit_code"] == 1
     assert summary["unmutated_problems"] == [
-        "execution-sigkill: the unmutated engine's verdict is fail",
+        "execution-sigkill: the unmutated engine's verdict is fail (rto_s = 15.0 (fail))",
         "execution-sigkill: rto_s on the unmutated engine: fail (15.0)",
     ]
