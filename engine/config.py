@@ -33,6 +33,7 @@ from engine.core.errors import AlgoParamsError, ConfigError
 from engine.core.messages import Intent, OrderType, Side
 
 ServiceName = Literal["feed", "strategy", "risk", "execution"]
+JournalDurability = Literal["fsync", "process"]
 SERVICES: tuple[ServiceName, ...] = ("feed", "strategy", "risk", "execution")
 
 # --- what a field accepts ---------------------------------------------------------------------
@@ -317,6 +318,19 @@ class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=
     """SQLite file (journal_backend = "sqlite")."""
     journal_dsn_env: EnvName = "STORMPROOF_JOURNAL_DSN"
     """Environment variable holding the PostgreSQL DSN (journal_backend = "postgres")."""
+    journal_durability: JournalDurability = "process"
+    """What a journal commit survives before the order it records is sent
+    (docs/architecture.md, "Journal durability"). "fsync": power loss (SQLite
+    synchronous=FULL, PostgreSQL synchronous_commit on): every commit waits for the disk.
+    "process": any crash of the engine's process (SQLite WAL with synchronous=NORMAL,
+    PostgreSQL synchronous_commit off): a commit is a write to the OS, no fsync on the order
+    path; a machine (or database server) crash may lose the journal's most recent writes, never
+    an earlier one, and recovery adopts the venue orders they recorded."""
+    adoption_lookback_ms: Millis = 600_000
+    """At recovery, order requests on `orders.{venue}` approved up to this long before the
+    journal's last write are the intents whose venue orders the journal may have lost (a
+    request can wait in the stream before it is worked: this covers such a backlog). Each
+    recovery reads that much of the stream."""
     poll_interval_ms: Millis = 500
     max_orders_in_flight: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 8
     retry_base_ms: Millis = 50

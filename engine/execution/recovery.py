@@ -1,13 +1,17 @@
 """Start-up (and takeover) recovery: the journal, then the venue's truth, then a drift check.
 
     1. positions from the journal's fills
-    2. parents (algo intents) resumed from the journal
-    3. every non-terminal order resolved at the venue by clientOrderId
-    4. fills the journal missed (an order's filled quantity ahead of its recorded trades)
+    2. adoption (engine/core/adoption.py): the venue orders a lost journal tail recorded (the
+       journal's "process" durability after a machine crash) are journaled from the venue with
+       their fills and published, never sent; algo parents the tail lost are restored. Their
+       order requests, still on `orders.{venue}`, say whose they are.
+    3. parents (algo intents) resumed from the journal
+    4. every non-terminal order resolved at the venue by clientOrderId
+    5. fills the journal missed (an order's filled quantity ahead of its recorded trades)
        fetched from the venue's trade list
-    5. the state of recently updated orders published again (a crash may have fallen between
+    6. the state of recently updated orders published again (a crash may have fallen between
        journal and bus; consumers are idempotent)
-    6. position drift: journal positions vs venue balances minus the balances before we traded
+    7. position drift: journal positions vs venue balances minus the balances before we traded
        (journal meta `baseline.<ASSET>`, recorded the first time), per symbol, as
        trading_position_drift_percent; over the threshold the engine halts and says why
 
@@ -23,16 +27,25 @@ from typing import Any
 
 import msgspec
 
+from engine.bus.base import Bus, orders_stream, read_since
+from engine.core.adoption import (
+    AdoptionPlan,
+    Horizon,
+    ListedOrder,
+    adoption_horizon,
+    last_write_ns,
+    plan_adoption,
+)
 from engine.core.algos import Instrument
 from engine.core.clock import Clock
-from engine.core.errors import VenueError
-from engine.core.messages import Fill
-from engine.core.orders import OrderState
+from engine.core.errors import StormproofError, VenueError
+from engine.core.messages import Fill, Intent, OrderRequest, Side, decode, encode
+from engine.core.orders import OrderRecord, OrderState
 from engine.core.positions import split_symbol
 from engine.core.reconcile import position_drift_percent, venue_position
-from engine.execution.desk import OrderDesk
+from engine.execution.desk import OrderDesk, dec
 from engine.execution.gateway import VenueGateway
-from engine.execution.journal import Journal
+from engine.execution.journal import Journal, ParentRecord
 from engine.execution.parents import ParentOrders
 from engine.runtime.metrics import EngineMetrics
 from plumbing.logging import get_logger
@@ -40,8 +53,17 @@ from plumbing.logging import get_logger
 log = get_logger("engine.execution.recovery")
 
 
+PAGE = 1000
+"""Orders (trades) per allOrders (myTrades) request: Binance's maximum."""
+
+
 class RecoveryReport(msgspec.Struct, kw_only=True):
     duration_ms: float = 0.0
+    orders_adopted: int = 0
+    parents_restored: int = 0
+    unexplained: list[str] = msgspec.field(default_factory=list)
+    """Venue orders under our clientOrderId rule that no intent on the bus or in the journal
+    explains (at most 20 listed): a journal lost further back than the bus remembers."""
     orders_reconciled: int = 0
     fills_recovered: int = 0
     parents_resumed: int = 0
@@ -51,12 +73,19 @@ class RecoveryReport(msgspec.Struct, kw_only=True):
     halt_reason: str = ""
 
 
+class _Adoption(msgspec.Struct, frozen=True, kw_only=True):
+    plan: AdoptionPlan
+    raw: dict[str, dict[str, Any]]
+    """The venue's answer (a ccxt order) per clientOrderId, for the desk to apply."""
+
+
 async def recover(
     *,
     journal: Journal,
     desk: OrderDesk,
     parents: ParentOrders,
     gateway: VenueGateway,
+    bus: Bus,
     clock: Clock,
     metrics: EngineMetrics,
     venue: str,
@@ -64,13 +93,20 @@ async def recover(
     instruments: dict[str, Instrument],
     drift_halt_percent: float,
     republish_window_ms: int,
+    adoption_lookback_ms: int,
+    adoption_required: bool,
 ) -> RecoveryReport:
     started = clock.monotonic_ns()
     report = RecoveryReport()
     for fill in await journal.fills():
         desk.positions.apply(fill)
+    adoption = await _plan_adoption(
+        journal, gateway, bus, clock, desk, venue, symbols, adoption_lookback_ms, adoption_required
+    )
+    await _restore_parents(journal, adoption, report)
     await parents.load()
     report.parents_resumed = len(parents.parents)
+    await _adopt(journal, desk, adoption, report, metrics, venue)
     for order in await journal.open_orders():
         await desk.reconcile(order)
         report.orders_reconciled += 1
@@ -103,6 +139,206 @@ async def recover(
     report.duration_ms = round((clock.monotonic_ns() - started) / 1e6, 1)
     metrics.recovery_seconds.set(report.duration_ms / 1000)
     return report
+
+
+async def _plan_adoption(
+    journal: Journal,
+    gateway: VenueGateway,
+    bus: Bus,
+    clock: Clock,
+    desk: OrderDesk,
+    venue: str,
+    symbols: list[str],
+    lookback_ms: int,
+    required: bool,
+) -> _Adoption:
+    """Read what adoption decides on (journal, bus, venue) and decide. A venue that cannot list
+    its orders stops the start when the journal may have lost a tail ("process" durability):
+    a request redelivered then could be placed a second time."""
+    orders = await journal.all_orders()
+    active = await journal.active_parents()
+    horizon = adoption_horizon(
+        last_write_ns=last_write_ns(orders, (p.created_ts_ns for p in active)),
+        now_ns=clock.time_ns(),
+        lookback_ns=lookback_ms * 1_000_000,
+    )
+    requests = [
+        d.message
+        for d in await read_since(bus, orders_stream(venue), horizon.requests_since_ns // 1_000_000)
+        if isinstance(d.message, OrderRequest)
+        and d.message.intent.venue == venue
+        and d.message.approved_ts_ns >= horizon.requests_since_ns
+    ]
+    raw: dict[str, dict[str, Any]] = {}
+    listed: list[ListedOrder] = []
+    try:
+        for symbol in symbols:
+            for order in await _venue_orders_since(gateway, desk.unified[symbol], horizon):
+                entry = _listed(order, symbol)
+                if entry is not None:
+                    raw[entry.client_order_id] = order
+                    listed.append(entry)
+    except VenueError as exc:
+        if required:
+            raise StormproofError(
+                f"cannot list the venue's orders to find those a lost journal tail recorded: {exc}"
+            ) from exc
+        log.warning("adoption_skipped", error=str(exc)[:300])
+        listed = []
+    parent_intents = [i for i in (decode(p.payload) for p in active) if isinstance(i, Intent)]
+    plan = plan_adoption(
+        journal_orders={o.client_order_id: o.intent_id for o in orders},
+        journal_parents=await journal.parent_ids(),
+        requests=requests,
+        parent_intents=parent_intents,
+        venue_orders=listed,
+        venue=venue,
+    )
+    try:
+        await _attach_trades(gateway, desk, plan, raw, horizon)
+    except VenueError as exc:  # the desk then asks for each adopted order's trades
+        log.warning("adoption_trades_deferred", error=str(exc)[:300])
+    log.info(
+        "adoption_planned",
+        venue_since_ms=horizon.venue_since_ms,
+        requests=len(requests),
+        venue_orders=len(listed),
+        adopt=len(plan.adopt),
+        parents=len(plan.parents),
+        unexplained=len(plan.unknown),
+    )
+    return _Adoption(plan=plan, raw=raw)
+
+
+async def _venue_orders_since(
+    gateway: VenueGateway, unified_symbol: str, horizon: Horizon
+) -> list[dict[str, Any]]:
+    """GET /api/v3/allOrders from the horizon on (startTime), then page by orderId."""
+    out: list[dict[str, Any]] = []
+    page: list[dict[str, Any]] = await gateway.call(
+        "fetch_orders", unified_symbol, horizon.venue_since_ms, PAGE, side_effect=False
+    )
+    while True:
+        out.extend(page)
+        if len(page) < PAGE:
+            return out
+        next_id = max(int(o["id"]) for o in page) + 1
+        page = await gateway.call(
+            "fetch_orders", unified_symbol, None, PAGE, {"orderId": next_id}, side_effect=False
+        )
+
+
+async def _attach_trades(
+    gateway: VenueGateway,
+    desk: OrderDesk,
+    plan: AdoptionPlan,
+    raw: dict[str, dict[str, Any]],
+    horizon: Horizon,
+) -> None:
+    """The adopted orders' fills, read once per symbol (GET /api/v3/myTrades from the horizon
+    on, then by fromId) rather than once per order: a recovery that adopts a hundred orders
+    must not spend the request weight of a hundred trade lists. Each adopted order's answer
+    gets its trades, as a send response carries them; the desk asks again for any order whose
+    trades do not account for its filled quantity."""
+    symbols = sorted({o.symbol for o in plan.adopt if _filled(raw, o)})
+    by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for symbol in symbols:
+        unified = desk.unified[symbol]
+        page: list[dict[str, Any]] = await gateway.call(
+            "fetch_my_trades", unified, horizon.venue_since_ms, PAGE, side_effect=False
+        )
+        while True:
+            for trade in page:
+                by_order[str(trade.get("order"))].append(trade)
+            if len(page) < PAGE:
+                break
+            next_id = max(int(t["id"]) for t in page) + 1
+            page = await gateway.call(
+                "fetch_my_trades", unified, None, PAGE, {"fromId": next_id}, side_effect=False
+            )
+    for order in plan.adopt:
+        answer = raw[order.client_order_id]
+        venue_order_id = str((answer.get("info") or {}).get("orderId") or answer.get("id"))
+        if venue_order_id in by_order:
+            raw[order.client_order_id] = {**answer, "trades": by_order[venue_order_id]}
+
+
+def _filled(raw: dict[str, dict[str, Any]], order: OrderRecord) -> bool:
+    answer = raw.get(order.client_order_id) or {}
+    return dec((answer.get("info") or {}).get("executedQty", answer.get("filled"))) > 0
+
+
+def _listed(raw: dict[str, Any], symbol: str) -> ListedOrder | None:
+    info = raw.get("info") or {}
+    side = str(info.get("side") or raw.get("side") or "").upper()
+    client_order_id = str(info.get("clientOrderId") or raw.get("clientOrderId") or "")
+    if side not in Side.__members__ or not client_order_id:
+        return None
+    return ListedOrder(
+        client_order_id=client_order_id,
+        venue_order_id=str(info.get("orderId") or raw.get("id") or ""),
+        symbol=str(info.get("symbol") or symbol),
+        side=Side(side),
+        order_type=str(info.get("type") or raw.get("type") or "").upper(),
+        qty=dec(info.get("origQty", raw.get("amount"))),
+        price=dec(info.get("price", raw.get("price"))),
+        time_in_force=str(info.get("timeInForce") or raw.get("timeInForce") or "GTC"),
+        status=str(info.get("status") or raw.get("status") or "").upper(),
+        filled_qty=dec(info.get("executedQty", raw.get("filled"))),
+        quote_qty=dec(info.get("cummulativeQuoteQty", raw.get("cost"))),
+        time_ms=int(info.get("time") or raw.get("timestamp") or 0),
+    )
+
+
+async def _restore_parents(journal: Journal, adoption: _Adoption, report: RecoveryReport) -> None:
+    for restored in adoption.plan.parents:
+        record = ParentRecord(
+            intent_id=restored.intent.intent_id,
+            payload=encode(restored.intent).decode(),
+            created_ts_ns=restored.created_ts_ns,
+            state=restored.state,
+        )
+        if await journal.insert_parent(record):
+            report.parents_restored += 1
+            log.warning(
+                "parent_restored", intent_id=record.intent_id, state=record.state, algo=True
+            )
+
+
+async def _adopt(
+    journal: Journal,
+    desk: OrderDesk,
+    adoption: _Adoption,
+    report: RecoveryReport,
+    metrics: EngineMetrics,
+    venue: str,
+) -> None:
+    """Journal each adopted order as its lost insert had it, then record what the venue says
+    (its state, its fills from the venue's trade list) and publish it: never send it."""
+    for order in adoption.plan.adopt:
+        async with desk.lock(order.client_order_id):
+            if not await journal.insert_order(order):
+                continue
+            await desk.apply(order, adoption.raw[order.client_order_id])
+        report.orders_adopted += 1
+        metrics.recovery_adopted.labels(venue=venue, outcome="adopted").inc()
+        log.warning(
+            "order_adopted",
+            client_order_id=order.client_order_id,
+            intent_id=order.intent_id,
+            correlation_id=order.correlation_id,
+        )
+    for unknown in adoption.plan.unknown:
+        metrics.recovery_adopted.labels(venue=venue, outcome="unexplained").inc()
+        log.error(
+            "venue_order_unexplained",
+            client_order_id=unknown.order.client_order_id,
+            status=unknown.order.status,
+            filled=str(unknown.order.filled_qty),
+            reason=unknown.reason,
+        )
+        if len(report.unexplained) < 20:
+            report.unexplained.append(unknown.order.client_order_id)
 
 
 def _by_order(fills: list[Fill]) -> dict[str, list[Fill]]:

@@ -264,6 +264,7 @@ class ExecutionService(Service):
             desk=self.desk,
             parents=self.parents,
             gateway=self.gateway,
+            bus=self.bus,
             clock=self.clock,
             metrics=self.metrics,
             venue=self.venue,
@@ -271,6 +272,8 @@ class ExecutionService(Service):
             instruments=self.instruments,
             drift_halt_percent=self.exec_config.drift_halt_percent,
             republish_window_ms=self.exec_config.republish_window_ms,
+            adoption_lookback_ms=self.exec_config.adoption_lookback_ms,
+            adoption_required=self.exec_config.journal_durability == "process",
         )
         self.recovered = True
         if self.recovery.halt_reason:
@@ -286,6 +289,9 @@ class ExecutionService(Service):
             "execution_leading",
             epoch=epoch,
             duration_ms=self.recovery.duration_ms,
+            adopted=self.recovery.orders_adopted,
+            parents_restored=self.recovery.parents_restored,
+            unexplained=len(self.recovery.unexplained),
             reconciled=self.recovery.orders_reconciled,
             fills_recovered=self.recovery.fills_recovered,
             parents=self.recovery.parents_resumed,
@@ -402,6 +408,9 @@ class ExecutionService(Service):
         position = self.desk.positions.get(self.venue, intent.symbol).qty
         if intent.algo:
             await self.parents.submit(intent, position_qty=position)
+            # the parent's record is all a recovery would have of it until a child reaches the
+            # venue: durable before the bus forgets the request (its children go out meanwhile)
+            await self.journal.make_durable()
             return
         qty = min(intent.qty, abs(position)) if intent.reduce_only else intent.qty
         now = self.clock.time_ns()
@@ -428,11 +437,13 @@ class ExecutionService(Service):
     async def _cancel_intent(self, intent: Intent) -> None:
         assert self.desk is not None
         assert self.parents is not None
-        if await self.parents.cancel(intent.cancel_intent_id):
-            return
-        for order in await self.journal.orders_for_intent(intent.cancel_intent_id):
-            if not order.state.is_terminal:
-                await self.desk.cancel(order)
+        if not await self.parents.cancel(intent.cancel_intent_id):
+            for order in await self.journal.orders_for_intent(intent.cancel_intent_id):
+                if not order.state.is_terminal:
+                    await self.desk.cancel(order)
+        # a parent canceling, an order marked never to be resent: the venue cannot tell a
+        # recovery about either, so they are durable before the bus forgets the cancel
+        await self.journal.make_durable()
 
     async def _restore_halt(self) -> None:
         """A halt (or a pause, a flatten) issued while this instance was down or standing by
@@ -565,6 +576,9 @@ def _order_status(o: OrderRecord) -> dict[str, Any]:
 def _recovery_status(report: RecoveryReport) -> dict[str, Any]:
     return {
         "duration_ms": report.duration_ms,
+        "orders_adopted": report.orders_adopted,
+        "parents_restored": report.parents_restored,
+        "unexplained_orders": report.unexplained,
         "orders_reconciled": report.orders_reconciled,
         "fills_recovered": report.fills_recovered,
         "parents_resumed": report.parents_resumed,

@@ -193,6 +193,13 @@ class EngineMetrics:
             ["venue"],
             registry=r,
         )
+        self.recovery_adopted = Counter(
+            "trading_recovery_adopted_orders",
+            "Venue orders recovery found beyond the journal: adopted (their intent known) or"
+            " unexplained (our clientOrderId rule, no intent the bus or journal holds)",
+            ["venue", "outcome"],
+            registry=r,
+        )
         self.recovery_seconds = Gauge(
             "trading_recovery_seconds",
             "Duration of the last start-up recovery (journal load to reconciled)",

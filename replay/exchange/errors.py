@@ -32,6 +32,8 @@ def filter_failure(name: str) -> BinanceError:
 
 
 INVALID_SYMBOL = BinanceError(-1121, "Invalid symbol.")
+LOOKUP_INTERVAL_TOO_BIG = BinanceError(-1127, "More than 24 hours between startTime and endTime.")
+BAD_PARAMETER_COMBINATION = BinanceError(-1128, "Combination of optional parameters invalid.")
 DUPLICATE_PARAMS = BinanceError(-1101, "Duplicate values for a parameter detected.")
 TOO_MANY_PARAMS = BinanceError(-1101, "Too many parameters sent for this endpoint.")
 UNKNOWN_ORDER_QUERY = BinanceError(-2013, "Order does not exist.")

@@ -90,6 +90,22 @@ def request_weight(method: str, path: str, query: Callable[[], Any]) -> int:
 _encode = msgspec.json.Encoder().encode
 
 
+_DAY_MS = 86_400_000
+_TRADE_QUERIES = frozenset(
+    frozenset(names)
+    for names in (
+        (),
+        ("orderId",),
+        ("startTime",),
+        ("endTime",),
+        ("fromId",),
+        ("startTime", "endTime"),
+        ("orderId", "fromId"),
+    )
+)
+"""The parameter combinations Binance documents for GET /api/v3/myTrades."""
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     return Reply(_encode(data), status=status, headers=headers)
 
@@ -469,25 +485,58 @@ class SimulatorApi:
         return _json([order_json(o) for o in orders])
 
     def all_orders(self, request: HttpRequest) -> Reply:
+        """GET /api/v3/allOrders as Binance documents it: with orderId, the orders from that id
+        on; with startTime, the orders placed at or after it; endTime, at or before it (at most
+        24 hours after startTime: -1127); oldest first, at most `limit` (500 by default, 1000
+        at most). Without orderId and startTime the most recent orders are returned, oldest
+        first among them (with endTime alone: the most recent up to it)."""
         key, params = self._signed(request)
         symbol = self._symbol(params) or ""
         limit = min(_int(params, "limit") or 500, 1000)
         from_id = _int(params, "orderId")
-        orders = [
+        start_ms = _int(params, "startTime")
+        end_ms = _int(params, "endTime")
+        if start_ms is not None and end_ms is not None and end_ms - start_ms > _DAY_MS:
+            raise errors.LOOKUP_INTERVAL_TOO_BIG
+        orders = [  # ascending order ids: the venue adds each order as it is placed
             o
             for o in self.matching.orders.values()
             if o.api_key == key
             and o.symbol == symbol
             and (from_id is None or o.order_id >= from_id)
+            and (start_ms is None or o.time_ms >= start_ms)
+            and (end_ms is None or o.time_ms <= end_ms)
         ]
-        return _json([order_json(o) for o in orders[:limit]])
+        chosen = orders[:limit] if from_id is not None or start_ms is not None else orders[-limit:]
+        return _json([order_json(o) for o in chosen])
 
     def my_trades(self, request: HttpRequest) -> Reply:
+        """GET /api/v3/myTrades as Binance documents it: an order's trades (orderId, with
+        fromId or alone), the trades from a trade id on (fromId), those of a time window
+        (startTime and/or endTime, at most 24 hours apart: -1127), or without any of them the
+        most recent trades (with endTime alone: the most recent up to it); oldest first, at
+        most `limit` (500 by default, 1000 at most). Any other combination is -1128."""
         key, params = self._signed(request)
         symbol = self._symbol(params) or ""
         order_id = _int(params, "orderId")
         from_id = _int(params, "fromId")
+        start_ms = _int(params, "startTime")
+        end_ms = _int(params, "endTime")
         limit = min(_int(params, "limit") or 500, 1000)
+        given = frozenset(
+            name
+            for name, value in (
+                ("orderId", order_id),
+                ("fromId", from_id),
+                ("startTime", start_ms),
+                ("endTime", end_ms),
+            )
+            if value is not None
+        )
+        if given not in _TRADE_QUERIES:
+            raise errors.BAD_PARAMETER_COMBINATION
+        if start_ms is not None and end_ms is not None and end_ms - start_ms > _DAY_MS:
+            raise errors.LOOKUP_INTERVAL_TOO_BIG
         fills = [
             f
             for f in self.matching.fills
@@ -495,8 +544,12 @@ class SimulatorApi:
             and self.matching.orders[f.order_id].api_key == key
             and (order_id is None or f.order_id == order_id)
             and (from_id is None or f.trade_id >= from_id)
+            and (start_ms is None or f.time_ms >= start_ms)
+            and (end_ms is None or f.time_ms <= end_ms)
         ]
-        return _json([trade_json(f) for f in fills[:limit]])
+        from_start = order_id is not None or from_id is not None or start_ms is not None
+        chosen = fills[:limit] if from_start else fills[-limit:]
+        return _json([trade_json(f) for f in chosen])
 
     def account(self, request: HttpRequest) -> Reply:
         api_key, _ = self._signed(request)

@@ -152,3 +152,26 @@ async def test_duplicate_client_order_id_is_refused(client: Any) -> None:
         await client.create_order(
             "BTC/USDT", "limit", "buy", 0.001, price, {"newClientOrderId": "dup-1"}
         )
+
+
+async def test_ccxt_lists_the_orders_and_trades_placed_since_a_time(client: Any) -> None:
+    """fetch_orders / fetch_my_trades with `since` (allOrders / myTrades with startTime): what
+    recovery reads to adopt the orders of a journal's lost tail."""
+    await client.load_markets()
+    since = await client.fetch_time()
+    placed = [
+        await client.create_order(
+            "BTC/USDT", "market", "buy", 0.001, None, {"newClientOrderId": f"since-{n}"}
+        )
+        for n in range(3)
+    ]
+    listed = await client.fetch_orders("BTC/USDT", since)
+    assert [o["clientOrderId"] for o in listed] == ["since-0", "since-1", "since-2"]
+    assert [o["status"] for o in listed] == ["closed"] * 3
+    recent = await client.fetch_orders("BTC/USDT", None, 2)
+    assert [o["id"] for o in recent] == [placed[1]["id"], placed[2]["id"]]
+    trades = await client.fetch_my_trades("BTC/USDT", since)
+    assert {t["order"] for t in trades} == {o["id"] for o in placed}
+    assert sum(t["amount"] for t in trades) == pytest.approx(0.003)
+    after = await client.fetch_orders("BTC/USDT", None, 1000, {"orderId": int(placed[1]["id"])})
+    assert [o["clientOrderId"] for o in after] == ["since-1", "since-2"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,11 +19,17 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from engine.config import ExecutionConfig, Secret, Secrets
+from engine.config import ExecutionConfig, JournalDurability, Secret, Secrets
 from engine.core.errors import ConfigError, FencingError, JournalUnavailableError
 from engine.core.messages import Fill, OrderType, Side, TimeInForce
 from engine.core.orders import TERMINAL_STATES, OrderRecord, OrderState
-from engine.execution.journal import Journal, PostgresJournal, SqliteJournal, make_journal
+from engine.execution.journal import (
+    Journal,
+    PostgresJournal,
+    SqliteJournal,
+    SqliteJournalSync,
+    make_journal,
+)
 from engine.execution.journal.base import ParentRecord
 
 pytestmark = pytest.mark.integration
@@ -533,6 +540,120 @@ def test_the_configured_backend_is_the_journal_made(tmp_path: Path) -> None:
     assert isinstance(make_journal(ExecutionConfig(journal_path=path), secrets), SqliteJournal)
     made = make_journal(ExecutionConfig(journal_backend="postgres"), secrets)
     assert isinstance(made, PostgresJournal)
+
+
+# --- durability: what each mode puts in force --------------------------------------------------
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("fsync", "FULL"), ("process", "NORMAL")])
+async def test_sqlite_runs_each_durability_as_wal_with_its_synchronous_level(
+    tmp_path: Path, durability: JournalDurability, synchronous: str
+) -> None:
+    journal = SqliteJournal(tmp_path / "journal.sqlite", durability=durability)
+    await journal.open()
+    try:
+        assert await journal.durability_settings() == {
+            "journal_mode": "wal",
+            "synchronous": synchronous,
+        }
+        await journal.insert_order(order(0))
+        # a second connection, as a standby or an offline reader opens it, sees the commit
+        reader = SqliteJournalSync(tmp_path / "journal.sqlite", read_only=True)
+        assert [o.client_order_id for o in reader.all_orders()] == ["intent-1-0"]
+        reader.close()
+    finally:
+        await journal.close()
+
+
+@pytest.mark.parametrize(("durability", "setting"), [("fsync", "on"), ("process", "off")])
+async def test_postgres_runs_each_durability_with_its_synchronous_commit(
+    postgres_dsn: str, durability: JournalDurability, setting: str
+) -> None:
+    async with fresh_schema(postgres_dsn) as dsn:
+        journal = PostgresJournal(dsn, durability=durability)
+        await journal.open()
+        try:
+            assert await journal.durability_settings() == {"synchronous_commit": setting}
+            await journal.claim(3)  # always a synchronous commit, whatever the session's
+            assert await journal.insert_order(order(0))
+            assert await journal.durability_settings() == {"synchronous_commit": setting}
+        finally:
+            await journal.close()
+
+
+async def test_sqlite_make_durable_puts_process_mode_commits_into_the_database_file(
+    tmp_path: Path,
+) -> None:
+    """What a power loss leaves of a journal whose WAL was never synced is the database file:
+    after make_durable() a parent is in it (checkpointed), before it is not."""
+    path = tmp_path / "journal.sqlite"
+    journal = SqliteJournal(path, durability="process")
+    await journal.open()
+
+    def in_database_file_alone(intent_id: str) -> bool:
+        lonely = tmp_path / f"copy-{intent_id}.sqlite"
+        lonely.write_bytes(path.read_bytes())  # the main file, without its WAL
+        reader = SqliteJournalSync(lonely, read_only=True)
+        try:
+            return reader.get_parent(intent_id) is not None
+        except sqlite3.OperationalError:  # not even the schema has reached the file
+            return False
+        finally:
+            reader.close()
+
+    try:
+        await journal.insert_parent(parent("algo-1"))
+        assert not in_database_file_alone("algo-1"), "a process-mode commit is not synced"
+        await asyncio.gather(*(journal.make_durable() for _ in range(5)))
+        assert in_database_file_alone("algo-1")
+        await journal.insert_parent(parent("algo-2"))
+        await journal.make_durable()
+        assert in_database_file_alone("algo-2")
+    finally:
+        await journal.close()
+
+
+async def test_postgres_make_durable_flushes_the_wal_past_process_mode_commits(
+    postgres_dsn: str,
+) -> None:
+    async with fresh_schema(postgres_dsn) as dsn:
+        journal = PostgresJournal(dsn, durability="process")
+        await journal.open()
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as probe:
+                await journal.insert_parent(parent("algo-1"))
+                cursor = await probe.execute("SELECT pg_current_wal_insert_lsn()")
+                written = (await cursor.fetchone())[0]  # type: ignore[index]
+                await journal.make_durable()
+                cursor = await probe.execute(
+                    "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (written,)
+                )
+                assert (await cursor.fetchone())[0] is True  # type: ignore[index]
+            assert await journal.get_parent("algo-1") is not None
+        finally:
+            await journal.close()
+
+
+@pytest.mark.parametrize("durability", ["fsync", "process"])
+def test_the_configured_durability_is_the_journals(
+    tmp_path: Path, durability: JournalDurability
+) -> None:
+    secrets = Secrets(
+        api_key=Secret("k"),
+        api_secret=Secret("s"),
+        ops_token=Secret("t"),
+        journal_dsn=Secret("postgresql://u@127.0.0.1:1/db"),
+    )
+    sqlite = make_journal(
+        ExecutionConfig(journal_path=str(tmp_path / "j.sqlite"), journal_durability=durability),
+        secrets,
+    )
+    postgres = make_journal(
+        ExecutionConfig(journal_backend="postgres", journal_durability=durability), secrets
+    )
+    assert isinstance(sqlite, SqliteJournal) and isinstance(postgres, PostgresJournal)
+    assert sqlite.durability == postgres.durability == durability
+    assert ExecutionConfig().journal_durability == "process"
 
 
 # --- PostgreSQL only: the connection ---------------------------------------------------------

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -225,6 +227,14 @@ def duplicate_client_ids(sim: ReplayProcess) -> list[str]:
     return [coid for coid, n in counts.items() if n > 1]
 
 
+def resent_client_ids(sim: ReplayProcess) -> list[str]:
+    """clientOrderIds the venue refused as duplicates: a second send of an order it already
+    had. Binance refuses such a send only while the first order is open (the simulator
+    remembers recent ids longer), so on Binance each of these could have been a second order."""
+    refusals = control(sim, "GET", "/truth/refusals")["refusals"]
+    return [r["client_order_id"] for r in refusals if r["msg"] == "Duplicate order sent."]
+
+
 def venue_base_position(sim: ReplayProcess, asset: str = "BTC") -> Decimal:
     accounts = control(sim, "GET", "/truth/balances")["accounts"]
     (account,) = accounts.values()
@@ -234,3 +244,35 @@ def venue_base_position(sim: ReplayProcess, asset: str = "BTC") -> Decimal:
 
 def venue_filled_by_client_id(sim: ReplayProcess) -> dict[str, Decimal]:
     return {o["client_order_id"]: Decimal(o["executed_qty"]) for o in venue_orders(sim)}
+
+
+class MixedFlow(threading.Thread):
+    """Order requests every 250 ms (about 6 venue orders a second) until stopped: direct market
+    orders and, one request in four, a split parent of three children; buys and sells in
+    turn. Remembers every intent it sent."""
+
+    def __init__(self, bus: Bus, seed: int, *, prefix: str = "crash") -> None:
+        super().__init__(daemon=True)
+        self.bus = bus
+        self.rng = random.Random(seed)
+        self.prefix = prefix
+        self.sent: list[Intent] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self.halt.wait(0.25):
+            n += 1
+            side = Side.BUY if n % 2 else Side.SELL
+            if n % 4 == 0:
+                request = intent(
+                    f"{self.prefix}-split-{n}",
+                    side=side,
+                    qty="0.003",
+                    algo="split",
+                    algo_params={"max_child_qty": "0.001"},
+                )
+            else:
+                request = intent(f"{self.prefix}-direct-{n}", side=side, qty="0.001")
+            self.bus.request(request)
+            self.sent.append(request)

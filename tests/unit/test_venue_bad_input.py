@@ -50,6 +50,8 @@ NAMES = [
     "origClientOrderId",
     "limit",
     "fromId",
+    "startTime",
+    "endTime",
     "recvWindow",
     "listenKey",
 ]

@@ -96,6 +96,14 @@ class Journal(Protocol):
 
     async def set_meta(self, key: str, value: str) -> None: ...
 
+    async def make_durable(self) -> None:
+        """Make every write committed so far durable, whatever the durability mode. The caller
+        is about to let the bus forget a request whose effect the venue cannot reveal to a
+        recovery (an algo parent no child of which has reached the venue yet, a cancel's
+        marks): such a write must not be lost with an un-synced tail. It is never on an
+        order's path: the order has left. A no-op at "fsync", where every commit is durable."""
+        ...
+
     async def close(self) -> None: ...
 
 

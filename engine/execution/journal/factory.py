@@ -10,5 +10,5 @@ from engine.execution.journal.sqlite import SqliteJournal
 
 def make_journal(config: ExecutionConfig, secrets: Secrets) -> Journal:
     if config.journal_backend == "postgres":
-        return PostgresJournal(secrets.journal_dsn.reveal())
-    return SqliteJournal(config.journal_path)
+        return PostgresJournal(secrets.journal_dsn.reveal(), durability=config.journal_durability)
+    return SqliteJournal(config.journal_path, durability=config.journal_durability)

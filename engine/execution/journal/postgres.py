@@ -4,7 +4,19 @@ One connection, one call at a time (an asyncio.Lock), autocommit outside explici
 Every write is one transaction that first share-locks the `epoch` meta row: writers of the same
 epoch do not block each other, while `claim()` takes that row FOR UPDATE and therefore waits for
 every write in flight; a write that starts after the claim sees the new epoch and is refused.
-Commits are synchronous (synchronous_commit on): a committed row survives the server's crash.
+
+Durability (`execution.journal_durability`), set per session:
+
+- "fsync": synchronous_commit on. A commit returns once its WAL record is flushed to the
+  server's disk: it survives a crash of the server and of its machine.
+- "process": synchronous_commit off. A commit returns once the server has it in memory; the WAL
+  writer flushes it within 3 x wal_writer_delay (600 ms by default). It survives any crash of
+  the engine; a crash of the server or its machine may lose the last commits, never an earlier
+  one (PostgreSQL replays its WAL up to the last record flushed: the database stays consistent,
+  a prefix of its transactions), and recovery finds the orders they recorded at the venue
+  (engine/core/adoption.py). The fencing claim is always a synchronous commit: a lost epoch
+  would let a deposed leader write again; `make_durable()` is one too, for what the venue
+  cannot reveal.
 
 A lost connection raises JournalUnavailableError naming only host, port and database (never
 the password); the next call reconnects. A write that fails that way may or may not have
@@ -14,6 +26,7 @@ committed: read it back before acting on it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +34,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
+from engine.config import JournalDurability
 from engine.core.errors import ConfigError, FencingError, JournalUnavailableError
 from engine.core.messages import Fill
 from engine.core.orders import TERMINAL_STATES, OrderRecord
@@ -102,6 +116,7 @@ INSERT INTO meta (key, value) VALUES ('epoch', '0') ON CONFLICT (key) DO NOTHING
 # CREATE TABLE IF NOT EXISTS is not safe against a concurrent identical CREATE in PostgreSQL.
 _SCHEMA_LOCK = 0x53544F524D  # "STORM"
 _TERMINAL = [state.value for state in TERMINAL_STATES]
+_SYNCHRONOUS_COMMIT: dict[JournalDurability, str] = {"fsync": "on", "process": "off"}
 _INSERT_ORDER = (
     f"INSERT INTO orders ({','.join(ORDER_COLUMNS)})"
     f" VALUES ({','.join(['%s'] * len(ORDER_COLUMNS))}) ON CONFLICT DO NOTHING"
@@ -136,6 +151,7 @@ class PostgresJournal:
         connect_timeout_ms: int = 5000,
         statement_timeout_ms: int = 5000,
         idle_in_transaction_timeout_ms: int = 1000,
+        durability: JournalDurability = "fsync",
     ) -> None:
         try:
             params = conninfo_to_dict(dsn)
@@ -159,9 +175,11 @@ class PostgresJournal:
                 str(params.get("options") or ""),
                 f"-c statement_timeout={statement_timeout_ms}",
                 f"-c idle_in_transaction_session_timeout={idle_in_transaction_timeout_ms}",
+                f"-c synchronous_commit={_SYNCHRONOUS_COMMIT[durability]}",
             )
             if part
         )
+        self.durability: JournalDurability = durability
         self._lock = asyncio.Lock()
         self._conn: Connection | None = None
         self._open = False
@@ -271,6 +289,7 @@ class PostgresJournal:
                 current = await self._journal_epoch(conn, "UPDATE")
                 if current > epoch:
                     raise FencingError(f"cannot claim epoch {epoch}: the journal is at {current}")
+                await conn.execute("SET LOCAL synchronous_commit = on")
                 await conn.execute(_UPSERT_META, ("epoch", str(epoch)))
 
         await self._run(op)
@@ -329,6 +348,19 @@ class PostgresJournal:
         params = (state, outcome, reason, intent_id, earlier)
         return await self._write(_UPDATE_PARENT, params) == 1
 
+    async def make_durable(self) -> None:
+        """A synchronous commit of a write of its own (meta `synced_at`): it returns once the
+        server has flushed its WAL up to it, and so every commit before it."""
+        if self.durability == "fsync":
+            return
+
+        async def op(conn: Connection) -> None:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit = on")
+                await conn.execute(_UPSERT_META, ("synced_at", str(time.time_ns())))
+
+        await self._run(op)
+
     async def set_meta(self, key: str, value: str) -> None:
         if key == "epoch":
             raise ValueError("the epoch is set by claim(), never directly")
@@ -342,6 +374,11 @@ class PostgresJournal:
             return await cursor.fetchall()
 
         return await self._run(op)
+
+    async def durability_settings(self) -> dict[str, str]:
+        """What this session runs with, as the server reports it (not as we asked for it)."""
+        rows = await self._select("SHOW synchronous_commit")
+        return {"synchronous_commit": str(rows[0]["synchronous_commit"])}
 
     async def get_meta(self, key: str) -> str | None:
         rows = await self._select("SELECT value FROM meta WHERE key=%s", (key,))

@@ -1,20 +1,35 @@
 """The SQLite journal: the embedded default (contract in journal/base.py).
 
-WAL mode with synchronous=FULL: a committed row survives kill -9 and power loss. Every write is
-one `BEGIN IMMEDIATE` transaction that first checks the fencing epoch. Two processes may share
-the file (an active/standby pair on one host); the database lock serialises them. The async
-facade runs every call on one dedicated thread: the event loop never waits on an fsync.
+WAL mode, at one of two durabilities (`execution.journal_durability`):
+
+- "fsync": synchronous=FULL. Every commit syncs the WAL: a committed row survives kill -9 and
+  power loss.
+- "process": synchronous=NORMAL. A commit is a write of its WAL frames to the OS, no fsync: it
+  survives any crash of this process (the OS holds the pages), and only checkpoints sync. After
+  a machine crash the WAL keeps a prefix of its commits (frames carry cumulative checksums and
+  a reader stops at the first frame that does not check out), so the journal is consistent and
+  may miss its most recent writes, never an earlier one; recovery finds the orders those writes
+  recorded at the venue (engine/core/adoption.py). What the venue cannot reveal is made durable
+  with `make_durable()` before its request is acknowledged: a checkpoint on a thread of its own.
+
+Every write is one `BEGIN IMMEDIATE` transaction that first checks the fencing epoch. Two
+processes may share the file (an active/standby pair on one host); the database lock serialises
+them. The async facade runs every call on one dedicated thread: the event loop never waits on
+the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from engine.config import JournalDurability
 from engine.core.errors import FencingError
 from engine.core.messages import Fill
 from engine.core.orders import TERMINAL_STATES, OrderRecord
@@ -30,14 +45,23 @@ from engine.execution.journal.base import (
 )
 
 _TERMINAL = tuple(state.value for state in TERMINAL_STATES)
+_SYNCHRONOUS: dict[JournalDurability, str] = {"fsync": "FULL", "process": "NORMAL"}
+_SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
 class SqliteJournalSync:
     """The synchronous journal; also what offline tools (the harness summary) read."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        durability: JournalDurability = "fsync",
+    ) -> None:
         self.path = Path(path)
         self.epoch = 0
+        self.durability = durability
         if read_only:
             uri = f"file:{self.path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -47,7 +71,7 @@ class SqliteJournalSync:
                 self.path, check_same_thread=False, isolation_level=None, timeout=10.0
             )
             self._switch_to_wal()
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
             self._db.executescript(SCHEMA)
         self._db.row_factory = sqlite3.Row
 
@@ -199,6 +223,15 @@ class SqliteJournalSync:
 
     # --- reads -------------------------------------------------------------------------------
 
+    def durability_settings(self) -> dict[str, str]:
+        """What this connection runs with, as SQLite reports it (not as we asked for it)."""
+        mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        level = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return {
+            "journal_mode": str(mode).lower(),
+            "synchronous": _SYNCHRONOUS_NAMES.get(int(level), str(level)),
+        }
+
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -255,19 +288,28 @@ class SqliteJournalSync:
 
 
 class SqliteJournal:
-    """Async facade: every call runs on the journal's own thread."""
+    """Async facade: every call runs on the journal's own thread; `sync()` on another one, so
+    that orders keep being journaled while it waits for the disk."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, durability: JournalDurability = "fsync") -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._sync: SqliteJournalSync | None = None
         self._path = path
+        self.durability: JournalDurability = durability
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sync")
+        self._checkpointer: sqlite3.Connection | None = None
+        self._sync_lock = asyncio.Lock()
+        self._sync_asked = 0
+        self._synced = 0
 
     @property
     def epoch(self) -> int:
         return self.sync.epoch
 
     async def open(self) -> None:
-        self._sync = await self._run(SqliteJournalSync, self._path)
+        self._sync = await self._run(
+            functools.partial(SqliteJournalSync, self._path, durability=self.durability)
+        )
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -295,6 +337,10 @@ class SqliteJournal:
 
     async def get_meta(self, key: str) -> str | None:
         result: str | None = await self._run(self.sync.get_meta, key)
+        return result
+
+    async def durability_settings(self) -> dict[str, str]:
+        result: dict[str, str] = await self._run(self.sync.durability_settings)
         return result
 
     async def get_order(self, client_order_id: str) -> OrderRecord | None:
@@ -341,7 +387,52 @@ class SqliteJournal:
         result: set[str] = await self._run(self.sync.parent_ids)
         return result
 
+    async def make_durable(self) -> None:
+        """Group commit: a caller whose writes an already running sync may not cover waits for
+        the next one, which covers every caller that asked before it started."""
+        if self.durability == "fsync":
+            return
+        self._sync_asked += 1
+        mine = self._sync_asked
+        async with self._sync_lock:
+            if self._synced >= mine:
+                return
+            covers = self._sync_asked
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._syncer, self._checkpoint_or_fsync)
+            self._synced = covers
+
+    def _checkpoint_or_fsync(self) -> None:
+        """A PASSIVE checkpoint from a connection of its own (it never blocks the writer):
+        SQLite syncs the WAL, copies it into the database file and syncs that. Should it not
+        reach the last commit (another checkpoint running, a reader holding old frames), the
+        WAL file is synced directly: fsync applies to the file, whichever descriptor asks."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self.sync.path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._checkpointer.execute("PRAGMA synchronous=NORMAL")
+        busy, frames, copied = self._checkpointer.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        ).fetchone()
+        if busy or copied < frames:
+            wal = self.sync.path.with_name(self.sync.path.name + "-wal")
+            fd = os.open(wal, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._syncer, self._close_checkpointer)
+        self._syncer.shutdown(wait=True)
         if self._sync is not None:
             await self._run(self._sync.close)
             self._sync = None
