@@ -31,6 +31,7 @@ import msgspec
 from engine.core.algos import Instrument, make_algo
 from engine.core.errors import AlgoParamsError, ConfigError
 from engine.core.messages import Intent, OrderType, Side
+from plumbing.event_loop import EventLoopName
 
 ServiceName = Literal["feed", "strategy", "risk", "execution"]
 JournalDurability = Literal["fsync", "process"]
@@ -392,6 +393,9 @@ class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     )
     token_env: EnvName = "STORMPROOF_OPS_TOKEN"
     loop_lag_fail_ms: Millis = 2_000
+    event_loop: EventLoopName = "asyncio"
+    """The asyncio event loop every service of the process runs on: "uvloop" (libuv) or
+    "asyncio" (the standard library's); docs/benchmarks.md, "Event loop", has the figures."""
     stop_grace_ms: Millis = 3_000
     """On SIGTERM, how long services may take to finish their work before being cancelled."""
 

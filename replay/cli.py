@@ -8,10 +8,12 @@ import signal
 import zlib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
+from plumbing.event_loop import EVENT_LOOPS, EventLoopName
+from plumbing.event_loop import run as run_loop
 from plumbing.logging import configure_logging, register_secrets
 
 app = typer.Typer(
@@ -117,6 +119,9 @@ def serve(
     ] = 1024,
     ws_max_stream_name: Annotated[int, typer.Option(help="characters of a stream name")] = 64,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    event_loop: Annotated[
+        str, typer.Option(help='uvloop or asyncio (docs/benchmarks.md, "Event loop")')
+    ] = "asyncio",
 ) -> None:
     """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it.
     Every resource a client can make it hold is bounded: docs/limits.md."""
@@ -191,6 +196,8 @@ def serve(
     ):
         if value <= 0:
             _fail(f"{name} must be positive, got {value}")
+    if event_loop not in EVENT_LOOPS:
+        _fail(f"--event-loop must be one of {', '.join(EVENT_LOOPS)}, not {event_loop!r}")
     try:
         server = ReplayServer(config)
     except FileNotFoundError as exc:
@@ -206,7 +213,7 @@ def serve(
         await server.run_forever(stop)
 
     try:
-        asyncio.run(main())
+        run_loop(main(), loop=cast(EventLoopName, event_loop))
     except OSError as exc:
         if exc.errno is None:  # not a socket's error: a recording corrupt further in
             _fail(f"cannot read the recording: {' '.join(str(exc).split())}")

@@ -34,6 +34,7 @@ from engine.ops.server import build_ops_app, start_ops_server
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service, ServiceContext
 from engine.runtime.watchdog import LoopWatchdog
+from plumbing.event_loop import run as run_loop
 from plumbing.heap import settle_heap
 from plumbing.logging import configure_logging, get_logger, register_secrets
 from plumbing.waits import within
@@ -104,6 +105,7 @@ async def run_services(settings: Settings, names: list[str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    log.info("event_loop", event_loop=config.ops.event_loop, loop_class=type(loop).__qualname__)
 
     async def send_control(command: str, reason: str) -> None:
         await bus.publish(
@@ -225,7 +227,7 @@ def main_run(settings: Settings, service: str) -> int:
     configure_logging(service=service, level=config.logging.level)
     register_secrets(*settings.secrets.values())
     try:
-        return asyncio.run(run_services(settings, names))
+        return run_loop(run_services(settings, names), loop=config.ops.event_loop)
     except ConfigError as exc:
         print(f"stormproof engine: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ from engine.execution.journal import (
     make_journal,
 )
 from engine.execution.journal.base import ParentRecord
+from engine.execution.journal.sqlite import WAL_CAP_FRAMES
 
 pytestmark = pytest.mark.integration
 
@@ -545,22 +546,47 @@ def test_the_configured_backend_is_the_journal_made(tmp_path: Path) -> None:
 # --- durability: what each mode puts in force --------------------------------------------------
 
 
-@pytest.mark.parametrize(("durability", "synchronous"), [("fsync", "FULL"), ("process", "NORMAL")])
+@pytest.mark.parametrize(
+    ("durability", "synchronous", "autocheckpoint"),
+    [("fsync", "FULL", "1000"), ("process", "NORMAL", "0")],
+)
 async def test_sqlite_runs_each_durability_as_wal_with_its_synchronous_level(
-    tmp_path: Path, durability: JournalDurability, synchronous: str
+    tmp_path: Path, durability: JournalDurability, synchronous: str, autocheckpoint: str
 ) -> None:
+    """At "process" no write checkpoints (a checkpoint syncs the disk): the journal runs them
+    on a thread of its own."""
     journal = SqliteJournal(tmp_path / "journal.sqlite", durability=durability)
     await journal.open()
     try:
         assert await journal.durability_settings() == {
             "journal_mode": "wal",
             "synchronous": synchronous,
+            "wal_autocheckpoint": autocheckpoint,
         }
         await journal.insert_order(order(0))
         # a second connection, as a standby or an offline reader opens it, sees the commit
         reader = SqliteJournalSync(tmp_path / "journal.sqlite", read_only=True)
         assert [o.client_order_id for o in reader.all_orders()] == ["intent-1-0"]
         reader.close()
+    finally:
+        await journal.close()
+
+
+async def test_sqlite_at_process_keeps_its_wal_bounded_under_writes_without_a_pause(
+    tmp_path: Path,
+) -> None:
+    """Background checkpoints cannot finish while every moment brings a write; the WAL must
+    not grow without bound for that (unchecked, 3,000 orders made it 55 MB)."""
+    path = tmp_path / "journal.sqlite"
+    journal = SqliteJournal(path, durability="process")
+    await journal.open()
+    try:
+        for n in range(3_000):
+            await journal.insert_order(order(n, intent=f"intent-{n}"))
+        frame_bytes = 24 + 4096
+        wal = path.with_name(path.name + "-wal").stat().st_size
+        assert wal < (WAL_CAP_FRAMES + 1_000) * frame_bytes, f"WAL of {wal / 1e6:.1f} MB"
+        assert len(await journal.all_orders()) == 3_000
     finally:
         await journal.close()
 

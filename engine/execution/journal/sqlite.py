@@ -5,7 +5,8 @@ WAL mode, at one of two durabilities (`execution.journal_durability`):
 - "fsync": synchronous=FULL. Every commit syncs the WAL: a committed row survives kill -9 and
   power loss.
 - "process": synchronous=NORMAL. A commit is a write of its WAL frames to the OS, no fsync: it
-  survives any crash of this process (the OS holds the pages), and only checkpoints sync. After
+  survives any crash of this process (the OS holds the pages), and only checkpoints sync: the
+  journal runs them on a thread of its own every CHECKPOINT_EVERY_WRITES writes. After
   a machine crash the WAL keeps a prefix of its commits (frames carry cumulative checksums and
   a reader stops at the first frame that does not check out), so the journal is consistent and
   may miss its most recent writes, never an earlier one; recovery finds the orders those writes
@@ -43,10 +44,19 @@ from engine.execution.journal.base import (
     order_row,
     parent_from_row,
 )
+from plumbing.logging import get_logger
 
 _TERMINAL = tuple(state.value for state in TERMINAL_STATES)
 _SYNCHRONOUS: dict[JournalDurability, str] = {"fsync": "FULL", "process": "NORMAL"}
 _SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+CHECKPOINT_EVERY_WRITES = 256
+"""At "process", SQLite's own checkpoint (every 1,000 WAL pages, in the committing call) is off:
+the journal starts one this often, on its sync thread (about 256 pages: the WAL stays ~1 MB)."""
+WAL_CAP_FRAMES = 4096
+"""At "process", a WAL past this many frames (16 MB of 4 KB pages: the background checkpoints
+never caught up with a sustained stream of writes) is checkpointed and restarted by the next
+write itself."""
+log = get_logger("engine.execution.journal")
 
 
 class SqliteJournalSync:
@@ -72,6 +82,9 @@ class SqliteJournalSync:
             )
             self._switch_to_wal()
             self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
+            if durability == "process":
+                # a checkpoint syncs the disk: the async facade runs them off the order path
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.executescript(SCHEMA)
         self._db.row_factory = sqlite3.Row
 
@@ -221,15 +234,22 @@ class SqliteJournalSync:
             (key, value),
         )
 
+    def restart_wal(self) -> None:
+        """Checkpoint everything and have the next write start the WAL over (waits for readers
+        up to the busy timeout)."""
+        self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+
     # --- reads -------------------------------------------------------------------------------
 
     def durability_settings(self) -> dict[str, str]:
         """What this connection runs with, as SQLite reports it (not as we asked for it)."""
         mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
         level = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        pages = self._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         return {
             "journal_mode": str(mode).lower(),
             "synchronous": _SYNCHRONOUS_NAMES.get(int(level), str(level)),
+            "wal_autocheckpoint": str(pages),
         }
 
     def get_meta(self, key: str) -> str | None:
@@ -301,6 +321,9 @@ class SqliteJournal:
         self._sync_lock = asyncio.Lock()
         self._sync_asked = 0
         self._synced = 0
+        self._writes = 0
+        self._wal_frames = 0
+        self._checkpointing: asyncio.Future[None] | None = None
 
     @property
     def epoch(self) -> int:
@@ -314,6 +337,35 @@ class SqliteJournal:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        """A write; at "process", every CHECKPOINT_EVERY_WRITES writes a PASSIVE checkpoint
+        starts on the sync thread (it syncs the disk, which the order path never waits for)
+        and keeps the WAL from growing without bound."""
+        result = await self._run(fn, *args)
+        if self.durability == "process":
+            if self._wal_frames > WAL_CAP_FRAMES:
+                # writes without a pause let no checkpoint catch up, and the WAL only starts
+                # over once one has: this write waits for one, explicitly
+                self._wal_frames = 0
+                await self._run(self.sync.restart_wal)
+                log.info("journal_wal_restarted", cap_frames=WAL_CAP_FRAMES)
+            self._writes += 1
+            if self._writes >= CHECKPOINT_EVERY_WRITES and (
+                self._checkpointing is None or self._checkpointing.done()
+            ):
+                self._writes = 0
+                loop = asyncio.get_running_loop()
+                self._checkpointing = loop.run_in_executor(self._syncer, self._checkpoint)
+        return result
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint from the checkpointer's own connection; a failure (the disk
+        full, a reader holding the WAL) is logged: the next one tries again."""
+        try:
+            self._wal_frames = self._checkpoint_or_fsync(durable=False)
+        except sqlite3.Error as exc:
+            log.warning("journal_checkpoint_failed", error=str(exc))
+
     @property
     def sync(self) -> SqliteJournalSync:
         if self._sync is None:
@@ -324,16 +376,16 @@ class SqliteJournal:
         await self._run(self.sync.claim, epoch)
 
     async def insert_order(self, order: OrderRecord) -> bool:
-        return bool(await self._run(self.sync.insert_order, order))
+        return bool(await self._write(self.sync.insert_order, order))
 
     async def update_order(self, order: OrderRecord) -> bool:
-        return bool(await self._run(self.sync.update_order, order))
+        return bool(await self._write(self.sync.update_order, order))
 
     async def record_fill(self, fill: Fill) -> bool:
-        return bool(await self._run(self.sync.record_fill, fill))
+        return bool(await self._write(self.sync.record_fill, fill))
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._run(self.sync.set_meta, key, value)
+        await self._write(self.sync.set_meta, key, value)
 
     async def get_meta(self, key: str) -> str | None:
         result: str | None = await self._run(self.sync.get_meta, key)
@@ -368,12 +420,12 @@ class SqliteJournal:
         return result
 
     async def insert_parent(self, parent: ParentRecord) -> bool:
-        return bool(await self._run(self.sync.insert_parent, parent))
+        return bool(await self._write(self.sync.insert_parent, parent))
 
     async def update_parent(
         self, intent_id: str, *, state: str, outcome: str = "", reason: str = ""
     ) -> bool:
-        return bool(await self._run(self.sync.update_parent, intent_id, state, outcome, reason))
+        return bool(await self._write(self.sync.update_parent, intent_id, state, outcome, reason))
 
     async def get_parent(self, intent_id: str) -> ParentRecord | None:
         result: ParentRecord | None = await self._run(self.sync.get_parent, intent_id)
@@ -402,11 +454,12 @@ class SqliteJournal:
             await loop.run_in_executor(self._syncer, self._checkpoint_or_fsync)
             self._synced = covers
 
-    def _checkpoint_or_fsync(self) -> None:
+    def _checkpoint_or_fsync(self, *, durable: bool = True) -> int:
         """A PASSIVE checkpoint from a connection of its own (it never blocks the writer):
         SQLite syncs the WAL, copies it into the database file and syncs that. Should it not
-        reach the last commit (another checkpoint running, a reader holding old frames), the
-        WAL file is synced directly: fsync applies to the file, whichever descriptor asks."""
+        reach the last commit (another checkpoint running, a reader holding old frames) and
+        `durable` be asked, the WAL file is synced directly: fsync applies to the file,
+        whichever descriptor asks. Returns the frames in the WAL."""
         if self._checkpointer is None:
             self._checkpointer = sqlite3.connect(
                 self.sync.path, check_same_thread=False, isolation_level=None, timeout=10.0
@@ -415,13 +468,14 @@ class SqliteJournal:
         busy, frames, copied = self._checkpointer.execute(
             "PRAGMA wal_checkpoint(PASSIVE)"
         ).fetchone()
-        if busy or copied < frames:
+        if durable and (busy or copied < frames):
             wal = self.sync.path.with_name(self.sync.path.name + "-wal")
             fd = os.open(wal, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        return int(frames)
 
     def _close_checkpointer(self) -> None:
         if self._checkpointer is not None:
@@ -429,6 +483,8 @@ class SqliteJournal:
             self._checkpointer = None
 
     async def close(self) -> None:
+        if self._checkpointing is not None:
+            await self._checkpointing
         if self._checkpointer is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._syncer, self._close_checkpointer)
