@@ -163,3 +163,15 @@ def _cpu_times() -> list[int] | None:
     except OSError:
         return None
     return [int(x) for x in fields[1:9]]
+
+
+@contextmanager
+def cpu_noise(cores: int) -> Iterator[None]:
+    """`cores` processes spinning on the CPU for the block: a noisy neighbour, reproducibly."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()

@@ -4,19 +4,25 @@ redis-server started for the run:
 1. Throughput: recorded Binance messages handed to the feed connection as if they had just
    arrived (parse, dedupe across feeds, book sync, publish, pipelined XADD), against raw
    redis-py pipelined XADD of the very payloads the feed produced, in the same run.
-2. Latency: receive to published (XADD acknowledged), with messages arriving at 5,000/s.
+2. Latency: receive to published (XADD acknowledged), with messages arriving at 5,000/s,
+   against the floor: the feed's own output entries handed at the same rate to the least a
+   publisher can do (one writer pipelining whatever waits into raw XADDs). The two alternate in
+   six slices of the run, so that both meet the same noise; CPU steal is printed beside them.
 
-    .venv/bin/python -m benchmarks.feed_to_bus
+Each on the event loop(s) asked for.
+
+    .venv/bin/python -m benchmarks.feed_to_bus [--loops asyncio,uvloop]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -31,6 +37,7 @@ from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import ServiceContext
 from harness.ports import free_ports, port_open
 from harness.tools import redis_server
+from plumbing.event_loop import EventLoopName, run
 from plumbing.heap import settle_heap
 from replay.recording import read_records
 
@@ -119,31 +126,102 @@ async def throughput(url: str, payloads: list[bytes]) -> dict[str, Any]:
     }
 
 
-async def latency(url: str, payloads: list[bytes], rate: float) -> dict[str, Any]:
+async def feed_latency(url: str, payloads: list[bytes], rate: float) -> list[float]:
+    """Receive to published (XADD acknowledged) through the feed, in seconds."""
     bus = RedisStreamsBus(url, maxlen=10_000_000)
     service = feed_service(bus)
     samples: list[float] = []
     service.publisher._on_latency = samples.append
-    with CpuSteal() as steal:
-        await drive(service, payloads, rate)
+    await drive(service, payloads, rate)
     await bus.close()
-    ordered = sorted(samples)
+    return samples
 
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3, 3)
 
+async def raw_latency(url: str, entries: list[tuple[str, bytes]], rate: float) -> list[float]:
+    """The floor: the feed's own output entries handed over at `rate` to the least a publisher
+    can do, one writer pipelining whatever is waiting into XADDs; hand-over to acknowledged, in
+    seconds."""
+    client = aioredis.Redis.from_url(url)
+    waiting: list[tuple[str, bytes, int]] = []
+    ready = asyncio.Event()
+    samples: list[float] = []
+    done = False
+
+    async def writer() -> None:
+        while True:
+            await ready.wait()
+            ready.clear()
+            if not waiting:
+                if done:
+                    return
+                continue
+            batch = waiting[:]
+            waiting.clear()
+            pipe = client.pipeline(transaction=False)
+            for name, raw, _ in batch:
+                pipe.xadd(name, {"m": raw}, maxlen=10_000_000, approximate=True)
+            await pipe.execute()
+            now = time.monotonic_ns()
+            samples.extend((now - received) / 1e9 for _, _, received in batch)
+            ready.set()  # what arrived meanwhile
+
+    task = asyncio.create_task(writer())
+    started = time.perf_counter()
+    interval = 1 / rate
+    for n, (name, raw) in enumerate(entries):
+        delay = started + n * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        waiting.append((name, raw, time.monotonic_ns()))
+        ready.set()
+    done = True
+    ready.set()
+    await task
+    await client.aclose()
+    return samples
+
+
+def pick(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3, 3)
+
+
+async def latency(url: str, payloads: list[bytes], rate: float, rounds: int = 6) -> dict[str, Any]:
+    """Feed and raw XADD, alternating in `rounds` slices so that both meet the same noise."""
+    capture = MemoryBus(maxlen=10_000_000)
+    await drive(feed_service(capture), payloads, None)
+    entries = [
+        (name, raw) for name, stream in capture._streams.items() for raw in stream.entries.values()
+    ]
+    feed: list[float] = []
+    raw: list[float] = []
+    size, raw_size = len(payloads) // rounds, len(entries) // rounds
+    # the feed publishes fewer entries than it receives messages: the raw writer gets them at
+    # the feed's output rate
+    raw_rate = rate * len(entries) / len(payloads)
+    with CpuSteal() as steal:
+        for k in range(rounds):
+            feed += await feed_latency(url, payloads[k * size : (k + 1) * size], rate)
+            raw += await raw_latency(url, entries[k * raw_size : (k + 1) * raw_size], raw_rate)
     return {
         "benchmark": "feed_receive_to_published",
         "rate_per_s": rate,
-        "messages": len(ordered),
-        "p50_ms": pick(0.5),
-        "p99_ms": pick(0.99),
-        "max_ms": round(ordered[-1] * 1e3, 3),
+        "messages": len(feed),
+        "p50_ms": pick(feed, 0.5),
+        "p99_ms": pick(feed, 0.99),
+        "max_ms": round(max(feed) * 1e3, 3),
+        "raw_xadd_rate_per_s": round(raw_rate),
+        "raw_xadd_p50_ms": pick(raw, 0.5),
+        "raw_xadd_p99_ms": pick(raw, 0.99),
+        "ratio_p99": round(pick(feed, 0.99) / pick(raw, 0.99), 2),
         "cpu_steal_pct": None if steal.share is None else round(100 * steal.share, 1),
     }
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loops", default="asyncio,uvloop")
+    loops = [cast(EventLoopName, name) for name in parser.parse_args().loops.split(",")]
     recording = synthetic(1800)
     payloads = messages(recording)
     port = free_ports(1)[0]
@@ -165,11 +243,14 @@ def main() -> None:
     try:
         wait_for(lambda: port_open(port))
         url = f"redis://127.0.0.1:{port}/0"
-        print(json.dumps(asyncio.run(throughput(url, payloads))), flush=True)
-        # as the engine's runner does once its services are up: the recording held in memory
-        # for the benchmark must not be walked by full collections in the middle of the run
-        settle_heap()
-        print(json.dumps(asyncio.run(latency(url, payloads[:50_000], 5000.0))), flush=True)
+        for loop in loops:
+            result = run(throughput(url, payloads), loop=loop)
+            print(json.dumps({**result, "event_loop": loop}), flush=True)
+            # as the engine's runner does once its services are up: the recording held in
+            # memory for the benchmark must not be walked by full collections mid-run
+            settle_heap()
+            result = run(latency(url, payloads[:60_000], 5000.0), loop=loop)
+            print(json.dumps({**result, "event_loop": loop}), flush=True)
     finally:
         server.terminate()
         server.wait()

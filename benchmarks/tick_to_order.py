@@ -23,7 +23,10 @@ One engine run per configuration: journal durability `process` (the default) and
 on the event loop(s) asked for.
 
     .venv/bin/python -m benchmarks.tick_to_order [--seconds 90] [--speed 12]
-        [--durability process,fsync] [--loops asyncio,uvloop]
+        [--durability process,fsync] [--loops asyncio,uvloop] [--noise-cores 1]
+
+`--noise-cores N` makes a noisy run of it: N processes spin on the CPU during the window (on
+2 cores, one is a neighbour taking half the machine).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Any
 
 import redis as redis_sync
 
-from benchmarks.common import CpuSteal, synthetic
+from benchmarks.common import CpuSteal, cpu_noise, synthetic
 from benchmarks.venue_orders import UNLIMITED
 from engine.bus.base import md_stream
 from tests.helpers import redis, replay_process, wait_until
@@ -61,7 +64,7 @@ cooldown_ms = {cooldown_ms}
 max_position_qty = "1"
 max_orders_per_window = 1000
 """
-EXECUTION = "max_orders_per_10s = 100"
+EXECUTION = "max_orders_per_10s = 300"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -164,10 +167,11 @@ def measure(
     speed: str,
     recording: Path,
     keep: bool,
+    noise_cores: int = 0,
 ) -> dict[str, Any]:
     """One engine run: orders' tick-to-order during `seconds`, with the relay baseline (and, in
     fsync mode, the commit floor) measured in threads during the same window."""
-    cooldown_ms = 250  # event times are rebased to now: about four orders a second
+    cooldown_ms = 100  # event times are rebased to now: about ten orders a second
     rate = 1000 / cooldown_ms
     tmp = Path(tempfile.mkdtemp(prefix="stormproof-bench-"))
     try:
@@ -214,7 +218,7 @@ def measure(
                 first = client.xinfo_stream(stream)["entries-added"]
                 started = time.monotonic()
                 before = len(order_latencies(logs["execution"]))
-                with CpuSteal() as steal:
+                with CpuSteal() as steal, cpu_noise(noise_cores):
                     for thread in side:
                         thread.start()
                     for thread in side:
@@ -233,6 +237,7 @@ def measure(
         "bench": "tick_to_order",
         "durability": durability,
         "event_loop": loop,
+        "noise_cores": noise_cores,
         "ticks_per_s": round(ticks / elapsed),
         "window_s": round(elapsed, 1),
         "cpu_steal_pct": None if steal.share is None else round(100 * steal.share, 1),
@@ -256,6 +261,12 @@ def main() -> None:
     parser.add_argument("--durability", default="process,fsync")
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
+    parser.add_argument(
+        "--noise-cores",
+        type=int,
+        default=0,
+        help="a noisy run: this many processes spinning on the CPU during the window",
+    )
     args = parser.parse_args()
     recording = synthetic(1800)
     for durability in args.durability.split(","):
@@ -267,6 +278,7 @@ def main() -> None:
                 speed=args.speed,
                 recording=recording,
                 keep=args.keep,
+                noise_cores=args.noise_cores,
             )
             print(json.dumps(result), flush=True)
 

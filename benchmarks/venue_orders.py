@@ -9,6 +9,7 @@ compared with its neighbouring ping slice: the ratio reported is the median over
 every round.
 
     .venv/bin/python -m benchmarks.venue_orders [--repeat 3] [--slices 8] [--workers 8]
+        [--event-loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -89,11 +90,13 @@ def main() -> None:
         help="in the saturated ping/orders slices, the lean client never lets its CPU idle "
         "(http_load.KeepAwake); --no-busy-poll measures with a client that blocks",
     )
+    parser.add_argument("--event-loop", default="asyncio", help="the venue's: uvloop or asyncio")
     args = parser.parse_args()
     poll = ("--busy-poll",) if args.busy_poll else ("--no-busy-poll",)
     recording = synthetic(1800)
     rounds: list[dict[str, Any]] = []
-    with replay_server(recording, speed="1", extra=UNLIMITED, account=(KEY, SECRET)) as (
+    venue_args = [*UNLIMITED, "--event-loop", args.event_loop]
+    with replay_server(recording, speed="1", extra=venue_args, account=(KEY, SECRET)) as (
         _,
         control,
         _process,
@@ -136,6 +139,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "venue_order_round_trips",
+                "event_loop": args.event_loop,
                 "workers": args.workers,
                 "busy_poll": args.busy_poll,
                 "rounds": args.repeat,

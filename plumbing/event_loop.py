@@ -1,9 +1,9 @@
 """Which asyncio event loop a server runs on: uvloop (libuv) or the standard library's.
 
-Both run the same code; the choice is a process's, made once at start. uvloop is the default
-of the engine's services and of the simulator where docs/benchmarks.md measured it better
-(the event-loop table there); "asyncio" stays selectable, for a platform without uvloop wheels
-or to rule the loop out when chasing a bug.
+Both run the same code; the choice is a process's, made once at start (the engine's
+`ops.event_loop`, the simulator's `--event-loop`), by what docs/benchmarks.md ("Event loop")
+measured for that process; either stays selectable, the standard loop also for a platform
+without uvloop wheels or to rule the loop out when chasing a bug.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def loop_factory(name: EventLoopName) -> Callable[[], asyncio.AbstractEventLoop]
     if name == "uvloop":
         try:
             import uvloop
-        except ImportError as exc:  # pragma: no cover - uvloop is a dependency of ours
+        except ImportError as exc:  # pragma: no cover - a dependency of ours (pyproject)
             raise ImportError(
                 "event loop 'uvloop' asked for but uvloop is not installed; install it or "
                 "choose the 'asyncio' loop"

@@ -20,7 +20,7 @@ from engine.bus.base import CONTROL, Bus
 from engine.bus.consumer import StreamConsumer
 from engine.bus.lag import report_lag
 from engine.bus.redis_streams import RedisStreamsBus
-from engine.config import SERVICES, Settings
+from engine.config import SERVICES, Settings, event_loop_for
 from engine.core.backoff import Backoff
 from engine.core.clock import LiveClock
 from engine.core.errors import (
@@ -105,7 +105,7 @@ async def run_services(settings: Settings, names: list[str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("event_loop", event_loop=config.ops.event_loop, loop_class=type(loop).__qualname__)
+    log.info("event_loop", configured=config.ops.event_loop, loop_class=type(loop).__qualname__)
 
     async def send_control(command: str, reason: str) -> None:
         await bus.publish(
@@ -227,7 +227,7 @@ def main_run(settings: Settings, service: str) -> int:
     configure_logging(service=service, level=config.logging.level)
     register_secrets(*settings.secrets.values())
     try:
-        return run_loop(run_services(settings, names), loop=config.ops.event_loop)
+        return run_loop(run_services(settings, names), loop=event_loop_for(config, names))
     except ConfigError as exc:
         print(f"stormproof engine: {exc}", file=sys.stderr)
         return 2
