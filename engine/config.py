@@ -393,21 +393,12 @@ class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     )
     token_env: EnvName = "STORMPROOF_OPS_TOKEN"
     loop_lag_fail_ms: Millis = 2_000
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
-    """The asyncio event loop the process runs on: "uvloop" (libuv), "asyncio" (the standard
-    library's), or "auto": uvloop for a process that runs only the feed, where it measured
-    better, and the standard loop for any other, where it did not (docs/benchmarks.md, "Event
-    loop")."""
+    event_loop: EventLoopName = "asyncio"
+    """The asyncio event loop the process runs on: "asyncio" (the standard library's) or
+    "uvloop" (libuv). uvloop did not improve the measured ratios consistently and degraded the
+    trading path badly on a noisy machine (docs/benchmarks.md, "Event loop")."""
     stop_grace_ms: Millis = 3_000
     """On SIGTERM, how long services may take to finish their work before being cancelled."""
-
-
-def event_loop_for(config: EngineConfig, services: Sequence[str]) -> EventLoopName:
-    """The loop a process running `services` gets (OpsConfig.event_loop)."""
-    choice = config.ops.event_loop
-    if choice != "auto":
-        return choice
-    return "uvloop" if list(services) == ["feed"] else "asyncio"
 
 
 class IntakeConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -164,7 +164,8 @@ class _Refused(asyncio.Protocol):
     """A connection over the cap: a 503 and the door closed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport; uvloop's is not a subclass of asyncio.Transport
+        transport = cast(asyncio.Transport, transport)
         body = b'{"error": "too many connections"}'
         transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"

@@ -20,7 +20,7 @@ from engine.bus.base import CONTROL, Bus
 from engine.bus.consumer import StreamConsumer
 from engine.bus.lag import report_lag
 from engine.bus.redis_streams import RedisStreamsBus
-from engine.config import SERVICES, Settings, event_loop_for
+from engine.config import SERVICES, Settings
 from engine.core.backoff import Backoff
 from engine.core.clock import LiveClock
 from engine.core.errors import (
@@ -227,7 +227,7 @@ def main_run(settings: Settings, service: str) -> int:
     configure_logging(service=service, level=config.logging.level)
     register_secrets(*settings.secrets.values())
     try:
-        return run_loop(run_services(settings, names), loop=event_loop_for(config, names))
+        return run_loop(run_services(settings, names), loop=config.ops.event_loop)
     except ConfigError as exc:
         print(f"stormproof engine: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 Why not aiohttp's application server: under order load it spent about half of the simulator's
 time in its own request, routing, middleware and response machinery, more than the venue logic
-it served (py-spy, docs/benchmarks.md). A venue API needs little of it: requests with a
+it served (py-spy under the venue benchmark). A venue API needs little of it: requests with a
 Content-Length body, keep-alive, pipelining, JSON answers. This server does exactly that and
 refuses the rest with a clear status: a malformed request line or header (400), a chunked or
 oversized body (411, 413), an oversized head (431), an unsupported version (505); a request
@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import overload
+from typing import cast, overload
 from urllib.parse import parse_qsl, unquote
 
 try:
@@ -306,7 +306,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport; uvloop's is not a subclass of asyncio.Transport
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         if len(self._connections) >= self._limits.max_connections:
             self.refused = True

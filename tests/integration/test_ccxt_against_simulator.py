@@ -15,12 +15,17 @@ from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess, replay_process
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
 def simulator(
-    tmp_path_factory: pytest.TempPathFactory, synth_recording: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, synth_recording: Path
 ) -> Iterator[ReplayProcess]:
+    """The simulator on each event loop it can run on (replay serve --event-loop)."""
     with replay_process(
-        tmp_path_factory.mktemp("sim"), synth_recording, speed="1", wait_for_market=True
+        tmp_path_factory.mktemp("sim"),
+        synth_recording,
+        speed="1",
+        wait_for_market=True,
+        extra=["--event-loop", request.param],
     ) as sim:
         yield sim
 

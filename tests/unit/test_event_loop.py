@@ -7,7 +7,6 @@ import asyncio
 import pytest
 import uvloop
 
-from engine.config import event_loop_for, parse_config
 from plumbing.event_loop import EVENT_LOOPS, loop_factory, run
 
 pytestmark = pytest.mark.unit
@@ -38,24 +37,3 @@ def test_every_name_offered_makes_a_loop() -> None:
     for name in EVENT_LOOPS:
         loop = loop_factory(name)()
         loop.close()
-
-
-@pytest.mark.parametrize(
-    ("configured", "services", "expected"),
-    [
-        ("auto", ["feed"], "uvloop"),
-        ("auto", ["execution"], "asyncio"),
-        ("auto", ["feed", "strategy", "risk", "execution"], "asyncio"),
-        ("uvloop", ["execution"], "uvloop"),
-        ("asyncio", ["feed"], "asyncio"),
-    ],
-)
-def test_auto_gives_uvloop_to_a_feed_only_process_and_the_standard_loop_to_any_other(
-    configured: str, services: list[str], expected: str
-) -> None:
-    config = parse_config(
-        f'[venue]\nws_urls = ["ws://127.0.0.1:1"]\nrest_url = "http://127.0.0.1:1"\n'
-        f'symbols = ["BTCUSDT"]\n'
-        f'[ops]\nevent_loop = "{configured}"\n'.encode()
-    )
-    assert event_loop_for(config, services) == expected
