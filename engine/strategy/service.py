@@ -226,15 +226,19 @@ class StrategyService(Service):
         return self.strategies.get(name) if dot else None
 
     async def _publish_intents(self) -> None:
-        pending = [
-            (sctx, intent) for _, sctx in self.strategies.values() for intent in sctx.emitted
-        ]
+        # taken before the first await: two handlers (market data, own events) publish
+        # concurrently, and what one is publishing must not be published by the other too
+        taken = [(sctx, sctx.drain()) for _, sctx in self.strategies.values()]
+        pending = [(sctx, intent) for sctx, intents in taken for intent in intents]
         if not pending:
             return
         # durable before the trigger is acknowledged; kept for the next attempt if the bus is down
-        await self.bus.publish_many([(INTENTS, intent) for _, intent in pending])
-        for _, sctx in self.strategies.values():
-            sctx.drain()
+        try:
+            await self.bus.publish_many([(INTENTS, intent) for _, intent in pending])
+        except BaseException:
+            for sctx, intents in taken:
+                sctx.emitted[:0] = intents  # ahead of what was emitted meanwhile, in order
+            raise
         for sctx, intent in pending:
             self.metrics.intents.labels(strategy=sctx.name).inc()
             self.log.info(
