@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -175,3 +176,27 @@ def cpu_noise(cores: int) -> Iterator[None]:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+def callgrind_instructions(module_argv: list[str], out_file: Path) -> int:
+    """Instructions `python -m <module_argv>` executes under callgrind (hash seed fixed, so runs
+    compare); SystemExit when callgrind printed no total."""
+    result = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out_file}",
+            sys.executable,
+            "-m",
+            *module_argv,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        timeout=1800,
+    )
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no total:\n{result.stderr[-2000:]}")
+    return int(found.group(1))

@@ -24,16 +24,12 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import replay_server, rest_url, synthetic
+from benchmarks.common import callgrind_instructions, replay_server, rest_url, synthetic
 from benchmarks.http_load import KEY, SECRET, cancel_query, order_body
 from benchmarks.venue_orders import UNLIMITED, load
 from replay.exchange.http11 import HttpProtocol, HttpRequest, Reply
@@ -119,29 +115,10 @@ def drive(parser: str, rounds: int) -> None:
 
 def count(parser: str, rounds: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={Path(tmp) / 'out'}",
-                sys.executable,
-                "-m",
-                "benchmarks.http_parsers",
-                "--drive",
-                parser,
-                "--requests",
-                str(rounds),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            timeout=1800,
+        return callgrind_instructions(
+            ["benchmarks.http_parsers", "--drive", parser, "--requests", str(rounds)],
+            Path(tmp) / "out",
         )
-    found = re.search(r"Collected : (\d+)", result.stderr)
-    if found is None:
-        raise SystemExit(f"callgrind printed no total:\n{result.stderr[-2000:]}")
-    return int(found.group(1))
 
 
 def instructions() -> dict[str, Any]:

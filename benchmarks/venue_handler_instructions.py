@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from benchmarks.common import synthetic
+from benchmarks.common import callgrind_instructions, synthetic
 from benchmarks.http_load import KEY, SECRET, cancel_query, order_body
 from replay.exchange.http11 import Headers, HttpRequest, Reply
 from replay.server import SimAccount, offline_venue
@@ -76,29 +72,16 @@ def run_pairs(pairs: int, recording: Path) -> None:
 def count(pairs: int, recording: Path, out_dir: Path) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
-    result = subprocess.run(
+    return callgrind_instructions(
         [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out_dir / f'callgrind.{pairs}'}",
-            sys.executable,
-            "-m",
             "benchmarks.venue_handler_instructions",
             "--pairs",
             str(pairs),
             "--recording",
             str(recording),
         ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        timeout=1800,
+        out_dir / f"callgrind.{pairs}",
     )
-    found = re.search(r"Collected : (\d+)", result.stderr)
-    if found is None:
-        raise SystemExit(f"callgrind printed no total:\n{result.stderr[-2000:]}")
-    return int(found.group(1))
 
 
 def main() -> None:

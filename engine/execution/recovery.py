@@ -173,10 +173,13 @@ async def _plan_adoption(
     listed: list[ListedOrder] = []
     try:
         for symbol in symbols:
-            for order in await _venue_orders_since(gateway, desk.unified[symbol], horizon):
-                entry = _listed(order, symbol)
+            history = await _paged_since(
+                gateway, "fetch_orders", desk.unified[symbol], horizon.venue_since_ms, "orderId"
+            )
+            for answer in history:
+                entry = _listed(answer, symbol)
                 if entry is not None:
-                    raw[entry.client_order_id] = order
+                    raw[entry.client_order_id] = answer
                     listed.append(entry)
     except VenueError as exc:
         if required:
@@ -210,21 +213,22 @@ async def _plan_adoption(
     return _Adoption(plan=plan, raw=raw)
 
 
-async def _venue_orders_since(
-    gateway: VenueGateway, unified_symbol: str, horizon: Horizon
+async def _paged_since(
+    gateway: VenueGateway, method: str, unified_symbol: str, since_ms: int, cursor: str
 ) -> list[dict[str, Any]]:
-    """GET /api/v3/allOrders from the horizon on (startTime), then page by orderId."""
+    """A venue history from `since_ms` on (startTime), then page by page on the id `cursor`
+    (allOrders: orderId; myTrades: fromId), oldest first."""
     out: list[dict[str, Any]] = []
     page: list[dict[str, Any]] = await gateway.call(
-        "fetch_orders", unified_symbol, horizon.venue_since_ms, PAGE, side_effect=False
+        method, unified_symbol, since_ms, PAGE, side_effect=False
     )
     while True:
         out.extend(page)
         if len(page) < PAGE:
             return out
-        next_id = max(int(o["id"]) for o in page) + 1
+        next_id = max(int(item["id"]) for item in page) + 1
         page = await gateway.call(
-            "fetch_orders", unified_symbol, None, PAGE, {"orderId": next_id}, side_effect=False
+            method, unified_symbol, None, PAGE, {cursor: next_id}, side_effect=False
         )
 
 
@@ -243,19 +247,11 @@ async def _attach_trades(
     symbols = sorted({o.symbol for o in plan.adopt if _filled(raw, o)})
     by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for symbol in symbols:
-        unified = desk.unified[symbol]
-        page: list[dict[str, Any]] = await gateway.call(
-            "fetch_my_trades", unified, horizon.venue_since_ms, PAGE, side_effect=False
+        trades = await _paged_since(
+            gateway, "fetch_my_trades", desk.unified[symbol], horizon.venue_since_ms, "fromId"
         )
-        while True:
-            for trade in page:
-                by_order[str(trade.get("order"))].append(trade)
-            if len(page) < PAGE:
-                break
-            next_id = max(int(t["id"]) for t in page) + 1
-            page = await gateway.call(
-                "fetch_my_trades", unified, None, PAGE, {"fromId": next_id}, side_effect=False
-            )
+        for trade in trades:
+            by_order[str(trade.get("order"))].append(trade)
     for order in plan.adopt:
         answer = raw[order.client_order_id]
         venue_order_id = str((answer.get("info") or {}).get("orderId") or answer.get("id"))

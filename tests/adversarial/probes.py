@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
+
 from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess, replay_process, rss_bytes
 
 SHORT_LIMITS = [
@@ -179,3 +181,23 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return out
+
+
+def json_values(
+    samples: list[str], *, key_size: int, allow_nan: bool = True
+) -> st.SearchStrategy[Any]:
+    """Any JSON value a hostile client sends, small, with the tokens of the API under attack
+    (`samples`) among its strings."""
+    return st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=allow_nan)
+        | st.text(max_size=8)
+        | st.sampled_from(samples),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.text(max_size=key_size), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )

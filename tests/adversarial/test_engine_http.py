@@ -25,6 +25,7 @@ from tests.adversarial.probes import (
     connect,
     exchange,
     json_error,
+    json_values,
     read_json_lines,
     read_response,
     read_until_closed,
@@ -220,17 +221,8 @@ def test_connections_over_the_cap_are_refused_and_memory_goes_back(strategy: Str
 
 # --- grammar fuzz -------------------------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=8)
-    | st.sampled_from(["BTCUSDT", "BUY", "SELL", "MARKET", "LIMIT", "0.001", "9" * 5000, "NaN"]),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
+_JSON = json_values(
+    ["BTCUSDT", "BUY", "SELL", "MARKET", "LIMIT", "0.001", "9" * 5000, "NaN"], key_size=6
 )
 _INTENT_FIELDS = st.sampled_from(
     [

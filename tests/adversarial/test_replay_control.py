@@ -22,6 +22,7 @@ from tests.adversarial.probes import (
     connect,
     exchange,
     json_error,
+    json_values,
     read_response,
     read_until_closed,
     request,
@@ -170,18 +171,7 @@ def test_connections_over_the_cap_get_a_503(venue: ReplayProcess) -> None:
 
 # --- grammar fuzz -------------------------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=8)
-    | st.sampled_from(["max", "+30s", "-1m", "+1e308s", "+infs", "+nans", "9" * 5000]),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+_JSON = json_values(["max", "+30s", "-1m", "+1e308s", "+infs", "+nans", "9" * 5000], key_size=8)
 _FIELDS = st.sampled_from(
     [
         "speed",

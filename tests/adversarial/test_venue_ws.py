@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.adversarial.probes import bounded_venue, ping_ok, rss_mib, settled_rss_mib
+from tests.adversarial.probes import bounded_venue, json_values, ping_ok, rss_mib, settled_rss_mib
 from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess
 
 pytestmark = pytest.mark.adversarial
@@ -190,18 +190,7 @@ async def test_connections_over_the_cap_are_refused_at_the_handshake(venue: Repl
 
 # --- grammar fuzz -------------------------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False)
-    | st.text(max_size=8)
-    | st.sampled_from(["9" * 5000, "BTCUSDT", "BUY", "LIMIT", ""]),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+_JSON = json_values(["9" * 5000, "BTCUSDT", "BUY", "LIMIT", ""], key_size=5, allow_nan=False)
 _PARAM_NAMES = st.sampled_from(
     [
         "symbol",

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -26,6 +26,7 @@ from typing import Any
 
 import redis as redis_sync
 
+from engine.core.ids import client_order_id
 from engine.core.messages import (
     BusMessage,
     Intent,
@@ -276,3 +277,21 @@ class MixedFlow(threading.Thread):
                 request = intent(f"{self.prefix}-direct-{n}", side=side, qty="0.001")
             self.bus.request(request)
             self.sent.append(request)
+
+
+def assert_every_intent_traded_once(
+    sim: ReplayProcess, sent: dict[str, Intent], done: dict[str, IntentDone]
+) -> None:
+    """The simulator's truth on a campaign's intents: every venue order is a child of one of
+    them, none traded more than its quantity, each outcome says what the venue executed, and
+    rejections are rare, not the rule."""
+    child_of = {client_order_id(intent_id, k): intent_id for intent_id in sent for k in range(10)}
+    filled: dict[str, Decimal] = defaultdict(Decimal)
+    for order in venue_orders(sim):
+        assert order["client_order_id"] in child_of, "every venue order is one of ours"
+        filled[child_of[order["client_order_id"]]] += Decimal(order["executed_qty"])
+    for intent_id, request in sent.items():
+        assert filled[intent_id] <= request.qty, f"{intent_id} traded more than asked"
+        assert done[intent_id].filled_qty == filled[intent_id], intent_id
+    rejected = [i for i, d in done.items() if i in sent and d.outcome == "rejected"]
+    assert len(rejected) <= len(sent) // 20, f"rejections are rare, not the rule: {rejected[:5]}"
