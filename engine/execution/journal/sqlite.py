@@ -53,6 +53,9 @@ CHECKPOINT_EVERY_WRITES = 256
 """At "process", SQLite's own checkpoint (every 1,000 WAL pages, in the committing call) is off:
 the journal starts one this often, on its sync thread (about 256 pages: the WAL stays ~1 MB)."""
 WAL_CAP_FRAMES = 4096
+WAL_FRAME_BYTES = 4096 + 24
+"""A WAL frame: SQLite's default page and the frame's header."""
+WAL_SIZE_CHECK_EVERY_WRITES = 64
 """At "process", a WAL past this many frames (16 MB of 4 KB pages: the background checkpoints
 never caught up with a sustained stream of writes) is checkpointed and restarted by the next
 write itself."""
@@ -235,9 +238,9 @@ class SqliteJournalSync:
         )
 
     def restart_wal(self) -> None:
-        """Checkpoint everything and have the next write start the WAL over (waits for readers
-        up to the busy timeout)."""
-        self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        """Checkpoint everything and truncate the WAL, so that the next write starts it over
+        (waits for readers up to the busy timeout)."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -322,7 +325,6 @@ class SqliteJournal:
         self._sync_asked = 0
         self._synced = 0
         self._writes = 0
-        self._wal_frames = 0
         self._checkpointing: asyncio.Future[None] | None = None
 
     @property
@@ -343,13 +345,14 @@ class SqliteJournal:
         and keeps the WAL from growing without bound."""
         result = await self._run(fn, *args)
         if self.durability == "process":
-            if self._wal_frames > WAL_CAP_FRAMES:
+            self._writes += 1
+            if self._writes % WAL_SIZE_CHECK_EVERY_WRITES == 0 and self._wal_bytes() > (
+                WAL_CAP_FRAMES * WAL_FRAME_BYTES
+            ):
                 # writes without a pause let no checkpoint catch up, and the WAL only starts
                 # over once one has: this write waits for one, explicitly
-                self._wal_frames = 0
                 await self._run(self.sync.restart_wal)
                 log.info("journal_wal_restarted", cap_frames=WAL_CAP_FRAMES)
-            self._writes += 1
             if self._writes >= CHECKPOINT_EVERY_WRITES and (
                 self._checkpointing is None or self._checkpointing.done()
             ):
@@ -358,11 +361,17 @@ class SqliteJournal:
                 self._checkpointing = loop.run_in_executor(self._syncer, self._checkpoint)
         return result
 
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self.sync.path}-wal").st_size
+        except FileNotFoundError:
+            return 0
+
     def _checkpoint(self) -> None:
         """A PASSIVE checkpoint from the checkpointer's own connection; a failure (the disk
         full, a reader holding the WAL) is logged: the next one tries again."""
         try:
-            self._wal_frames = self._checkpoint_or_fsync(durable=False)
+            self._checkpoint_or_fsync(durable=False)
         except sqlite3.Error as exc:
             log.warning("journal_checkpoint_failed", error=str(exc))
 
