@@ -35,6 +35,7 @@ from engine.marketdata.binance import parse_snapshot
 from engine.marketdata.service import FeedService
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import ServiceContext
+from engine.strategy.registry import STRATEGY_PARAMS
 from harness.ports import free_ports, port_open
 from harness.tools import redis_server
 from plumbing.event_loop import EventLoopName, run
@@ -43,14 +44,17 @@ from replay.recording import read_records
 
 
 def feed_service(bus: Any) -> FeedService:
-    config = parse_config(b"""
+    config = parse_config(
+        b"""
 [venue]
 ws_urls = ["ws://127.0.0.1:1"]
 rest_url = "http://127.0.0.1:1"
 symbols = ["BTCUSDT"]
 [bus]
 stream_maxlen = 10000000
-""")
+""",
+        strategy_params=STRATEGY_PARAMS,
+    )
     secret = Secret("")
     settings = Settings(
         config=config,

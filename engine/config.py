@@ -638,13 +638,15 @@ class _Walk:
         )
 
 
-def _strategy_problems(raw: Mapping[str, Any]) -> list[Problem]:
+StrategyParams = Mapping[str, type[msgspec.Struct]]
+"""Each strategy kind's `Params` struct, by kind (`engine.strategy.registry.STRATEGY_PARAMS`).
+The strategies stand above this module (they build from `StrategyConfig` and declare their
+params with its constrained types), so whoever reads a file hands their kinds in."""
+
+
+def _strategy_problems(raw: Mapping[str, Any], kinds: StrategyParams) -> list[Problem]:
     """Each strategy's kind, and its params checked by that kind's own `Params` struct (the
     rules of engine/strategy/examples), as `build_strategy` will convert them (not strict)."""
-    # the registry builds strategies from StrategyConfig, so it imports this module: the kinds
-    # are looked up when a config is checked, not when this module is imported
-    from engine.strategy.registry import KINDS
-
     strategies = raw.get("strategies")
     if not isinstance(strategies, list):
         return []
@@ -655,9 +657,9 @@ def _strategy_problems(raw: Mapping[str, Any]) -> list[Problem]:
         kind = entry.get("kind", DEFAULT_STRATEGY_KIND)
         if not isinstance(kind, str):
             continue  # the field walk has named it
-        cls = KINDS.get(kind)
-        if cls is None:
-            known = ", ".join(json.dumps(k) for k in sorted(KINDS))
+        params_type = kinds.get(kind)
+        if params_type is None:
+            known = ", ".join(json.dumps(k) for k in sorted(kinds))
             walk.problems.append(
                 Problem(
                     path=f"strategies[{i}].kind",
@@ -667,7 +669,7 @@ def _strategy_problems(raw: Mapping[str, Any]) -> list[Problem]:
             continue
         params = entry.get("params", {})
         if isinstance(params, dict):
-            walk.struct(cls.Params, params, f"strategies[{i}].params")
+            walk.struct(params_type, params, f"strategies[{i}].params")
     return walk.problems
 
 
@@ -864,8 +866,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     path: str
 
 
-def parse_config(data: bytes, *, source: str = "<config>") -> EngineConfig:
-    """The config in `data`, or a ConfigError: `ConfigProblems` naming every bad field."""
+def parse_config(
+    data: bytes, *, strategy_params: StrategyParams, source: str = "<config>"
+) -> EngineConfig:
+    """The config in `data`, or a ConfigError: `ConfigProblems` naming every bad field (each
+    strategy's params checked by its kind's struct in `strategy_params`)."""
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -874,7 +879,7 @@ def parse_config(data: bytes, *, source: str = "<config>") -> EngineConfig:
         raise ConfigError(f"config {source} is not valid TOML: {exc}") from None
     walk = _Walk(strict=True)
     walk.struct(EngineConfig, raw, "")
-    problems = walk.problems + _strategy_problems(raw)
+    problems = walk.problems + _strategy_problems(raw, strategy_params)
     if problems:
         raise ConfigProblems(source, problems)
     try:
@@ -910,7 +915,12 @@ def _journal_dsn_problem(config: EngineConfig, dsn: str) -> Problem | None:
     return None
 
 
-def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    strategy_params: StrategyParams,
+) -> Settings:
     environ = os.environ if env is None else env
     file = Path(path)
     try:
@@ -919,7 +929,7 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         raise ConfigError(f"config file not found: {file}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
-    config = parse_config(data, source=str(file))
+    config = parse_config(data, strategy_params=strategy_params, source=str(file))
     secrets = Secrets(
         api_key=Secret(environ.get(config.venue.api_key_env, "")),
         api_secret=Secret(environ.get(config.venue.api_secret_env, "")),

@@ -10,7 +10,6 @@ import aiohttp
 from websockets.exceptions import ConnectionClosed
 
 from engine.config import FeedConfig
-from engine.core.backoff import Backoff
 from engine.core.book import DepthDiff, DepthSync, SyncAction
 from engine.core.clock import Clock
 from engine.core.errors import CrossedBookError
@@ -26,6 +25,7 @@ from engine.marketdata.binance import (
     parse_snapshot,
 )
 from engine.runtime.metrics import EngineMetrics
+from plumbing.backoff import Backoff
 from plumbing.logging import get_logger
 from plumbing.ratelimited_log import RateLimitedLog
 from plumbing.reconnecting_ws import connect
