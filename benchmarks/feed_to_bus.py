@@ -250,7 +250,7 @@ def main() -> None:
         for loop in loops:
             result = run(throughput(url, payloads), loop=loop)
             print(json.dumps({**result, "event_loop": loop}), flush=True)
-            # as the engine's runner does once its services are up: the recording held in
+            # as the engine's app does once its services are up: the recording held in
             # memory for the benchmark must not be walked by full collections mid-run
             settle_heap()
             result = run(latency(url, payloads[:60_000], 5000.0), loop=loop)

@@ -395,8 +395,8 @@ class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     loop_lag_fail_ms: Millis = 2_000
     event_loop: EventLoopName = "asyncio"
     """The asyncio event loop the process runs on: "asyncio" (the standard library's) or
-    "uvloop" (libuv). uvloop did not improve the measured ratios consistently
-    (docs/benchmarks.md, "Event loop")."""
+    "uvloop" (libuv). The standard library's is the default: uvloop is a choice to measure for
+    a deployment, not a speed-up to assume (docs/benchmarks.md, "Event loop")."""
     stop_grace_ms: Millis = 3_000
     """On SIGTERM, how long services may take to finish their work before being cancelled."""
 

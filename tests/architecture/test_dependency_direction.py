@@ -2,10 +2,10 @@
 
 engine.core imports nothing of ours (plumbing included) and does no I/O; engine never imports
 replay or harness, and its layers only import downwards (app > services and ops as siblings >
-runtime > bus > config > core > plumbing); replay never imports harness nor the engine (the oracle owns its knowledge);
-plumbing, the domain-free base layer both may use, imports nothing of ours (import-linter
-contracts in pyproject.toml). Locustfiles in load/ import none of our packages and no asyncio code
-(Locust monkey-patches with gevent).
+runtime > bus > config > core > plumbing); replay never imports harness nor the engine (the
+oracle owns its knowledge); plumbing, the domain-free base layer both may use, imports nothing
+of ours (import-linter contracts in pyproject.toml). Locustfiles in load/ import none of our
+packages and no asyncio code (Locust monkey-patches with gevent).
 """
 
 from __future__ import annotations
