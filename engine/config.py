@@ -9,6 +9,10 @@ checks each field of the file on its own, then the rules that relate fields, and
 file with every problem it found, each naming its field (`ConfigProblems`): a value that would
 arm a bomb later (a NaN or infinite limit, a negative size, a port of 99999, a URL the client
 cannot use) never becomes a config. Structs built in code are not checked: files are the way in.
+
+Each strategy's params are checked with the `Params` struct of its kind, which the caller hands in
+(`strategy_params`, from engine.strategy.registry): the strategies stand above this module in the
+engine's layers (they declare their params with its constrained types), so it never imports them.
 """
 
 from __future__ import annotations
