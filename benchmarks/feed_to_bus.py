@@ -35,6 +35,7 @@ from engine.marketdata.binance import parse_snapshot
 from engine.marketdata.service import FeedService
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import ServiceContext
+from engine.strategy.registry import STRATEGY_PARAMS
 from harness.ports import free_ports, port_open
 from harness.tools import redis_server
 from plumbing.event_loop import EventLoopName, run
@@ -43,14 +44,17 @@ from replay.recording import read_records
 
 
 def feed_service(bus: Any) -> FeedService:
-    config = parse_config(b"""
+    config = parse_config(
+        b"""
 [venue]
 ws_urls = ["ws://127.0.0.1:1"]
 rest_url = "http://127.0.0.1:1"
 symbols = ["BTCUSDT"]
 [bus]
 stream_maxlen = 10000000
-""")
+""",
+        strategy_params=STRATEGY_PARAMS,
+    )
     secret = Secret("")
     settings = Settings(
         config=config,
@@ -246,7 +250,7 @@ def main() -> None:
         for loop in loops:
             result = run(throughput(url, payloads), loop=loop)
             print(json.dumps({**result, "event_loop": loop}), flush=True)
-            # as the engine's runner does once its services are up: the recording held in
+            # as the engine's app does once its services are up: the recording held in
             # memory for the benchmark must not be walked by full collections mid-run
             settle_heap()
             result = run(latency(url, payloads[:60_000], 5000.0), loop=loop)

@@ -30,10 +30,10 @@ def full_collection_ms(rounds: int = 7) -> float:
 def main() -> None:
     import ccxt.pro
 
+    import engine.app
     import engine.execution.service
     import engine.marketdata.service
     import engine.risk.service
-    import engine.runtime.runner
     import engine.strategy.service  # noqa: F401  (what `engine run all` loads)
     from plumbing.heap import settle_heap
 

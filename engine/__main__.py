@@ -11,6 +11,7 @@ import sys
 
 from engine.config import SERVICES, ConfigProblems, load_settings
 from engine.core.errors import ConfigError
+from engine.strategy.registry import STRATEGY_PARAMS
 
 
 def config_error_lines(error: ConfigError) -> list[str]:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", required=True, help="engine TOML config file")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, strategy_params=STRATEGY_PARAMS)
     except ConfigError as exc:
         for line in config_error_lines(exc):
             print(line, file=sys.stderr)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"config ok: {settings.path}")
         return 0
-    from engine.runtime.runner import main_run
+    from engine.app import main_run
 
     return main_run(settings, args.service)
 

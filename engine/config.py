@@ -9,6 +9,10 @@ checks each field of the file on its own, then the rules that relate fields, and
 file with every problem it found, each naming its field (`ConfigProblems`): a value that would
 arm a bomb later (a NaN or infinite limit, a negative size, a port of 99999, a URL the client
 cannot use) never becomes a config. Structs built in code are not checked: files are the way in.
+
+Each strategy's params are checked with the `Params` struct of its kind, which the caller hands in
+(`strategy_params`, from engine.strategy.registry): the strategies stand above this module in the
+engine's layers (they declare their params with its constrained types), so it never imports them.
 """
 
 from __future__ import annotations
@@ -395,8 +399,8 @@ class OpsConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
     loop_lag_fail_ms: Millis = 2_000
     event_loop: EventLoopName = "asyncio"
     """The asyncio event loop the process runs on: "asyncio" (the standard library's) or
-    "uvloop" (libuv). uvloop did not improve the measured ratios consistently
-    (docs/benchmarks.md, "Event loop")."""
+    "uvloop" (libuv). The standard library's is the default: uvloop is a choice to measure for
+    a deployment, not a speed-up to assume (docs/benchmarks.md, "Event loop")."""
     stop_grace_ms: Millis = 3_000
     """On SIGTERM, how long services may take to finish their work before being cancelled."""
 
@@ -638,13 +642,15 @@ class _Walk:
         )
 
 
-def _strategy_problems(raw: Mapping[str, Any]) -> list[Problem]:
+StrategyParams = Mapping[str, type[msgspec.Struct]]
+"""Each strategy kind's `Params` struct, by kind (`engine.strategy.registry.STRATEGY_PARAMS`).
+The strategies stand above this module (they build from `StrategyConfig` and declare their
+params with its constrained types), so whoever reads a file hands their kinds in."""
+
+
+def _strategy_problems(raw: Mapping[str, Any], kinds: StrategyParams) -> list[Problem]:
     """Each strategy's kind, and its params checked by that kind's own `Params` struct (the
     rules of engine/strategy/examples), as `build_strategy` will convert them (not strict)."""
-    # the registry builds strategies from StrategyConfig, so it imports this module: the kinds
-    # are looked up when a config is checked, not when this module is imported
-    from engine.strategy.registry import KINDS
-
     strategies = raw.get("strategies")
     if not isinstance(strategies, list):
         return []
@@ -655,9 +661,9 @@ def _strategy_problems(raw: Mapping[str, Any]) -> list[Problem]:
         kind = entry.get("kind", DEFAULT_STRATEGY_KIND)
         if not isinstance(kind, str):
             continue  # the field walk has named it
-        cls = KINDS.get(kind)
-        if cls is None:
-            known = ", ".join(json.dumps(k) for k in sorted(KINDS))
+        params_type = kinds.get(kind)
+        if params_type is None:
+            known = ", ".join(json.dumps(k) for k in sorted(kinds))
             walk.problems.append(
                 Problem(
                     path=f"strategies[{i}].kind",
@@ -667,7 +673,7 @@ def _strategy_problems(raw: Mapping[str, Any]) -> list[Problem]:
             continue
         params = entry.get("params", {})
         if isinstance(params, dict):
-            walk.struct(cls.Params, params, f"strategies[{i}].params")
+            walk.struct(params_type, params, f"strategies[{i}].params")
     return walk.problems
 
 
@@ -864,8 +870,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     path: str
 
 
-def parse_config(data: bytes, *, source: str = "<config>") -> EngineConfig:
-    """The config in `data`, or a ConfigError: `ConfigProblems` naming every bad field."""
+def parse_config(
+    data: bytes, *, strategy_params: StrategyParams, source: str = "<config>"
+) -> EngineConfig:
+    """The config in `data`, or a ConfigError: `ConfigProblems` naming every bad field (each
+    strategy's params checked by its kind's struct in `strategy_params`)."""
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -874,7 +883,7 @@ def parse_config(data: bytes, *, source: str = "<config>") -> EngineConfig:
         raise ConfigError(f"config {source} is not valid TOML: {exc}") from None
     walk = _Walk(strict=True)
     walk.struct(EngineConfig, raw, "")
-    problems = walk.problems + _strategy_problems(raw)
+    problems = walk.problems + _strategy_problems(raw, strategy_params)
     if problems:
         raise ConfigProblems(source, problems)
     try:
@@ -910,7 +919,12 @@ def _journal_dsn_problem(config: EngineConfig, dsn: str) -> Problem | None:
     return None
 
 
-def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    strategy_params: StrategyParams,
+) -> Settings:
     environ = os.environ if env is None else env
     file = Path(path)
     try:
@@ -919,7 +933,7 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         raise ConfigError(f"config file not found: {file}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
-    config = parse_config(data, source=str(file))
+    config = parse_config(data, strategy_params=strategy_params, source=str(file))
     secrets = Secrets(
         api_key=Secret(environ.get(config.venue.api_key_env, "")),
         api_secret=Secret(environ.get(config.venue.api_secret_env, "")),

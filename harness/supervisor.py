@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 import aiohttp
 
-from engine.core.backoff import Backoff
 from harness.ports import port_open
 from harness.toxiproxy import ToxiproxyClient
+from plumbing.backoff import Backoff
 
 RestartPolicy = Literal["always", "on-failure", "never"]
 

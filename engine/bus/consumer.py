@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 
 from engine.bus.base import DEAD_LETTERS, Bus, Delivery, GroupStart
-from engine.core.backoff import Backoff
 from engine.core.errors import BusUnavailableError, StormproofError
+from plumbing.backoff import Backoff
 from plumbing.logging import get_logger
 from plumbing.waits import wait_set
 

@@ -20,9 +20,9 @@ from enum import StrEnum
 from typing import Any
 
 from engine.bus.base import Bus
-from engine.core.backoff import Backoff
 from engine.core.errors import BusUnavailableError
 from engine.core.messages import BusMessage
+from plumbing.backoff import Backoff
 from plumbing.logging import get_logger
 from plumbing.waits import raise_if_cancelled
 

@@ -21,7 +21,6 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from engine.config import ExecutionConfig
-from engine.core.backoff import Backoff
 from engine.core.errors import (
     AmbiguousVenueError,
     FatalVenueError,
@@ -31,6 +30,7 @@ from engine.core.errors import (
 from engine.execution.errors import ErrorClass, classify
 from engine.execution.ratelimit import LimiterDeadline, LimiterStopped, VenueRateLimiter
 from engine.runtime.metrics import EngineMetrics
+from plumbing.backoff import Backoff
 from plumbing.logging import get_logger
 
 log = get_logger("engine.execution.gateway")

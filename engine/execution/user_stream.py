@@ -16,11 +16,11 @@ from typing import Any
 import ccxt.pro as ccxtpro
 
 from engine.config import Secrets, VenueConfig
-from engine.core.backoff import Backoff
 from engine.core.clock import Clock
 from engine.core.pushhealth import PushHealth
 from engine.execution.desk import OrderDesk
 from engine.execution.venue import binance_api_urls
+from plumbing.backoff import Backoff
 from plumbing.logging import get_logger
 from plumbing.ratelimited_log import RateLimitedLog
 from plumbing.waits import wait_set

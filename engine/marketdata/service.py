@@ -19,12 +19,12 @@ from prometheus_client.registry import Collector
 from engine.bus.base import md_stream
 from engine.bus.publisher import Overflow, Publisher
 from engine.core.arbiter import FeedArbiter, Switch
-from engine.core.backoff import Backoff
 from engine.core.book import DepthSync
 from engine.core.messages import BookTop, FeedEvent, Quote, Trade
 from engine.marketdata.binance import KINDS, RawBookTicker, RawTrade
 from engine.marketdata.feed import FeedConnection
 from engine.runtime.service import Readiness, Service, ServiceContext
+from plumbing.backoff import Backoff
 
 
 class _AgeCollector(Collector):

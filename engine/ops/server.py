@@ -7,7 +7,7 @@
     GET  /status     JSON: lifecycle, trading state, positions, feed ages (never secrets)
     POST /ops/{pause,resume,flatten,halt}   bearer token required
     ...  routes a service adds (`Service.http_routes`), e.g. the strategy service's
-         POST /intents (engine.strategy.intake); each guards itself
+         POST /intents (engine.strategy.intake_api); each guards itself
 
 Ops commands are disabled (403) when no token is configured: an open kill switch is worse than
 none. The server binds to 127.0.0.1 unless configured otherwise.

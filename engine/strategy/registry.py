@@ -11,6 +11,8 @@ from engine.strategy.examples.momentum import MomentumTaker
 from engine.strategy.examples.quoter import MakerQuoter
 
 KINDS: dict[str, type[Strategy]] = {cls.kind: cls for cls in (MomentumTaker, MakerQuoter)}
+STRATEGY_PARAMS: dict[str, type[msgspec.Struct]] = {kind: cls.Params for kind, cls in KINDS.items()}
+"""What `engine.config.parse_config` checks each strategy's params with, by kind."""
 
 
 def build_strategy(config: StrategyConfig, ctx: StrategyContext) -> Strategy:

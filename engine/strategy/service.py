@@ -1,6 +1,6 @@
 """The strategy service: market data and our own order events in, intents out on `intents`.
 
-It also serves the order intake (`POST /intents`, engine.strategy.intake) on its ops server:
+It also serves the order intake (`POST /intents`, engine.strategy.intake_api) on its ops server:
 external signal sources put intents on the same stream, stamped with the last mid seen here.
 
 Restart: each strategy's checkpoint (its snapshot(), stored on the bus under
@@ -34,7 +34,7 @@ from engine.core.messages import (
 )
 from engine.runtime.service import Readiness, Service, ServiceContext
 from engine.strategy.base import Strategy, StrategyContext
-from engine.strategy.intake import IntentIntake
+from engine.strategy.intake_api import IntentIntake
 from engine.strategy.registry import build_strategy
 from plumbing.logging import bound_contextvars
 

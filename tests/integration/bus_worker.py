@@ -16,8 +16,8 @@ import sys
 from engine.bus.base import Delivery
 from engine.bus.consumer import StreamConsumer
 from engine.bus.redis_streams import RedisStreamsBus
-from engine.core.backoff import Backoff
 from engine.core.messages import Control
+from plumbing.backoff import Backoff
 from plumbing.logging import configure_logging
 
 

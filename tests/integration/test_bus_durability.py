@@ -14,10 +14,10 @@ import pytest
 
 from engine.bus.publisher import Publisher
 from engine.bus.redis_streams import RedisStreamsBus
-from engine.core.backoff import Backoff
 from engine.core.messages import Control
 from harness.ports import free_ports, port_open
 from harness.tools import redis_server
+from plumbing.backoff import Backoff
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration

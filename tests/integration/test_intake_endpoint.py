@@ -22,14 +22,15 @@ from engine.bus.memory import MemoryBus
 from engine.config import Secret, Secrets, Settings, parse_config
 from engine.core.clock import LiveClock
 from engine.core.errors import BusUnavailableError
-from engine.core.intake import payload_fingerprint
+from engine.core.intent_request import payload_fingerprint
 from engine.core.messages import BusMessage, Fill, Intent, Quote, Side, encode
 from engine.ops.server import build_ops_app
 from engine.risk.service import RiskService
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service, ServiceContext
 from engine.runtime.watchdog import LoopWatchdog
-from engine.strategy.intake import intake_key
+from engine.strategy.intake_api import intake_key
+from engine.strategy.registry import STRATEGY_PARAMS
 from engine.strategy.service import StrategyService
 
 pytestmark = pytest.mark.integration
@@ -106,7 +107,7 @@ class Served:
 
 def settings(token: str, extra: str = "") -> Settings:
     return Settings(
-        config=parse_config((CONFIG + extra).encode()),
+        config=parse_config((CONFIG + extra).encode(), strategy_params=STRATEGY_PARAMS),
         secrets=Secrets(
             api_key=Secret(""),
             api_secret=Secret(""),

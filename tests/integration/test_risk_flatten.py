@@ -15,6 +15,7 @@ from engine.core.messages import BusMessage, Control, Fill, Intent, Side, encode
 from engine.risk.service import RiskService
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import ServiceContext
+from engine.strategy.registry import STRATEGY_PARAMS
 
 pytestmark = pytest.mark.integration
 CONFIG = b"""
@@ -36,7 +37,7 @@ class NetworkLikeBus(MemoryBus):
 def risk_service(bus: MemoryBus) -> RiskService:
     secret = Secret("")
     settings = Settings(
-        config=parse_config(CONFIG),
+        config=parse_config(CONFIG, strategy_params=STRATEGY_PARAMS),
         secrets=Secrets(api_key=secret, api_secret=secret, ops_token=secret),
         path="<test>",
     )

@@ -2,10 +2,10 @@ import random
 
 import pytest
 
-from engine.core.backoff import Backoff, full_jitter_delays_ms
 from engine.core.clock import TestClock
 from engine.core.ids import client_order_id, is_valid_client_order_id
 from engine.core.lifecycle import Lifecycle, LifecycleError, LifecycleState
+from plumbing.backoff import Backoff, full_jitter_delays_ms
 
 pytestmark = pytest.mark.unit
 

@@ -6,6 +6,7 @@ import pytest
 
 from engine.config import Secret, load_settings, parse_config
 from engine.core.errors import ConfigError
+from engine.strategy.registry import STRATEGY_PARAMS
 from plumbing.logging import configure_logging, get_logger, register_secrets
 
 pytestmark = pytest.mark.unit
@@ -19,7 +20,7 @@ symbols = ["BTCUSDT"]
 
 
 def test_minimal_config_gets_safe_defaults() -> None:
-    config = parse_config(MINIMAL)
+    config = parse_config(MINIMAL, strategy_params=STRATEGY_PARAMS)
     assert config.ops.host == "127.0.0.1"
     assert set(config.ops.ports) == {"feed", "strategy", "risk", "execution"}
     assert config.feed.stream_stale_after_ms["trade"] > config.feed.stale_after_ms
@@ -43,7 +44,7 @@ def test_minimal_config_gets_safe_defaults() -> None:
 )
 def test_bad_config_is_one_clear_line(text: bytes, fragment: str) -> None:
     with pytest.raises(ConfigError) as error:
-        parse_config(text)
+        parse_config(text, strategy_params=STRATEGY_PARAMS)
     message = str(error.value)
     assert fragment in message
     assert "\n" not in message
@@ -51,14 +52,16 @@ def test_bad_config_is_one_clear_line(text: bytes, fragment: str) -> None:
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
-        load_settings(tmp_path / "nope.toml")
+        load_settings(tmp_path / "nope.toml", strategy_params=STRATEGY_PARAMS)
 
 
 def test_secrets_come_from_env_and_never_print(tmp_path: Path) -> None:
     path = tmp_path / "engine.toml"
     path.write_bytes(MINIMAL)
     settings = load_settings(
-        path, env={"STORMPROOF_API_KEY": "k-123456", "STORMPROOF_API_SECRET": "s-abcdef"}
+        path,
+        env={"STORMPROOF_API_KEY": "k-123456", "STORMPROOF_API_SECRET": "s-abcdef"},
+        strategy_params=STRATEGY_PARAMS,
     )
     assert settings.secrets.api_key.reveal() == "k-123456"
     assert "s-abcdef" not in repr(settings)
@@ -84,7 +87,7 @@ def test_log_lines_are_json_with_correlation_and_without_secrets() -> None:
 def test_ccxt_rate_limit_keeps_70_percent_of_the_venue_weight() -> None:
     from engine.execution.venue import CCXT_BINANCE_WEIGHT_PER_COST, ccxt_rate_limit_ms
 
-    venue = parse_config(MINIMAL).venue
+    venue = parse_config(MINIMAL, strategy_params=STRATEGY_PARAMS).venue
     ms_per_cost = ccxt_rate_limit_ms(venue)
     weight_per_minute = 60_000 / ms_per_cost * CCXT_BINANCE_WEIGHT_PER_COST
     assert weight_per_minute == pytest.approx(0.7 * 6000)

@@ -32,7 +32,7 @@ from engine.config import (
     parse_config,
 )
 from engine.core.errors import ConfigError
-from engine.strategy.registry import KINDS
+from engine.strategy.registry import KINDS, STRATEGY_PARAMS
 
 pytestmark = pytest.mark.unit
 
@@ -112,7 +112,7 @@ def test_each_reproduction_is_refused_naming_its_field(
     section: str, field: str, fragment: str
 ) -> None:
     with pytest.raises(ConfigProblems) as error:
-        parse_config(section.encode() + b"\n" + MINIMAL_TOML)
+        parse_config(section.encode() + b"\n" + MINIMAL_TOML, strategy_params=STRATEGY_PARAMS)
     assert [problem.path for problem in error.value.problems] == [field]
     message = str(error.value)
     assert f"{field}: " in message
@@ -140,7 +140,7 @@ def test_urls_and_symbols_are_parsed(venue: str, field: str) -> None:
     key = venue.split(" = ")[0]
     lines = [line for line in MINIMAL_TOML.decode().splitlines() if not line.startswith(key)]
     with pytest.raises(ConfigProblems) as error:
-        parse_config("\n".join([*lines, venue]).encode())
+        parse_config("\n".join([*lines, venue]).encode(), strategy_params=STRATEGY_PARAMS)
     assert [p.path for p in error.value.problems] == [field]
 
 
@@ -152,7 +152,7 @@ def test_cross_field_rules_name_every_field_they_involve() -> None:
         b'[[strategies]]\nname = "a"\n[[strategies]]\nname = "a"\n'
     )
     with pytest.raises(ConfigProblems) as error:
-        parse_config(text)
+        parse_config(text, strategy_params=STRATEGY_PARAMS)
     problems = [str(p) for p in error.value.problems]
     assert any(
         p.startswith("bus.socket_timeout_ms:") and "bus.read_block_ms" in p for p in problems
@@ -167,11 +167,19 @@ def test_a_postgres_journal_needs_a_dsn_that_parses(tmp_path: Path) -> None:
     path = tmp_path / "engine.toml"
     path.write_bytes(MINIMAL_TOML + b'[execution]\njournal_backend = "postgres"\n')
     with pytest.raises(ConfigError, match=r"execution\.journal_dsn_env .* not set"):
-        load_settings(path, env={})
+        load_settings(path, env={}, strategy_params=STRATEGY_PARAMS)
     with pytest.raises(ConfigError, match="not a valid PostgreSQL connection string") as bad:
-        load_settings(path, env={"STORMPROOF_JOURNAL_DSN": "host=h password=hunter2 oops"})
+        load_settings(
+            path,
+            env={"STORMPROOF_JOURNAL_DSN": "host=h password=hunter2 oops"},
+            strategy_params=STRATEGY_PARAMS,
+        )
     assert "hunter2" not in str(bad.value)
-    good = load_settings(path, env={"STORMPROOF_JOURNAL_DSN": "postgresql://u:p@h:5432/db"})
+    good = load_settings(
+        path,
+        env={"STORMPROOF_JOURNAL_DSN": "postgresql://u:p@h:5432/db"},
+        strategy_params=STRATEGY_PARAMS,
+    )
     assert good.config.execution.journal_backend == "postgres"
 
 
@@ -180,7 +188,8 @@ def test_values_in_range_are_kept_as_written() -> None:
         MINIMAL_TOML
         + b'[risk]\nmax_position_qty = "0"\nmax_notional_per_order = 2000.5\n'
         + b"[ops.ports]\nfeed = 1\nstrategy = 65535\nrisk = 3\nexecution = 4\n"
-        + b"[[strategies]]\nkind = 'momentum'\nparams = { threshold_bps = 1e9, cooldown_ms = 0 }\n"
+        + b"[[strategies]]\nkind = 'momentum'\nparams = { threshold_bps = 1e9, cooldown_ms = 0 }\n",
+        strategy_params=STRATEGY_PARAMS,
     )
     assert config.risk.max_position_qty == 0
     assert config.risk.max_notional_per_order == Decimal("2000.5")
@@ -413,7 +422,7 @@ def test_a_hostile_value_is_refused_naming_its_field_or_makes_a_sane_config(
         file = Path(tmp) / "engine.toml"
         file.write_bytes(text)
         try:
-            settings_ = load_settings(file, env={})
+            settings_ = load_settings(file, env={}, strategy_params=STRATEGY_PARAMS)
         except ConfigError as error:
             message = str(error)
             assert dotted(path) in message, message
@@ -483,12 +492,10 @@ def test_check_config_says_ok_for_a_good_file(
 def test_run_refuses_a_bad_config_before_starting_anything(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.runtime.runner
+    import engine.app
 
     started: list[str] = []
-    monkeypatch.setattr(
-        engine.runtime.runner, "main_run", lambda s, service: started.append(service)
-    )
+    monkeypatch.setattr(engine.app, "main_run", lambda s, service: started.append(service))
     path = tmp_path / "engine.toml"
     path.write_bytes(MINIMAL_TOML + b"[risk]\nmax_position_qty = -5\ndaily_loss_limit = 'sNaN'\n")
     assert main(["run", "all", "--config", str(path)]) == 2

@@ -10,7 +10,7 @@ import pytest
 
 from engine.config import load_settings, parse_config
 from engine.core.errors import ConfigError
-from engine.core.intake import (
+from engine.core.intent_request import (
     IntakeRecord,
     IntakeRejection,
     decode_intent_request,
@@ -18,6 +18,7 @@ from engine.core.intake import (
     validate_intent_request,
 )
 from engine.core.messages import Intent, OrderType, Side, TimeInForce
+from engine.strategy.registry import STRATEGY_PARAMS
 
 pytestmark = pytest.mark.unit
 
@@ -278,21 +279,23 @@ symbols = ["BTCUSDT"]
 
 
 def test_intake_defaults_are_on_but_closed_without_a_token(tmp_path: Any) -> None:
-    config = parse_config(MINIMAL)
+    config = parse_config(MINIMAL, strategy_params=STRATEGY_PARAMS)
     assert config.intake.enabled is True
     assert config.intake.token_env == "STORMPROOF_INTAKE_TOKEN"
     assert config.intake.token_env != config.ops.token_env
     assert config.intake.max_body_bytes == 16_384 and config.intake.dedupe_ttl_s == 86_400
     path = tmp_path / "engine.toml"
     path.write_bytes(MINIMAL)
-    settings = load_settings(path, env={})
+    settings = load_settings(path, env={}, strategy_params=STRATEGY_PARAMS)
     assert not settings.secrets.intake_token
 
 
 def test_the_intake_token_is_read_once_as_a_secret(tmp_path: Any) -> None:
     path = tmp_path / "engine.toml"
     path.write_bytes(MINIMAL + b'[intake]\ntoken_env = "MY_INTAKE"\nmax_in_flight = 4\n')
-    settings = load_settings(path, env={"MY_INTAKE": "intake-secret-value-42"})
+    settings = load_settings(
+        path, env={"MY_INTAKE": "intake-secret-value-42"}, strategy_params=STRATEGY_PARAMS
+    )
     assert settings.config.intake.max_in_flight == 4
     assert settings.secrets.intake_token.reveal() == "intake-secret-value-42"
     assert "intake-secret-value-42" in settings.secrets.values(), "registered for redaction"
@@ -315,6 +318,6 @@ def test_the_intake_token_is_read_once_as_a_secret(tmp_path: Any) -> None:
 )
 def test_bad_intake_config_is_a_one_line_error(section: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match="invalid config") as info:
-        parse_config(MINIMAL + f"[intake]\n{section}\n".encode())
+        parse_config(MINIMAL + f"[intake]\n{section}\n".encode(), strategy_params=STRATEGY_PARAMS)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)

@@ -16,6 +16,7 @@ from engine.core.errors import BusUnavailableError
 from engine.core.messages import BusMessage, Intent, OrderType, Side
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import ServiceContext
+from engine.strategy.registry import STRATEGY_PARAMS
 from engine.strategy.service import StrategyService
 
 pytestmark = pytest.mark.unit
@@ -59,7 +60,7 @@ class GatedBus(MemoryBus):
 def service(bus: GatedBus) -> StrategyService:
     secret = Secret("")
     settings = Settings(
-        config=parse_config(CONFIG),
+        config=parse_config(CONFIG, strategy_params=STRATEGY_PARAMS),
         secrets=Secrets(api_key=secret, api_secret=secret, ops_token=secret),
         path="<test>",
     )

@@ -4,7 +4,7 @@ service's ops server (in `run all` too, since that process serves the strategy's
 An accepted request becomes the same `Intent` a strategy emits, published on the same `intents`
 stream, so risk and execution treat it like any other (its source is "intake:<label>").
 
-    POST /intents        bearer token of intake.token_env; JSON body (engine.core.intake)
+    POST /intents        bearer token of intake.token_env; JSON body (engine.core.intent_request)
       202 {"intent_id", "status": "accepted", "accepted_ts_ns"}   published on `intents`
       200 {"intent_id", "status": "duplicate", "accepted_ts_ns"}  same id, same payload: nothing
                                                                     published again
@@ -37,7 +37,7 @@ from engine.bus.base import INTENTS, Bus
 from engine.config import IntakeConfig, Secret
 from engine.core.clock import Clock
 from engine.core.errors import BusUnavailableError
-from engine.core.intake import (
+from engine.core.intent_request import (
     INTENT_ID_PATTERN,
     IntakeRecord,
     IntakeRejection,

@@ -1,4 +1,16 @@
-"""Run one service or all of them in this process, until SIGTERM/SIGINT.
+"""The engine's composition root: the only module that names every service and wires them up.
+
+`main_run` runs one service or all of them in this process (`python -m engine run
+<service>|all`), until SIGTERM/SIGINT: it builds the bus, the clock, the metrics and the loop
+watchdog once, builds each service from them (`build_service`), serves each service's ops HTTP
+(engine.ops), starts the services once the bus answers, and stops them all, each step of the way
+out bounded.
+
+Layers (import-linter contract in pyproject.toml): this module sits on top and nothing in the
+engine imports it; below it the services (engine.marketdata, engine.strategy, engine.risk,
+engine.execution) and engine.ops are siblings that never import each other; they stand on
+engine.runtime (the service shell), which stands on engine.bus, engine.config and engine.core,
+with plumbing the shared base under all.
 
 Exit codes: 0 clean stop, 1 a service failed, 2 bad configuration or a dependency that never
 became reachable (with a one-line message on stderr, never a traceback).
@@ -21,7 +33,6 @@ from engine.bus.consumer import StreamConsumer
 from engine.bus.lag import report_lag
 from engine.bus.redis_streams import RedisStreamsBus
 from engine.config import SERVICES, Settings
-from engine.core.backoff import Backoff
 from engine.core.clock import LiveClock
 from engine.core.errors import (
     BusPermissionError,
@@ -34,12 +45,13 @@ from engine.ops.server import build_ops_app, start_ops_server
 from engine.runtime.metrics import EngineMetrics
 from engine.runtime.service import Service, ServiceContext
 from engine.runtime.watchdog import LoopWatchdog
+from plumbing.backoff import Backoff
 from plumbing.event_loop import run as run_loop
 from plumbing.heap import settle_heap
 from plumbing.logging import configure_logging, get_logger, register_secrets
 from plumbing.waits import within
 
-log = get_logger("engine.runner")
+log = get_logger("engine.app")
 
 
 def build_service(name: str, ctx: ServiceContext) -> Service:
