@@ -127,7 +127,7 @@ def serve(
     Every resource a client can make it hold is bounded: docs/limits.md."""
     from plumbing.http_limits import HttpLimits
     from replay.exchange.http11 import ServerLimits
-    from replay.exchange.ratelimit import RateLimits
+    from replay.exchange.venue_limits import RateLimits
     from replay.feed import FeedLimits
     from replay.server import ReplayServer, ReplayServerConfig, SimAccount
 

@@ -32,7 +32,7 @@ from replay.depth_sync import DepthDiff
 from replay.derived import DerivedStreams
 from replay.exchange import http11
 from replay.exchange.matching import MatchingEngine
-from replay.exchange.ratelimit import RateLimiter, RateLimits
+from replay.exchange.venue_limits import RateLimiter, RateLimits
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.userdata import UserDataHub
