@@ -32,11 +32,11 @@ from replay.depth_sync import DepthDiff
 from replay.derived import DerivedStreams
 from replay.exchange import http11
 from replay.exchange.matching import MatchingEngine
-from replay.exchange.venue_limits import RateLimiter, RateLimits
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.userdata import UserDataHub
 from replay.exchange.venue_faults import VenueFault, VenueFaultBook
+from replay.exchange.venue_limits import RateLimiter, RateLimits
 from replay.exchange.wsapi import PrivateStreams
 from replay.fastlane import AVAILABLE as FAST_LANE_BUILT
 from replay.fastlane import FastLane
