@@ -43,7 +43,7 @@ from replay.exchange.matching import MatchingEngine
 from replay.exchange.rest import new_order_args, order_ref
 from replay.exchange.userdata import UserDataHub
 from replay.exchange.venue_limits import RateLimiter
-from replay.feed import hang_up
+from replay.ws_close import hang_up
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The compiled max-speed lane (replay/_speedups.c) is held to the Python path.
+"""The compiled max-speed lane (replay/lane/_speedups.c) is held to the Python path.
 
 The same recording replayed at max speed both ways gives every client the same bytes in the same
 order and leaves the same market behind: books, 24h statistics, latest quotes, counters, the
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay import fastlane
 from replay.feed import FeedClient, frame_batch, text_frame
+from replay.lane import fastlane
 from replay.messages import EventTimeMap
 from replay.recording import RecordingError, read_records
 from replay.server import ReplayServer, ReplayServerConfig, SimAccount
