@@ -37,7 +37,7 @@ from websockets.http11 import Request, Response
 
 from plumbing.waits import wait_set
 from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
-from replay.lane.fastlane import speedups
+from replay.lane.compiled import speedups
 from replay.lane.state import LaneState
 from replay.messages import combined
 from replay.ws_close import hang_up

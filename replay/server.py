@@ -39,7 +39,7 @@ from replay.exchange.venue_faults import VenueFault, VenueFaultBook
 from replay.exchange.venue_limits import RateLimiter, RateLimits
 from replay.exchange.wsapi import PrivateStreams
 from replay.feed import FeedLimits, FeedServer
-from replay.lane.fastlane import AVAILABLE as FAST_LANE_BUILT
+from replay.lane.compiled import AVAILABLE as FAST_LANE_BUILT
 from replay.lane.fastlane import FastLane
 from replay.messages import (
     TIME_KEYS_BY_KIND,

@@ -7,5 +7,6 @@ does what `ReplayServer._process` does for the common records, on one state obje
   the owners, the owners import this.
 - `fastlane`: `FastLane`, which fills the state, runs `_speedups.run` on it and reports what the
   run did (`LaneRun`); the server accounts for it (counters, pacing, its time map).
-- `_speedups.c`: the compiled run, and the feed's frame batching.
+- `compiled`: the compiled module `_speedups` (the run, and the feed's frame batching) when it
+  is built, else None.
 """

@@ -14,26 +14,17 @@ from the owners it was built with, each through `share_with_lane` (the feed firs
 streams read its subscriptions). It advances the cursor past the records done, wakes the feed's
 writers, and returns what the run did as a `LaneRun`; the server accounts for it.
 
-Without the compiled module (a checkout where `pip install -e .` did not build it) the replay
-runs the Python path only, and says so once at startup.
+Without the compiled module (`replay.lane.compiled`) the replay runs the Python path only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Protocol
 
+from replay.lane.compiled import speedups
 from replay.lane.state import LaneShare, LaneState
 from replay.recording import RecordCursor
-
-speedups: ModuleType | None
-try:
-    from replay.lane import _speedups as speedups
-except ImportError:  # pragma: no cover - the build step installs it (scripts/bootstrap.sh)
-    speedups = None
-
-AVAILABLE = speedups is not None
 
 
 class LaneFeed(LaneShare, Protocol):

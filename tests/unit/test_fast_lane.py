@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.feed import FeedClient, frame_batch, text_frame
-from replay.lane import fastlane
+from replay.lane import compiled
 from replay.messages import EventTimeMap
 from replay.recording import RecordingError, read_records
 from replay.server import ReplayServer, ReplayServerConfig, SimAccount
@@ -143,7 +143,7 @@ def synthetic(tmp_path: Path, regime: str, duration_s: float = 90, seed: int = 3
 
 def test_the_compiled_lane_is_built() -> None:
     """scripts/bootstrap.sh builds it (pip install -e .); without it max speed is 3-4x slower."""
-    assert fastlane.AVAILABLE
+    assert compiled.AVAILABLE
 
 
 @pytest.mark.parametrize("regime", ["calm", "volatile", "flash_crash", "quiet"])
@@ -397,8 +397,8 @@ def test_frame_batch_writes_what_text_frame_writes(sizes: list[int]) -> None:
 )
 def test_prices_read_as_float_reads_them(text: str) -> None:
     """The lane reads Binance's decimals itself; its value must be float()'s to the last bit."""
-    assert fastlane.speedups is not None
-    got = fastlane.speedups.read_decimal(text.encode())
+    assert compiled.speedups is not None
+    got = compiled.speedups.read_decimal(text.encode())
     try:
         want: float | None = float(text)
     except ValueError:
