@@ -1,4 +1,4 @@
-"""The compiled parts of stormproof: the replay's max-speed lane (replay/fastlane.py), the
+"""The compiled parts of stormproof: the replay's max-speed lane (replay/lane/), the
 simulator's HTTP request head parser (replay/exchange/http11.py) and the accepting path of its
 signed requests (replay/exchange/auth.py, rest.py).
 
@@ -11,8 +11,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "replay._speedups",
-            sources=["replay/_speedups.c"],
+            "replay.lane._speedups",
+            sources=["replay/lane/_speedups.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             libraries=["m"],
         ),

@@ -3,9 +3,10 @@
 The oracle owns this book (it never borrows the engine's): the depth endpoint serves it, the
 matching engine walks it, and a bug in the engine's book must show up as a disagreement with it.
 
-Storage contract with the compiled lane (`replay/_speedups.c`, handed the storage by
-`ReplayMarket.fast_books`). The lane applies depth diffs to the book itself, without calling any
-method here, so the storage layout is part of the replay's interface to its C code:
+Storage contract with the compiled lane (`replay/lane/_speedups.c`, handed the storage by
+`ReplayMarket.share_with_lane` in `LaneState.books`). The lane applies depth diffs to the book
+itself, without calling any method here, so the storage layout is part of the replay's interface
+to its C code:
 
 - each side (`PriceLevels`) is exactly two objects, `prices`: a `list` of every price as a Python
   `float`, ascending whichever the side, and `qty`: a `dict` from each of those prices to its

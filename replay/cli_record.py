@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from plumbing.logging import configure_logging, get_logger
-from replay.cli import _fail, app
+from replay.cli_support import fail
 
 if TYPE_CHECKING:
     from replay.recorder import Recorder
@@ -27,14 +27,14 @@ def _number(option: str, raw: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        _fail(f"{option} must be a number, got {raw!r}")
+        fail(f"{option} must be a number, got {raw!r}")
     return value
 
 
 def _required(option: str, value: T | None) -> T:
     """Checked here rather than by typer, so that a missing option is one line on stderr."""
     if value is None or value == "":
-        _fail(f"{option} is required (see replay record --help)")
+        fail(f"{option} is required (see replay record --help)")
     assert value is not None
     return value
 
@@ -47,7 +47,6 @@ async def _record_until_signalled(recorder: Recorder) -> None:
     await recorder.run(stop)
 
 
-@app.command("record")
 def record(
     url: Annotated[
         str | None,
@@ -84,7 +83,7 @@ def record(
     from replay.recorder import Recorder, RecorderArgumentError, recorder_config
 
     if log_level.lower() not in LOG_LEVELS:
-        _fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     try:
         config = recorder_config(
             url=_required("--url", url),
@@ -98,13 +97,13 @@ def record(
             flush_ms=_number("--flush-ms", flush_ms),
         )
     except RecorderArgumentError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     configure_logging(service="recorder", level=log_level)
     recorder = Recorder(config)
     try:
         recorder.open()
     except OSError as exc:
-        _fail(f"cannot write {out}: {exc.strerror or exc}")
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     try:
         asyncio.run(_record_until_signalled(recorder))
     except Exception as exc:

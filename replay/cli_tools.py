@@ -1,6 +1,6 @@
 """`replay inspect | slice | merge | convert`: offline tools for recordings.
 
-Only wiring lives here (files in, files out, errors to one stderr line via `_fail`); what the
+Only wiring lives here (files in, files out, errors to one stderr line via `fail`); what the
 tools do is in `replay.tools.*`, pure over record iterators.
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from replay.cli import _fail, app
+from replay.cli_support import fail
 from replay.recording import Record, RecordingWriter, read_records
 from replay.tools import replacing
 
@@ -28,22 +28,22 @@ def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except _BAD_INPUT as exc:
-        _fail(" ".join(str(exc).split()) or type(exc).__name__)
+        fail(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 def _inputs(paths: Iterable[Path]) -> list[Path]:
     paths = list(paths)
     for path in paths:
         if not path.is_file():
-            _fail(f"no such file: {path}")
+            fail(f"no such file: {path}")
     return paths
 
 
 def _output(out: Path, inputs: list[Path]) -> Path:
     if not out.name.endswith(".gz"):
-        _fail(f"--out must end in .gz (recordings are gzip): {out}")
+        fail(f"--out must end in .gz (recordings are gzip): {out}")
     if any(out.resolve() == path.resolve() for path in inputs):
-        _fail(f"--out must not be one of the inputs: {out}")
+        fail(f"--out must not be one of the inputs: {out}")
     return out
 
 
@@ -58,7 +58,6 @@ def _write(records: Iterable[Record], out: Path) -> int:
         return writer.records
 
 
-@app.command("inspect")
 def inspect_command(
     files: Annotated[list[Path], typer.Argument(help="recording file(s), read as one, in order")],
     as_json: Annotated[
@@ -84,7 +83,6 @@ def inspect_command(
         console.print(table)
 
 
-@app.command("slice")
 def slice_command(
     file: Annotated[Path, typer.Argument(help="recording to cut")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output .gz recording")],
@@ -110,7 +108,7 @@ def slice_command(
         start_ns = parse_time(start, file_start_ns=first_ns) if start is not None else None
         end_ns = parse_time(end, file_start_ns=first_ns) if end is not None else None
         if start_ns is not None and end_ns is not None and end_ns <= start_ns:
-            _fail(f"--to ({end}) must be after --from ({start})")
+            fail(f"--to ({end}) must be after --from ({start})")
         records = slice_records(
             read_records(file), start_ns=start_ns, end_ns=end_ns, source=str(file)
         )
@@ -125,7 +123,6 @@ def _first_recv_ns(path: Path) -> int | None:
     return None
 
 
-@app.command("merge")
 def merge_command(
     files: Annotated[list[Path], typer.Argument(help="recordings to merge (earlier wins ties)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output .gz recording")],
@@ -140,7 +137,6 @@ def merge_command(
     typer.echo(f"wrote {count} records to {out}")
 
 
-@app.command("convert")
 def convert_command(
     file: Annotated[Path, typer.Argument(help="recording to convert")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory")],
@@ -150,7 +146,7 @@ def convert_command(
     from replay.tools.convert import FORMATS, convert_records
 
     if to not in FORMATS:
-        _fail(f"cannot convert to {to!r}; supported: {', '.join(FORMATS)}")
+        fail(f"cannot convert to {to!r}; supported: {', '.join(FORMATS)}")
     paths = _inputs([file])
     with _one_line_errors():
         rows = convert_records(read_records(paths[0]), out, to=to, source=str(file))

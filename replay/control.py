@@ -29,6 +29,10 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
                                         delays or holds their answer)
 
 Bounded like every server (docs/limits.md); every error answer is JSON `{"error": ...}`.
+
+The API needs of the replay process only what `ControlledReplay` declares (the `ReplayServer`
+provides it; this module does not import it). Each route is one method of `ControlHandlers`;
+`build_control_app` adds the bearer-token check and the routes.
 """
 
 from __future__ import annotations
@@ -37,23 +41,72 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from plumbing.http_limits import HttpLimits, bearer_matches, bounded_app
 from plumbing.logging import get_logger
+from replay.exchange.matching import MatchingEngine, SimOrder
+from replay.exchange.rest import SimulatorApi
+from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.venue_faults import KINDS as VENUE_KINDS
-from replay.exchange.venue_faults import VenueFaultError
+from replay.exchange.venue_faults import VenueFault, VenueFaultBook, VenueFaultError
 from replay.faults import FaultError
+from replay.feed import FeedServer
+from replay.market import ReplayMarket
+from replay.midtape import MidTape
+from replay.pacing import Pacer
+from replay.tools.drops import Drop
 
 VENUE_ID_OFFSET = 10_000
 
-if TYPE_CHECKING:
-    from replay.server import ReplayServer
-
-
 log = get_logger("replay.control")
+
+
+class ControlledReplay(Protocol):
+    """What the control API reads and drives of the replay process."""
+
+    # the replay clock
+    @property
+    def listening(self) -> bool: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def symbols(self) -> list[str]: ...
+    @property
+    def pacer(self) -> Pacer: ...
+    def status(self) -> dict[str, Any]: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def set_speed(self, speed: float | None) -> None: ...
+    def seek(self, recv_ns: int) -> None: ...
+    async def find_drop(
+        self, *, symbol: str, min_drop_pct: float, within_s: float
+    ) -> Drop | None: ...
+    def burst(self, multiplier: float, duration_ms: int) -> dict[str, Any]: ...
+
+    # faults
+    @property
+    def feed(self) -> FeedServer: ...
+    @property
+    def venue_faults(self) -> VenueFaultBook: ...
+    def add_venue_fault(self, **request: Any) -> VenueFault: ...
+    def apply_venue_state(self) -> None: ...
+
+    # ground truth
+    @property
+    def market(self) -> ReplayMarket: ...
+    @property
+    def matching(self) -> MatchingEngine: ...
+    @property
+    def api(self) -> SimulatorApi: ...
+    @property
+    def mid_tape(self) -> MidTape: ...
+    @property
+    def exchange_info(self) -> ExchangeInfo: ...
+    @property
+    def initial_balances(self) -> dict[str, dict[str, Decimal]]: ...
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -63,7 +116,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def build_control_app(
-    server: ReplayServer, token: str, limits: HttpLimits | None = None
+    replay: ControlledReplay, token: str, limits: HttpLimits | None = None
 ) -> web.Application:
     @web.middleware
     async def auth(
@@ -75,51 +128,87 @@ def build_control_app(
         return await handler(request)
 
     app = bounded_app(limits or HttpLimits(), middlewares=(auth,))
+    ControlHandlers(replay).add_routes(app.router)
+    return app
 
-    async def healthz(_: web.Request) -> web.Response:
+
+class ControlHandlers:
+    """The control API's routes over one replay process."""
+
+    def __init__(self, replay: ControlledReplay) -> None:
+        self.replay = replay
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/healthz", self.healthz)
+        router.add_get("/readyz", self.readyz)
+        router.add_get("/status", self.status)
+        router.add_post("/replay/pause", self.pause)
+        router.add_post("/replay/resume", self.resume)
+        router.add_post("/replay/speed", self.speed)
+        router.add_post("/replay/seek", self.seek)
+        router.add_post("/replay/seek-to-drop", self.seek_to_drop)
+        router.add_post("/replay/burst", self.burst)
+        router.add_post("/faults", self.add_fault)
+        router.add_get("/faults", self.list_faults)
+        router.add_delete("/faults/{fault_id}", self.end_fault)
+        router.add_delete("/faults", self.end_all_faults)
+        router.add_get("/truth/orders", self.orders)
+        router.add_get("/truth/balances", self.balances)
+        router.add_get("/truth/refusals", self.refusals)
+        router.add_get("/truth/mids", self.mids)
+        router.add_get("/truth/in-flight", self.in_flight)
+
+    # --- health -------------------------------------------------------------------------------
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        replay = self.replay
         return _json(
-            {"ok": server.listening, "state": server.state}, 200 if server.listening else 503
+            {"ok": replay.listening, "state": replay.state}, 200 if replay.listening else 503
         )
 
-    async def readyz(_: web.Request) -> web.Response:
-        waiting = server.market.unsynced()
-        ready = server.listening and not waiting
-        body = {"ready": ready, "state": server.state, "books_not_synced": waiting}
+    async def readyz(self, _: web.Request) -> web.Response:
+        replay = self.replay
+        waiting = replay.market.unsynced()
+        ready = replay.listening and not waiting
+        body = {"ready": ready, "state": replay.state, "books_not_synced": waiting}
         return _json(body, 200 if ready else 503)
 
-    async def status(_: web.Request) -> web.Response:
-        return _json(server.status())
+    async def status(self, _: web.Request) -> web.Response:
+        return _json(self.replay.status())
 
-    async def pause(_: web.Request) -> web.Response:
-        server.pause()
-        return _json(server.status())
+    # --- the replay clock ---------------------------------------------------------------------
 
-    async def resume(_: web.Request) -> web.Response:
-        server.resume()
-        return _json(server.status())
+    async def pause(self, _: web.Request) -> web.Response:
+        self.replay.pause()
+        return _json(self.replay.status())
 
-    async def speed(request: web.Request) -> web.Response:
+    async def resume(self, _: web.Request) -> web.Response:
+        self.replay.resume()
+        return _json(self.replay.status())
+
+    async def speed(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
             raw = body["speed"]
             value = None if raw == "max" else float(raw)
-            server.set_speed(value)
+            self.replay.set_speed(value)
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
             return _json(
                 {"error": f'body must be {{"speed": <positive number> | "max"}}: {exc}'}, 400
             )
-        return _json(server.status())
+        return _json(self.replay.status())
 
-    async def seek(request: web.Request) -> web.Response:
+    async def seek(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-            target = parse_seek(body["to"], server.pacer.position_recv_ns)
+            target = parse_seek(body["to"], self.replay.pacer.position_recv_ns)
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
             return _json({"error": f'body must be {{"to": <ns> | "+30s" | "-1m"}}: {exc}'}, 400)
-        server.seek(target)
+        self.replay.seek(target)
         return _json({"seeking_to_ns": target})
 
-    async def seek_to_drop(request: web.Request) -> web.Response:
+    async def seek_to_drop(self, request: web.Request) -> web.Response:
+        replay = self.replay
         try:
             body = await request.json()
             if not isinstance(body, dict):
@@ -130,14 +219,14 @@ def build_control_app(
             min_drop_pct = float(body.get("min_drop_pct", 2.0))
             within_s = float(body.get("within_s", 10.0))
             lead_s = float(body.get("lead_s", 3.0))
-            symbol = str(body.get("symbol") or server.symbols[0]).upper()
+            symbol = str(body.get("symbol") or replay.symbols[0]).upper()
             if not 0 < min_drop_pct < 100 or within_s <= 0 or lead_s < 0:
                 raise ValueError("need 0 < min_drop_pct < 100, within_s > 0, lead_s >= 0")
-            if symbol not in server.symbols:
+            if symbol not in replay.symbols:
                 raise ValueError(f"symbol {symbol} is not replayed")
         except (ValueError, TypeError, OverflowError) as exc:
             return _json({"error": f"bad seek-to-drop request: {exc}"}, 400)
-        drop = await server.find_drop(symbol=symbol, min_drop_pct=min_drop_pct, within_s=within_s)
+        drop = await replay.find_drop(symbol=symbol, min_drop_pct=min_drop_pct, within_s=within_s)
         if drop is None:
             return _json(
                 {
@@ -147,16 +236,16 @@ def build_control_app(
                 404,
             )
         target = drop.start_ns - int(lead_s * 1e9)
-        server.seek(target)
+        replay.seek(target)
         log.warning("replay_seek_to_drop", symbol=symbol, seeking_to_ns=target, **drop.as_dict())
         return _json({"symbol": symbol, "seeking_to_ns": target, **drop.as_dict()})
 
-    async def burst(request: web.Request) -> web.Response:
+    async def burst(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
             if not isinstance(body, dict) or set(body) - {"multiplier", "duration_ms"}:
                 raise ValueError("unknown fields")
-            result = server.burst(float(body["multiplier"]), int(body["duration_ms"]))
+            result = self.replay.burst(float(body["multiplier"]), int(body["duration_ms"]))
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
             return _json(
                 {
@@ -168,105 +257,72 @@ def build_control_app(
         log.warning("market_burst_started", **result)
         return _json(result, 201)
 
-    async def add_fault(request: web.Request) -> web.Response:
+    # --- faults -------------------------------------------------------------------------------
+
+    async def add_fault(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
             if not isinstance(body, dict):
                 raise TypeError("expected an object")
             if body.get("kind") in VENUE_KINDS:
-                venue_fault = server.add_venue_fault(**body)
+                venue_fault = self.replay.add_venue_fault(**body)
                 log.warning("venue_fault_started", **venue_fault.as_dict())
                 return _json(venue_fault.as_dict(), 201)
             unknown = set(body) - {"kind", "stream", "client", "duration_ms", "count"}
             if unknown:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
-            fault = server.feed.add_fault(**body)
+            fault = self.replay.feed.add_fault(**body)
         except (FaultError, VenueFaultError, ValueError, TypeError, OverflowError) as exc:
             return _json({"error": str(exc)}, 400)
         log.warning("feed_fault_started", **fault.as_dict())
         return _json({**fault.as_dict(), "scope": "feed"}, 201)
 
-    async def list_faults(_: web.Request) -> web.Response:
+    async def list_faults(self, _: web.Request) -> web.Response:
+        replay = self.replay
         now = time.time_ns()
-        server.feed.faults.expire(now)
-        server.venue_faults.active(now)
-        feed = [{**f.as_dict(), "scope": "feed"} for f in server.feed.faults.faults]
-        venue = [f.as_dict() for f in server.venue_faults.faults]
+        replay.feed.faults.expire(now)
+        replay.venue_faults.active(now)
+        feed = [{**f.as_dict(), "scope": "feed"} for f in replay.feed.faults.faults]
+        venue = [f.as_dict() for f in replay.venue_faults.faults]
         return _json({"faults": sorted(feed + venue, key=lambda f: f["start_ns"])})
 
-    async def end_fault(request: web.Request) -> web.Response:
+    async def end_fault(self, request: web.Request) -> web.Response:
+        replay = self.replay
         try:
             fault_id = int(request.match_info["fault_id"])
-            book: Any = server.venue_faults if fault_id >= VENUE_ID_OFFSET else server.feed.faults
+            book: Any = replay.venue_faults if fault_id >= VENUE_ID_OFFSET else replay.feed.faults
             fault = book.end(fault_id, time.time_ns())
         except (FaultError, VenueFaultError, ValueError) as exc:
             return _json({"error": str(exc)}, 404)
-        server.apply_venue_state()
+        replay.apply_venue_state()
         log.info("fault_ended", **fault.as_dict())
         return _json(fault.as_dict())
 
-    async def end_all_faults(_: web.Request) -> web.Response:
+    async def end_all_faults(self, _: web.Request) -> web.Response:
+        replay = self.replay
         now = time.time_ns()
-        server.feed.faults.end_all(now)
-        server.venue_faults.end_all(now)
-        server.apply_venue_state()
+        replay.feed.faults.end_all(now)
+        replay.venue_faults.end_all(now)
+        replay.apply_venue_state()
         return _json({"ended": True})
 
-    async def orders(request: web.Request) -> web.Response:
-        matching = server.matching
+    # --- ground truth -------------------------------------------------------------------------
+
+    async def orders(self, request: web.Request) -> web.Response:
         wanted = set(request.query.getall("client_order_id", []))
         try:
             since_ms = int(request.query.get("since_ms", "0"))
         except ValueError:
             return _json({"error": "since_ms must be an integer (venue time, ms)"}, 400)
-        out = []
-        for order in matching.orders.values():
-            if order.time_ms < since_ms or (wanted and order.client_order_id not in wanted):
-                continue
-            out.append(
-                {
-                    "order_id": order.order_id,
-                    "client_order_id": order.client_order_id,
-                    "api_key_hash": hash_key(order.api_key),
-                    "symbol": order.symbol,
-                    "side": order.side,
-                    "type": order.type,
-                    "time_in_force": order.time_in_force,
-                    "price": str(order.price),
-                    "orig_qty": str(order.orig_qty),
-                    "executed_qty": str(order.executed_qty),
-                    "cumm_quote": str(order.cumm_quote),
-                    "status": order.status.value,
-                    "time_ms": order.time_ms,
-                    "update_ms": order.update_ms,
-                    "arrival_mid": order.arrival_mid,
-                    "fills": [
-                        {
-                            "trade_id": f.trade_id,
-                            "price": str(f.price),
-                            "qty": str(f.qty),
-                            "commission": str(f.commission),
-                            "commission_asset": f.commission_asset,
-                            "is_maker": f.is_maker,
-                            "time_ms": f.time_ms,
-                        }
-                        for f in order.fills
-                    ],
-                }
-            )
+        out = [
+            order_truth(order)
+            for order in self.replay.matching.orders.values()
+            if not (order.time_ms < since_ms or (wanted and order.client_order_id not in wanted))
+        ]
         return _json({"orders": out})
 
-    def query_since_ms(request: web.Request) -> int:
-        try:
-            return int(request.query.get("since_ms", "0"))
-        except ValueError:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": "since_ms must be an integer (venue time, ms)"}),
-                content_type="application/json",
-            ) from None
-
-    async def refusals(request: web.Request) -> web.Response:
-        log_ = server.api.refusals
+    async def refusals(self, request: web.Request) -> web.Response:
+        log_ = self.replay.api.refusals
         return _json(
             {
                 "refusals": [r.as_dict() for r in log_.since(query_since_ms(request))],
@@ -274,21 +330,23 @@ def build_control_app(
             }
         )
 
-    async def mids(request: web.Request) -> web.Response:
+    async def mids(self, request: web.Request) -> web.Response:
         symbol = request.query.get("symbol")
-        points = server.mid_tape.since(query_since_ms(request), symbol=symbol)
-        return _json({"mids": points, "dropped": server.mid_tape.dropped})
+        tape = self.replay.mid_tape
+        points = tape.since(query_since_ms(request), symbol=symbol)
+        return _json({"mids": points, "dropped": tape.dropped})
 
-    async def in_flight(_: web.Request) -> web.Response:
-        return _json({"in_flight": server.api.in_flight.listing()})
+    async def in_flight(self, _: web.Request) -> web.Response:
+        return _json({"in_flight": self.replay.api.in_flight.listing()})
 
-    async def balances(_: web.Request) -> web.Response:
+    async def balances(self, _: web.Request) -> web.Response:
+        replay = self.replay
         return _json(
             {
                 "symbols": {
                     symbol: {"base": rules.base, "quote": rules.quote}
-                    for symbol, rules in server.exchange_info.rules.items()
-                    if symbol in server.symbols
+                    for symbol, rules in replay.exchange_info.rules.items()
+                    if symbol in replay.symbols
                 },
                 "accounts": {
                     hash_key(key): {
@@ -297,35 +355,58 @@ def build_control_app(
                             "locked": str(b.locked),
                             "total": str(b.free + b.locked),
                             "initial": str(
-                                server.initial_balances.get(key, {}).get(asset, Decimal(0))
+                                replay.initial_balances.get(key, {}).get(asset, Decimal(0))
                             ),
                         }
                         for asset, b in account.balances.items()
                     }
-                    for key, account in server.matching.accounts.items()
+                    for key, account in replay.matching.accounts.items()
                 },
             }
         )
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/status", status)
-    app.router.add_post("/replay/pause", pause)
-    app.router.add_post("/replay/resume", resume)
-    app.router.add_post("/replay/speed", speed)
-    app.router.add_post("/replay/seek", seek)
-    app.router.add_post("/replay/seek-to-drop", seek_to_drop)
-    app.router.add_post("/replay/burst", burst)
-    app.router.add_post("/faults", add_fault)
-    app.router.add_get("/faults", list_faults)
-    app.router.add_delete("/faults/{fault_id}", end_fault)
-    app.router.add_delete("/faults", end_all_faults)
-    app.router.add_get("/truth/orders", orders)
-    app.router.add_get("/truth/balances", balances)
-    app.router.add_get("/truth/refusals", refusals)
-    app.router.add_get("/truth/mids", mids)
-    app.router.add_get("/truth/in-flight", in_flight)
-    return app
+
+def order_truth(order: SimOrder) -> dict[str, Any]:
+    """One accepted order as /truth/orders lists it, with its fills."""
+    return {
+        "order_id": order.order_id,
+        "client_order_id": order.client_order_id,
+        "api_key_hash": hash_key(order.api_key),
+        "symbol": order.symbol,
+        "side": order.side,
+        "type": order.type,
+        "time_in_force": order.time_in_force,
+        "price": str(order.price),
+        "orig_qty": str(order.orig_qty),
+        "executed_qty": str(order.executed_qty),
+        "cumm_quote": str(order.cumm_quote),
+        "status": order.status.value,
+        "time_ms": order.time_ms,
+        "update_ms": order.update_ms,
+        "arrival_mid": order.arrival_mid,
+        "fills": [
+            {
+                "trade_id": f.trade_id,
+                "price": str(f.price),
+                "qty": str(f.qty),
+                "commission": str(f.commission),
+                "commission_asset": f.commission_asset,
+                "is_maker": f.is_maker,
+                "time_ms": f.time_ms,
+            }
+            for f in order.fills
+        ],
+    }
+
+
+def query_since_ms(request: web.Request) -> int:
+    try:
+        return int(request.query.get("since_ms", "0"))
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "since_ms must be an integer (venue time, ms)"}),
+            content_type="application/json",
+        ) from None
 
 
 def parse_seek(raw: object, position_ns: int) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from replay.binance import TradeEvent
+from replay.lane.state import LaneState
 from replay.messages import decode_quote
 
 DAY_MS = 86_400_000
@@ -123,7 +124,14 @@ class DerivedStreams:
     def on_quote(self, symbol: str, data: bytes) -> None:
         self._quotes[symbol] = data
 
-    # the fast lane (replay/fastlane.py) reads and updates these in place
+    def share_with_lane(self, state: LaneState) -> None:
+        """The compiled lane stores quotes and adds trades to the 24h statistics in place; a
+        trade whose aggTrade stream is wanted is the Python path's (after the feed shared its
+        subscriptions)."""
+        state.quotes = self._quotes
+        state.rolling = self._rolling
+        state.busy.update(s for s in self._rolling if self.agg_trade_stream(s) in state.subscribed)
+
     def quotes(self) -> dict[str, bytes]:
         return self._quotes
 

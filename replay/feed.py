@@ -35,10 +35,12 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from plumbing.waits import wait_set, within
-from replay.fastlane import speedups
+from plumbing.waits import wait_set
 from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
+from replay.lane.compiled import speedups
+from replay.lane.state import LaneState
 from replay.messages import combined
+from replay.ws_close import hang_up
 
 MAX_STREAMS = 1024
 
@@ -134,16 +136,6 @@ frame_batch: Callable[[Callable[[], bytes], int], bytes] = (
     speedups.frame_batch if speedups is not None else _frame_batch
 )
 """`count` queued payloads as text frames in one buffer (compiled when built)."""
-
-
-async def hang_up(ws: ServerConnection, code: int, reason: str, timeout_s: float = 1.0) -> None:
-    """Close a connection we refuse to serve on: the close frame, then, if the client has not
-    answered it within `timeout_s`, the socket. A client that flooded us has frames queued
-    ahead of its close frame, and we stopped reading them: waiting out websockets' close timeout
-    (10 s) would only hold the connection longer."""
-    await within(ws.close(code, reason), timeout_s)
-    if ws.transport is not None and not ws.transport.is_closing():
-        ws.transport.abort()
 
 
 def error_reply(code: int, msg: str, request_id: Any = None) -> str:
@@ -452,9 +444,20 @@ class FeedServer:
             self.update_room()
         return recipients
 
-    def subscribed_counts(self) -> dict[str, int]:
-        """Subscribers per stream (a stream nobody wants has no key); read by the fast lane."""
-        return self._subscribed
+    def share_with_lane(self, state: LaneState) -> None:
+        """The compiled lane reads the subscriber counts and appends to the queues of the clients
+        not overflowed (`LaneState.clients`); `lane_delivered` follows a run that did."""
+        state.subscribed = self._subscribed
+        state.clients = [
+            (c.subscriptions, c.combined, c.queue.append, c.queue, c.half_queue, c.max_queue)
+            for c in self.clients.values()
+            if not c.overflowed
+        ]
+
+    def lane_delivered(self) -> None:
+        for client in self.clients.values():
+            if client.queue:
+                client.has_items.set()
 
     @property
     def has_room(self) -> bool:

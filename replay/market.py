@@ -20,10 +20,7 @@ from replay.depth_sync import (
     SnapshotOutcome,
 )
 from replay.exchange.matching import MatchingEngine
-
-FastBook = tuple[OrderBook, list[float], dict[float, float], list[float], dict[float, float]]
-"""A book and its sides' storage (bid prices, bid quantities, ask prices, ask quantities): what
-the compiled lane applies diffs to in place (the contract is in `replay.book`)."""
+from replay.lane.state import FastBook, LaneState
 
 
 class ReplayMarket:
@@ -85,6 +82,13 @@ class ReplayMarket:
         elif not sync.synced:
             self._ready[symbol].clear()
 
+    def share_with_lane(self, state: LaneState) -> None:
+        """The compiled lane applies plain diffs to the books it is handed (`_fast_books`),
+        records each diff's final update id, and reports a book it crossed (`on_crossed`)."""
+        state.books = self._fast_books()
+        state.last_u = self._last_u
+        state.on_crossed = self.on_crossed
+
     def last_update_ids(self) -> dict[str, int]:
         """Each symbol's latest diff's final update id (the fast lane updates it in place)."""
         return self._last_u
@@ -95,7 +99,7 @@ class ReplayMarket:
         self.crossed += 1
         self._ready[symbol].clear()
 
-    def fast_books(self) -> dict[str, FastBook]:
+    def _fast_books(self) -> dict[str, FastBook]:
         """Books the fast lane may apply plain diffs to: synced, and no venue interest in their
         changes (a resting order or liquidity to give back makes every diff the Python path's)."""
         books = {}

@@ -32,15 +32,15 @@ from replay.depth_sync import DepthDiff
 from replay.derived import DerivedStreams
 from replay.exchange import http11
 from replay.exchange.matching import MatchingEngine
-from replay.exchange.ratelimit import RateLimiter, RateLimits
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.userdata import UserDataHub
 from replay.exchange.venue_faults import VenueFault, VenueFaultBook
+from replay.exchange.venue_limits import RateLimiter, RateLimits
 from replay.exchange.wsapi import PrivateStreams
-from replay.fastlane import AVAILABLE as FAST_LANE_BUILT
-from replay.fastlane import FastLane
 from replay.feed import FeedLimits, FeedServer
+from replay.lane.compiled import AVAILABLE as FAST_LANE_BUILT
+from replay.lane.fastlane import FastLane
 from replay.messages import (
     TIME_KEYS_BY_KIND,
     Classified,
@@ -225,7 +225,17 @@ class ReplayServer:
         self.feed.private = self.private
         self._user_stream_dropped = False
         self.pacer = Pacer(config.speed)
-        self.lane = FastLane(self) if FAST_LANE_BUILT and config.fast_lane else None
+        self.lane = (
+            FastLane(
+                rebase=config.rebase,
+                feed=self.feed,
+                market=self.market,
+                derived=self.derived,
+                matching=self.matching,
+            )
+            if FAST_LANE_BUILT and config.fast_lane
+            else None
+        )
         if config.start_paused:
             self.pacer.paused = True
         self._resumed = asyncio.Event()
@@ -432,7 +442,7 @@ class ReplayServer:
         if not FAST_LANE_BUILT:
             log.warning(
                 "replay_fast_lane_missing",
-                detail="replay._speedups is not built (pip install -e . builds it): "
+                detail="replay.lane._speedups is not built (pip install -e . builds it): "
                 "max speed runs on the Python path only",
             )
 
@@ -474,9 +484,8 @@ class ReplayServer:
             cursor = RecordCursor(path)
             while cursor.fill():
                 if self._fast_lane_open():
-                    assert self.lane is not None
                     paced_now = None if self.pacer.is_max else time.monotonic_ns()
-                    done, crowded = self.lane.run(cursor, 256 - since_yield, now_ns=paced_now)
+                    done, crowded = self._run_lane(cursor, 256 - since_yield, now_ns=paced_now)
                     if crowded:
                         self.feed.update_room()
                     if done:
@@ -525,6 +534,42 @@ class ReplayServer:
                 if self.feed.faults.faults:  # held messages exist only while faults do
                     self.feed.tick()
         return False
+
+    def _run_lane(
+        self, cursor: RecordCursor, budget: int, *, now_ns: int | None
+    ) -> tuple[int, bool]:
+        """Up to `budget` records through the compiled lane; when paced (`now_ns` given), only
+        those due by `now_ns`, each one's pacing error recorded. Returns (records done, a
+        client's queue reached half its limit)."""
+        assert self.lane is not None
+        time_map = self._time_map
+        mapping = None
+        last_ms = 0
+        if time_map is not None:
+            last_ms = time_map.last_ms
+            mapping = (time_map.anchor_event_ms, time_map.anchor_wall_ms, time_map.speed or 0.0)
+        pacing = None
+        if now_ns is not None:
+            schedule = self.pacer.schedule()
+            if schedule is None:
+                return 0, False  # the next record anchors the schedule: the Python path's
+            pacing = (*schedule, now_ns)
+        run = self.lane.run(cursor, budget, time_map=mapping, last_ms=last_ms, pacing=pacing)
+        if run.records:
+            self.records += run.records
+            self.messages += run.records
+            if run.recvs is None:
+                self.pacer.position_recv_ns = run.last_recv_ns  # as the max-speed path sets it
+            else:
+                sent = time.monotonic_ns()  # after the whole run: never flatters the error
+                for recv_ns in run.recvs:
+                    self.pacing.record(sent - self.pacer.due_ns(recv_ns, sent))
+            if time_map is not None and run.last_ms > time_map.last_ms:
+                time_map.last_ms = run.last_ms
+                self._last_mapped_ms = run.last_ms
+        if run.error is not None:
+            raise run.error  # after the records done before it are accounted for
+        return run.records, run.crowded
 
     def _fast_lane_open(self) -> bool:
         """The compiled lane takes records only in the state it mirrors: resumed, not seeking,

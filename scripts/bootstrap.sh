@@ -41,9 +41,9 @@ find_python() {
 
 ensure_python() {
   local stamp="$VENV/.stormproof-stamp" want
-  want="$(cat "$ROOT/requirements/lock.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/replay/_speedups.c" "$ROOT/replay/exchange/_http_head.c" "$ROOT/replay/exchange/_signed.c" | sha256sum | cut -d' ' -f1)"
+  want="$(cat "$ROOT/requirements/lock.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/replay/lane/_speedups.c" "$ROOT/replay/exchange/_http_head.c" "$ROOT/replay/exchange/_signed.c" | sha256sum | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ] &&
-     compgen -G "$ROOT/replay/_speedups*.so" >/dev/null &&
+     compgen -G "$ROOT/replay/lane/_speedups*.so" >/dev/null &&
      compgen -G "$ROOT/replay/exchange/_http_head*.so" >/dev/null &&
      compgen -G "$ROOT/replay/exchange/_signed*.so" >/dev/null; then
     return 0
@@ -57,7 +57,7 @@ ensure_python() {
   log "installing pinned Python dependencies (requirements/lock.txt)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements/lock.txt"
-  # also builds the compiled parts (setup.py: replay/_speedups.c, replay/exchange/_http_head.c, _signed.c)
+  # also builds the compiled parts (setup.py: replay/lane/_speedups.c, replay/exchange/_http_head.c, _signed.c)
   command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 ||
     die "missing prerequisite: a C compiler for the compiled parts in setup.py (install the Debian package gcc)"
   ensure_openssl_headers

@@ -271,8 +271,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     Bytes are read into one buffer the connection keeps (a BufferedProtocol): a plain Protocol
     gets a fresh 256 KiB bytes object per read from asyncio, which glibc serves with mmap,
-    shrinks with mremap and frees with munmap. Those three syscalls and a page fault cost about
-    26 µs per read on our machines, more than the read itself (docs/benchmarks.md)."""
+    shrinks with mremap and frees with munmap: three syscalls and a page fault per read, which
+    cost more than the read itself (docs/benchmarks.md)."""
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from replay.book import OrderBook
 from replay.exchange import errors
 from replay.exchange.errors import BinanceError
 from replay.exchange.symbols import SymbolRules
+from replay.lane.state import LaneState
 
 EIGHT = Decimal("0.00000001")
 
@@ -49,8 +50,8 @@ class Status(StrEnum):
 
 
 _OPEN = (Status.NEW, Status.PARTIALLY_FILLED)
-"""A module constant: reading an enum member off its class (`Status.NEW`) costs a tenth of a
-microsecond, and `is_open` is asked a few times per order."""
+"""A module constant: reading an enum member off its class (`Status.NEW`) is a class attribute
+lookup each time, and `is_open` is asked a few times per order."""
 
 
 @dataclass(slots=True)
@@ -193,6 +194,10 @@ class MatchingEngine:
         return rules
 
     # --- market events ------------------------------------------------------------------------
+
+    def share_with_lane(self, state: LaneState) -> None:
+        """A trade on a symbol with resting orders is the Python path's: it may fill them."""
+        state.busy.update(symbol for symbol, orders in self.open.items() if orders)
 
     def has_book_interest(self, symbol: str) -> bool:
         """Book changes matter only with resting orders or liquidity we took to give back."""

@@ -35,10 +35,10 @@ from replay.exchange.formats import (
 from replay.exchange.http11 import Handler, HttpRequest, Reply
 from replay.exchange.ledger import InFlight, RefusalLog
 from replay.exchange.matching import MatchingEngine
-from replay.exchange.ratelimit import RateLimiter, RateLimits, Verdict
 from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.userdata import UserDataHub
 from replay.exchange.venue_faults import Plan, VenueFaultBook
+from replay.exchange.venue_limits import RateLimiter, RateLimits, Verdict
 
 try:
     from replay.exchange import _signed

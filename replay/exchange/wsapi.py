@@ -40,10 +40,10 @@ from replay.exchange.auth import MAX_PARAMS, check_timing, signature_matches
 from replay.exchange.errors import BinanceError
 from replay.exchange.formats import cancel_json, new_order_json, order_json
 from replay.exchange.matching import MatchingEngine
-from replay.exchange.ratelimit import RateLimiter
 from replay.exchange.rest import new_order_args, order_ref
 from replay.exchange.userdata import UserDataHub
-from replay.feed import hang_up
+from replay.exchange.venue_limits import RateLimiter
+from replay.ws_close import hang_up
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Offline tools over collector recordings: inspect, slice, merge, convert.
 
 Each tool is a pure function or class over record iterators (`replay.recording.read_records`), so
-memory stays flat in file length; the typer commands in `replay.cli_tools` only wire files to
-them. Shared here: decoding a record with its file position in errors, and deciding which depth
-stream an (unnamed) REST snapshot belongs to.
+memory stays flat in file length; the typer commands in `replay.cli_tools` (registered by
+`replay.cli`) only wire files to them. Shared here: decoding a record with its file position in
+errors, and deciding which depth stream an (unnamed) REST snapshot belongs to.
 """
 
 from __future__ import annotations

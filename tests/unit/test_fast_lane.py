@@ -1,4 +1,4 @@
-"""The compiled max-speed lane (replay/_speedups.c) is held to the Python path.
+"""The compiled max-speed lane (replay/lane/_speedups.c) is held to the Python path.
 
 The same recording replayed at max speed both ways gives every client the same bytes in the same
 order and leaves the same market behind: books, 24h statistics, latest quotes, counters, the
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay import fastlane
 from replay.feed import FeedClient, frame_batch, text_frame
+from replay.lane import compiled
 from replay.messages import EventTimeMap
 from replay.recording import RecordingError, read_records
 from replay.server import ReplayServer, ReplayServerConfig, SimAccount
@@ -143,7 +143,7 @@ def synthetic(tmp_path: Path, regime: str, duration_s: float = 90, seed: int = 3
 
 def test_the_compiled_lane_is_built() -> None:
     """scripts/bootstrap.sh builds it (pip install -e .); without it max speed is 3-4x slower."""
-    assert fastlane.AVAILABLE
+    assert compiled.AVAILABLE
 
 
 @pytest.mark.parametrize("regime", ["calm", "volatile", "flash_crash", "quiet"])
@@ -397,8 +397,8 @@ def test_frame_batch_writes_what_text_frame_writes(sizes: list[int]) -> None:
 )
 def test_prices_read_as_float_reads_them(text: str) -> None:
     """The lane reads Binance's decimals itself; its value must be float()'s to the last bit."""
-    assert fastlane.speedups is not None
-    got = fastlane.speedups.read_decimal(text.encode())
+    assert compiled.speedups is not None
+    got = compiled.speedups.read_decimal(text.encode())
     try:
         want: float | None = float(text)
     except ValueError:

@@ -41,7 +41,7 @@ from engine.execution.ratelimit import (
 )
 from engine.runtime.metrics import EngineMetrics
 from replay.exchange import rest as sim_rest
-from replay.exchange.ratelimit import RateLimiter, RateLimits
+from replay.exchange.venue_limits import RateLimiter, RateLimits
 
 pytestmark = pytest.mark.unit
 MINUTE_NS = 60 * NS_PER_S

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import replay.cli_tools  # noqa: F401 - registers the commands on the app
 from engine.core.book import DepthDiff as EngineDiff
 from engine.core.book import DepthSync
 from engine.marketdata.binance import Reply, parse_combined, parse_snapshot

@@ -1,6 +1,6 @@
 import pytest
 
-from replay.exchange.ratelimit import RateLimiter, RateLimits
+from replay.exchange.venue_limits import RateLimiter, RateLimits
 
 pytestmark = pytest.mark.unit
 LIMITS = RateLimits(

@@ -1,12 +1,18 @@
 /* The replay's compiled hot path (issue 3): the max-speed loop over a block of recorded lines.
  *
- * `run()` does for the common records exactly what `ReplayServer._process` does in Python, and
- * stops at the first record it is not sure about, which the Python path then handles: a
- * disconnect, a snapshot, a message not in Binance's exact layout, anything JSON it does not
- * fully validate, a depth diff that is not the plain "continues the synced book" case, a trade
- * that a resting order or a due ticker push cares about, a rebase it cannot do digit for digit.
- * It never does half a record: every check comes before the first side effect. The Python path
- * is the reference; tests/unit/test_fast_lane.py holds the two to byte-identical output.
+ * `run(state, block, pos, budget)` does for the common records exactly what
+ * `ReplayServer._process` does in Python, and stops at the first record it is not sure about,
+ * which the Python path then handles: a disconnect, a snapshot, a message not in Binance's exact
+ * layout, anything JSON it does not fully validate, a depth diff that is not the plain "continues
+ * the synced book" case, a trade that a resting order or a due ticker push cares about, a rebase
+ * it cannot do digit for digit. It never does half a record: every check comes before the first
+ * side effect. The Python path is the reference; tests/unit/test_fast_lane.py holds the two to
+ * byte-identical output.
+ *
+ * Everything it reads and writes besides the block is in one object, the lane's `LaneState`
+ * (replay/lane/state.py, which documents each field): the owners of that state (the feed, the
+ * market, the derived streams, the matching engine, the server's clock) hand it over there, and
+ * this file knows no other class. The fields are read once per run.
  *
  * `frame_batch()` frames queued payloads as unmasked RFC 6455 text frames in one buffer.
  */
@@ -418,6 +424,14 @@ typedef struct {
 
 static PyObject *str_add, *str_next_push_ms, *str_update_id;
 
+/* LaneState's fields, in the order run() parses them (the "state" format below). */
+static const char *const STATE_FIELDS[] = {"subscribed", "clients",  "quotes",     "books",
+                                           "last_u",     "rolling",  "busy",       "rebase",
+                                           "time_map",   "last_ms",  "on_crossed", "symbols",
+                                           "pacing",     "recvs"};
+#define N_STATE_FIELDS ((Py_ssize_t)(sizeof(STATE_FIELDS) / sizeof(STATE_FIELDS[0])))
+static PyObject *state_names[N_STATE_FIELDS];
+
 /* EventTimeMap.__call__: anchor + delta at max speed, anchor + round(delta / speed) when paced
    (Python's round() of a float is round-half-even, as nearbyint in the default rounding mode). */
 static int64_t
@@ -818,15 +832,28 @@ speedups_run(PyObject *module, PyObject *args)
     Py_buffer block;
     Py_ssize_t pos, budget;
     env_t env;
-    PyObject *time_map, *pacing, *recvs;
+    PyObject *state, *time_map, *pacing, *recvs;
     long long last_ms;
-    if (!PyArg_ParseTuple(args, "y*nnO!O!O!O!O!O!O!pOLOO!OO:run", &block, &pos, &budget,
-                          &PyDict_Type, &env.subscribed, &PyList_Type, &env.clients,
-                          &PyDict_Type, &env.quotes, &PyDict_Type, &env.books, &PyDict_Type,
-                          &env.last_u, &PyDict_Type, &env.rolling, &PySet_Type, &env.busy,
-                          &env.rebase, &time_map, &last_ms, &env.on_crossed, &PyDict_Type,
-                          &env.symbols, &pacing, &recvs))
+    if (!PyArg_ParseTuple(args, "Oy*nn:run", &state, &block, &pos, &budget))
         return NULL;
+    /* the state's fields, held for the run (env borrows them from this tuple) */
+    PyObject *fields = PyTuple_New(N_STATE_FIELDS);
+    if (fields == NULL) {
+        PyBuffer_Release(&block);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < N_STATE_FIELDS; i++) {
+        PyObject *value = PyObject_GetAttr(state, state_names[i]);
+        if (value == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(fields, i, value);
+    }
+    if (!PyArg_ParseTuple(fields, "O!O!O!O!O!O!O!pOLOO!OO:LaneState", &PyDict_Type,
+                          &env.subscribed, &PyList_Type, &env.clients, &PyDict_Type, &env.quotes,
+                          &PyDict_Type, &env.books, &PyDict_Type, &env.last_u, &PyDict_Type,
+                          &env.rolling, &PySet_Type, &env.busy, &env.rebase, &time_map, &last_ms,
+                          &env.on_crossed, &PyDict_Type, &env.symbols, &pacing, &recvs))
+        goto fail;
     env.last_ms = last_ms;
     env.have_map = time_map != Py_None;
     if (env.have_map &&
@@ -978,9 +1005,11 @@ speedups_run(PyObject *module, PyObject *args)
     }
     PyObject *out = Py_BuildValue("nnLLiN", pos, records, last_recv, (long long)env.last_ms,
                                   stop, error);
+    Py_DECREF(fields);
     return out;
 fail:
     PyBuffer_Release(&block);
+    Py_DECREF(fields);
     return NULL;
 }
 
@@ -1059,9 +1088,7 @@ static PyMethodDef methods[] = {
     {"read_decimal", speedups_read_decimal, METH_O,
      "read_decimal(text) -> float | None: a price or quantity as the lane reads it (tests)"},
     {"run", speedups_run, METH_VARARGS,
-     "run(block, pos, budget, subscribed, clients, quotes, books, last_u, rolling, busy, rebase, "
-     "time_map, last_ms, on_crossed, symbols, pacing, recvs) "
-     "-> (pos, records, last_recv_ns, last_ms, stop, error or None)"},
+     "run(state, block, pos, budget) -> (pos, records, last_recv_ns, last_ms, stop, error or None)"},
     {"frame_batch", speedups_frame_batch, METH_VARARGS,
      "frame_batch(popleft, count) -> bytes: count payloads as unmasked text frames"},
     {NULL, NULL, 0, NULL},
@@ -1069,7 +1096,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "replay._speedups",
+    .m_name = "replay.lane._speedups",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -1082,6 +1109,11 @@ PyInit__speedups(void)
     str_update_id = PyUnicode_InternFromString("update_id");
     if (!str_add || !str_next_push_ms || !str_update_id)
         return NULL;
+    for (Py_ssize_t i = 0; i < N_STATE_FIELDS; i++) {
+        state_names[i] = PyUnicode_InternFromString(STATE_FIELDS[i]);
+        if (state_names[i] == NULL)
+            return NULL;
+    }
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
