@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import sys
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +22,7 @@ from harness.errors import GameDayConfigError
 from harness.gameday.evidence import Evidence, declared, fault_activity
 from harness.gameday.scenario import ScenarioRun, not_run, run_scenario
 from harness.gameday.slo import GameDay, ScenarioSpec, gate, load_gameday
-from harness.load.cli import LOAD_ORDERS_PER_10S
-from harness.load.runner import LoadConfigError, LoadSpec, extra_market_s
+from harness.load.runner import LOAD_ORDERS_PER_10S, LoadConfigError, LoadSpec, extra_market_s
 from harness.stack import Stack, StackOptions
 from harness.truth.bus import BusObserver
 
@@ -116,14 +114,13 @@ def experiment_evidence(spec: ScenarioSpec) -> tuple[list[Evidence], str | None]
 
 
 def _observe(stack: Stack) -> BusObserver:
-    engine = tomllib.loads((stack.run_dir / "engine.toml").read_text())
     user = redis_acl.HARNESS
     observer = BusObserver(
         port=stack.ports["redis"],
         username=user,
         password=stack.secrets.get(redis_acl.password_key(user)),
-        venue=str(engine["venue"]["name"]),
-        symbols=[str(s) for s in engine["venue"]["symbols"]],
+        venue=stack.files.venue(),
+        symbols=stack.files.symbols(),
     )
     observer.start()
     return observer

@@ -22,8 +22,6 @@ from typing import Any
 
 import redis
 
-from harness.chaos.probes import read_metrics
-from harness.chaos.stackref import ops_url
 from harness.errors import HarnessError
 from harness.load.stats import (
     LoadStatsError,
@@ -36,6 +34,8 @@ from harness.load.stats import (
 from harness.stack import Stack
 
 SHAPES = ("steady", "ramp", "market-open", "flash-crash", "soak")
+LOAD_ORDERS_PER_10S = 2_000
+"""The venue order limit of a stack started for load (Binance's 100 would throttle the flow)."""
 TICK_TO_ORDER = "trading_tick_to_order_seconds"
 
 
@@ -179,7 +179,7 @@ class _EngineWatch:
         self.after = self._histogram()
 
     def _histogram(self) -> dict[float, float]:
-        text = read_metrics(ops_url(self.stack, "execution"))
+        text = self.stack.client().metrics("execution")
         return {} if text is None else histogram_buckets(text, TICK_TO_ORDER)
 
     def _run(self) -> None:
@@ -224,7 +224,7 @@ class LoadRun:
         env = {**os.environ, **self.spec.environment(self.stack.run_dir)}
         env["STORMPROOF_LOAD_STOP_FILE"] = str(self.stop_file)
         env["STORMPROOF_LOAD_INTENTS_LOG"] = str(self.intents_log)
-        # the locustfile's folder first: it imports its neighbours (shapes, stackinfo)
+        # the locustfile's folder first: it imports its neighbours (shapes)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(self.spec.locustfile.resolve().parent), env.get("PYTHONPATH")) if p
         )

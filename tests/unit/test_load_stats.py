@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli.load import parse_duration_s, parse_slo
 from harness.errors import HarnessError
-from harness.load.cli import parse_duration_s, parse_slo
 from harness.load.stats import (
     LoadStatsError,
     histogram_buckets,
@@ -174,21 +174,3 @@ def test_a_game_day_load_section_is_validated_with_its_scenario_named(tmp_path: 
         with pytest.raises(LoadConfigError) as caught:
             LoadSpec.from_mapping(raw, root=tmp_path, where="scenario 'x'")
         assert "scenario 'x'" in str(caught.value) and words in str(caught.value)
-
-
-def test_the_locustfiles_client_order_id_is_the_engines() -> None:
-    """Locustfiles restate the engine's clientOrderId rule (they import nothing of ours)."""
-    import importlib.util
-
-    from engine.core.ids import client_order_id
-
-    spec = importlib.util.spec_from_file_location("stackinfo", LOAD_DIR / "stackinfo.py")
-    assert spec is not None and spec.loader is not None
-    stackinfo = importlib.util.module_from_spec(spec)
-    sys.modules["stackinfo"] = stackinfo  # its dataclasses look themselves up there
-    try:
-        spec.loader.exec_module(stackinfo)
-    finally:
-        del sys.modules["stackinfo"]
-    for intent_id, child in [("load-abc-1", 0), ("x", 3), ("a" * 64, 99_999)]:
-        assert stackinfo.client_order_id(intent_id, child) == client_order_id(intent_id, child)

@@ -1,0 +1,1 @@
+"""The `stormproof` command line (`harness.cli.app`), one module per subcommand group."""
