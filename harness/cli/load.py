@@ -155,8 +155,7 @@ def _run(
         own = stack_dir is None
         stack = Stack(stack_dir or out / "stack")
         if own:
-            load = {"shape": spec.shape, "burst_multiplier": burst_multiplier}
-            extra = extra_market_s(load, spec.duration_s)
+            extra = extra_market_s(spec, spec.duration_s)
             recording = recording_covering((spec.duration_s + 120 + extra) * 10 * 1.3)
             console.print("starting the stack (redis, toxiproxy, replay, engine)")
             stack.up(StackOptions(recordings=[recording], orders_per_10s=LOAD_ORDERS_PER_10S))

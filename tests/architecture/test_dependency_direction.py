@@ -108,7 +108,6 @@ def test_a_violation_breaks_the_build(
         "engine/core/book.py",
         "plumbing/waits.py",
         "replay/recording.py",
-        "harness/cli/app.py",
         "harness/gameday/runner.py",
         "harness/chaos/probes.py",
         *(
