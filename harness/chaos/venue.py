@@ -91,7 +91,7 @@ def replay_seek_to_drop(
     """Seek the replay to `lead_s` before the first fall of `min_drop_pct` within `within_s` in
     the recording's trades: the crash is then replayed as recorded. Fails when the recording
     has no such fall (a calm recording cannot stage a flash crash). The scan and the seek take
-    time in proportion to the recording (about a minute each for a 17-hour one)."""
+    time in proportion to the recording: `seek_timeout_s` bounds each."""
     client = client_of(configuration)
     body: dict[str, Any] = {"min_drop_pct": min_drop_pct, "within_s": within_s, "lead_s": lead_s}
     if symbol:
