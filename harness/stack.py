@@ -267,51 +267,17 @@ class Stack:
     # --- layout -------------------------------------------------------------------------------
 
     def write_layout(self, options: StackOptions) -> StackSpec:
+        """Write the run directory (`harness.runfile`) for a stack of these options: ports,
+        secrets, engine config, Redis users, and the processes for the supervisor."""
         redis_bin, toxiproxy_bin = redis_server(), toxiproxy_server()
         for recording in options.recordings:
             if not recording.exists():
                 raise StackError(f"recording not found: {recording}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (STATE, EVENTS, SUPERVISOR_PID):
-            (self.run_dir / stale).unlink(missing_ok=True)
-        if not options.keep_state:
-            self._remove_cluster()
-            shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
-            shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
-            for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
-                (self.run_dir / name).unlink(missing_ok=True)
-        names = [
-            "redis",
-            "toxiproxy",
-            "replay_ws",
-            "replay_rest",
-            "replay_control",
-            "proxy_feed",
-            "proxy_feed_b",
-            "proxy_rest",
-            "proxy_user_stream",
-            "proxy_redis",
-            *(f"ops_{s}" for s in ENGINE_SERVICES),
-        ]
-        if options.journal == "postgres":
-            names += ["postgres", "proxy_journal"]
-        if options.standby:
-            names.append("ops_execution-b")
+        self._clear(options)
+        names = self._port_names(options)
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         self.files.write_ports(ports)
-        secret_values = {
-            "STORMPROOF_API_KEY": secrets.token_hex(16),
-            "STORMPROOF_API_SECRET": secrets.token_hex(32),
-            "STORMPROOF_OPS_TOKEN": secrets.token_urlsafe(24),
-            "STORMPROOF_SIM_CONTROL_TOKEN": secrets.token_urlsafe(24),
-            "STORMPROOF_INTAKE_TOKEN": secrets.token_urlsafe(24),
-        }
-        for user in redis_acl.USERS:
-            secret_values[redis_acl.password_key(user)] = secrets.token_urlsafe(24)
-        secret_values["STORMPROOF_SIM_API_KEY"] = secret_values["STORMPROOF_API_KEY"]
-        secret_values["STORMPROOF_SIM_API_SECRET"] = secret_values["STORMPROOF_API_SECRET"]
-        if options.journal == "postgres":
-            secret_values["STORMPROOF_JOURNAL_DSN"] = postgres.dsn(ports["proxy_journal"])
+        secret_values = self._new_secrets(options, ports)
         self.files.write_secrets(secret_values)
         config_path = self.files.write_engine_config(self._engine_toml(ports, options))
         standby_config = None
@@ -329,66 +295,8 @@ class Stack:
                 {u: secret_values[redis_acl.password_key(u)] for u in redis_acl.USERS}
             ),
         )
-        python = sys.executable
-        exchange_info = options.exchange_info
-        if exchange_info is None and (data := shared_data_dir()) is not None:
-            candidate = data / "exchange-info" / "binance-spot-exchangeinfo-20211012.json"
-            exchange_info = candidate if candidate.exists() else None
-        replay_argv = [
-            python,
-            "-m",
-            "replay",
-            "serve",
-            "--speed",
-            options.speed,
-            "--host",
-            HOST,
-            "--ws-port",
-            str(ports["replay_ws"]),
-            "--rest-port",
-            str(ports["replay_rest"]),
-            "--control-port",
-            str(ports["replay_control"]),
-        ]
-        for recording in options.recordings:
-            replay_argv += ["--recording", str(recording.resolve())]
-        for asset, amount in options.balances.items():
-            replay_argv += ["--balance", f"{asset}={amount}"]
-        if exchange_info is not None:
-            replay_argv += ["--exchange-info", str(exchange_info)]
-        if options.orders_per_10s is not None:
-            # request weight grows with the order flow (an order costs 1, a query 4)
-            weight = max(6000, options.orders_per_10s * 6 * 5)
-            replay_argv += ["--orders-per-10s", str(options.orders_per_10s)]
-            replay_argv += ["--weight-per-minute", str(weight)]
         processes = [
-            ProcessSpec(
-                name="redis",
-                group=0,
-                ready_tcp=ports["redis"],
-                argv=[
-                    redis_bin,
-                    "--port",
-                    str(ports["redis"]),
-                    "--bind",
-                    HOST,
-                    "--dir",
-                    str(redis_dir),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--daemonize",
-                    "no",
-                    "--loglevel",
-                    "warning",
-                    "--aclfile",
-                    str(acl_path),
-                ],
-                secrets=[],
-            ),
+            self._redis_process(redis_bin, ports, redis_dir, acl_path),
             ProcessSpec(
                 name="toxiproxy",
                 group=0,
@@ -399,7 +307,7 @@ class Stack:
             ProcessSpec(
                 name="replay",
                 group=1,
-                argv=replay_argv,
+                argv=self._replay_argv(options, ports),
                 secrets=[
                     "STORMPROOF_SIM_API_KEY",
                     "STORMPROOF_SIM_API_SECRET",
@@ -430,41 +338,7 @@ class Stack:
                     "upstream": f"{HOST}:{ports['postgres']}",
                 }
             )
-        engine_names = ["all"] if options.engine_mode == "all" else list(ENGINE_SERVICES)
-        engine_python, engine_env = self._engine_interpreter(options)
-        for service in engine_names:
-            probe_port = ports["ops_feed" if service == "all" else f"ops_{service}"]
-            processes.append(
-                ProcessSpec(
-                    name=f"engine-{service}",
-                    group=2,
-                    argv=[*engine_python, "engine", "run", service, "--config", str(config_path)],
-                    **self._engine_process(service, engine_env),
-                    ready_http=f"http://{HOST}:{probe_port}/readyz",
-                    live_http=f"http://{HOST}:{probe_port}/livez",
-                    ready_timeout_s=options.ready_timeout_s,
-                )
-            )
-        if standby_config is not None:
-            probe_port = ports["ops_execution-b"]
-            processes.append(
-                ProcessSpec(
-                    name="engine-execution-b",
-                    group=2,
-                    argv=[
-                        *engine_python,
-                        "engine",
-                        "run",
-                        "execution",
-                        "--config",
-                        str(standby_config),
-                    ],
-                    **self._engine_process("execution", engine_env),
-                    ready_http=f"http://{HOST}:{probe_port}/readyz",
-                    live_http=f"http://{HOST}:{probe_port}/livez",
-                    ready_timeout_s=options.ready_timeout_s,
-                )
-            )
+        processes += self._engine_processes(options, ports, config_path, standby_config)
         spec = StackSpec(
             processes=processes,
             toxiproxy_api=(HOST, ports["toxiproxy"]),
@@ -472,6 +346,159 @@ class Stack:
         )
         spec.dump(self.run_dir / STACK_SPEC)
         return spec
+
+    def _clear(self, options: StackOptions) -> None:
+        """A fresh run directory: no state of a previous supervisor; without `keep_state`, no
+        journal, Redis data, logs or PostgreSQL cluster either."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (STATE, EVENTS, SUPERVISOR_PID):
+            (self.run_dir / stale).unlink(missing_ok=True)
+        if not options.keep_state:
+            self._remove_cluster()
+            shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
+            shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
+            for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+                (self.run_dir / name).unlink(missing_ok=True)
+
+    @staticmethod
+    def _port_names(options: StackOptions) -> list[str]:
+        """The keys of ports.json: every server, proxy and engine ops port of this stack."""
+        names = [
+            "redis",
+            "toxiproxy",
+            "replay_ws",
+            "replay_rest",
+            "replay_control",
+            "proxy_feed",
+            "proxy_feed_b",
+            "proxy_rest",
+            "proxy_user_stream",
+            "proxy_redis",
+            *(f"ops_{s}" for s in ENGINE_SERVICES),
+        ]
+        if options.journal == "postgres":
+            names += ["postgres", "proxy_journal"]
+        if options.standby:
+            names.append("ops_execution-b")
+        return names
+
+    @staticmethod
+    def _new_secrets(options: StackOptions, ports: dict[str, int]) -> dict[str, str]:
+        """secrets.env: fresh keys and tokens, the simulator sharing the engine's API key."""
+        values = {
+            "STORMPROOF_API_KEY": secrets.token_hex(16),
+            "STORMPROOF_API_SECRET": secrets.token_hex(32),
+            "STORMPROOF_OPS_TOKEN": secrets.token_urlsafe(24),
+            "STORMPROOF_SIM_CONTROL_TOKEN": secrets.token_urlsafe(24),
+            "STORMPROOF_INTAKE_TOKEN": secrets.token_urlsafe(24),
+        }
+        for user in redis_acl.USERS:
+            values[redis_acl.password_key(user)] = secrets.token_urlsafe(24)
+        values["STORMPROOF_SIM_API_KEY"] = values["STORMPROOF_API_KEY"]
+        values["STORMPROOF_SIM_API_SECRET"] = values["STORMPROOF_API_SECRET"]
+        if options.journal == "postgres":
+            values["STORMPROOF_JOURNAL_DSN"] = postgres.dsn(ports["proxy_journal"])
+        return values
+
+    @staticmethod
+    def _redis_process(
+        redis_bin: str, ports: dict[str, int], redis_dir: Path, acl_path: Path
+    ) -> ProcessSpec:
+        return ProcessSpec(
+            name="redis",
+            group=0,
+            ready_tcp=ports["redis"],
+            argv=[
+                redis_bin,
+                "--port",
+                str(ports["redis"]),
+                "--bind",
+                HOST,
+                "--dir",
+                str(redis_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+                "--aclfile",
+                str(acl_path),
+            ],
+            secrets=[],
+        )
+
+    @staticmethod
+    def _replay_argv(options: StackOptions, ports: dict[str, int]) -> list[str]:
+        exchange_info = options.exchange_info
+        if exchange_info is None and (data := shared_data_dir()) is not None:
+            candidate = data / "exchange-info" / "binance-spot-exchangeinfo-20211012.json"
+            exchange_info = candidate if candidate.exists() else None
+        argv = [
+            sys.executable,
+            "-m",
+            "replay",
+            "serve",
+            "--speed",
+            options.speed,
+            "--host",
+            HOST,
+            "--ws-port",
+            str(ports["replay_ws"]),
+            "--rest-port",
+            str(ports["replay_rest"]),
+            "--control-port",
+            str(ports["replay_control"]),
+        ]
+        for recording in options.recordings:
+            argv += ["--recording", str(recording.resolve())]
+        for asset, amount in options.balances.items():
+            argv += ["--balance", f"{asset}={amount}"]
+        if exchange_info is not None:
+            argv += ["--exchange-info", str(exchange_info)]
+        if options.orders_per_10s is not None:
+            # request weight grows with the order flow (an order costs 1, a query 4)
+            weight = max(6000, options.orders_per_10s * 6 * 5)
+            argv += ["--orders-per-10s", str(options.orders_per_10s)]
+            argv += ["--weight-per-minute", str(weight)]
+        return argv
+
+    def _engine_processes(
+        self,
+        options: StackOptions,
+        ports: dict[str, int],
+        config: Path,
+        standby_config: Path | None,
+    ) -> list[ProcessSpec]:
+        """A process per engine service (or one for `all`), and the standby execution."""
+        engine_python, engine_env = self._engine_interpreter(options)
+        runs = [
+            (
+                f"engine-{service}",
+                service,
+                config,
+                "ops_feed" if service == "all" else f"ops_{service}",
+            )
+            for service in (["all"] if options.engine_mode == "all" else list(ENGINE_SERVICES))
+        ]
+        if standby_config is not None:
+            runs.append(("engine-execution-b", "execution", standby_config, "ops_execution-b"))
+        return [
+            ProcessSpec(
+                name=name,
+                group=2,
+                argv=[*engine_python, "engine", "run", service, "--config", str(path)],
+                **self._engine_process(service, engine_env),
+                ready_http=f"http://{HOST}:{ports[port]}/readyz",
+                live_http=f"http://{HOST}:{ports[port]}/livez",
+                ready_timeout_s=options.ready_timeout_s,
+            )
+            for name, service, path, port in runs
+        ]
 
     @staticmethod
     def _engine_process(service: str, env: dict[str, str]) -> dict[str, Any]:

@@ -39,7 +39,9 @@ VENUE = VenueConfig(
             venue=VENUE,
             feed=FeedConfig(stream_stale_after_ms={"trade": 30_000, "depth": 900}, failback_ms=0.0),
             strategies=[
-                StrategyConfig(kind="momentum", name="m", params={"window_ms": 3000, "threshold_bps": 1.5}),
+                StrategyConfig(
+                    kind="momentum", name="m", params={"window_ms": 3000, "threshold_bps": 1.5}
+                ),
                 StrategyConfig(kind="quoter", name="q", params={"order_qty": "0.001"}),
             ],
             risk=RiskConfig(max_position_qty=Decimal("0.0001"), flatten_algo=""),
