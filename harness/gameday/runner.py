@@ -58,13 +58,19 @@ def scenario_load(gameday: GameDay, spec: ScenarioSpec) -> LoadSection | None:
     return msgspec.structs.replace(load, duration_s=whole_s)
 
 
-def load_spec(load: LoadSection, repo: Path) -> LoadSpec:
-    """The Locust run of a load section that `scenario_load` returned (checked when the
-    game-day file was read: locustfile given and present)."""
+def load_spec(load: LoadSection, repo: Path, *, where: str) -> LoadSpec:
+    """The Locust run of a load section that `scenario_load` returned; its locustfile must
+    exist (that it is given was checked when the game-day file was read)."""
     assert load.locustfile is not None
     assert load.duration_s is not None
+    locustfile = repo / load.locustfile
+    if not locustfile.is_file():
+        raise GameDayConfigError(
+            f"{where}: load: locustfile not found: {locustfile}"
+            f" (locustfile paths are relative to the repository root {repo})"
+        )
     return LoadSpec(
-        locustfile=repo / load.locustfile,
+        locustfile=locustfile,
         shape=load.shape,
         duration_s=load.duration_s,
         users=load.users,
@@ -200,7 +206,8 @@ def run_gameday(
     loads = {}
     for spec in gameday.scenarios:
         load = scenario_load(gameday, spec)
-        loads[spec.name] = None if load is None else load_spec(load, repo)
+        where = f"{path}: scenario {spec.name!r}"
+        loads[spec.name] = None if load is None else load_spec(load, repo, where=where)
     evidence = {spec.name: experiment_evidence(spec) for spec in gameday.scenarios}
     observer: BusObserver | None = None
     try:

@@ -178,8 +178,15 @@ def test_a_game_day_load_section_is_validated_with_its_scenario_named(tmp_path: 
     )
     section = scenario_load(day, day.scenarios[0])
     assert section is not None
-    spec = load_spec(section, tmp_path)
+    spec = load_spec(section, tmp_path, where="scenario 'x'")
     assert (spec.shape, spec.users, spec.locustfile) == ("ramp", 3, tmp_path / "load/trading.py")
+
+    def played(path: Path) -> None:
+        day = load_gameday(path, root=tmp_path)
+        section = scenario_load(day, day.scenarios[0])
+        assert section is not None
+        load_spec(section, tmp_path, where="scenario 'x'")
+
     for raw, words in [
         ({"shape": "ramp"}, "'locustfile' is required"),
         ({"locustfile": "load/trading.py", "shape": "tsunami"}, "'shape' must be steady or ramp"),
@@ -188,5 +195,5 @@ def test_a_game_day_load_section_is_validated_with_its_scenario_named(tmp_path: 
         ({"locustfile": "load/trading.py", "users": 0}, "'users' must be a whole number >= 1"),
     ]:
         with pytest.raises(GameDayConfigError) as caught:
-            load_gameday(gameday(raw), root=tmp_path)
+            played(gameday(raw))
         assert "scenario 'x'" in str(caught.value) and words in str(caught.value)
