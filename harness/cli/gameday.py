@@ -74,7 +74,11 @@ def gameday_run(
     out: Annotated[Path, typer.Option(help="where the reports go")] = Path(".stormproof/gameday"),
     speed: Annotated[str, typer.Option(help="replay speed")] = "10",
     engine_toml: Annotated[
-        Path | None, typer.Option(help="extra engine config (TOML) appended to the stack's")
+        Path | None,
+        typer.Option(
+            help="extra engine config (TOML) laid over the stack's: its tables merged into the"
+            " stack's, its strategies added to the stack's"
+        ),
     ] = None,
     feeds: Annotated[
         int | None,
