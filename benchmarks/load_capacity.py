@@ -36,9 +36,7 @@ import redis as redis_sync
 from benchmarks.common import synthetic
 from benchmarks.tick_to_order import percentile, relay_baseline
 from engine.bus.base import md_stream
-from harness.chaos.stackref import control_token, control_url, http
-from harness.load.cli import LOAD_ORDERS_PER_10S
-from harness.load.runner import LoadRun, LoadSpec
+from harness.load.runner import LOAD_ORDERS_PER_10S, LoadRun, LoadSpec
 from harness.stack import Stack, StackOptions
 from harness.tools import PROJECT_ROOT
 
@@ -69,8 +67,7 @@ def intent_step(stack: Stack, rate: float, seconds: float, out: Path) -> dict[st
 
 
 def md_step(stack: Stack, speed: float, seconds: float) -> dict[str, Any]:
-    token, url = control_token(stack), control_url(stack)
-    http("POST", f"{url}/replay/speed", token=token, body={"speed": speed})
+    stack.client().control("POST", "/replay/speed", body={"speed": speed})
     client = stack.redis_client("bench")
     stream = md_stream("binance", stack_symbol(stack))
     try:
@@ -98,9 +95,7 @@ def md_step(stack: Stack, speed: float, seconds: float) -> dict[str, Any]:
 
 
 def stack_symbol(stack: Stack) -> str:
-    import tomllib
-
-    return str(tomllib.loads((stack.run_dir / "engine.toml").read_text())["venue"]["symbols"][0])
+    return stack.files.symbols()[0]
 
 
 def stream_lag(client: redis_sync.Redis, stream: str) -> int | None:
@@ -169,10 +164,9 @@ def main() -> None:
     try:
         stack.up(StackOptions(recordings=[recording], orders_per_10s=LOAD_ORDERS_PER_10S))
         for market_speed in [float(x) for x in args.intent_speeds.split(",")]:
-            http(
+            stack.client().control(
                 "POST",
-                f"{control_url(stack)}/replay/speed",
-                token=control_token(stack),
+                "/replay/speed",
                 body={"speed": market_speed},
             )
             steps = [

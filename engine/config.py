@@ -949,5 +949,44 @@ def load_settings(
     return Settings(config=config, secrets=secrets, path=str(file.resolve()))
 
 
+_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+
+
+def _toml_value(value: object) -> str:
+    """A TOML value; a table inside a section is written inline (`ports = {feed = 9101}`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)  # finite: a config's floats are bounded
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def _toml_section(header: str, fields: dict[str, Any]) -> str:
+    return (
+        header + "\n" + "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in fields.items())
+    )
+
+
 def dump_config(config: EngineConfig) -> bytes:
-    return msgspec.toml.encode(config)
+    """The config as the TOML file `parse_config` reads back into an equal config: every
+    section a table (`strategies` an array of tables), every field written, Decimals as strings
+    (TOML has no exact decimal). Secrets are never in a config: only the names of their
+    environment variables."""
+    sections: list[str] = []
+    for name, value in msgspec.to_builtins(config).items():
+        if isinstance(value, list):
+            sections += [_toml_section(f"[[{name}]]", item) for item in value]
+        else:
+            sections.append(_toml_section(f"[{name}]", value))
+    return "\n".join(sections).encode()

@@ -1,7 +1,7 @@
 """Free loopback ports for a stack.
 
 A port is chosen, checked free, released, and only later bound by the server that was handed it
-(often a subprocess that takes a second to start). Two things can take it in between, and both
+(often a subprocess that is still starting). Two things can take it in between, and both
 happen on a busy test machine:
 - the kernel, as the local port of some outgoing connection, when the port was drawn from the
   ephemeral range (`ip_local_port_range`, 32768-60999 by default), which is where `bind(0)`

@@ -32,13 +32,13 @@ def post(url: str, token: str, body: dict[str, Any] | None = None, timeout_s: fl
 
 
 def quiesce(stack: Stack, *, timeout_s: float = 20.0) -> None:
-    ports, secrets = stack.ports, stack.secrets
-    control = f"http://127.0.0.1:{ports['replay_control']}"
-    post(f"{control}/replay/pause", secrets["STORMPROOF_SIM_CONTROL_TOKEN"])
+    endpoints = stack.client().endpoints
+    control, control_token = endpoints.control_url, endpoints.control_token
+    post(f"{control}/replay/pause", control_token)
     try:
         post(
-            f"http://127.0.0.1:{ports['ops_risk']}/ops/halt",
-            secrets["STORMPROOF_OPS_TOKEN"],
+            f"{endpoints.ops_url('risk')}/ops/halt",
+            endpoints.secrets["STORMPROOF_OPS_TOKEN"],
             {"reason": "quiesce before judging the run"},
         )
     except urllib.error.URLError as exc:
@@ -53,7 +53,7 @@ def quiesce(stack: Stack, *, timeout_s: float = 20.0) -> None:
             journal_fills = {(f.venue, f.trade_id) for f in journal.fills()}
         finally:
             journal.close()
-        truth = fetch_json(f"{control}/truth/orders", secrets["STORMPROOF_SIM_CONTROL_TOKEN"])
+        truth = fetch_json(f"{control}/truth/orders", control_token)
         venue_fills = sum(len(o["fills"]) for o in truth["orders"])
         venue_ids = {o["client_order_id"] for o in truth["orders"]}
         journal_ids = {o.client_order_id for o in orders if o.sent_ts_ns}

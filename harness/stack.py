@@ -11,9 +11,10 @@ exchange simulator, and the engine services, each a separate process under the s
 With `standby`, a second execution instance (engine-execution-b, ops port ops_execution-b)
 runs as a hot standby: the pair shares the PostgreSQL journal and a Redis lease (TTL 2 s).
 
-Everything binds to 127.0.0.1. A run directory holds the stack: stack.json (processes),
-engine.toml, secrets.env (0600: API key and secret, ops and control tokens), ports.json,
-state.json and events.jsonl (written by the supervisor), logs/, the journal and redis data.
+Everything binds to 127.0.0.1. A run directory holds the stack (`harness.runfile` is its
+contract): stack.json (processes), engine.toml (from `engine.config` structs), secrets.env,
+ports.json, state.json and events.jsonl (written by the supervisor), logs/, the journal and redis
+data.
 """
 
 from __future__ import annotations
@@ -27,45 +28,65 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
+import msgspec
 import redis
 
+from engine.config import (
+    BusConfig,
+    EngineConfig,
+    ExecutionConfig,
+    LeaseConfig,
+    OpsConfig,
+    RiskConfig,
+    StrategyConfig,
+    VenueConfig,
+    dump_config,
+    parse_config,
+)
+from engine.core.errors import ConfigError
 from engine.core.messages import Fill
 from engine.core.orders import OrderRecord
 from engine.execution.journal import PostgresJournal, SqliteJournalSync
+from engine.strategy.registry import STRATEGY_PARAMS
 from harness import postgres, redis_acl
+from harness.client import StackClient
 from harness.errors import StackError, StackNotRunningError
 from harness.ports import free_ports
-from harness.supervisor import ProcessSpec, StackSpec, read_env_file
+from harness.runfile import EVENTS, HOST, STACK_SPEC, STATE, SUPERVISOR_PID, RunDir, RunDirError
+from harness.supervisor import ProcessSpec, StackSpec
 from harness.tools import redis_server, shared_data_dir, toxiproxy_server
 
 ENGINE_SERVICES = ("feed", "strategy", "risk", "execution")
-HOST = "127.0.0.1"
 
-DEFAULT_STRATEGIES = """
-[[strategies]]
-kind = "momentum"
-name = "momentum"
-[strategies.params]
-window_ms = 3000
-threshold_bps = 1.5
-order_qty = "0.002"
-max_position = "0.02"
-cooldown_ms = 2000
-
-[[strategies]]
-kind = "quoter"
-name = "quoter"
-[strategies.params]
-order_qty = "0.001"
-max_position = "0.01"
-requote_ticks = 200
-max_quote_age_ms = 8000
-"""
+DEFAULT_STRATEGIES = (
+    StrategyConfig(
+        kind="momentum",
+        name="momentum",
+        params={
+            "window_ms": 3000,
+            "threshold_bps": 1.5,
+            "order_qty": "0.002",
+            "max_position": "0.02",
+            "cooldown_ms": 2000,
+        },
+    ),
+    StrategyConfig(
+        kind="quoter",
+        name="quoter",
+        params={
+            "order_qty": "0.001",
+            "max_position": "0.01",
+            "requote_ticks": 200,
+            "max_quote_age_ms": 8000,
+        },
+    ),
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,8 +98,10 @@ class StackOptions:
         default_factory=lambda: {"USDT": Decimal(100_000), "BTC": Decimal(1)}
     )
     exchange_info: Path | None = None
-    strategies_toml: str = DEFAULT_STRATEGIES
+    strategies: tuple[StrategyConfig, ...] = DEFAULT_STRATEGIES
     extra_engine_toml: str = ""
+    """Engine config (TOML) laid over the stack's: its tables are merged into the stack's
+    sections, its [[strategies]] added to the stack's strategies."""
     ready_timeout_s: float = 90.0
     keep_state: bool = False
     """Keep the journal and redis data of a previous run in the same directory."""
@@ -109,6 +132,25 @@ class StackOptions:
             raise StackError(f"feeds must be 1 or 2, not {self.feeds}")
 
 
+def _overlay(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` laid over `base`: tables merged key by key (extra wins), arrays of tables (the
+    strategies) added to."""
+    merged = dict(base)
+    for key, value in extra.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = _overlay(old, value)
+        elif _is_tables(old) and _is_tables(value):
+            merged[key] = [*old, *value]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _is_tables(value: object) -> TypeGuard[list[Any]]:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
 def _process_alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -121,37 +163,43 @@ def _process_alive(pid: int) -> bool:
 class Stack:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir.resolve()
+        self.files = RunDir(self.run_dir)
         self._supervisor: subprocess.Popen[bytes] | None = None
 
     # --- files --------------------------------------------------------------------------------
 
     @property
     def ports(self) -> dict[str, int]:
-        path = self.run_dir / "ports.json"
-        if not path.exists():
+        if not self.files.exists():
             raise StackNotRunningError(f"no stack in {self.run_dir}")
-        data: dict[str, int] = json.loads(path.read_text())
-        return data
+        return self.files.ports()
 
     @property
     def secrets(self) -> dict[str, str]:
-        return read_env_file(self.run_dir / "secrets.env")
+        return self.files.secrets()
+
+    def client(self) -> StackClient:
+        """HTTP to the running stack's services and simulator."""
+        try:
+            return StackClient.of(self.files)
+        except RunDirError as exc:
+            raise StackNotRunningError(str(exc)) from None
 
     def state(self) -> dict[str, Any]:
-        path = self.run_dir / "state.json"
+        path = self.run_dir / STATE
         if not path.exists():
             raise StackNotRunningError(f"no stack in {self.run_dir}")
         data: dict[str, Any] = json.loads(path.read_text())
         return data
 
     def events(self) -> list[dict[str, Any]]:
-        path = self.run_dir / "events.jsonl"
+        path = self.run_dir / EVENTS
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def supervisor_pid(self) -> int | None:
-        path = self.run_dir / "supervisor.pid"
+        path = self.run_dir / SUPERVISOR_PID
         if not path.exists():
             return None
         pid = int(path.read_text().strip() or 0)
@@ -220,130 +268,36 @@ class Stack:
     # --- layout -------------------------------------------------------------------------------
 
     def write_layout(self, options: StackOptions) -> StackSpec:
+        """Write the run directory (`harness.runfile`) for a stack of these options: ports,
+        secrets, engine config, Redis users, and the processes for the supervisor."""
         redis_bin, toxiproxy_bin = redis_server(), toxiproxy_server()
         for recording in options.recordings:
             if not recording.exists():
                 raise StackError(f"recording not found: {recording}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("state.json", "events.jsonl", "supervisor.pid"):
-            (self.run_dir / stale).unlink(missing_ok=True)
-        if not options.keep_state:
-            self._remove_cluster()
-            shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
-            shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
-            for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
-                (self.run_dir / name).unlink(missing_ok=True)
-        names = [
-            "redis",
-            "toxiproxy",
-            "replay_ws",
-            "replay_rest",
-            "replay_control",
-            "proxy_feed",
-            "proxy_feed_b",
-            "proxy_rest",
-            "proxy_user_stream",
-            "proxy_redis",
-            *(f"ops_{s}" for s in ENGINE_SERVICES),
-        ]
-        if options.journal == "postgres":
-            names += ["postgres", "proxy_journal"]
-        if options.standby:
-            names.append("ops_execution-b")
+        self._clear(options)
+        names = self._port_names(options)
         ports = dict(zip(names, free_ports(len(names)), strict=True))
-        (self.run_dir / "ports.json").write_text(json.dumps(ports, indent=2))
-        secret_values = {
-            "STORMPROOF_API_KEY": secrets.token_hex(16),
-            "STORMPROOF_API_SECRET": secrets.token_hex(32),
-            "STORMPROOF_OPS_TOKEN": secrets.token_urlsafe(24),
-            "STORMPROOF_SIM_CONTROL_TOKEN": secrets.token_urlsafe(24),
-            "STORMPROOF_INTAKE_TOKEN": secrets.token_urlsafe(24),
-        }
-        for user in redis_acl.USERS:
-            secret_values[redis_acl.password_key(user)] = secrets.token_urlsafe(24)
-        secret_values["STORMPROOF_SIM_API_KEY"] = secret_values["STORMPROOF_API_KEY"]
-        secret_values["STORMPROOF_SIM_API_SECRET"] = secret_values["STORMPROOF_API_SECRET"]
-        if options.journal == "postgres":
-            secret_values["STORMPROOF_JOURNAL_DSN"] = postgres.dsn(ports["proxy_journal"])
-        secrets_path = self.run_dir / "secrets.env"
-        secrets_path.touch(mode=0o600)
-        os.chmod(secrets_path, 0o600)
-        secrets_path.write_text("".join(f"{k}={v}\n" for k, v in secret_values.items()))
-        config_path = self.run_dir / "engine.toml"
-        config_path.write_text(self._engine_toml(ports, options))
+        self.files.write_ports(ports)
+        secret_values = self._new_secrets(options, ports)
+        self.files.write_secrets(secret_values)
+        config_path = self.files.write_engine_config(self._engine_toml(ports, options))
+        standby_config = None
         if options.standby:
             standby_ports = {**ports, "ops_execution": ports["ops_execution-b"]}
-            (self.run_dir / "engine-b.toml").write_text(self._engine_toml(standby_ports, options))
+            standby_config = self.files.write_engine_config(
+                self._engine_toml(standby_ports, options), standby=True
+            )
         redis_dir = self.run_dir / "redis"
         redis_dir.mkdir(exist_ok=True)
         acl_path = redis_dir / "users.acl"  # hashed passwords only, still private
-        acl_path.touch(mode=0o600)
-        os.chmod(acl_path, 0o600)
-        acl_path.write_text(
+        self.files.write_private(
+            acl_path,
             redis_acl.acl_file(
                 {u: secret_values[redis_acl.password_key(u)] for u in redis_acl.USERS}
-            )
-        )
-        python = sys.executable
-        exchange_info = options.exchange_info
-        if exchange_info is None and (data := shared_data_dir()) is not None:
-            candidate = data / "exchange-info" / "binance-spot-exchangeinfo-20211012.json"
-            exchange_info = candidate if candidate.exists() else None
-        replay_argv = [
-            python,
-            "-m",
-            "replay",
-            "serve",
-            "--speed",
-            options.speed,
-            "--host",
-            HOST,
-            "--ws-port",
-            str(ports["replay_ws"]),
-            "--rest-port",
-            str(ports["replay_rest"]),
-            "--control-port",
-            str(ports["replay_control"]),
-        ]
-        for recording in options.recordings:
-            replay_argv += ["--recording", str(recording.resolve())]
-        for asset, amount in options.balances.items():
-            replay_argv += ["--balance", f"{asset}={amount}"]
-        if exchange_info is not None:
-            replay_argv += ["--exchange-info", str(exchange_info)]
-        if options.orders_per_10s is not None:
-            # request weight grows with the order flow (an order costs 1, a query 4)
-            weight = max(6000, options.orders_per_10s * 6 * 5)
-            replay_argv += ["--orders-per-10s", str(options.orders_per_10s)]
-            replay_argv += ["--weight-per-minute", str(weight)]
-        processes = [
-            ProcessSpec(
-                name="redis",
-                group=0,
-                ready_tcp=ports["redis"],
-                argv=[
-                    redis_bin,
-                    "--port",
-                    str(ports["redis"]),
-                    "--bind",
-                    HOST,
-                    "--dir",
-                    str(redis_dir),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--daemonize",
-                    "no",
-                    "--loglevel",
-                    "warning",
-                    "--aclfile",
-                    str(acl_path),
-                ],
-                secrets=[],
             ),
+        )
+        processes = [
+            self._redis_process(redis_bin, ports, redis_dir, acl_path),
             ProcessSpec(
                 name="toxiproxy",
                 group=0,
@@ -354,7 +308,7 @@ class Stack:
             ProcessSpec(
                 name="replay",
                 group=1,
-                argv=replay_argv,
+                argv=self._replay_argv(options, ports),
                 secrets=[
                     "STORMPROOF_SIM_API_KEY",
                     "STORMPROOF_SIM_API_SECRET",
@@ -385,49 +339,167 @@ class Stack:
                     "upstream": f"{HOST}:{ports['postgres']}",
                 }
             )
-        engine_names = ["all"] if options.engine_mode == "all" else list(ENGINE_SERVICES)
-        engine_python, engine_env = self._engine_interpreter(options)
-        for service in engine_names:
-            probe_port = ports["ops_feed" if service == "all" else f"ops_{service}"]
-            processes.append(
-                ProcessSpec(
-                    name=f"engine-{service}",
-                    group=2,
-                    argv=[*engine_python, "engine", "run", service, "--config", str(config_path)],
-                    **self._engine_process(service, engine_env),
-                    ready_http=f"http://{HOST}:{probe_port}/readyz",
-                    live_http=f"http://{HOST}:{probe_port}/livez",
-                    ready_timeout_s=options.ready_timeout_s,
-                )
-            )
-        if options.standby:
-            probe_port = ports["ops_execution-b"]
-            standby_config = self.run_dir / "engine-b.toml"
-            processes.append(
-                ProcessSpec(
-                    name="engine-execution-b",
-                    group=2,
-                    argv=[
-                        *engine_python,
-                        "engine",
-                        "run",
-                        "execution",
-                        "--config",
-                        str(standby_config),
-                    ],
-                    **self._engine_process("execution", engine_env),
-                    ready_http=f"http://{HOST}:{probe_port}/readyz",
-                    live_http=f"http://{HOST}:{probe_port}/livez",
-                    ready_timeout_s=options.ready_timeout_s,
-                )
-            )
+        processes += self._engine_processes(options, ports, config_path, standby_config)
         spec = StackSpec(
             processes=processes,
             toxiproxy_api=(HOST, ports["toxiproxy"]),
             proxies=proxies,
         )
-        spec.dump(self.run_dir / "stack.json")
+        spec.dump(self.run_dir / STACK_SPEC)
         return spec
+
+    def _clear(self, options: StackOptions) -> None:
+        """A fresh run directory: no state of a previous supervisor; without `keep_state`, no
+        journal, Redis data, logs or PostgreSQL cluster either."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (STATE, EVENTS, SUPERVISOR_PID):
+            (self.run_dir / stale).unlink(missing_ok=True)
+        if not options.keep_state:
+            self._remove_cluster()
+            shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
+            shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
+            for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+                (self.run_dir / name).unlink(missing_ok=True)
+
+    @staticmethod
+    def _port_names(options: StackOptions) -> list[str]:
+        """The keys of ports.json: every server, proxy and engine ops port of this stack."""
+        names = [
+            "redis",
+            "toxiproxy",
+            "replay_ws",
+            "replay_rest",
+            "replay_control",
+            "proxy_feed",
+            "proxy_feed_b",
+            "proxy_rest",
+            "proxy_user_stream",
+            "proxy_redis",
+            *(f"ops_{s}" for s in ENGINE_SERVICES),
+        ]
+        if options.journal == "postgres":
+            names += ["postgres", "proxy_journal"]
+        if options.standby:
+            names.append("ops_execution-b")
+        return names
+
+    @staticmethod
+    def _new_secrets(options: StackOptions, ports: dict[str, int]) -> dict[str, str]:
+        """secrets.env: fresh keys and tokens, the simulator sharing the engine's API key."""
+        values = {
+            "STORMPROOF_API_KEY": secrets.token_hex(16),
+            "STORMPROOF_API_SECRET": secrets.token_hex(32),
+            "STORMPROOF_OPS_TOKEN": secrets.token_urlsafe(24),
+            "STORMPROOF_SIM_CONTROL_TOKEN": secrets.token_urlsafe(24),
+            "STORMPROOF_INTAKE_TOKEN": secrets.token_urlsafe(24),
+        }
+        for user in redis_acl.USERS:
+            values[redis_acl.password_key(user)] = secrets.token_urlsafe(24)
+        values["STORMPROOF_SIM_API_KEY"] = values["STORMPROOF_API_KEY"]
+        values["STORMPROOF_SIM_API_SECRET"] = values["STORMPROOF_API_SECRET"]
+        if options.journal == "postgres":
+            values["STORMPROOF_JOURNAL_DSN"] = postgres.dsn(ports["proxy_journal"])
+        return values
+
+    @staticmethod
+    def _redis_process(
+        redis_bin: str, ports: dict[str, int], redis_dir: Path, acl_path: Path
+    ) -> ProcessSpec:
+        return ProcessSpec(
+            name="redis",
+            group=0,
+            ready_tcp=ports["redis"],
+            argv=[
+                redis_bin,
+                "--port",
+                str(ports["redis"]),
+                "--bind",
+                HOST,
+                "--dir",
+                str(redis_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+                "--aclfile",
+                str(acl_path),
+            ],
+            secrets=[],
+        )
+
+    @staticmethod
+    def _replay_argv(options: StackOptions, ports: dict[str, int]) -> list[str]:
+        exchange_info = options.exchange_info
+        if exchange_info is None and (data := shared_data_dir()) is not None:
+            candidate = data / "exchange-info" / "binance-spot-exchangeinfo-20211012.json"
+            exchange_info = candidate if candidate.exists() else None
+        argv = [
+            sys.executable,
+            "-m",
+            "replay",
+            "serve",
+            "--speed",
+            options.speed,
+            "--host",
+            HOST,
+            "--ws-port",
+            str(ports["replay_ws"]),
+            "--rest-port",
+            str(ports["replay_rest"]),
+            "--control-port",
+            str(ports["replay_control"]),
+        ]
+        for recording in options.recordings:
+            argv += ["--recording", str(recording.resolve())]
+        for asset, amount in options.balances.items():
+            argv += ["--balance", f"{asset}={amount}"]
+        if exchange_info is not None:
+            argv += ["--exchange-info", str(exchange_info)]
+        if options.orders_per_10s is not None:
+            # request weight grows with the order flow (an order costs 1, a query 4)
+            weight = max(6000, options.orders_per_10s * 6 * 5)
+            argv += ["--orders-per-10s", str(options.orders_per_10s)]
+            argv += ["--weight-per-minute", str(weight)]
+        return argv
+
+    def _engine_processes(
+        self,
+        options: StackOptions,
+        ports: dict[str, int],
+        config: Path,
+        standby_config: Path | None,
+    ) -> list[ProcessSpec]:
+        """A process per engine service (or one for `all`), and the standby execution."""
+        engine_python, engine_env = self._engine_interpreter(options)
+        runs = [
+            (
+                f"engine-{service}",
+                service,
+                config,
+                "ops_feed" if service == "all" else f"ops_{service}",
+            )
+            for service in (["all"] if options.engine_mode == "all" else list(ENGINE_SERVICES))
+        ]
+        if standby_config is not None:
+            runs.append(("engine-execution-b", "execution", standby_config, "ops_execution-b"))
+        return [
+            ProcessSpec(
+                name=name,
+                group=2,
+                argv=[*engine_python, "engine", "run", service, "--config", str(path)],
+                **self._engine_process(service, engine_env),
+                ready_http=f"http://{HOST}:{ports[port]}/readyz",
+                live_http=f"http://{HOST}:{ports[port]}/livez",
+                ready_timeout_s=options.ready_timeout_s,
+            )
+            for name, service, path, port in runs
+        ]
 
     @staticmethod
     def _engine_process(service: str, env: dict[str, str]) -> dict[str, Any]:
@@ -492,59 +564,67 @@ class Stack:
             },
         ]
 
-    def _engine_toml(self, ports: dict[str, int], options: StackOptions) -> str:
-        symbols = self._symbols(options)
+    def _engine_toml(self, ports: dict[str, int], options: StackOptions) -> bytes:
+        """engine.toml from the engine's own config structs, checked by the engine's own loader
+        (a config the engine would refuse fails the layout, not the engine's start)."""
+        data = dump_config(self._engine_config(ports, options))
+        try:
+            parse_config(data, strategy_params=STRATEGY_PARAMS, source="engine.toml")
+        except ConfigError as exc:
+            raise StackError(f"the stack's engine config is refused: {exc}") from None
+        return b"# generated by `stormproof stack up`\n" + data
+
+    def _engine_config(self, ports: dict[str, int], options: StackOptions) -> EngineConfig:
         feed_urls = [f"ws://{HOST}:{ports[p]}" for p in ("proxy_feed", "proxy_feed_b")]
-        feed_urls = feed_urls[: max(1, min(2, options.feeds))]
-        return f"""# generated by `stormproof stack up`
-[venue]
-name = "binance"
-ws_urls = {json.dumps(feed_urls)}
-rest_url = "http://{HOST}:{ports["proxy_rest"]}"
-user_stream_url = "ws://{HOST}:{ports["proxy_user_stream"]}"
-symbols = {json.dumps(symbols)}
-
-[bus]
-redis_url = "redis://{HOST}:{ports["proxy_redis"]}/0"
-
-[execution]
-journal_path = "{self.run_dir / "journal.sqlite"}"
-journal_backend = "{options.journal}"
-{self._order_budget_toml(options, "execution")}{self._lease_toml(options)}
-[ops]
-host = "{HOST}"
-[ops.ports]
-feed = {ports["ops_feed"]}
-strategy = {ports["ops_strategy"]}
-risk = {ports["ops_risk"]}
-execution = {ports["ops_execution"]}
-
-[risk]
-max_position_qty = "0.05"
-max_notional_per_order = "2000"
-{self._order_budget_toml(options, "risk")}{options.strategies_toml}
-{options.extra_engine_toml}
-"""
-
-    @staticmethod
-    def _order_budget_toml(options: StackOptions, section: str) -> str:
-        if options.orders_per_10s is None:
-            return ""
-        half = options.orders_per_10s // 2
-        if section == "execution":
-            return f"max_orders_per_10s = {half}\n"
-        return f"max_orders_per_window = {half}\norder_rate_window_ms = 10000\n"
-
-    @staticmethod
-    def _lease_toml(options: StackOptions) -> str:
-        if not options.standby:
-            return ""
-        return f"""
-[lease]
-backend = "redis"
-ttl_ms = {options.lease_ttl_ms}
-renew_interval_ms = {options.lease_ttl_ms // 4}
-"""
+        half = None if options.orders_per_10s is None else options.orders_per_10s // 2
+        config = EngineConfig(
+            venue=VenueConfig(
+                name="binance",
+                ws_urls=feed_urls[: max(1, min(2, options.feeds))],
+                rest_url=f"http://{HOST}:{ports['proxy_rest']}",
+                user_stream_url=f"ws://{HOST}:{ports['proxy_user_stream']}",
+                symbols=self._symbols(options),
+            ),
+            bus=BusConfig(redis_url=f"redis://{HOST}:{ports['proxy_redis']}/0"),
+            execution=ExecutionConfig(
+                journal_path=str(self.run_dir / "journal.sqlite"),
+                journal_backend=options.journal,
+            ),
+            lease=(
+                LeaseConfig(
+                    backend="redis",
+                    ttl_ms=options.lease_ttl_ms,
+                    renew_interval_ms=options.lease_ttl_ms // 4,
+                )
+                if options.standby
+                else LeaseConfig()
+            ),
+            ops=OpsConfig(
+                host=HOST,
+                ports={s: ports[f"ops_{s}"] for s in ENGINE_SERVICES},
+            ),
+            risk=RiskConfig(
+                max_position_qty=Decimal("0.05"), max_notional_per_order=Decimal("2000")
+            ),
+            strategies=list(options.strategies),
+        )
+        if half is not None:  # the engine's own budgets take half of the venue's order limit
+            config = msgspec.structs.replace(
+                config,
+                execution=msgspec.structs.replace(config.execution, max_orders_per_10s=half),
+                risk=msgspec.structs.replace(
+                    config.risk, max_orders_per_window=half, order_rate_window_ms=10_000
+                ),
+            )
+        if not options.extra_engine_toml.strip():
+            return config
+        try:
+            extra = tomllib.loads(options.extra_engine_toml)
+            merged = _overlay(msgspec.to_builtins(config), extra)
+            overlaid: EngineConfig = msgspec.convert(merged, EngineConfig, strict=False)
+        except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+            raise StackError(f"the extra engine config is refused: {exc}") from None
+        return overlaid
 
     @staticmethod
     def _symbols(options: StackOptions) -> list[str]:

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import aiohttp
 
 from harness.ports import port_open
+from harness.runfile import EVENTS, SECRETS, STACK_SPEC, STATE, SUPERVISOR_PID, read_env_file
 from harness.toxiproxy import ToxiproxyClient
 from plumbing.backoff import Backoff
 
@@ -84,18 +85,6 @@ class StackSpec:
         )
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines (secrets are kept out of stack.json and out of argv)."""
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.startswith("#"):
-            out[key.strip()] = value
-    return out
-
-
 def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -120,14 +109,14 @@ class Supervisor:
         self.spec = spec
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.events_path = run_dir / "events.jsonl"
-        self.state_path = run_dir / "state.json"
+        self.events_path = run_dir / EVENTS
+        self.state_path = run_dir / STATE
         self.managed = {p.name: Managed(p) for p in spec.processes}
         self.phase = "starting"
         self.error = ""
         self.stopping = False
         self._http: aiohttp.ClientSession | None = None
-        self.secrets = read_env_file(run_dir / "secrets.env")
+        self.secrets = read_env_file(run_dir / SECRETS)
 
     # --- records ------------------------------------------------------------------------------
 
@@ -393,13 +382,13 @@ class Supervisor:
 
 
 async def _main(run_dir: Path) -> int:
-    spec = StackSpec.load(run_dir / "stack.json")
+    spec = StackSpec.load(run_dir / STACK_SPEC)
     supervisor = Supervisor(run_dir, spec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    (run_dir / "supervisor.pid").write_text(str(os.getpid()))
+    (run_dir / SUPERVISOR_PID).write_text(str(os.getpid()))
     return await supervisor.run(stop)
 
 

@@ -31,9 +31,13 @@ import gevent
 import requests
 from locust import HttpUser, between, constant_throughput, events, task
 from shapes import BurstBoard, selected_shape
-from stackinfo import client_order_id, load_stack_info
 
-STACK = load_stack_info()
+from engine.core.ids import client_order_id
+from harness.runfile import Endpoints, RunDir
+
+RUN_DIR = RunDir.from_environment()
+STACK = Endpoints.read(RUN_DIR)
+SYMBOLS = RUN_DIR.symbols()
 RATE = float(os.environ.get("STORMPROOF_INTENT_RATE", "2"))
 QTY = os.environ.get("STORMPROOF_LOAD_QTY", "0.001")
 ACK_TIMEOUT_S = float(os.environ.get("STORMPROOF_ACK_TIMEOUT_S", "10"))
@@ -71,7 +75,7 @@ class AckTracker:
         self._greenlet: gevent.Greenlet | None = None
 
     def expect(self, intent_id: str, sent_s: float) -> None:
-        self.pending[client_order_id(intent_id)] = (intent_id, sent_s)
+        self.pending[client_order_id(intent_id, 0)] = (intent_id, sent_s)
 
     def start(self) -> None:
         if self._greenlet is None:
@@ -165,7 +169,7 @@ class OrderFlowUser(HttpUser):
         intent_id = f"load-{RUN_ID}-{next(self._ids)}"
         body = {
             "intent_id": intent_id,
-            "symbol": STACK.symbols[0],
+            "symbol": SYMBOLS[0],
             "side": self.side,
             "qty": QTY,
             "order_type": "MARKET",
@@ -236,11 +240,11 @@ class DeskOperatorUser(HttpUser):
     """What a desk reads during an incident: every service's /status (trading state,
     positions, feed ages), every couple of seconds."""
 
-    host = STACK.url("ops_risk")
+    host = STACK.ops_url("risk")
     fixed_count = 1
     wait_time = between(1.0, 2.0)
 
     @task
     def watch(self) -> None:
         for service in STACK.ops_services():
-            self.client.get(f"{STACK.url('ops_' + service)}/status", name=f"GET /status {service}")
+            self.client.get(f"{STACK.ops_url(service)}/status", name=f"GET /status {service}")

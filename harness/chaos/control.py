@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.stackref import RUN_DIR_ENV, RUN_DIR_KEY
+from harness.chaos.configuration import RUN_DIR_KEY
+from harness.runfile import RUN_DIR_ENV
 
 __all__ = [
     "after_activity_control",

@@ -12,7 +12,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import http, ops_url, stack_of
+from harness.chaos.configuration import client_of
+from harness.client import http
 from harness.truth.submitted import HARNESS_INTENTS, record_submission
 
 __all__ = ["submit_intent"]
@@ -27,8 +28,9 @@ def submit_intent(
 ) -> dict[str, Any]:
     """Submit one intent; its id and the intake's answer. An answer other than 202 fails the
     action (the experiment's setup did not happen)."""
-    stack = stack_of(configuration)
-    engine_symbols = _symbols(stack.run_dir)
+    client = client_of(configuration)
+    run_dir = client.run_dir
+    engine_symbols = run_dir.symbols()
     symbol = (symbol or engine_symbols[0]).upper()
     intent_id = f"harness-{uuid.uuid4().hex[:16]}"
     body = {
@@ -42,12 +44,12 @@ def submit_intent(
     sent_ns = time.time_ns()
     code, reply = http(
         "POST",
-        f"{ops_url(stack, 'strategy')}/intents",
-        token=stack.secrets.get("STORMPROOF_INTAKE_TOKEN", ""),
+        f"{client.endpoints.intake_url}/intents",
+        token=client.endpoints.intake_token,
         body=body,
     )
     record_submission(
-        stack.run_dir / HARNESS_INTENTS,
+        run_dir.file(HARNESS_INTENTS),
         intent_id=intent_id,
         symbol=symbol,
         side=body["side"],
@@ -59,10 +61,3 @@ def submit_intent(
     if code != 202:
         raise ActivityFailed(f"the intake refused intent {intent_id} ({code}): {reply}")
     return {"intent_id": intent_id, "status": code, "sent_ns": sent_ns}
-
-
-def _symbols(run_dir: Any) -> list[str]:
-    import tomllib
-
-    engine = tomllib.loads((run_dir / "engine.toml").read_text())
-    return [str(s) for s in engine["venue"]["symbols"]]

@@ -11,7 +11,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import stack_of
+from harness.chaos.configuration import stack_of
 from harness.errors import ToxiproxyError
 from harness.toxiproxy import ToxiproxyClient
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import http, ops_url, stack_of
+from harness.chaos.configuration import client_of
 
 __all__ = ["ops_command"]
 
@@ -19,12 +19,8 @@ def ops_command(
     """POST /ops/<command> on the risk service with the stack's ops token."""
     if command not in COMMANDS:
         raise ActivityFailed(f"unknown ops command {command!r}; one of {COMMANDS}")
-    stack = stack_of(configuration)
-    code, reply = http(
-        "POST",
-        f"{ops_url(stack, 'risk')}/ops/{command}",
-        token=stack.secrets["STORMPROOF_OPS_TOKEN"],
-        body={"reason": reason},
+    code, reply = client_of(configuration).ops(
+        "POST", "risk", f"/ops/{command}", body={"reason": reason}
     )
     if code != 202:
         raise ActivityFailed(f"ops {command} refused ({code}): {reply}")

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import re
 import time
-import tomllib
 from decimal import Decimal
 from typing import Any
 
 import redis
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import control_token, control_url, http, ops_url, stack_of
-from harness.gameday.judge import position_drift as drift_of
-from harness.stack import Stack
+from harness.chaos.configuration import client_of, service_of, stack_of
+from harness.client import StackClient, sample_sum
 from harness.truth.ids import family_of
+from harness.truth.judge import position_drift as drift_of
 from harness.truth.venue import TruthUnavailable, base_changes, venue_balances
 
 __all__ = [
@@ -36,15 +35,13 @@ __all__ = [
 
 def service_ready(service: str, configuration: dict[str, Any] | None = None) -> bool:
     """The service's /readyz answers 200."""
-    stack = stack_of(configuration)
-    return http("GET", f"{ops_url(stack, service)}/readyz", timeout_s=2)[0] == 200
+    client = client_of(configuration)
+    return client.ready(service_of(client, service))
 
 
 def all_ready(configuration: dict[str, Any] | None = None) -> bool:
     """Every engine service of the stack answers /readyz with 200."""
-    stack = stack_of(configuration)
-    services = [k[4:] for k in stack.ports if k.startswith("ops_")]
-    return all(http("GET", f"{ops_url(stack, s)}/readyz", timeout_s=2)[0] == 200 for s in services)
+    return client_of(configuration).all_ready()
 
 
 def wait_until_ready(
@@ -72,10 +69,10 @@ def wait_until_ready(
 
 
 def _status(service: str, configuration: dict[str, Any] | None) -> dict[str, Any]:
-    stack = stack_of(configuration)
-    code, body = http("GET", f"{ops_url(stack, service)}/status", timeout_s=2)
-    if code != 200 or not isinstance(body, dict):
-        raise ActivityFailed(f"{service} /status did not answer ({code})")
+    client = client_of(configuration)
+    body = client.status(service_of(client, service))
+    if body is None:
+        raise ActivityFailed(f"{service} /status did not answer")
     return body
 
 
@@ -85,10 +82,10 @@ def market_data_age_s(
     """Age of the freshest market data the feed service holds for the symbol (any feed), in s;
     a very large number when it has none. The feed's own word: `bus_market_data_age_s` is what
     the bus shows."""
-    feeds = _status("feed", configuration).get("feeds", {})
-    ages = [f["data_age_ms"].get(symbol) for f in feeds.values()]
-    known = [a for a in ages if a is not None]
-    return round(min(known) / 1000, 3) if known else 1e9
+    age_ms = StackClient.freshest_data_age_ms(
+        _status("feed", configuration), symbol=symbol, connected_only=False
+    )
+    return 1e9 if age_ms is None else round(age_ms / 1000, 3)
 
 
 def bus_market_data_age_s(
@@ -98,7 +95,7 @@ def bus_market_data_age_s(
     on the newest message of md.{venue}.{symbol}, read straight from Redis (the engine's word
     plays no part); a very large number when the stream is empty."""
     stack = stack_of(configuration)
-    venue = tomllib.loads((stack.run_dir / "engine.toml").read_text())["venue"]["name"]
+    venue = stack.files.venue()
     client: Any = stack.redis_client(socket_timeout=2)
     try:
         newest = client.xrevrange(f"md.{venue}.{symbol.upper()}", count=10)
@@ -115,20 +112,10 @@ def bus_market_data_age_s(
     return round(max(0, time.time_ns() // 1_000_000 - max(stamps)) / 1000, 3)
 
 
-def execution_roles(stack: Stack) -> dict[str, str | None]:
-    """Each execution instance (execution, execution-b) -> the role its /status reports
-    ("leader" or "standby"), None when it does not answer."""
-    roles: dict[str, str | None] = {}
-    for key in sorted(k for k in stack.ports if k.startswith("ops_execution")):
-        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
-        roles[key[4:]] = body.get("role") if code == 200 and isinstance(body, dict) else None
-    return roles
-
-
 def execution_leaders(configuration: dict[str, Any] | None = None) -> int:
     """How many execution instances say they lead: 1 is healthy, 2 is a split brain, 0 is
     nobody sending orders."""
-    return list(execution_roles(stack_of(configuration)).values()).count("leader")
+    return list(client_of(configuration).roles().values()).count("leader")
 
 
 def trading_state(configuration: dict[str, Any] | None = None) -> str:
@@ -136,18 +123,13 @@ def trading_state(configuration: dict[str, Any] | None = None) -> str:
     return str(_status("risk", configuration)["trading_state"])
 
 
-def _truth_get(stack: Stack) -> Any:
-    token = control_token(stack)
-    return lambda path: http("GET", f"{control_url(stack)}{path}", token=token)
-
-
 def leader_positions(configuration: dict[str, Any] | None = None) -> dict[str, str] | None:
     """The positions of the execution instance that leads now (what it says), None when no
     instance says it leads (a lone instance leads)."""
-    stack = stack_of(configuration)
-    for key in sorted(k for k in stack.ports if k.startswith("ops_execution")):
-        code, body = http("GET", f"{ops_url(stack, key[4:])}/status", timeout_s=2)
-        if code == 200 and isinstance(body, dict) and body.get("role") == "leader":
+    client = client_of(configuration)
+    for service in client.executions():
+        body = client.status(service)
+        if body is not None and body.get("role") == "leader":
             return {str(k): str(v) for k, v in (body.get("positions") or {}).items()}
     return None
 
@@ -156,12 +138,12 @@ def position_drift(configuration: dict[str, Any] | None = None) -> dict[str, str
     """Per symbol, the leading execution instance's position minus the venue's balance change
     (ground truth), over the union of both sides' symbols: a position the engine forgot is
     drift. An error when no instance leads."""
-    stack = stack_of(configuration)
+    client = client_of(configuration)
     positions = leader_positions(configuration)
     if positions is None:
         raise ActivityFailed("no execution instance leads: no position to compare")
     try:
-        change, symbols = venue_balances(_truth_get(stack))
+        change, symbols = venue_balances(client.truth)
     except TruthUnavailable as exc:
         raise ActivityFailed(f"simulator ground truth did not answer: {exc}") from exc
     drift = drift_of(
@@ -185,40 +167,10 @@ def unattributable_venue_orders(configuration: dict[str, Any] | None = None) -> 
     id rule: orders no intent can account for (a resend under a made-up id). The game day's
     judge goes further (over-executed intents, orders of no known intent); a steady-state
     probe has no intent ledger."""
-    stack = stack_of(configuration)
-    code, body = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
+    code, body = client_of(configuration).truth("/truth/orders")
     if code != 200:
         raise ActivityFailed(f"simulator ground truth did not answer ({code})")
     return sum(1 for o in body["orders"] if family_of(o["client_order_id"]) is None)
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-
-
-def read_metrics(port_url: str) -> str | None:
-    """The Prometheus text of `<port_url>/metrics`, or None when it does not answer."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{port_url}/metrics", timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return None
-
-
-def sample_sum(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
-    """The sum of the samples called `name` whose labels include `labels`; None if none."""
-    wanted = labels or {}
-    total, found = 0.0, False
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match or match.group(1) != name:
-            continue
-        sample_labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        if all(sample_labels.get(k) == v for k, v in wanted.items()):
-            total += float(match.group(3))
-            found = True
-    return total if found else None
 
 
 def metric_value(
@@ -229,8 +181,8 @@ def metric_value(
 ) -> float:
     """The value of one Prometheus sample on the service's /metrics (summed over the samples
     whose labels include `labels`); an error when no sample matches."""
-    stack = stack_of(configuration)
-    text = read_metrics(ops_url(stack, service))
+    client = client_of(configuration)
+    text = client.metrics(service_of(client, service))
     if text is None:
         raise ActivityFailed(f"{service} /metrics did not answer")
     value = sample_sum(text, name, labels)

@@ -17,8 +17,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.probes import execution_roles
-from harness.chaos.stackref import control_token, control_url, http, stack_of
+from harness.chaos.configuration import client_of, stack_of
 from harness.stack import Stack
 from harness.truth.venue import TruthUnavailable, orders_in_flight
 
@@ -39,7 +38,7 @@ def _by_role(stack: Stack, service: str) -> str:
     base, _, role = service.partition(":")
     if base != "execution" or role not in ("leader", "standby"):
         raise ActivityFailed(f"unknown role target {service!r} (execution:leader|standby)")
-    roles = execution_roles(stack)
+    roles = stack.client().roles()
     holder = next((instance for instance, now in roles.items() if now == role), None)
     if holder is None:
         raise ActivityFailed(f"no execution instance is {role} now: {roles}")
@@ -103,11 +102,10 @@ def kill_service_mid_order(
     (ask the simulator, then kill: pair it with a venue fault that delays answers, such as
     slow_answer). Its output says how many were in flight; none within timeout_s fails the
     action, and with it the scenario (inconclusive: the crash proved nothing about orders)."""
-    stack = stack_of(configuration)
-    token = control_token(stack)
+    client = client_of(configuration)
 
     def get(path: str) -> tuple[int, Any]:
-        return http("GET", f"{control_url(stack)}{path}", token=token, timeout_s=2)
+        return client.truth(path, timeout_s=2)
 
     started = time.monotonic()
     while True:

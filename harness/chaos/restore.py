@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.chaos import network, processes, venue
-from harness.chaos.stackref import stack_of
+from harness.chaos.configuration import stack_of
 
 __all__ = ["restore_everything"]
 

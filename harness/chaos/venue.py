@@ -12,16 +12,14 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from harness.chaos.stackref import control_token, control_url, http, stack_of
+from harness.chaos.configuration import client_of
 
 __all__ = ["clear_faults", "feed_fault", "replay_seek_to_drop", "replay_speed", "venue_fault"]
 
 
 def _post_fault(body: dict[str, Any], configuration: dict[str, Any] | None) -> dict[str, Any]:
-    stack = stack_of(configuration)
-    code, reply = http(
-        "POST", f"{control_url(stack)}/faults", token=control_token(stack), body=body
-    )
+    client = client_of(configuration)
+    code, reply = client.control("POST", "/faults", body=body)
     if code != 201:
         raise ActivityFailed(f"fault {body.get('kind')!r} refused ({code}): {reply}")
     result: dict[str, Any] = reply
@@ -62,8 +60,8 @@ def feed_fault(
 
 def clear_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """End every venue and feed fault: a rollback that is always safe."""
-    stack = stack_of(configuration)
-    code, reply = http("DELETE", f"{control_url(stack)}/faults", token=control_token(stack))
+    client = client_of(configuration)
+    code, reply = client.control("DELETE", "/faults")
     if code != 200:
         raise ActivityFailed(f"could not clear faults ({code}): {reply}")
     return {"cleared": True}
@@ -71,11 +69,10 @@ def clear_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def replay_speed(speed: float | str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Set the replay speed (a number, or "max"): 10x the speed is 10x the message rate."""
-    stack = stack_of(configuration)
-    code, reply = http(
+    client = client_of(configuration)
+    code, reply = client.control(
         "POST",
-        f"{control_url(stack)}/replay/speed",
-        token=control_token(stack),
+        "/replay/speed",
         body={"speed": speed},
     )
     if code != 200:
@@ -94,15 +91,14 @@ def replay_seek_to_drop(
     """Seek the replay to `lead_s` before the first fall of `min_drop_pct` within `within_s` in
     the recording's trades: the crash is then replayed as recorded. Fails when the recording
     has no such fall (a calm recording cannot stage a flash crash). The scan and the seek take
-    time in proportion to the recording (about a minute each for a 17-hour one)."""
-    stack = stack_of(configuration)
+    time in proportion to the recording: `seek_timeout_s` bounds each."""
+    client = client_of(configuration)
     body: dict[str, Any] = {"min_drop_pct": min_drop_pct, "within_s": within_s, "lead_s": lead_s}
     if symbol:
         body["symbol"] = symbol
-    code, reply = http(
+    code, reply = client.control(
         "POST",
-        f"{control_url(stack)}/replay/seek-to-drop",
-        token=control_token(stack),
+        "/replay/seek-to-drop",
         body=body,
         timeout_s=seek_timeout_s,  # the replay scans the recording first: a day-long file
     )
@@ -113,7 +109,7 @@ def replay_seek_to_drop(
     # does, so that the crash comes `lead_s` of market after this action, at any speed
     deadline = time.monotonic() + seek_timeout_s
     while True:
-        code, status = http("GET", f"{control_url(stack)}/status", token=control_token(stack))
+        code, status = client.control("GET", "/status")
         if code == 200 and not status.get("seeking"):
             result["position_recv_ns"] = status.get("position_recv_ns")
             return result

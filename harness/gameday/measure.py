@@ -21,7 +21,7 @@ The engine's reactions, which only the engine can show (judged as they are):
                            among those created over 5 s (IN_FLIGHT_GRACE_NS) before the end
 
 "Engine says" (`engine_says`): the engine's own account of what the judge measures from ground
-truth (`harness.gameday.judge`), shown beside the truth and never judged:
+truth (`harness.truth.judge`), shown beside the truth and never judged:
     orders_lost            journal orders never sent (PENDING with no send time)
     time_to_switch_feed_s  fault start -> the feed service's first `feed_switched` log line
     max_market_data_age_s  the feed service's /status data age, worst sample

@@ -70,6 +70,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from harness.errors import GameDayReportError
 from harness.gameday.slo import GameDay, GateResult, ScenarioResult, SloResult, Verdict
 
@@ -100,7 +102,7 @@ def report_dict(
             "file": None if gameday.path is None else str(gameday.path),
             "baseline_s": gameday.baseline_s,
             "settle_s": gameday.settle_s,
-            "load": gameday.load,
+            "load": None if gameday.load is None else msgspec.to_builtins(gameday.load),
         },
         "started_at": started_at,
         "finished_at": finished_at,

@@ -12,19 +12,20 @@ import dataclasses
 import json
 import os
 import sys
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from harness import redis_acl
 from harness.errors import GameDayConfigError
 from harness.gameday.evidence import Evidence, declared, fault_activity
 from harness.gameday.scenario import ScenarioRun, not_run, run_scenario
+from harness.gameday.schema import LoadSection, StackSection
 from harness.gameday.slo import GameDay, ScenarioSpec, gate, load_gameday
-from harness.load.cli import LOAD_ORDERS_PER_10S
-from harness.load.runner import LoadConfigError, LoadSpec, extra_market_s
+from harness.load.runner import LOAD_ORDERS_PER_10S, LoadSpec, extra_market_s
 from harness.stack import Stack, StackOptions
 from harness.truth.bus import BusObserver
 
@@ -44,15 +45,42 @@ EXPERIMENT_ALLOWANCE_S = 90.0
 """Market time a scenario's experiment and measurement take beyond its baseline and settle."""
 
 
-def scenario_load(gameday: GameDay, spec: ScenarioSpec) -> dict[str, Any] | None:
+def scenario_load(gameday: GameDay, spec: ScenarioSpec) -> LoadSection | None:
     """A scenario's load section (its own `load:`, else the game day's), None when it has none
-    or opts out (`load: {off: true}`). Without a duration the load lasts the whole scenario."""
-    raw = spec.load if spec.load is not None else gameday.load
-    if not raw or raw.get("off"):
+    or opts out (`load: {off: true}`, or an empty `load: {}`). Without a duration the load
+    lasts the whole scenario."""
+    load = spec.load if spec.load is not None else gameday.load
+    if load is None or load.off or load == LoadSection():
         return None
-    values = {k: v for k, v in raw.items() if k != "off"}
-    values.setdefault("duration_s", spec.baseline_s + spec.settle_s + EXPERIMENT_ALLOWANCE_S)
-    return values
+    if load.duration_s is not None:
+        return load
+    whole_s = spec.baseline_s + spec.settle_s + EXPERIMENT_ALLOWANCE_S
+    return msgspec.structs.replace(load, duration_s=whole_s)
+
+
+def load_spec(load: LoadSection, repo: Path, *, where: str) -> LoadSpec:
+    """The Locust run of a load section that `scenario_load` returned; its locustfile must
+    exist (that it is given was checked when the game-day file was read)."""
+    assert load.locustfile is not None
+    assert load.duration_s is not None
+    locustfile = repo / load.locustfile
+    if not locustfile.is_file():
+        raise GameDayConfigError(
+            f"{where}: load: locustfile not found: {locustfile}"
+            f" (locustfile paths are relative to the repository root {repo})"
+        )
+    return LoadSpec(
+        locustfile=locustfile,
+        shape=load.shape,
+        duration_s=load.duration_s,
+        users=load.users,
+        intent_rate=load.intent_rate,
+        burst_multiplier=load.burst_multiplier,
+        burst_every_s=load.burst_every_s,
+        burst_s=load.burst_s,
+        ack_timeout_s=load.ack_timeout_s,
+        intents_log=None if load.intents_log is None else Path(load.intents_log),
+    )
 
 
 def market_seconds_needed(gameday: GameDay, speed: str) -> float:
@@ -65,14 +93,14 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     for spec in gameday.scenarios:
         load = scenario_load(gameday, spec)
         if load is not None:
-            burst_s += extra_market_s(load, float(load["duration_s"]))
+            burst_s += extra_market_s(load, float(load.duration_s or 0))
     if speed == "max":
         factor = 100.0  # a guess: max speed is as fast as the engine reads
     return (wall_s + burst_s) * factor * 1.3
 
 
 def _stack_options(
-    wanted: dict[str, Any],
+    wanted: StackSection,
     recording: Path,
     speed: str,
     extra_engine_toml: str,
@@ -88,20 +116,11 @@ def _stack_options(
         recordings=[recording],
         speed=speed,
         extra_engine_toml=extra_engine_toml,
-        feeds=feeds if feeds is not None else int(wanted.get("feeds", 2)),
-        journal=wanted.get("journal", "sqlite"),
-        standby=bool(wanted.get("standby", False)),
+        feeds=feeds if feeds is not None else (wanted.feeds or 2),
+        journal=wanted.journal or "sqlite",
+        standby=bool(wanted.standby),
         engine_root=engine_root,
     )
-
-
-def _load_spec(values: dict[str, Any] | None, spec: ScenarioSpec, repo: Path) -> LoadSpec | None:
-    if values is None:
-        return None
-    try:
-        return LoadSpec.from_mapping(values, root=repo, where=f"scenario {spec.name!r}")
-    except LoadConfigError as exc:
-        raise GameDayConfigError(str(exc)) from None
 
 
 def experiment_evidence(spec: ScenarioSpec) -> tuple[list[Evidence], str | None]:
@@ -116,14 +135,13 @@ def experiment_evidence(spec: ScenarioSpec) -> tuple[list[Evidence], str | None]
 
 
 def _observe(stack: Stack) -> BusObserver:
-    engine = tomllib.loads((stack.run_dir / "engine.toml").read_text())
     user = redis_acl.HARNESS
     observer = BusObserver(
         port=stack.ports["redis"],
         username=user,
         password=stack.secrets.get(redis_acl.password_key(user)),
-        venue=str(engine["venue"]["name"]),
-        symbols=[str(s) for s in engine["venue"]["symbols"]],
+        venue=stack.files.venue(),
+        symbols=stack.files.symbols(),
     )
     observer.start()
     return observer
@@ -185,10 +203,11 @@ def run_gameday(
     running: StackOptions | None = None
     stacks = 0
     repo = _repository_root(path)
-    loads = {
-        spec.name: _load_spec(scenario_load(gameday, spec), spec, repo)
-        for spec in gameday.scenarios
-    }
+    loads = {}
+    for spec in gameday.scenarios:
+        load = scenario_load(gameday, spec)
+        where = f"{path}: scenario {spec.name!r}"
+        loads[spec.name] = None if load is None else load_spec(load, repo, where=where)
     evidence = {spec.name: experiment_evidence(spec) for spec in gameday.scenarios}
     observer: BusObserver | None = None
     try:

@@ -10,25 +10,22 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from harness.chaos.probes import read_metrics, sample_sum
-from harness.chaos.stackref import control_token, control_url, http, ops_url
+from harness.client import StackClient, sample_sum
 from harness.gameday.measure import Sample
-from harness.stack import Stack
 from harness.truth.venue import TruthUnavailable, base_changes, venue_balances
 
 
 class Sampler(threading.Thread):
-    def __init__(self, stack: Stack, *, interval_ms: int = 200, max_samples: int = 20_000) -> None:
+    def __init__(
+        self, client: StackClient, *, interval_ms: int = 200, max_samples: int = 20_000
+    ) -> None:
         super().__init__(name="gameday-sampler", daemon=True)
-        self.stack = stack
+        self.client = client
         self.interval_s = interval_ms / 1000
         self.max_samples = max_samples
         self.samples: list[Sample] = []
         self._halt = threading.Event()
-        self._services = [k[4:] for k in stack.ports if k.startswith("ops_")]
-        self._executions = sorted(s for s in self._services if s.startswith("execution"))
-        self._control = control_url(stack)
-        self._token = control_token(stack)
+        self._executions = client.executions()
         self._last_sent: int | None = None
         self._last_sum = 0.0
         self._fresh_ns: int | None = None
@@ -46,23 +43,14 @@ class Sampler(threading.Thread):
 
     def sample(self) -> Sample:
         ts = time.time_ns()
-        ready = {
-            s: http("GET", f"{ops_url(self.stack, s)}/readyz", timeout_s=1)[0] == 200
-            for s in self._services
-        }
+        ready = self.client.readiness(timeout_s=1)
         feed = self._status("feed")
-        ages = [
-            a
-            for f in (feed or {}).get("feeds", {}).values()
-            if f.get("connected")
-            for a in f.get("data_age_ms", {}).values()
-            if a is not None
-        ]
-        if ages:
-            self._fresh_ns = ts - int(min(ages) * 1e6)
+        age_ms = self.client.freshest_data_age_ms(feed or {}, connected_only=True)
+        if age_ms is not None:
+            self._fresh_ns = ts - int(age_ms * 1e6)
         age_s = (
-            round(min(ages) / 1000, 3)
-            if ages
+            round(age_ms / 1000, 3)
+            if age_ms is not None
             # no connected feed has data (or the feed service does not answer): the data we
             # have is as old as the last fresh data seen
             else (None if self._fresh_ns is None else round((ts - self._fresh_ns) / 1e9, 3))
@@ -78,7 +66,7 @@ class Sampler(threading.Thread):
             # the leader's view; a lone instance is the leader whatever it says
             if not execution or status.get("role") == "leader":
                 execution = status
-        code, sim = http("GET", f"{self._control}/status", token=self._token, timeout_s=1)
+        code, sim = self._get("/status")
         venue: dict[str, Decimal] | None = None
         try:
             venue = base_changes(*venue_balances(self._get))
@@ -98,11 +86,10 @@ class Sampler(threading.Thread):
         )
 
     def _get(self, path: str) -> tuple[int, Any]:
-        return http("GET", f"{self._control}{path}", token=self._token, timeout_s=1)
+        return self.client.truth(path, timeout_s=1)
 
     def _status(self, service: str) -> dict[str, Any] | None:
-        code, body = http("GET", f"{ops_url(self.stack, service)}/status", timeout_s=1)
-        return body if code == 200 and isinstance(body, dict) else None
+        return self.client.status(service, timeout_s=1)
 
     def _tick_to_order(self, roles: dict[str, str]) -> float | None:
         """Mean tick-to-order of the orders sent since the last sample, from the leader's
@@ -110,7 +97,7 @@ class Sampler(threading.Thread):
         leader = next((s for s, r in roles.items() if r == "leader"), "execution")
         if leader != self._leader:
             self._leader, self._last_sent, self._last_sum = leader, None, 0.0
-        text = read_metrics(ops_url(self.stack, leader))
+        text = self.client.metrics(leader)
         if text is None:
             return None
         total = sample_sum(text, "trading_tick_to_order_seconds_sum")

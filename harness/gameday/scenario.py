@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos import probes
+from harness.chaos.configuration import RUN_DIR_KEY
 from harness.chaos.restore import restore_everything
-from harness.chaos.stackref import RUN_DIR_KEY, control_token, control_url, http
 from harness.gameday.chaosrun import ChaosOutcome, run_experiment
 from harness.gameday.evidence import Evidence, prove, unproven
-from harness.gameday.judge import lost_intents, total_drift
 from harness.gameday.measure import Observations, Sample, Windows, measure
 from harness.gameday.sampler import Sampler
 from harness.gameday.slo import ScenarioResult, ScenarioSpec, evaluate_scenario
@@ -42,6 +41,7 @@ from harness.load.runner import LoadRun, LoadSpec
 from harness.stack import Stack
 from harness.truth.bus import BusObserver
 from harness.truth.collect import collect
+from harness.truth.judge import lost_intents, total_drift
 from harness.truth.venue import TruthUnavailable
 
 Progress = Callable[[str], None]
@@ -111,7 +111,7 @@ def run_scenario(
         error = "the replay ran out of recorded market (use a longer recording or a lower speed)"
     elif not _wait(lambda: probes.all_ready(configuration=config), 60):
         error = "the stack was not ready before the scenario"
-    sampler = Sampler(stack)
+    sampler = Sampler(stack.client())
     sampler.start()
     load_run = None
     if load is not None and error is None:
@@ -186,7 +186,9 @@ def run_scenario(
     truth_detail: dict[str, Any] = {}
     censored: set[str] = set(engine.censored)
     try:
-        truth = collect(stack, observer, start_ns=baseline_start, end_ns=end, load_logs=load_logs)
+        truth = collect(
+            stack.client(), observer, start_ns=baseline_start, end_ns=end, load_logs=load_logs
+        )
         slis = measure_truth(
             truth,
             windows,
@@ -246,7 +248,11 @@ def _drain(
     while time.monotonic() < deadline:
         try:
             truth = collect(
-                stack, observer, start_ns=since_ns, end_ns=time.time_ns(), load_logs=load_logs
+                stack.client(),
+                observer,
+                start_ns=since_ns,
+                end_ns=time.time_ns(),
+                load_logs=load_logs,
             )
         except TruthUnavailable:
             return
@@ -258,7 +264,7 @@ def _drain(
 
 
 def _replay_finished(stack: Stack) -> bool:
-    code, status = http("GET", f"{control_url(stack)}/status", token=control_token(stack))
+    code, status = stack.client().control("GET", "/status")
     return code == 200 and isinstance(status, dict) and status.get("state") == "finished"
 
 

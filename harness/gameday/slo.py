@@ -2,7 +2,7 @@
 
 A game day runs chaos scenarios and measures SLIs (``rto_s``, ``orders_duplicated``,
 ``slippage_bps``...). This module judges those measurements; it does no I/O except reading the
-game-day file in `load_gameday`.
+game-day file in `load_gameday` (its keys are declared in `harness.gameday.schema`).
 
 One SLO (`evaluate_slo`)
     * ``objective="max"``: PASS if ``value <= pass``, WARN if ``value <= warn``, else FAIL.
@@ -68,11 +68,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, SupportsFloat
+from typing import Literal, SupportsFloat, cast
 
 import yaml
 
 from harness.errors import GameDayConfigError
+from harness.gameday.schema import (
+    DefaultsSection,
+    GameDayFile,
+    LoadSection,
+    ScenarioEntry,
+    SloEntry,
+    StackSection,
+    decode,
+)
 
 Objective = Literal["max", "min"]
 GateMode = Literal["strict", "score"]
@@ -195,16 +204,16 @@ class GateResult:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ScenarioSpec:
-    """One scenario of a game-day file. ``load`` is the scenario's own ``load:`` mapping, kept
-    uninterpreted (the runner decides how it combines with `GameDay.load`)."""
+    """One scenario of a game-day file. ``load`` is the scenario's own ``load:`` section (the
+    runner decides how it combines with `GameDay.load`)."""
 
     name: str
     experiment: Path
     baseline_s: float
     settle_s: float
     slos: tuple[Slo, ...]
-    load: dict[str, Any] | None = None
-    stack: dict[str, Any] = field(default_factory=dict)
+    load: LoadSection | None = None
+    stack: StackSection = field(default_factory=StackSection)
     """The stack this scenario needs: the game day's ``stack:`` updated by its own."""
 
 
@@ -217,8 +226,8 @@ class GameDay:
     baseline_s: float
     settle_s: float
     scenarios: tuple[ScenarioSpec, ...]
-    load: dict[str, Any] | None = None
-    stack: dict[str, Any] = field(default_factory=dict)
+    load: LoadSection | None = None
+    stack: StackSection = field(default_factory=StackSection)
     path: Path | None = field(default=None, compare=False)
     gate_mode: GateMode = "strict"
 
@@ -469,20 +478,12 @@ def check_scores(*, pass_score: float, warn_score: float) -> None:
 
 # --- game-day files -----------------------------------------------------------------------------
 
-_TOP_KEYS = frozenset({"name", "description", "gate", "defaults", "load", "stack", "scenarios"})
-_GATE_KEYS = frozenset({"mode", "pass_score", "warn_score"})
-_DEFAULT_KEYS = frozenset({"baseline_s", "settle_s"})
-_SCENARIO_KEYS = frozenset(
-    {"name", "experiment", "baseline_s", "settle_s", "slos", "load", "stack"}
-)
-_STACK_KEYS = frozenset({"feeds", "journal", "standby"})
-_SLO_KEYS = frozenset({"name", "max", "min", "warn", "relative", "weight", "key"})
-
 
 def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay:
-    """Read and validate a game-day YAML file; every mistake is a `GameDayConfigError` naming the
-    file, the scenario and the key. Experiment paths are relative to ``root`` (default: the parent
-    of the file's directory, the repository for ``gamedays/x.yaml``) and must exist."""
+    """Read and validate a game-day YAML file (`harness.gameday.schema`); every mistake is a
+    `GameDayConfigError` naming the file, the scenario and the key. Experiment paths are
+    relative to ``root`` (default: the parent of the file's directory, the repository for
+    ``gamedays/x.yaml``) and must exist (locustfiles are looked for when the game day runs)."""
     path = Path(path)
     where = str(path)
     try:
@@ -494,83 +495,48 @@ def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay
     except yaml.YAMLError as exc:
         raise GameDayConfigError(f"{where}: not valid YAML: {exc}") from exc
     repo = Path(root) if root is not None else path.resolve().parent.parent
-
-    top = _mapping(doc, where, "the game-day file")
-    _only(top, _TOP_KEYS, where)
-    name = _text(top, "name", where, required=True)
-    description = _text(top, "description", where, required=False)
-    gate_cfg = _mapping(top.get("gate", {}), where, "'gate'")
-    _only(gate_cfg, _GATE_KEYS, f"{where}: gate")
-    pass_score = _number(gate_cfg, "pass_score", f"{where}: gate", DEFAULT_PASS_SCORE)
-    warn_score = _number(gate_cfg, "warn_score", f"{where}: gate", DEFAULT_WARN_SCORE)
-    mode = gate_cfg.get("mode", "strict")
-    if mode not in GATE_MODES:
-        raise GameDayConfigError(
-            f"{where}: gate: 'mode' must be one of {', '.join(GATE_MODES)}, not {mode!r}"
-        )
+    file = decode(doc, GameDayFile, where=where)
     try:
-        check_scores(pass_score=pass_score, warn_score=warn_score)
+        check_scores(pass_score=file.gate.pass_score, warn_score=file.gate.warn_score)
     except GameDayConfigError as exc:
         raise GameDayConfigError(f"{where}: {exc}") from None
-    defaults = _mapping(top.get("defaults", {}), where, "'defaults'")
-    _only(defaults, _DEFAULT_KEYS, f"{where}: defaults")
-    baseline_s = _duration(defaults, "baseline_s", f"{where}: defaults", DEFAULT_BASELINE_S)
-    settle_s = _duration(defaults, "settle_s", f"{where}: defaults", DEFAULT_SETTLE_S)
-    load = _load(top, where)
-    stack = _stack(top, where, {})
-
-    raw_scenarios = top.get("scenarios")
-    if not isinstance(raw_scenarios, list) or not raw_scenarios:
-        raise GameDayConfigError(f"{where}: 'scenarios' must be a non-empty list")
+    _check_load(file.load, where)
+    stack = _checked_stack(file.stack, StackSection(), where)
     scenarios: list[ScenarioSpec] = []
-    for index, raw in enumerate(raw_scenarios):
-        spec = _scenario(raw, where, index, repo, baseline_s, settle_s, stack)
+    for entry in file.scenarios:
+        spec = _scenario(entry, where, repo, file.defaults, stack)
         if any(s.name == spec.name for s in scenarios):
             raise GameDayConfigError(f"{where}: scenario name {spec.name!r} is used twice")
         scenarios.append(spec)
     return GameDay(
-        name=name,
-        description=description,
-        pass_score=pass_score,
-        warn_score=warn_score,
-        baseline_s=baseline_s,
-        settle_s=settle_s,
+        name=file.name,
+        description=file.description,
+        pass_score=file.gate.pass_score,
+        warn_score=file.gate.warn_score,
+        baseline_s=file.defaults.baseline_s,
+        settle_s=file.defaults.settle_s,
         scenarios=tuple(scenarios),
-        load=load,
+        load=file.load,
         stack=stack,
         path=path,
-        gate_mode=mode,
+        gate_mode=file.gate.mode,
     )
 
 
 def _scenario(
-    raw: object,
-    file: str,
-    index: int,
-    root: Path,
-    baseline_s: float,
-    settle_s: float,
-    stack: dict[str, Any],
+    entry: ScenarioEntry, file: str, root: Path, defaults: DefaultsSection, stack: StackSection
 ) -> ScenarioSpec:
-    where = f"{file}: scenario #{index + 1}"
-    doc = _mapping(raw, where, "a scenario")
-    name = _text(doc, "name", where, required=True)
-    where = f"{file}: scenario {name!r}"
-    _only(doc, _SCENARIO_KEYS, where)
-    experiment_raw = _text(doc, "experiment", where, required=True)
-    experiment = root / experiment_raw
+    where = f"{file}: scenario {entry.name!r}"
+    experiment = root / entry.experiment
     if not experiment.is_file():
         raise GameDayConfigError(
-            f"{where}: experiment {experiment_raw!r} not found at {experiment} "
+            f"{where}: experiment {entry.experiment!r} not found at {experiment} "
             f"(experiment paths are relative to the repository root {root})"
         )
-    baseline = _duration(doc, "baseline_s", where, baseline_s)
-    raw_slos = doc.get("slos")
-    if not isinstance(raw_slos, list) or not raw_slos:
-        raise GameDayConfigError(f"{where}: 'slos' must be a non-empty list")
+    baseline = defaults.baseline_s if entry.baseline_s is None else entry.baseline_s
     slos: list[Slo] = []
-    for index, raw_slo in enumerate(raw_slos):
-        slo = _slo(raw_slo, where, index)
+    for slo_entry in entry.slos:
+        slo = _slo(slo_entry, where)
         if any(s.name == slo.name for s in slos):
             raise GameDayConfigError(f"{where}: slo {slo.name!r} is listed twice")
         slos.append(slo)
@@ -578,125 +544,55 @@ def _scenario(
         raise GameDayConfigError(
             f"{where}: relative SLOs need a baseline window, but baseline_s is {baseline:g}"
         )
+    _check_load(entry.load, where)
     return ScenarioSpec(
-        name=name,
+        name=entry.name,
         experiment=experiment,
         baseline_s=baseline,
-        settle_s=_duration(doc, "settle_s", where, settle_s),
+        settle_s=defaults.settle_s if entry.settle_s is None else entry.settle_s,
         slos=tuple(slos),
-        load=_load(doc, where),
-        stack=_stack(doc, where, stack),
+        load=entry.load,
+        stack=stack if entry.stack is None else _checked_stack(entry.stack, stack, where),
     )
 
 
-def _slo(raw: object, scenario_where: str, index: int) -> Slo:
-    where = f"{scenario_where}: slo #{index + 1}"
-    doc = _mapping(raw, where, "an SLO")
-    name = _text(doc, "name", where, required=True)
-    where = f"{scenario_where}: slo {name!r}"
-    _only(doc, _SLO_KEYS, where)
-    if ("max" in doc) == ("min" in doc):
+def _slo(entry: SloEntry, scenario_where: str) -> Slo:
+    where = f"{scenario_where}: slo {entry.name!r}"
+    if (entry.max is None) == (entry.min is None):
         raise GameDayConfigError(
             f"{where}: give exactly one of 'max' (value must be <= it) or 'min' (value must be "
-            f">= it), not {'both' if 'max' in doc else 'neither'}"
+            f">= it), not {'both' if entry.max is not None else 'neither'}"
         )
-    objective: Objective = "max" if "max" in doc else "min"
-    pass_threshold = _number(doc, objective, where, None)
-    warn = doc.get("warn")
+    objective: Objective = "max" if entry.max is not None else "min"
     try:
         return Slo(
-            name=name,
+            name=entry.name,
             objective=objective,
-            pass_threshold=pass_threshold,
-            warn_threshold=None if warn is None else _number(doc, "warn", where, None),
-            relative_to_baseline=_flag(doc, "relative", where),
-            weight=_number(doc, "weight", where, 1.0),
-            key=_flag(doc, "key", where),
+            pass_threshold=entry.max if entry.max is not None else cast(float, entry.min),
+            warn_threshold=entry.warn,
+            relative_to_baseline=entry.relative,
+            weight=entry.weight,
+            key=entry.key,
         )
     except GameDayConfigError as exc:
         raise GameDayConfigError(f"{scenario_where}: {exc}") from None
 
 
-def _mapping(value: object, where: str, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise GameDayConfigError(f"{where}: {what} must be a mapping, not {type(value).__name__}")
-    return value
+def _check_load(load: LoadSection | None, where: str) -> None:
+    if load is None or load.off or load == LoadSection():
+        return
+    if load.locustfile is None:
+        raise GameDayConfigError(f"{where}: load: 'locustfile' is required (e.g. load/trading.py)")
 
 
-def _only(doc: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(str(k) for k in doc if k not in allowed)
-    if unknown:
-        raise GameDayConfigError(
-            f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
-        )
-
-
-def _text(doc: Mapping[str, Any], key: str, where: str, *, required: bool) -> str:
-    value = doc.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or not value.strip():
-        raise GameDayConfigError(f"{where}: {key!r} must be a non-empty string, not {value!r}")
-    return value
-
-
-def _number(doc: Mapping[str, Any], key: str, where: str, default: float | None) -> float:
-    value = doc.get(key)
-    if value is None and default is not None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
-        raise GameDayConfigError(f"{where}: {key!r} must be a finite number, not {value!r}")
-    return float(value)
-
-
-def _duration(doc: Mapping[str, Any], key: str, where: str, default: float) -> float:
-    value = _number(doc, key, where, default)
-    if value < 0:
-        raise GameDayConfigError(f"{where}: {key!r} must be >= 0 seconds, not {value:g}")
-    return value
-
-
-def _flag(doc: Mapping[str, Any], key: str, where: str) -> bool:
-    value = doc.get(key, False)
-    if not isinstance(value, bool):
-        raise GameDayConfigError(f"{where}: {key!r} must be true or false, not {value!r}")
-    return value
-
-
-def _load(doc: Mapping[str, Any], where: str) -> dict[str, Any] | None:
-    value = doc.get("load")
-    if value is None:
-        return None
-    return dict(_mapping(value, where, "'load'"))
-
-
-def _stack(doc: Mapping[str, Any], where: str, inherited: dict[str, Any]) -> dict[str, Any]:
-    """``stack: {feeds: 1|2, journal: sqlite|postgres, standby: bool}`` over ``inherited``."""
-    raw = doc.get("stack")
-    if raw is None:
-        return dict(inherited)
-    value = _mapping(raw, where, "'stack'")
-    _only(value, _STACK_KEYS, f"{where}: stack")
-    out = dict(inherited)
-    if "feeds" in value:
-        if value["feeds"] not in (1, 2) or isinstance(value["feeds"], bool):
-            raise GameDayConfigError(
-                f"{where}: stack: 'feeds' must be 1 or 2, not {value['feeds']!r}"
-            )
-        out["feeds"] = value["feeds"]
-    if "journal" in value:
-        if value["journal"] not in ("sqlite", "postgres"):
-            raise GameDayConfigError(
-                f"{where}: stack: 'journal' must be sqlite or postgres, not {value['journal']!r}"
-            )
-        out["journal"] = value["journal"]
-    if "standby" in value:
-        out["standby"] = _flag(value, "standby", f"{where}: stack")
-    if out.get("standby") and out.get("journal") != "postgres":
+def _checked_stack(own: StackSection, inherited: StackSection, where: str) -> StackSection:
+    """``stack: {feeds, journal, standby}`` over ``inherited``."""
+    stack = own.over(inherited)
+    if stack.standby and stack.journal != "postgres":
         raise GameDayConfigError(
             f"{where}: stack: a standby execution instance needs journal: postgres"
         )
-    return out
+    return stack
 
 
 # --- small helpers ------------------------------------------------------------------------------

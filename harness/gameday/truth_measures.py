@@ -1,4 +1,4 @@
-"""One scenario's SLIs from ground truth (`harness.gameday.judge` over a `Truth`), per window,
+"""One scenario's SLIs from ground truth (`harness.truth.judge` over a `Truth`), per window,
 with the detail the report shows (which intents were lost, which orders doubled).
 
 Windows (wall-clock ns): the scenario runs [baseline_start, end); the baseline window is
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from harness.gameday import judge
 from harness.gameday.measure import Windows
+from harness.truth import judge
 from harness.truth.records import Truth, VenueOrder
 
 DEFAULT_HALT_GRACE_MS = 1_000

@@ -18,8 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.stackref import HOST, control_token, control_url, http
+from harness.client import StackClient
 from harness.gameday.evidence import Observed
+from harness.runfile import HOST
 from harness.stack import Stack
 
 REFUSAL_COUNTERS = {429: "too_many_429", 418: "banned_418"}
@@ -34,9 +35,9 @@ def proc_state(pid: int) -> str | None:
     return raw.rsplit(")", 1)[-1].split()[0] if ")" in raw else None
 
 
-def venue_refusals(stack: Stack) -> dict[int, int]:
+def venue_refusals(client: StackClient) -> dict[int, int]:
     """The simulator's own counters of 429 and 418 answers, summed over client addresses."""
-    code, status = http("GET", f"{control_url(stack)}/status", token=control_token(stack))
+    code, status = client.control("GET", "/status")
     if code != 200 or not isinstance(status, dict):
         raise OSError(f"replay /status answered {code}")
     totals = dict.fromkeys(REFUSAL_COUNTERS, 0)
@@ -50,6 +51,7 @@ class EvidenceWatcher(threading.Thread):
     def __init__(self, stack: Stack, *, interval_ms: int = 100) -> None:
         super().__init__(name="evidence-watcher", daemon=True)
         self.stack = stack
+        self.client = stack.client()
         self.interval_s = interval_ms / 1000
         self.seen = Observed()
         self._halt = threading.Event()
@@ -59,7 +61,7 @@ class EvidenceWatcher(threading.Thread):
     def start(self) -> None:
         self.started_ns = time.time_ns()
         try:
-            self.seen.refused_before = venue_refusals(self.stack)
+            self.seen.refused_before = venue_refusals(self.client)
         except OSError as exc:
             self.seen.errors.append(f"simulator counters before the fault: {exc}")
         self._look()
@@ -76,19 +78,16 @@ class EvidenceWatcher(threading.Thread):
         self._look()
         seen = self.seen
         try:
-            seen.refused_after = venue_refusals(self.stack)
+            seen.refused_after = venue_refusals(self.client)
         except OSError as exc:
             seen.errors.append(f"simulator counters after the fault: {exc}")
-        token = control_token(self.stack)
-        code, body = http("GET", f"{control_url(self.stack)}/faults", token=token)
+        code, body = self.client.control("GET", "/faults")
         if code == 200 and isinstance(body, dict):
             seen.faults = [f for f in body["faults"] if f.get("start_ns", 0) >= self.started_ns]
         else:
             seen.errors.append(f"replay fault log: {code}")
         since_ms = self.started_ns // 1_000_000
-        code, body = http(
-            "GET", f"{control_url(self.stack)}/truth/mids?since_ms={since_ms}", token=token
-        )
+        code, body = self.client.truth(f"/truth/mids?since_ms={since_ms}")
         if code == 200 and isinstance(body, dict):
             seen.mids = [(p["ts_ms"], p["mid"]) for p in body.get("mids", [])]
         for record in activities:

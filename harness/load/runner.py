@@ -18,12 +18,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, get_args
 
 import redis
 
-from harness.chaos.probes import read_metrics
-from harness.chaos.stackref import ops_url
 from harness.errors import HarnessError
 from harness.load.stats import (
     LoadStatsError,
@@ -35,7 +33,11 @@ from harness.load.stats import (
 )
 from harness.stack import Stack
 
-SHAPES = ("steady", "ramp", "market-open", "flash-crash", "soak")
+Shape = Literal["steady", "ramp", "market-open", "flash-crash", "soak"]
+"""The shapes of load/shapes.py."""
+SHAPES: tuple[str, ...] = get_args(Shape)
+LOAD_ORDERS_PER_10S = 2_000
+"""The venue order limit of a stack started for load (Binance's 100 would throttle the flow)."""
 TICK_TO_ORDER = "trading_tick_to_order_seconds"
 
 
@@ -47,15 +49,28 @@ SHAPE_BURSTS = {"market-open": (10.0, 0.2), "flash-crash": (100.0, 0.15)}
 """load/shapes.py's bursts: (speed multiplier, share of the run) per shape."""
 
 
-def extra_market_s(load: dict[str, Any], duration_s: float) -> float:
+class Bursts(Protocol):
+    """How a load speeds the market up (a `LoadSpec`, or a game day's load section)."""
+
+    @property
+    def shape(self) -> str | None: ...
+    @property
+    def burst_multiplier(self) -> float | None: ...
+    @property
+    def burst_every_s(self) -> float: ...
+    @property
+    def burst_s(self) -> float: ...
+
+
+def extra_market_s(load: Bursts, duration_s: float) -> float:
     """Recorded market time the load's bursts consume beyond the run's own wall time (at
     replay speed 1): a 10x burst for 12 s eats 108 s more."""
-    multiplier, share = SHAPE_BURSTS.get(str(load.get("shape")), (1.0, 0.0))
-    multiplier = float(load.get("burst_multiplier") or multiplier)
+    multiplier, share = SHAPE_BURSTS.get(str(load.shape), (1.0, 0.0))
+    multiplier = float(load.burst_multiplier or multiplier)
     bursting_s = duration_s * share
-    if load.get("burst_every_s"):
-        bursting_s += duration_s / float(load["burst_every_s"]) * float(load.get("burst_s", 5))
-        multiplier = max(multiplier, float(load.get("burst_multiplier") or 10))
+    if load.burst_every_s:
+        bursting_s += duration_s / float(load.burst_every_s) * float(load.burst_s)
+        multiplier = max(multiplier, float(load.burst_multiplier or 10))
     return bursting_s * (multiplier - 1)
 
 
@@ -90,26 +105,6 @@ class LoadSpec:
             raise LoadConfigError(f"intent_rate must be in (0, 1000], not {self.intent_rate:g}")
         if self.burst_multiplier is not None and not 1 < self.burst_multiplier <= 1000:
             raise LoadConfigError("burst_multiplier must be > 1 and <= 1000")
-
-    @staticmethod
-    def from_mapping(raw: dict[str, Any], *, root: Path, where: str) -> LoadSpec:
-        """A game-day file's `load:` section."""
-        allowed = {f for f in LoadSpec.__dataclass_fields__}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise LoadConfigError(
-                f"{where}: load: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
-            )
-        if "locustfile" not in raw:
-            raise LoadConfigError(f"{where}: load: 'locustfile' is required (e.g. load/trading.py)")
-        values = dict(raw)
-        values["locustfile"] = root / str(raw["locustfile"])
-        try:
-            return LoadSpec(**values)
-        except TypeError as exc:
-            raise LoadConfigError(f"{where}: load: {exc}") from None
-        except LoadConfigError as exc:
-            raise LoadConfigError(f"{where}: load: {exc}") from None
 
     def environment(self, run_dir: Path) -> dict[str, str]:
         env = {
@@ -179,7 +174,7 @@ class _EngineWatch:
         self.after = self._histogram()
 
     def _histogram(self) -> dict[float, float]:
-        text = read_metrics(ops_url(self.stack, "execution"))
+        text = self.stack.client().metrics("execution")
         return {} if text is None else histogram_buckets(text, TICK_TO_ORDER)
 
     def _run(self) -> None:
@@ -224,7 +219,7 @@ class LoadRun:
         env = {**os.environ, **self.spec.environment(self.stack.run_dir)}
         env["STORMPROOF_LOAD_STOP_FILE"] = str(self.stop_file)
         env["STORMPROOF_LOAD_INTENTS_LOG"] = str(self.intents_log)
-        # the locustfile's folder first: it imports its neighbours (shapes, stackinfo)
+        # the locustfile's folder first: it imports its neighbours (shapes)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(self.spec.locustfile.resolve().parent), env.get("PYTHONPATH")) if p
         )

@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.stackref import control_token, control_url, http
-from harness.stack import Stack
+from harness.client import StackClient
 from harness.truth.bus import BusObserver
 from harness.truth.records import Truth, merge_intents
 from harness.truth.submitted import HARNESS_INTENTS, read_submissions
@@ -21,23 +20,22 @@ MD_LOOKBACK_MS = 30_000
 """Market observations kept from before the window: freshness needs the last one before it."""
 
 
-def control_getter(stack: Stack) -> Any:
-    url, token = control_url(stack), control_token(stack)
-    return lambda path: http("GET", f"{url}{path}", token=token, timeout_s=10)
+def control_getter(client: StackClient) -> Any:
+    return lambda path: client.truth(path, timeout_s=10)
 
 
 def collect(
-    stack: Stack,
+    client: StackClient,
     observer: BusObserver,
     *,
     start_ns: int,
     end_ns: int,
     load_logs: Iterable[Path],
 ) -> Truth:
-    get = control_getter(stack)
+    get = control_getter(client)
     start_ms = start_ns // 1_000_000
     loads = read_submissions(load_logs, source="load")
-    harness = read_submissions([stack.run_dir / HARNESS_INTENTS], source="harness")
+    harness = read_submissions([client.run_dir.file(HARNESS_INTENTS)], source="harness")
     truth = Truth(
         intents=merge_intents([*loads.intents, *harness.intents, *observer.all_intents()]),
         orders=venue_orders(get),

@@ -3,9 +3,14 @@
 engine.core imports nothing of ours (plumbing included) and does no I/O; engine never imports
 replay or harness, and its layers only import downwards (app > services and ops as siblings >
 runtime > bus > config > core > plumbing); replay never imports harness nor the engine (the
-oracle owns its knowledge); plumbing, the domain-free base layer both may use, imports nothing
-of ours (import-linter contracts in pyproject.toml). Locustfiles in load/ import none of our
-packages and no asyncio code (Locust monkey-patches with gevent).
+oracle owns its knowledge) and is layered from its command line down to its pure base; plumbing,
+the domain-free base layer all may use, imports nothing of ours; the harness is layered from its
+command line down to its run-directory contract (import-linter contracts in pyproject.toml).
+
+Locustfiles in load/ import no asyncio code (Locust monkey-patches with gevent) and, of ours, only
+what they share with the stack and the engine: the run directory's contract (`harness.runfile`)
+and the engine's clientOrderId rule (`engine.core.ids`). Those modules, and every package and
+module they bring in, import nothing but the standard library and each other.
 """
 
 from __future__ import annotations
@@ -28,11 +33,24 @@ LOCUST_FORBIDDEN = (
     "engine",
     "replay",
     "harness",
+    "plumbing",
     "asyncio",
     "aiohttp",
     "websockets",
     "redis.asyncio",
 )
+LOCUST_ALLOWED = ("harness.runfile", "engine.core.ids")
+"""Ours, and importable by a locustfile: standard library only (with what they import of ours,
+LOCUST_SHARED)."""
+LOCUST_SHARED = (
+    "harness",
+    "harness.runfile",
+    "harness.errors",
+    "engine",
+    "engine.core",
+    "engine.core.ids",
+)
+"""What importing LOCUST_ALLOWED runs of ours: the modules and their packages' __init__."""
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -80,6 +98,12 @@ def test_project_keeps_every_contract() -> None:
         ("replay/feed.py", "from replay import server\n", "replay layers"),
         ("replay/lane.py", "import replay.market\n", "replay layers"),
         ("replay/book.py", "from replay.cli_support import fail\n", "replay layers"),
+        ("harness/chaos/probe.py", "from harness.gameday import runner\n", "harness layers"),
+        ("harness/runfile.py", "import harness.stack\n", "harness layers"),
+        ("harness/truth/collect.py", "from harness.chaos import probes\n", "harness layers"),
+        ("harness/client.py", "import harness.supervisor\n", "harness layers"),
+        ("harness/errors.py", "from harness import tools\n", "harness layers"),
+        ("harness/load/runner.py", "from harness.cli import app\n", "harness layers"),
     ],
 )
 def test_a_violation_breaks_the_build(
@@ -87,7 +111,9 @@ def test_a_violation_breaks_the_build(
 ) -> None:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     # a skeleton of the real layout: every module a contract names must exist
-    packages = ["plumbing", "engine", "replay", "replay/sub", "harness"] + [
+    packages = ["plumbing", "engine", "replay", "replay/sub", "harness"]
+    packages += [f"harness/{p}" for p in ("cli", "gameday", "load", "chaos", "truth")]
+    packages += [
         f"engine/{p}"
         for p in ("core", "runtime", "bus", "marketdata", "strategy", "risk", "execution", "ops")
     ]
@@ -101,8 +127,26 @@ def test_a_violation_breaks_the_build(
         "engine/core/book.py",
         "plumbing/waits.py",
         "replay/recording.py",
-        "harness/cli.py",
-        "harness/tools.py",
+        "harness/gameday/runner.py",
+        "harness/chaos/probes.py",
+        *(
+            f"harness/{m}.py"
+            for m in (
+                "quiesce",
+                "stack",
+                "client",
+                "supervisor",
+                "runfile",
+                "recordings",
+                "toxiproxy",
+                "postgres",
+                "redis_acl",
+                "ports",
+                "tools",
+                "summary",
+                "errors",
+            )
+        ),
     ):
         (tmp_path / name).write_text("")
     for name in layer_modules(PROJECT_ROOT / "pyproject.toml"):
@@ -129,19 +173,49 @@ def layer_modules(pyproject: Path) -> list[str]:
     return paths
 
 
-def forbidden_imports(path: Path) -> list[str]:
+def _imports(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
     for node in ast.walk(tree):
-        names = []
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        for name in names:
-            if any(name == bad or name.startswith(bad + ".") for bad in LOCUST_FORBIDDEN):
-                found.append(f"{path.name}:{node.lineno} imports {name}")
+            found.append((node.lineno, node.module))
     return found
+
+
+def forbidden_imports(path: Path, allowed: tuple[str, ...] = LOCUST_ALLOWED) -> list[str]:
+    return [
+        f"{path.name}:{line} imports {name}"
+        for line, name in _imports(path)
+        if name not in allowed
+        and any(name == bad or name.startswith(bad + ".") for bad in LOCUST_FORBIDDEN)
+    ]
+
+
+def _source(module: str) -> Path:
+    base = PROJECT_ROOT.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def non_stdlib_imports(module: str) -> list[str]:
+    return [
+        f"{module}:{line} imports {name}"
+        for line, name in _imports(_source(module))
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and name not in LOCUST_SHARED
+        and name != "__future__"
+    ]
+
+
+def test_what_locustfiles_may_import_of_ours_is_standard_library_only() -> None:
+    assert [problem for m in LOCUST_SHARED for problem in non_stdlib_imports(m)] == []
+
+
+def test_the_shared_list_holds_every_package_on_the_way() -> None:
+    for module in LOCUST_ALLOWED:
+        parts = module.split(".")
+        assert all(".".join(parts[:n]) in LOCUST_SHARED for n in range(1, len(parts) + 1))
 
 
 def test_locustfiles_import_none_of_our_asyncio_code() -> None:
@@ -151,8 +225,12 @@ def test_locustfiles_import_none_of_our_asyncio_code() -> None:
 
 def test_the_locustfile_check_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "locustfile.py"
-    bad.write_text("import json\nfrom engine.bus import MemoryBus\nimport asyncio\n")
+    bad.write_text(
+        "import json\nfrom engine.bus import MemoryBus\nimport asyncio\n"
+        "from engine.core.ids import client_order_id\nfrom harness.stack import Stack\n"
+    )
     assert forbidden_imports(bad) == [
         "locustfile.py:2 imports engine.bus",
         "locustfile.py:3 imports asyncio",
+        "locustfile.py:5 imports harness.stack",
     ]

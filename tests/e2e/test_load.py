@@ -19,9 +19,7 @@ from engine.bus.base import RISK_EVENTS
 from engine.core.ids import client_order_id
 from engine.core.messages import RiskDenial, decode
 from harness.chaos import probes
-from harness.chaos.stackref import control_token, control_url, http
-from harness.load.cli import LOAD_ORDERS_PER_10S
-from harness.load.runner import LoadRun, LoadSpec
+from harness.load.runner import LOAD_ORDERS_PER_10S, LoadRun, LoadSpec
 from harness.stack import Stack
 from tests.helpers import synthetic_stack, wait_until
 
@@ -119,7 +117,7 @@ def test_a_10x_market_burst_with_order_flow_drains_and_loses_or_duplicates_no_in
     stats = {e["name"]: e for e in json.loads((tmp_path / "load" / "locust.json").read_text())}
     burst = stats["POST /replay/burst"]
     assert burst["num_requests"] >= 1 and burst["num_failures"] == 0
-    code, status = http("GET", f"{control_url(stack)}/status", token=control_token(stack))
+    code, status = stack.client().control("GET", "/status")
     assert code == 200 and status["burst"] is None, "the burst ended by itself"
     # lag rose under the burst, stayed bounded and drained once it was over
     assert slis["stream_lag_max"] is not None and slis["stream_lag_max"] < 50_000
@@ -136,7 +134,7 @@ def test_a_10x_market_burst_with_order_flow_drains_and_loses_or_duplicates_no_in
     ids = {client_order_id(i, 0): i for i in sent}
 
     def venue_counts() -> Counter[str]:
-        code, truth = http("GET", f"{control_url(stack)}/truth/orders", token=control_token(stack))
+        code, truth = stack.client().control("GET", "/truth/orders")
         assert code == 200
         return Counter(
             ids[o["client_order_id"]] for o in truth["orders"] if o["client_order_id"] in ids

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from harness.gameday import judge
 from harness.gameday.measure import Windows
 from harness.gameday.truth_measures import measure_truth
+from harness.truth import judge
 from harness.truth.ids import client_order_id, family_of
 from harness.truth.records import (
     EngineAnswer,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli.load import parse_duration_s, parse_slo
 from harness.errors import HarnessError
-from harness.load.cli import parse_duration_s, parse_slo
 from harness.load.stats import (
     LoadStatsError,
     histogram_buckets,
@@ -144,51 +144,56 @@ def test_load_shapes_follow_their_stages() -> None:
 
 
 def test_bursts_consume_recorded_market_by_shape_and_multiplier() -> None:
+    from harness.gameday.schema import LoadSection
     from harness.load.runner import extra_market_s
 
-    assert extra_market_s({"shape": "steady"}, 100) == 0
-    assert extra_market_s({"shape": "market-open"}, 100) == 20 * 9  # 20 s at 10x: 180 s more
-    assert extra_market_s({"shape": "flash-crash", "burst_multiplier": 10}, 100) == 15 * 9
-    periodic = {"shape": None, "burst_every_s": 20, "burst_s": 5, "burst_multiplier": 10}
+    assert extra_market_s(LoadSection(shape="steady"), 100) == 0
+    assert extra_market_s(LoadSection(shape="market-open"), 100) == 20 * 9  # 180 s more
+    assert extra_market_s(LoadSection(shape="flash-crash", burst_multiplier=10), 100) == 15 * 9
+    periodic = LoadSection(shape=None, burst_every_s=20, burst_s=5, burst_multiplier=10)
     assert extra_market_s(periodic, 100) == 25 * 9
 
 
 def test_a_game_day_load_section_is_validated_with_its_scenario_named(tmp_path: Path) -> None:
-    from harness.load.runner import LoadConfigError, LoadSpec
+    import json as _json
+
+    from harness.errors import GameDayConfigError
+    from harness.gameday.runner import load_spec, scenario_load
+    from harness.gameday.slo import load_gameday
 
     (tmp_path / "load").mkdir()
     (tmp_path / "load" / "trading.py").write_text("")
-    spec = LoadSpec.from_mapping(
-        {"locustfile": "load/trading.py", "shape": "ramp", "users": 3},
-        root=tmp_path,
-        where="scenario 'x'",
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "x.json").write_text("{}")
+
+    def gameday(load: dict[str, object]) -> Path:
+        path = tmp_path / "day.yaml"
+        scenario = {"name": "x", "experiment": "experiments/x.json", "load": load}
+        scenario["slos"] = [{"name": "rto_s", "max": 1}]
+        path.write_text(_json.dumps({"name": "d", "scenarios": [scenario]}))
+        return path
+
+    day = load_gameday(
+        gameday({"locustfile": "load/trading.py", "shape": "ramp", "users": 3}), root=tmp_path
     )
+    section = scenario_load(day, day.scenarios[0])
+    assert section is not None
+    spec = load_spec(section, tmp_path, where="scenario 'x'")
     assert (spec.shape, spec.users, spec.locustfile) == ("ramp", 3, tmp_path / "load/trading.py")
+
+    def played(path: Path) -> None:
+        day = load_gameday(path, root=tmp_path)
+        section = scenario_load(day, day.scenarios[0])
+        assert section is not None
+        load_spec(section, tmp_path, where="scenario 'x'")
+
     for raw, words in [
         ({"shape": "ramp"}, "'locustfile' is required"),
-        ({"locustfile": "load/trading.py", "shape": "tsunami"}, "unknown load shape 'tsunami'"),
+        ({"locustfile": "load/trading.py", "shape": "tsunami"}, "'shape' must be steady or ramp"),
         ({"locustfile": "load/trading.py", "userz": 3}, "unknown key 'userz'"),
         ({"locustfile": "load/none.py"}, "locustfile not found"),
-        ({"locustfile": "load/trading.py", "users": 0}, "users must be 1..1000"),
+        ({"locustfile": "load/trading.py", "users": 0}, "'users' must be a whole number >= 1"),
     ]:
-        with pytest.raises(LoadConfigError) as caught:
-            LoadSpec.from_mapping(raw, root=tmp_path, where="scenario 'x'")
+        with pytest.raises(GameDayConfigError) as caught:
+            played(gameday(raw))
         assert "scenario 'x'" in str(caught.value) and words in str(caught.value)
-
-
-def test_the_locustfiles_client_order_id_is_the_engines() -> None:
-    """Locustfiles restate the engine's clientOrderId rule (they import nothing of ours)."""
-    import importlib.util
-
-    from engine.core.ids import client_order_id
-
-    spec = importlib.util.spec_from_file_location("stackinfo", LOAD_DIR / "stackinfo.py")
-    assert spec is not None and spec.loader is not None
-    stackinfo = importlib.util.module_from_spec(spec)
-    sys.modules["stackinfo"] = stackinfo  # its dataclasses look themselves up there
-    try:
-        spec.loader.exec_module(stackinfo)
-    finally:
-        del sys.modules["stackinfo"]
-    for intent_id, child in [("load-abc-1", 0), ("x", 3), ("a" * 64, 99_999)]:
-        assert stackinfo.client_order_id(intent_id, child) == client_order_id(intent_id, child)

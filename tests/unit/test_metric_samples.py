@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.chaos.probes import sample_sum
+from harness.client import sample_sum
 
 pytestmark = pytest.mark.unit
 

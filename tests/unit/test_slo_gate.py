@@ -27,6 +27,7 @@ from harness.gameday.report import (
     write_junit,
     write_report_json,
 )
+from harness.gameday.schema import LoadSection, StackSection
 from harness.gameday.slo import (
     GameDay,
     GateResult,
@@ -429,12 +430,12 @@ name: smoke
 description: one kill, one feed cut
 gate: {pass_score: 0.9, warn_score: 0.7}
 defaults: {baseline_s: 20, settle_s: 10}
-load: {rate_per_s: 5}
+load: {locustfile: load/trading.py, users: 5}
 scenarios:
   - name: execution-sigkill
     experiment: experiments/execution-sigkill.json
     baseline_s: 30
-    load: {profile: steady}
+    load: {locustfile: load/trading.py, shape: ramp}
     slos:
       - {name: rto_s, max: 2.0, warn: 3.0, key: true}
       - {name: orders_duplicated, max: 0, key: true}
@@ -454,6 +455,8 @@ def repo(tmp_path: Path) -> Path:
     for name in ("execution-sigkill", "feed-cut"):
         (tmp_path / "experiments" / f"{name}.json").write_text("{}")
     (tmp_path / "gamedays").mkdir()
+    (tmp_path / "load").mkdir()
+    (tmp_path / "load" / "trading.py").write_text("")
     return tmp_path
 
 
@@ -466,10 +469,12 @@ def write_gameday(repo: Path, text: str) -> Path:
 def test_game_day_file_is_read_with_defaults_overrides_and_load(repo: Path) -> None:
     day = load_gameday(write_gameday(repo, SMOKE))
     assert (day.name, day.pass_score, day.warn_score) == ("smoke", 0.9, 0.7)
-    assert (day.baseline_s, day.settle_s, day.load) == (20, 10, {"rate_per_s": 5})
+    assert (day.baseline_s, day.settle_s) == (20, 10)
+    assert day.load == LoadSection(locustfile="load/trading.py", users=5)
     kill, cut = day.scenarios
     assert kill.experiment == repo / "experiments" / "execution-sigkill.json"
-    assert (kill.baseline_s, kill.settle_s, kill.load) == (30, 10, {"profile": "steady"})
+    assert (kill.baseline_s, kill.settle_s) == (30, 10)
+    assert kill.load == LoadSection(locustfile="load/trading.py", shape="ramp")
     assert (cut.baseline_s, cut.load) == (20, None)
     assert kill.slos[0] == RTO
     assert kill.slos[1] == Slo(
@@ -501,8 +506,8 @@ def test_game_day_stack_is_inherited_and_overridden_per_scenario(repo: Path) -> 
         1,
     )
     kill, cut = load_gameday(write_gameday(repo, text)).scenarios
-    assert kill.stack == {"feeds": 1, "journal": "postgres", "standby": True}
-    assert cut.stack == {"feeds": 1}
+    assert kill.stack == StackSection(feeds=1, journal="postgres", standby=True)
+    assert cut.stack == StackSection(feeds=1)
 
 
 @pytest.mark.parametrize(
@@ -626,7 +631,8 @@ def test_report_is_plain_json_in_the_documented_schema(repo: Path) -> None:
     json.dumps(report, allow_nan=False)  # no Decimal, Path, enum, NaN or inf
     assert report["schema"] == SCHEMA and report["gameday"] == "smoke"
     assert report["definition"]["baseline_s"] == 20 and report["definition"]["load"] == {
-        "rate_per_s": 5
+        "locustfile": "load/trading.py",
+        "users": 5,
     }
     assert report["verdict"] == "fail" and report["exit_code"] == 1
     assert report["environment"] == {"repo": str(repo), "target": "local"}

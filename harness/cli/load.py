@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from harness.cli.common import console
 from harness.errors import HarnessError
+from harness.recordings import recording_covering
 
-load_app = typer.Typer(help="Locust load on the local stack; SLIs and an optional SLO gate.")
-console = Console()
-LOAD_ORDERS_PER_10S = 2_000
-"""The venue order limit of a stack started for load (Binance's 100 would throttle the flow)."""
+app = typer.Typer(help="Locust load on the local stack; SLIs and an optional SLO gate.")
 
 _SLO = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
 
@@ -49,7 +47,7 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * scale
 
 
-@load_app.command("run")
+@app.command("run")
 def load_run(
     locustfile: Annotated[Path, typer.Argument(help="a locustfile, e.g. load/trading.py")],
     shape: Annotated[
@@ -76,7 +74,7 @@ def load_run(
     )
 
 
-@load_app.command("gate")
+@app.command("gate")
 def load_gate(
     slis_file: Annotated[Path, typer.Argument(help="load-slis.json of a load run")],
     slo: Annotated[list[str], typer.Option(help="NAME<=VALUE or NAME>=VALUE, repeatable")],
@@ -140,7 +138,7 @@ def _run(
     out: Path,
     slo_texts: list[str],
 ) -> int:
-    from harness.load.runner import LoadRun, LoadSpec, extra_market_s
+    from harness.load.runner import LOAD_ORDERS_PER_10S, LoadRun, LoadSpec, extra_market_s
     from harness.stack import Stack, StackOptions
 
     try:
@@ -157,10 +155,7 @@ def _run(
         own = stack_dir is None
         stack = Stack(stack_dir or out / "stack")
         if own:
-            from harness.cli import recording_covering
-
-            load = {"shape": spec.shape, "burst_multiplier": burst_multiplier}
-            extra = extra_market_s(load, spec.duration_s)
+            extra = extra_market_s(spec, spec.duration_s)
             recording = recording_covering((spec.duration_s + 120 + extra) * 10 * 1.3)
             console.print("starting the stack (redis, toxiproxy, replay, engine)")
             stack.up(StackOptions(recordings=[recording], orders_per_10s=LOAD_ORDERS_PER_10S))
