@@ -1,6 +1,6 @@
 """Who builds what of the execution service, from its configuration: the one place that does.
 
-    build_execution(ctx) ─► ExecutionParts ─► ExecutionService(ctx, parts)
+    build_execution(ctx) ─► ExecutionParts (declared by the service) ─► ExecutionService(ctx, parts)
         journal        make_journal(config.execution, secrets)
         limiter        VenueRateLimiter over the venue's governor, exported to the metrics
         push           PushHealth of the user data stream
@@ -19,44 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from engine.bus.consumer import StreamConsumer
 from engine.core.pushhealth import PushHealth
-from engine.execution.journal import Journal, make_journal
+from engine.execution.journal import make_journal
 from engine.execution.lease.base import OnDeposed, OnElected
 from engine.execution.lease.elector import LeaderElector
 from engine.execution.lease.factory import lease_backend
-from engine.execution.service import ExecutionService
+from engine.execution.service import (
+    ConsumerFactory,
+    ElectorFactory,
+    ExecutionParts,
+    ExecutionService,
+    VenueConnector,
+)
 from engine.execution.venue_pacer import VenueRateLimiter, from_config, prometheus_callback
-from engine.execution.venue_session import VenueSession, connect_venue
+from engine.execution.venue_session import connect_venue
 from engine.runtime.service import ServiceContext
-
-ElectorFactory = Callable[[OnElected, OnDeposed], LeaderElector]
-"""A LeaderElector for this instance, given the service's on_elected and on_deposed."""
-ConsumerFactory = Callable[..., StreamConsumer]
-"""A StreamConsumer of the execution group: streams, handler, start and per-stream options."""
-VenueConnector = Callable[..., Awaitable[VenueSession]]
-"""`connect_venue` with everything but the service's own answers (stopping, market,
-may_send, may_resend) bound."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExecutionParts:
-    """What an ExecutionService is made of (see the module docstring for who builds what)."""
-
-    journal: Journal
-    limiter: VenueRateLimiter
-    push: PushHealth
-    stopping: asyncio.Event
-    """The service's stop event, which the limiter watches: a request waiting for its permit
-    is not sent once the service stops."""
-    elect: ElectorFactory | None
-    """None without a lease backend (backend "none"): the single instance leads with epoch 0."""
-    consume: ConsumerFactory
-    connect_venue: VenueConnector
 
 
 def build_execution(ctx: ServiceContext) -> ExecutionService:

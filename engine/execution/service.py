@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.bus.base import CONTROL, Delivery, md_stream, orders_stream, replay_stream
-from engine.bus.consumer import RetryLater
+from engine.bus.consumer import RetryLater, StreamConsumer
 from engine.core.algos import MarketView
 from engine.core.errors import FencingError, JournalUnavailableError, StormproofError
 from engine.core.ids import client_order_id
@@ -38,13 +39,39 @@ from engine.core.leadership import Leadership
 from engine.core.messages import Control, Intent, IntentDone, OrderRequest, Quote
 from engine.core.orders import OrderRecord
 from engine.core.positions import order_reduces
+from engine.core.pushhealth import PushHealth
+from engine.execution.journal import Journal
+from engine.execution.lease.base import OnDeposed, OnElected
+from engine.execution.lease.elector import LeaderElector
 from engine.execution.recovery import RecoveryReport, recover
+from engine.execution.venue_pacer import VenueRateLimiter
 from engine.execution.venue_session import VenueSession
 from engine.runtime.service import Readiness, Service, ServiceContext
 from plumbing.logging import bound_contextvars
 
-if TYPE_CHECKING:
-    from engine.execution.assembly import ExecutionParts
+ElectorFactory = Callable[[OnElected, OnDeposed], LeaderElector]
+"""A LeaderElector for this instance, given the service's on_elected and on_deposed."""
+ConsumerFactory = Callable[..., StreamConsumer]
+"""A StreamConsumer of the execution group: streams, handler, start and per-stream options."""
+VenueConnector = Callable[..., Awaitable[VenueSession]]
+"""`connect_venue` with everything but the service's own answers (stopping, market,
+may_send, may_resend) bound."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionParts:
+    """What an ExecutionService is made of; engine.execution.assembly builds them from config."""
+
+    journal: Journal
+    limiter: VenueRateLimiter
+    push: PushHealth
+    stopping: asyncio.Event
+    """The service's stop event, which the limiter watches: a request waiting for its permit
+    is not sent once the service stops."""
+    elect: ElectorFactory | None
+    """None without a lease backend (backend "none"): the single instance leads with epoch 0."""
+    consume: ConsumerFactory
+    connect_venue: VenueConnector
 
 
 class LeadershipLost(StormproofError):

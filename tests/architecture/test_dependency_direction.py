@@ -2,8 +2,9 @@
 
 engine.core imports nothing of ours (plumbing included) and does no I/O; engine never imports
 replay or harness; replay never imports harness nor the engine (the oracle owns its knowledge);
-plumbing, the domain-free base layer both may use, imports nothing of ours (import-linter
-contracts in pyproject.toml). Locustfiles in load/ import none of our packages and no asyncio code
+plumbing, the domain-free base layer both may use, imports nothing of ours; engine.execution
+is layered from its assembly down to the journal and the lease (import-linter contracts in
+pyproject.toml). Locustfiles in load/ import none of our packages and no asyncio code
 (Locust monkey-patches with gevent).
 """
 
@@ -47,7 +48,7 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_project_keeps_every_contract() -> None:
     result = lint_imports(PROJECT_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 6 kept, 0 broken." in result.stdout
+    assert "Contracts: 7 kept, 0 broken." in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,16 @@ def test_project_keeps_every_contract() -> None:
         ("plumbing/leak.py", "import engine.config\n", "plumbing imports nothing of ours"),
         ("plumbing/venue.py", "from replay import recording\n", "plumbing imports nothing of ours"),
         ("plumbing/cli.py", "import harness.cli\n", "plumbing imports nothing of ours"),
+        (
+            "engine/execution/gateway.py",
+            "from engine.execution import desk\n",
+            "engine.execution layers",
+        ),
+        (
+            "engine/execution/lease/x.py",
+            "import engine.execution.service\n",
+            "engine.execution layers",
+        ),
     ],
 )
 def test_a_violation_breaks_the_build(
@@ -74,6 +85,7 @@ def test_a_violation_breaks_the_build(
         f"engine/{p}"
         for p in ("core", "runtime", "bus", "marketdata", "strategy", "risk", "execution", "ops")
     ]
+    packages += ["engine/execution/journal", "engine/execution/lease"]
     for package in packages:
         (tmp_path / package).mkdir(parents=True, exist_ok=True)
         (tmp_path / package / "__init__.py").write_text("")
@@ -84,6 +96,22 @@ def test_a_violation_breaks_the_build(
         "replay/recording.py",
         "harness/cli.py",
         "harness/tools.py",
+        *(
+            f"engine/execution/{layer}.py"
+            for layer in (
+                "assembly",
+                "service",
+                "recovery",
+                "venue_session",
+                "parents",
+                "user_stream",
+                "desk",
+                "gateway",
+                "venue_pacer",
+                "venue",
+                "errors",
+            )
+        ),
     ):
         (tmp_path / name).write_text("")
     (tmp_path / module).write_text(source)
