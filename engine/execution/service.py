@@ -113,9 +113,9 @@ class ExecutionService(Service):
         self.open_orders: list[OrderRecord] = []
         """Refreshed by the poller, for /status (which must not wait on the journal)."""
         self._elected = asyncio.Event()
-        """Set when `leadership` turns ELECTED: run() claims and recovers."""
+        """Wakes run() when `leadership` turns ELECTED: it claims and recovers."""
         self._deposed = asyncio.Event()
-        """Set when `leadership` turns DEPOSED: the leader work stops."""
+        """Wakes the leadership watcher when `leadership` turns DEPOSED: the leader work stops."""
         self.elector = (
             None if parts.elect is None else parts.elect(self._on_elected, self._on_deposed)
         )
@@ -438,7 +438,7 @@ class ExecutionService(Service):
         slow = fast * 10
         last = 0
         # a deposed leader's poller ends with the rest of its leader work (nothing else stops it)
-        while not self._deposed.is_set() and not await self.pause(fast):
+        while not self.leadership.deposed and not await self.pause(fast):
             now = self.clock.time_ns()
             stale = session.user_stream is None or self.push.stale(now)
             if not stale and now - last < slow * 1e9:
