@@ -69,9 +69,9 @@ def build_service(name: str, ctx: ServiceContext) -> Service:
 
         return RiskService(ctx)
     if name == "execution":
-        from engine.execution.service import ExecutionService
+        from engine.execution.assembly import build_execution
 
-        return ExecutionService(ctx)
+        return build_execution(ctx)
     raise ConfigError(f"unknown service {name!r}; choose one of {', '.join(SERVICES)} or all")
 
 

@@ -28,7 +28,7 @@ from engine.core.errors import (
     VenueOrderNotFound,
 )
 from engine.execution.errors import ErrorClass, classify
-from engine.execution.ratelimit import LimiterDeadline, LimiterStopped, VenueRateLimiter
+from engine.execution.venue_pacer import LimiterDeadline, LimiterStopped, VenueRateLimiter
 from engine.runtime.metrics import EngineMetrics
 from plumbing.backoff import Backoff
 from plumbing.logging import get_logger

@@ -11,37 +11,67 @@ requests. A standby is "hot": journal open, venue connected, markets loaded, rea
 A deposed leader stops at once: the journal refuses its writes (FencingError), the desk refuses
 to send once the local lease term has ended, and the process exits so that its supervisor
 restarts it as a standby. Without a lease (backend "none") the single instance is leader with
-epoch 0 from the start, and /startupz turns green only after recovery.
+epoch 0 from the start, and /startupz turns green only after recovery. Which of these an
+instance is, is one pure state machine (engine.core.leadership.Leadership): the service feeds
+it the elector's callbacks, the journal's claim, recovery's end and any FencingError, and does
+what each transition says.
+
+The service builds nothing from configuration: its parts come ready from
+engine.execution.assembly (journal, rate limiter, elector, consumers), and its venue-bound
+parts (engine.execution.venue_session) are built once, at start, when the venue answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from engine.bus.base import CONTROL, Delivery, md_stream, orders_stream, replay_stream
 from engine.bus.consumer import RetryLater, StreamConsumer
-from engine.core.algos import Instrument, MarketView
+from engine.core.algos import MarketView
 from engine.core.errors import FencingError, JournalUnavailableError, StormproofError
 from engine.core.ids import client_order_id
+from engine.core.leadership import Leadership
 from engine.core.messages import Control, Intent, IntentDone, OrderRequest, Quote
 from engine.core.orders import OrderRecord
 from engine.core.positions import order_reduces
 from engine.core.pushhealth import PushHealth
-from engine.execution.desk import OrderDesk
-from engine.execution.gateway import VenueGateway
-from engine.execution.journal import make_journal
-from engine.execution.lease import LeaderElector, lease_backend
-from engine.execution.parents import ParentOrders
-from engine.execution.ratelimit import VenueRateLimiter, from_config, prometheus_callback
+from engine.execution.journal import Journal
+from engine.execution.lease.base import OnDeposed, OnElected
+from engine.execution.lease.elector import LeaderElector
 from engine.execution.recovery import RecoveryReport, recover
-from engine.execution.user_stream import UserStream
-from engine.execution.venue import make_binance
+from engine.execution.venue_pacer import VenueRateLimiter
+from engine.execution.venue_session import VenueSession
 from engine.runtime.service import Readiness, Service, ServiceContext
 from plumbing.logging import bound_contextvars
+
+ElectorFactory = Callable[[OnElected, OnDeposed], LeaderElector]
+"""A LeaderElector for this instance, given the service's on_elected and on_deposed."""
+ConsumerFactory = Callable[..., StreamConsumer]
+"""A StreamConsumer of the execution group: streams, handler, start and per-stream options."""
+VenueConnector = Callable[..., Awaitable[VenueSession]]
+"""`connect_venue` with everything but the service's own answers (stopping, market,
+may_send, may_resend) bound."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionParts:
+    """What an ExecutionService is made of; engine.execution.assembly builds them from config."""
+
+    journal: Journal
+    limiter: VenueRateLimiter
+    push: PushHealth
+    stopping: asyncio.Event
+    """The service's stop event, which the limiter watches: a request waiting for its permit
+    is not sent once the service stops."""
+    elect: ElectorFactory | None
+    """None without a lease backend (backend "none"): the single instance leads with epoch 0."""
+    consume: ConsumerFactory
+    connect_venue: VenueConnector
 
 
 class LeadershipLost(StormproofError):
@@ -57,173 +87,74 @@ def _order_lane(delivery: Delivery) -> str:
     return delivery.entry_id
 
 
-def _instrument(market: dict[str, Any]) -> Instrument:
-    precision = market.get("precision") or {}
-    limits = market.get("limits") or {}
-
-    def dec(value: Any, default: str) -> Decimal:
-        return Decimal(str(value)) if value not in (None, 0, "") else Decimal(default)
-
-    return Instrument(
-        tick_size=dec(precision.get("price"), "0.00000001"),
-        lot_size=dec(precision.get("amount"), "0.00000001"),
-        min_qty=dec((limits.get("amount") or {}).get("min"), "0"),
-        min_notional=dec((limits.get("cost") or {}).get("min"), "0"),
-    )
-
-
 class ExecutionService(Service):
     name = "execution"
 
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, parts: ExecutionParts) -> None:
         super().__init__(ctx)
+        self.stopping = parts.stopping  # the event the injected rate limiter watches
         config = self.config
         self.venue = config.venue.name
         self.symbols = [s.upper() for s in config.venue.symbols]
         self.exec_config = config.execution
-        self.journal = make_journal(self.exec_config, ctx.settings.secrets)
-        self.limiter = VenueRateLimiter(
-            from_config(config.venue, self.exec_config),
-            self.clock,
-            metrics_callback=prometheus_callback(self.metrics, self.venue),
-            stop=self.stopping,
-        )
-        self.exchange: Any = None
-        self.gateway: VenueGateway | None = None
-        self.push = PushHealth(stale_after_ns=self.exec_config.user_stream_stale_ms * 1_000_000)
-        self.unified: dict[str, str] = {}
-        self.instruments: dict[str, Instrument] = {}
+        self.parts = parts
+        self.journal = parts.journal
+        self.limiter = parts.limiter
+        self.push = parts.push
+        self.session: VenueSession | None = None
+        """The venue-bound parts, from the moment the venue answered at start."""
         self.touch: dict[str, MarketView] = {}
-        self.desk: OrderDesk | None = None
-        self.parents: ParentOrders | None = None
-        self.user_stream: UserStream | None = None
         self.recovery: RecoveryReport | None = None
         self.halted = ""
         """Why this instance refuses new entries (a drift halt, an ops halt); "" when not."""
         self.reducing = ""
         """Why only reductions may be resent now (a pause, a flatten); "" when not."""
-        self.leader_epoch: int | None = None
-        self.recovered = False
+        self.leadership = Leadership()
         self.open_orders: list[OrderRecord] = []
         """Refreshed by the poller, for /status (which must not wait on the journal)."""
+        self._elected = asyncio.Event()
+        """Wakes run() when `leadership` turns ELECTED: it claims and recovers."""
         self._deposed = asyncio.Event()
-        self._elected: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
-        backend = lease_backend(
-            config.lease,
-            default_redis_url=config.bus.redis_url,
-            username=ctx.settings.secrets.redis_username,
-            password=ctx.settings.secrets.redis_password.reveal(),
+        """Wakes the leadership watcher when `leadership` turns DEPOSED: the leader work stops."""
+        self.elector = (
+            None if parts.elect is None else parts.elect(self._on_elected, self._on_deposed)
         )
-        self.elector: LeaderElector | None = None
-        if backend is not None:
-            self.elector = LeaderElector(
-                backend,
-                holder=f"execution-{ctx.instance}",
-                ttl_ms=config.lease.ttl_ms,
-                renew_interval_ms=config.lease.renew_interval_ms,
-                clock=self.clock,
-                on_elected=self._on_elected,
-                on_deposed=self._on_deposed,
-            )
-        bus_cfg = config.bus
-        common: dict[str, Any] = dict(
-            consumer=f"execution-{ctx.instance}",
-            count=bus_cfg.read_count,
-            block_ms=bus_cfg.read_block_ms,
-            claim_min_idle_ms=bus_cfg.claim_min_idle_ms,
-            # the leader is the group's only consumer: what others left pending is its own
-            first_claim_min_idle_ms=0,
-        )
-        self.orders_consumer = StreamConsumer(
-            self.bus,
-            group="execution",
+        self.orders_consumer = parts.consume(
             streams=[orders_stream(self.venue)],
             handler=self._on_request,
             start="earliest",
             concurrency=self.exec_config.max_orders_in_flight,
             key=_order_lane,
-            **common,
         )
-        self.control_consumer = StreamConsumer(
-            self.bus,
-            group="execution",
-            streams=[CONTROL],
-            handler=self._on_control,
-            start="latest",
-            **common,
+        self.control_consumer = parts.consume(
+            streams=[CONTROL], handler=self._on_control, start="latest"
         )
-        self.md_consumer = StreamConsumer(
-            self.bus,
-            group="execution",
+        self.md_consumer = parts.consume(
             streams=[md_stream(self.venue, s) for s in self.symbols],
             handler=self._on_market_data,
             start="latest",
-            **common,
         )
         self.stoppables = [self.orders_consumer, self.control_consumer, self.md_consumer]
-        self._unknown_grace_ns = 2 * config.venue.request_timeout_ms * 1_000_000
+
+    def _connected(self) -> VenueSession:
+        if self.session is None:
+            raise StormproofError("execution used before its venue was connected")
+        return self.session
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def on_start(self) -> None:
         await self.bus.ping()
         await self.journal.open()
-        self.exchange = make_binance(
-            self.config.venue, self.ctx.settings.secrets, on_response=self.limiter.observe
-        )
-        self.gateway = VenueGateway(
-            exchange=self.exchange,
-            limiter=self.limiter,
-            config=self.exec_config,
-            metrics=self.metrics,
-            venue=self.venue,
+        self.session = await self.parts.connect_venue(
             stopping=self.stopping,
-        )
-        await self.gateway.call("load_markets", side_effect=False)
-        for symbol in self.symbols:
-            market = self.exchange.markets_by_id.get(symbol)
-            if not market:
-                raise StormproofError(f"venue does not list symbol {symbol}")
-            self.unified[symbol] = market[0]["symbol"]
-            self.instruments[symbol] = _instrument(market[0])
-        self.desk = OrderDesk(
-            journal=self.journal,
-            gateway=self.gateway,
-            bus=self.bus,
-            clock=self.clock,
-            metrics=self.metrics,
-            venue=self.venue,
-            unified=self.unified,
-            push=self.push,
+            market=self.touch.get,
             may_send=self._may_send,
-            is_algo_parent=lambda intent_id: (
-                self.parents is not None and self.parents.is_parent(intent_id)
-            ),
-            unknown_grace_ns=self._unknown_grace_ns,
             may_resend=self._may_resend,
         )
-        self.parents = ParentOrders(
-            journal=self.journal,
-            desk=self.desk,
-            bus=self.bus,
-            clock=self.clock,
-            venue=self.venue,
-            instruments=self.instruments,
-            market=self.touch.get,
-            workers=self.exec_config.max_orders_in_flight,
-        )
-        self.desk.on_change = self.parents.on_order_changed
-        if self.exec_config.user_stream:
-            self.user_stream = UserStream(
-                venue=self.config.venue,
-                secrets=self.ctx.settings.secrets,
-                desk=self.desk,
-                push=self.push,
-                clock=self.clock,
-                markets={s: self.exchange.markets[u] for s, u in self.unified.items()},
-            )
         if self.elector is None:
-            await self._lead(0)  # a single instance: /startupz after recovery
+            self.leadership.on_elected(0)
+            await self._lead()  # a single instance: /startupz after recovery
         else:
             self.log.info("execution_standby", lease=self.config.lease.backend)
 
@@ -231,51 +162,52 @@ class ExecutionService(Service):
         async with asyncio.TaskGroup() as tasks:
             if self.elector is not None:
                 tasks.create_task(self.elector.run(), name="execution-lease")
-                epoch = await self._wait_for_election()
-                if epoch is None:
+                if not await self._wait_for_election():
                     self.elector.stop()
                     return
-                await self._lead(epoch)
+                await self._lead()
             tasks.create_task(self._leader_work(), name="execution-leader")
 
-    async def _wait_for_election(self) -> int | None:
-        elected = asyncio.create_task(self._elected.get(), name="execution-elected")
+    async def _wait_for_election(self) -> bool:
+        elected = asyncio.create_task(self._elected.wait(), name="execution-elected")
         stopping = asyncio.create_task(self.stopping.wait(), name="execution-stop-wait")
         try:
             done, _ = await asyncio.wait({elected, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            return elected.result() if elected in done else None
+            return elected in done
         finally:
             for task in (elected, stopping):
                 task.cancel()
             await asyncio.gather(elected, stopping, return_exceptions=True)
 
-    async def _lead(self, epoch: int) -> None:
+    async def _lead(self) -> None:
         """Claim the journal with our epoch and recover; only then take requests."""
-        assert self.desk is not None
-        assert self.parents is not None
-        assert self.gateway is not None
+        session = self._connected()
+        epoch = self.leadership.epoch
+        if self.leadership.deposed or epoch is None:
+            return  # the term ended before it was claimed: the leader work stops at once
         await self.journal.claim(epoch)
-        self.leader_epoch = epoch
+        if not self.leadership.on_claimed():
+            return
         self.metrics.leader.set(1)
         self.metrics.leader_epoch.set(epoch)
         await self._restore_halt()
         self.recovery = await recover(
             journal=self.journal,
-            desk=self.desk,
-            parents=self.parents,
-            gateway=self.gateway,
+            desk=session.desk,
+            parents=session.parents,
+            gateway=session.gateway,
             bus=self.bus,
             clock=self.clock,
             metrics=self.metrics,
             venue=self.venue,
             symbols=self.symbols,
-            instruments=self.instruments,
+            instruments=session.instruments,
             drift_halt_percent=self.exec_config.drift_halt_percent,
             republish_window_ms=self.exec_config.republish_window_ms,
             adoption_lookback_ms=self.exec_config.adoption_lookback_ms,
             adoption_required=self.exec_config.journal_durability == "process",
         )
-        self.recovered = True
+        self.leadership.on_recovered()
         if self.recovery.halt_reason:
             self.halted = self.recovery.halt_reason
             self.log.error("execution_halted_on_recovery", reason=self.halted)
@@ -296,26 +228,26 @@ class ExecutionService(Service):
             fills_recovered=self.recovery.fills_recovered,
             parents=self.recovery.parents_resumed,
             drift=self.recovery.drift_percent,
-            positions={p.symbol: str(p.qty) for p in self.desk.positions.all()},
+            positions={p.symbol: str(p.qty) for p in session.desk.positions.all()},
         )
 
     async def _leader_work(self) -> None:
-        assert self.parents is not None
+        session = self._connected()
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.md_consumer.run(), name="execution-md")
                 tasks.create_task(self.control_consumer.run(), name="execution-control")
                 tasks.create_task(self.orders_consumer.run(), name="execution-orders")
-                tasks.create_task(self._fenced(self.parents.run()), name="execution-parents")
+                tasks.create_task(self._fenced(session.parents.run()), name="execution-parents")
                 tasks.create_task(self._fenced(self._poll()), name="execution-poller")
                 tasks.create_task(self._watch_leadership(), name="execution-fence")
-                if self.user_stream is not None:
+                if session.user_stream is not None:
                     tasks.create_task(
-                        self._fenced(self.user_stream.run()), name="execution-user-stream"
+                        self._fenced(session.user_stream.run()), name="execution-user-stream"
                     )
         finally:
             self.metrics.leader.set(0)
-        if self._deposed.is_set():
+        if self.leadership.deposed:
             raise LeadershipLost("leadership lost: exiting so as to restart as a standby")
 
     async def _fenced(self, work: Coroutine[Any, Any, None]) -> None:
@@ -324,7 +256,7 @@ class ExecutionService(Service):
             await work
         except* FencingError as group:
             self.log.error("execution_fenced", error=str(group.exceptions[0]))
-            self._deposed.set()
+            self._on_fenced(str(group.exceptions[0]))
 
     async def _watch_leadership(self) -> None:
         """Stop every leader task when leadership ends (or the service stops)."""
@@ -338,30 +270,32 @@ class ExecutionService(Service):
             await asyncio.gather(deposed, stopping, return_exceptions=True)
         for consumer in self.stoppables:
             consumer.stop()
-        if self.parents is not None:
-            self.parents.stop()
-        if self.user_stream is not None:
-            self.user_stream.stop()
+        if self.session is not None:
+            self.session.parents.stop()
+            if self.session.user_stream is not None:
+                self.session.user_stream.stop()
         if self.elector is not None and self.stopping.is_set():
             self.elector.stop()
 
     async def _on_elected(self, epoch: int) -> None:
-        if self._elected.empty() and self.leader_epoch is None:
-            self._elected.put_nowait(epoch)
+        if self.leadership.on_elected(epoch):
+            self._elected.set()
 
     async def _on_deposed(self, epoch: int, reason: str) -> None:
-        if self.leader_epoch is not None and epoch == self.leader_epoch:
+        if self.leadership.on_deposed(epoch, reason):
             self.log.error("execution_deposed", epoch=epoch, reason=reason)
             self._deposed.set()
 
+    def _on_fenced(self, reason: str) -> None:
+        if self.leadership.on_fenced(f"fenced: {reason}"):
+            self._deposed.set()
+
     def _may_send(self) -> bool:
-        if self._deposed.is_set() or self.leader_epoch is None:
-            return False
-        return self.elector is None or self.elector.is_leader
+        return self.leadership.may_send(lease_held=self.elector is None or self.elector.is_leader)
 
     async def on_stop(self) -> None:
-        if self.exchange is not None:
-            await self.exchange.close()
+        if self.session is not None:
+            await self.session.close()
         await self.journal.close()
 
     # --- requests -----------------------------------------------------------------------------
@@ -379,14 +313,13 @@ class ExecutionService(Service):
                     await self._new_intent(intent)
             except FencingError as exc:
                 self.log.error("execution_fenced", error=str(exc))
-                self._deposed.set()
+                self._on_fenced(str(exc))
                 raise RetryLater(str(exc)) from exc
             except JournalUnavailableError as exc:
                 raise RetryLater(str(exc)) from exc
 
     async def _new_intent(self, intent: Intent) -> None:
-        assert self.desk is not None
-        assert self.parents is not None
+        session = self._connected()
         if self.halted and not intent.reduce_only:
             await self.bus.publish(
                 f"exec.{self.venue}",
@@ -405,16 +338,16 @@ class ExecutionService(Service):
                 ),
             )
             return
-        position = self.desk.positions.get(self.venue, intent.symbol).qty
+        position = session.desk.positions.get(self.venue, intent.symbol).qty
         if intent.algo:
-            await self.parents.submit(intent, position_qty=position)
+            await session.parents.submit(intent, position_qty=position)
             # the parent's record is all a recovery would have of it until a child reaches the
             # venue: durable before the bus forgets the request (its children go out meanwhile)
             await self.journal.make_durable()
             return
         qty = min(intent.qty, abs(position)) if intent.reduce_only else intent.qty
         now = self.clock.time_ns()
-        await self.desk.place(
+        await session.desk.place(
             OrderRecord(
                 client_order_id=client_order_id(intent.intent_id, 0),
                 intent_id=intent.intent_id,
@@ -435,12 +368,11 @@ class ExecutionService(Service):
         )
 
     async def _cancel_intent(self, intent: Intent) -> None:
-        assert self.desk is not None
-        assert self.parents is not None
-        if not await self.parents.cancel(intent.cancel_intent_id):
+        session = self._connected()
+        if not await session.parents.cancel(intent.cancel_intent_id):
             for order in await self.journal.orders_for_intent(intent.cancel_intent_id):
                 if not order.state.is_terminal:
-                    await self.desk.cancel(order)
+                    await session.desk.cancel(order)
         # a parent canceling, an order marked never to be resent: the venue cannot tell a
         # recovery about either, so they are durable before the bus forgets the cancel
         await self.journal.make_durable()
@@ -470,8 +402,8 @@ class ExecutionService(Service):
     def _may_resend(self, order: OrderRecord) -> bool:
         if self.halted:
             return False
-        if self.reducing and self.desk is not None:
-            position = self.desk.positions.get(self.venue, order.symbol).qty
+        if self.reducing and self.session is not None:
+            position = self.session.desk.positions.get(self.venue, order.symbol).qty
             return order_reduces(order.side, order.remaining_qty, position)
         return True
 
@@ -501,14 +433,14 @@ class ExecutionService(Service):
     async def _poll(self) -> None:
         """REST polling: fast while the push channel is stale (or off), a slow safety net
         otherwise."""
-        assert self.desk is not None
+        session = self._connected()
         fast = self.exec_config.poll_interval_ms / 1000
         slow = fast * 10
         last = 0
         # a deposed leader's poller ends with the rest of its leader work (nothing else stops it)
-        while not self._deposed.is_set() and not await self.pause(fast):
+        while not self.leadership.deposed and not await self.pause(fast):
             now = self.clock.time_ns()
-            stale = self.user_stream is None or self.push.stale(now)
+            stale = session.user_stream is None or self.push.stale(now)
             if not stale and now - last < slow * 1e9:
                 with contextlib.suppress(JournalUnavailableError):
                     self.open_orders = await self.journal.open_orders()
@@ -516,10 +448,10 @@ class ExecutionService(Service):
             last = now
             try:
                 self.open_orders = await self.journal.open_orders()
-                await self.desk.poll_once()
+                await session.desk.poll_once()
             except JournalUnavailableError as exc:
                 self.log.warning("poll_journal_unavailable", error=str(exc)[:200])
-            if self.user_stream is not None:
+            if session.user_stream is not None:
                 self.metrics.user_stream_age.labels(venue=self.venue).set(
                     (now - self.push.last_event_ns) / 1e9 if self.push.last_event_ns else 0
                 )
@@ -527,12 +459,12 @@ class ExecutionService(Service):
     # --- health -------------------------------------------------------------------------------
 
     def readiness(self) -> Readiness:
-        venue_ok = self.gateway is not None and self.gateway.ok
-        if self.leader_epoch is None:
+        venue_ok = self.session is not None and self.session.gateway.ok
+        if self.leadership.leader_epoch is None:
             return Readiness.of({"hot standby: venue reachable": venue_ok})
         return Readiness.of(
             {
-                "recovered": self.recovered,
+                "recovered": self.leadership.recovered,
                 "orders consumer connected": self.orders_consumer.connected,
                 "venue reachable": venue_ok,
                 "leader": self._may_send(),
@@ -541,19 +473,26 @@ class ExecutionService(Service):
 
     def status(self) -> dict[str, Any]:
         now = self.clock.time_ns()
-        desk = self.desk
+        session = self.session
         return {
-            "role": "leader" if self.leader_epoch is not None else "standby",
-            "leader_epoch": self.leader_epoch,
+            "role": self.leadership.role,
+            "leader_epoch": self.leadership.leader_epoch,
+            "leadership": self.leadership.state.value,
             "lease": None if self.elector is None else self.elector.state(),
             "halted": self.halted or None,
             "positions": (
-                {p.symbol: str(p.qty) for p in desk.positions.all()} if desk is not None else {}
+                {p.symbol: str(p.qty) for p in session.desk.positions.all()}
+                if session is not None
+                else {}
             ),
-            "orders_sent": desk.sent if desk is not None else 0,
+            "orders_sent": session.desk.sent if session is not None else 0,
             "open_orders": [_order_status(o) for o in self.open_orders[:100]],
-            "parents": self.parents.state() if self.parents is not None else [],
-            "user_stream": self.push.state(now) if self.user_stream is not None else None,
+            "parents": session.parents.state() if session is not None else [],
+            "user_stream": (
+                self.push.state(now)
+                if session is not None and session.user_stream is not None
+                else None
+            ),
             "rate_limit": self.limiter.governor.state(),
             "recovery": None if self.recovery is None else _recovery_status(self.recovery),
         }

@@ -16,18 +16,20 @@ module they bring in, import nothing but the standard library and each other.
 from __future__ import annotations
 
 import ast
-import re
 import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import grimp
 import pytest
 
 from harness.tools import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
+
+PACKAGES = ("plumbing", "engine", "replay", "harness")
 
 LOCUST_FORBIDDEN = (
     "engine",
@@ -85,20 +87,26 @@ def test_project_keeps_every_contract() -> None:
         ("engine/core/plumbed.py", "from plumbing import waits\n", "engine.core is pure"),
         ("replay/leak.py", "import harness.tools\n", "replay never imports harness"),
         ("replay/judge.py", "from engine.core import book\n", "replay never imports the engine"),
-        ("replay/sub/deep.py", "import engine.config\n", "replay never imports the engine"),
+        ("replay/tools/deep.py", "import engine.config\n", "replay never imports the engine"),
         ("plumbing/leak.py", "import engine.config\n", "plumbing imports nothing of ours"),
         ("plumbing/venue.py", "from replay import recording\n", "plumbing imports nothing of ours"),
         ("plumbing/cli.py", "import harness.cli\n", "plumbing imports nothing of ours"),
-        ("engine/runtime/leak.py", "import engine.app\n", "engine layers"),
-        ("engine/bus/leak.py", "from engine import runtime\n", "engine layers"),
+        ("engine/runtime/service.py", "import engine.app\n", "engine layers"),
+        ("engine/bus/base.py", "from engine import runtime\n", "engine layers"),
         ("engine/config.py", "import engine.strategy\n", "engine layers"),
-        ("engine/risk/peek.py", "import engine.strategy\n", "engine layers"),
-        ("engine/ops/peek.py", "import engine.execution\n", "engine layers"),
-        ("plumbing/up.py", "import engine.bus\n", "engine layers"),
+        ("engine/risk/service.py", "import engine.strategy.service\n", "engine layers"),
+        ("engine/ops/server.py", "import engine.execution.service\n", "engine layers"),
+        ("plumbing/waits.py", "import engine.bus\n", "engine layers"),
+        ("engine/execution/gateway.py", "from engine.execution import desk\n", "engine.execution"),
+        (
+            "engine/execution/lease/redis.py",
+            "import engine.execution.service\n",
+            "engine.execution",
+        ),
         ("replay/feed.py", "from replay import server\n", "replay layers"),
-        ("replay/lane.py", "import replay.market\n", "replay layers"),
+        ("replay/lane/state.py", "import replay.market\n", "replay layers"),
         ("replay/book.py", "from replay.cli_support import fail\n", "replay layers"),
-        ("harness/chaos/probe.py", "from harness.gameday import runner\n", "harness layers"),
+        ("harness/chaos/probes.py", "from harness.gameday import runner\n", "harness layers"),
         ("harness/runfile.py", "import harness.stack\n", "harness layers"),
         ("harness/truth/collect.py", "from harness.chaos import probes\n", "harness layers"),
         ("harness/client.py", "import harness.supervisor\n", "harness layers"),
@@ -109,68 +117,74 @@ def test_project_keeps_every_contract() -> None:
 def test_a_violation_breaks_the_build(
     tmp_path: Path, module: str, source: str, contract: str
 ) -> None:
+    """One import against the direction, added to a copy of the real tree, breaks the contract
+    it names (and the build: `make test` runs lint-imports through this file)."""
     shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    # a skeleton of the real layout: every module a contract names must exist
-    packages = ["plumbing", "engine", "replay", "replay/sub", "harness"]
-    packages += [f"harness/{p}" for p in ("cli", "gameday", "load", "chaos", "truth")]
-    packages += [
-        f"engine/{p}"
-        for p in ("core", "runtime", "bus", "marketdata", "strategy", "risk", "execution", "ops")
-    ]
-    for package in packages:
-        (tmp_path / package).mkdir(parents=True, exist_ok=True)
-        (tmp_path / package / "__init__.py").write_text("")
-    for name in (
-        "engine/__main__.py",
-        "engine/app.py",
-        "engine/config.py",
-        "engine/core/book.py",
-        "plumbing/waits.py",
-        "replay/recording.py",
-        "harness/gameday/runner.py",
-        "harness/chaos/probes.py",
-        *(
-            f"harness/{m}.py"
-            for m in (
-                "quiesce",
-                "stack",
-                "client",
-                "supervisor",
-                "runfile",
-                "recordings",
-                "toxiproxy",
-                "postgres",
-                "redis_acl",
-                "ports",
-                "tools",
-                "summary",
-                "errors",
-            )
-        ),
-    ):
-        (tmp_path / name).write_text("")
-    for name in layer_modules(PROJECT_ROOT / "pyproject.toml"):
-        (tmp_path / name).write_text("")
-    (tmp_path / module).write_text(source)
+    for package in PACKAGES:
+        shutil.copytree(
+            PROJECT_ROOT / package,
+            tmp_path / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c", "*.j2"),
+        )
+    target = tmp_path / module
+    with target.open("a") as file:
+        file.write("\n" + source)
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     broken = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
     assert any(line.startswith(contract) for line in broken), result.stdout
 
 
-def layer_modules(pyproject: Path) -> list[str]:
-    """Every module a `layers` contract names inside its containers, as a file path."""
-    config = tomllib.loads(pyproject.read_text())["tool"]["importlinter"]
-    paths = []
-    for contract in config["contracts"]:
-        if contract["type"] != "layers":
-            continue
-        for container in contract.get("containers", []):
-            for layer in contract["layers"]:
-                for name in re.split(r"[|:]", layer):
-                    name = name.strip().strip("()")
-                    paths.append(f"{container}.{name}".replace(".", "/") + ".py")
-    return paths
+def import_circles(packages: tuple[str, ...]) -> list[list[str]]:
+    """Every group of our modules that import each other round in a circle (Tarjan's strongly
+    connected components of the import graph, imports inside functions included)."""
+    graph = grimp.build_graph(*packages, cache_dir=None)
+    edges = {m: graph.find_modules_directly_imported_by(m) & graph.modules for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in edges[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_no_module_of_ours_imports_its_way_back_to_itself() -> None:
+    assert import_circles(PACKAGES) == []
+
+
+def test_the_circle_finder_sees_a_circle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop" / "__init__.py").write_text("")
+    (tmp_path / "loop" / "a.py").write_text("from loop import b\n")
+    (tmp_path / "loop" / "b.py").write_text("def f():\n    from loop import c\n")
+    (tmp_path / "loop" / "c.py").write_text("import loop.a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_circles(("loop",)) == [["loop.a", "loop.b", "loop.c"]]
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -29,8 +29,11 @@ import redis as sync_redis
 import structlog
 
 from engine.core.clock import LiveClock
-from engine.core.lease import DeposeReason
-from engine.execution.lease import KubernetesLease, LeaderElector, LeaseBackend, RedisLease
+from engine.core.lease_term import DeposeReason
+from engine.execution.lease.base import LeaseBackend
+from engine.execution.lease.elector import LeaderElector
+from engine.execution.lease.kubernetes import KubernetesLease
+from engine.execution.lease.redis import RedisLease
 from harness.ports import free_ports
 from harness.tools import PROJECT_ROOT
 from tests.fake_kube_api import FakeKubeApi, api_client, fake_kube_api

@@ -24,8 +24,8 @@ import pytest
 from engine.config import Secret, Secrets, VenueConfig
 from engine.core.clock import LiveClock
 from engine.core.ratelimit import NS_PER_S, VenueGovernor
-from engine.execution.ratelimit import VenueRateLimiter
 from engine.execution.venue import make_binance
+from engine.execution.venue_pacer import VenueRateLimiter
 from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess, control, replay_process
 
 pytestmark = pytest.mark.integration

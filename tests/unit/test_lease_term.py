@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.core.clock import TestClock
-from engine.core.lease import (
+from engine.core.lease_term import (
     DeposeReason,
     LeaderState,
     LeaseStateError,

@@ -32,7 +32,7 @@ from engine.core.ratelimit import (
     Wait,
     depth_weight,
 )
-from engine.execution.ratelimit import (
+from engine.execution.venue_pacer import (
     LimiterDeadline,
     LimiterStopped,
     VenueRateLimiter,

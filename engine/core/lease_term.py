@@ -30,7 +30,7 @@ States and transitions:
                              │
                              └──lost | term expired | stepped down──► DEPOSED ──rejoin──► FOLLOWER
 
-This class only decides; the elector (engine.execution.lease) performs the calls.
+This class only decides; the elector (engine.execution.lease.elector) performs the calls.
 """
 
 from __future__ import annotations
