@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness.chaos import MODULES, discover
+from harness.tools import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
-EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").glob("*.json"))
+EXPERIMENTS = sorted((PROJECT_ROOT / "experiments").glob("*.json"))
 CHAOS = str(Path(sys.executable).with_name("chaos"))
 
 

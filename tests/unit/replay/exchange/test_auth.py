@@ -1,17 +1,15 @@
+"""Signed requests as Binance checks them: the signature over query and body, its Binance error
+codes, and input outside ASCII refused, never a crash (replay/exchange/auth.py)."""
+
 import re
-from decimal import Decimal
 from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.core.messages import Fill, Side
-from engine.core.positions import PositionBook
-from engine.core.staleness import StalenessTracker
 from replay.exchange.auth import parse_params, sign, split_signature, verify
 from replay.exchange.errors import BinanceError
-from replay.pacing import Pacer
 
 pytestmark = pytest.mark.unit
 SECRETS = {"key": "secret"}
@@ -121,64 +119,6 @@ def split_signature_reference(raw: str) -> tuple[str, str | None]:
 def test_split_signature_matches_its_definition(pieces: list[str]) -> None:
     raw = "&".join(pieces)
     assert split_signature(raw) == split_signature_reference(raw)
-
-
-def fill(trade_id: int, side: Side, qty: str, price: str, fee: str, asset: str) -> Fill:
-    return Fill(
-        venue="binance",
-        symbol="BTCUSDT",
-        trade_id=trade_id,
-        client_order_id="c",
-        intent_id="i",
-        side=side,
-        qty=Decimal(qty),
-        price=Decimal(price),
-        commission=Decimal(fee),
-        commission_asset=asset,
-        is_maker=False,
-        venue_ts_ms=0,
-    )
-
-
-def test_positions_net_commissions_and_ignore_repeated_fills() -> None:
-    book = PositionBook()
-    assert book.apply(fill(1, Side.BUY, "1", "100", "0.001", "BTC"))
-    assert not book.apply(fill(1, Side.BUY, "1", "100", "0.001", "BTC"))
-    assert book.apply(fill(2, Side.SELL, "0.5", "110", "0.055", "USDT"))
-    position = book.get("binance", "BTCUSDT")
-    assert position.qty == Decimal("0.499")
-    assert position.quote_flow == Decimal("-100") + Decimal("55") - Decimal("0.055")
-    assert position.fills == 2
-
-
-def test_pacer_spaces_messages_by_recorded_time_over_speed() -> None:
-    pacer = Pacer(10.0)
-    assert pacer.due_ns(1_000_000_000, now_ns=500) == 500
-    assert pacer.due_ns(2_000_000_000, now_ns=600) == 500 + 100_000_000
-    pacer.set_speed(1.0, now_ns=700)
-    assert pacer.due_ns(2_500_000_000, now_ns=700) == 700 + 500_000_000
-    assert Pacer(None).due_ns(5, now_ns=42) == 42
-    with pytest.raises(ValueError, match="speed must be positive"):
-        Pacer(0)
-
-
-def test_pacer_resume_does_not_jump() -> None:
-    pacer = Pacer(1.0)
-    pacer.due_ns(0, now_ns=0)
-    pacer.due_ns(1_000, now_ns=1_000)
-    pacer.pause(now_ns=1_000)
-    pacer.resume(now_ns=60_000)
-    assert pacer.due_ns(2_000, now_ns=60_000) == 61_000
-
-
-def test_staleness_thresholds_are_per_stream_kind() -> None:
-    tracker = StalenessTracker(default_ms=1_000, per_kind_ms={"trade": 30_000})
-    tracker.seen("BTCUSDT", "trade", 0)
-    tracker.seen("BTCUSDT", "depth", 0)
-    now = 5_000_000_000  # 5 s later
-    stale = tracker.stale(now, {"BTCUSDT": ("trade", "depth", "bookTicker")})
-    assert stale == ["BTCUSDT/depth", "BTCUSDT/bookTicker"]
-    assert tracker.symbol_age_ns("BTCUSDT", now) == now
 
 
 @given(st.text(alphabet="ab=&%+2B0F x", max_size=40))

@@ -33,6 +33,7 @@ from engine.config import (
 )
 from engine.core.errors import ConfigError
 from engine.strategy.registry import KINDS, STRATEGY_PARAMS
+from harness.tools import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -509,7 +510,7 @@ def test_run_refuses_a_bad_config_before_starting_anything(
 
 # --- the reference -----------------------------------------------------------------------------
 
-REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+REFERENCE = PROJECT_ROOT / "docs" / "configuration.md"
 
 
 def documented() -> dict[str, dict[str, str]]:

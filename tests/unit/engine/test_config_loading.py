@@ -1,5 +1,6 @@
-import io
-import json
+"""Loading the engine's config: safe defaults, one clear line for a bad file, secrets from the
+environment that never print (engine/config.py)."""
+
 from pathlib import Path
 
 import pytest
@@ -7,10 +8,8 @@ import pytest
 from engine.config import Secret, load_settings, parse_config
 from engine.core.errors import ConfigError
 from engine.strategy.registry import STRATEGY_PARAMS
-from plumbing.logging import configure_logging, get_logger, register_secrets
 
 pytestmark = pytest.mark.unit
-
 MINIMAL = b"""
 [venue]
 ws_urls = ["ws://127.0.0.1:1"]
@@ -68,26 +67,3 @@ def test_secrets_come_from_env_and_never_print(tmp_path: Path) -> None:
     assert "k-123456" not in str(settings.secrets)
     assert not settings.secrets.ops_token
     assert repr(Secret("x")) == "Secret('***')"
-
-
-def test_log_lines_are_json_with_correlation_and_without_secrets() -> None:
-    out = io.StringIO()
-    configure_logging(service="test", stream=out)
-    register_secrets("super-secret-value")
-    log = get_logger("t")
-    log.info("hello", correlation_id="c-1", api_secret="plain", note="has super-secret-value in")
-    line = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert line["event"] == "hello"
-    assert line["service"] == "test"
-    assert line["correlation_id"] == "c-1"
-    assert line["api_secret"] == "***"
-    assert "super-secret-value" not in out.getvalue()
-
-
-def test_ccxt_rate_limit_keeps_70_percent_of_the_venue_weight() -> None:
-    from engine.execution.venue import CCXT_BINANCE_WEIGHT_PER_COST, ccxt_rate_limit_ms
-
-    venue = parse_config(MINIMAL, strategy_params=STRATEGY_PARAMS).venue
-    ms_per_cost = ccxt_rate_limit_ms(venue)
-    weight_per_minute = 60_000 / ms_per_cost * CCXT_BINANCE_WEIGHT_PER_COST
-    assert weight_per_minute == pytest.approx(0.7 * 6000)

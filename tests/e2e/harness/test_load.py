@@ -21,10 +21,11 @@ from engine.core.messages import RiskDenial, decode
 from harness.chaos import probes
 from harness.load.runner import LOAD_ORDERS_PER_10S, LoadRun, LoadSpec
 from harness.stack import Stack
+from harness.tools import PROJECT_ROOT
 from tests.helpers import synthetic_stack, wait_until
 
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[2]
+REPO = PROJECT_ROOT
 LOCUSTFILE = REPO / "load" / "trading.py"
 
 

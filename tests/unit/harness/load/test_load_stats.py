@@ -21,9 +21,10 @@ from harness.load.stats import (
     percentile_ms,
     read_stats_json,
 )
+from harness.tools import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
-LOAD_DIR = Path(__file__).resolve().parents[2] / "load"
+LOAD_DIR = PROJECT_ROOT / "load"
 
 
 def entry(name: str, times: dict[int, int], failures: int = 0) -> dict[str, object]:
