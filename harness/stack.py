@@ -54,7 +54,7 @@ from engine.core.messages import Fill
 from engine.core.orders import OrderRecord
 from engine.execution.journal import PostgresJournal, SqliteJournalSync
 from engine.strategy.registry import STRATEGY_PARAMS
-from harness import postgres, redis_acl
+from harness import postgres_server, redis_acl
 from harness.client import StackClient
 from harness.errors import StackError, StackNotRunningError
 from harness.ports import free_ports
@@ -213,7 +213,7 @@ class Stack:
     def journal_dsn(self) -> str | None:
         """The PostgreSQL journal, directly (not through the proxy); None for SQLite."""
         port = self.ports.get("postgres")
-        return None if port is None else postgres.dsn(port)
+        return None if port is None else postgres_server.dsn(port)
 
     def read_journal(self) -> tuple[list[OrderRecord], list[Fill]]:
         """Every order and fill of the journal, whichever backend the stack runs."""
@@ -319,7 +319,7 @@ class Stack:
         ]
         proxies = self._proxies(ports)
         if options.journal == "postgres":
-            cluster = postgres.init_cluster(self.run_dir / "postgres-initdb.log")
+            cluster = postgres_server.init_cluster(self.run_dir / "postgres-initdb.log")
             self._cluster_file().write_text(str(cluster.root))
             processes.append(
                 ProcessSpec(
@@ -327,7 +327,7 @@ class Stack:
                     group=0,
                     ready_tcp=ports["postgres"],
                     argv=cluster.server_argv(port=ports["postgres"], host=HOST),
-                    user=postgres.server_user(),
+                    user=postgres_server.server_user(),
                     stop_signal="SIGINT",
                     secrets=[],
                 )
@@ -398,7 +398,7 @@ class Stack:
         values["STORMPROOF_SIM_API_KEY"] = values["STORMPROOF_API_KEY"]
         values["STORMPROOF_SIM_API_SECRET"] = values["STORMPROOF_API_SECRET"]
         if options.journal == "postgres":
-            values["STORMPROOF_JOURNAL_DSN"] = postgres.dsn(ports["proxy_journal"])
+            values["STORMPROOF_JOURNAL_DSN"] = postgres_server.dsn(ports["proxy_journal"])
         return values
 
     @staticmethod

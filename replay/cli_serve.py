@@ -118,7 +118,7 @@ def serve(
     from plumbing.http_limits import HttpLimits
     from replay.exchange.http11 import ServerLimits
     from replay.exchange.venue_limits import RateLimits
-    from replay.feed import FeedLimits
+    from replay.feed_server import FeedLimits
     from replay.server import ReplayServer, ReplayServerConfig, SimAccount
 
     configure_logging(service="replay", level=log_level)

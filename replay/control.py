@@ -53,7 +53,7 @@ from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.venue_faults import KINDS as VENUE_KINDS
 from replay.exchange.venue_faults import VenueFault, VenueFaultBook, VenueFaultError
 from replay.faults import FaultError
-from replay.feed import FeedServer
+from replay.feed_server import FeedServer
 from replay.market import ReplayMarket
 from replay.midtape import MidTape
 from replay.pacing import Pacer

@@ -19,7 +19,7 @@ import msgspec
 
 from replay.binance import TradeEvent
 from replay.lane.state import LaneState
-from replay.messages import decode_quote
+from replay.stream_messages import decode_quote
 
 DAY_MS = 86_400_000
 _encode = msgspec.json.Encoder().encode

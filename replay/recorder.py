@@ -4,7 +4,7 @@ One reader task owns the socket and writes each message the moment `recv()` retu
 read is ever held in memory. REST depth snapshots are fetched by their own tasks at every
 (re)connect, so a slow snapshot never delays the reader; every write happens on the event loop
 thread, so lines never interleave. The reconnecting connection is plumbing's `connect()`, driven
-by the replay's own full-jitter backoff (`replay.backoff`).
+by plumbing's full-jitter backoff (`plumbing.backoff`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from plumbing.backoff import Backoff
 from plumbing.clock import SystemClock, WallAndMonotonicClock
 from plumbing.logging import get_logger
 from plumbing.ratelimited_log import RateLimitedLog
 from plumbing.reconnecting_ws import connect
-from replay.backoff import FullJitterBackoff
 from replay.binance import MalformedMessage, parse_snapshot
 from replay.recording import RecordingWriter
 
@@ -453,7 +453,7 @@ class Recorder:
             self.sink.flush()
 
     async def _read_forever(self) -> None:
-        backoff = FullJitterBackoff(
+        backoff = Backoff(
             base_ms=self.config.reconnect_base_ms, cap_ms=self.config.reconnect_cap_ms
         )
         connections = connect(
@@ -549,7 +549,7 @@ class Recorder:
     async def _snapshot_until_recorded(self, symbol: str) -> None:
         """Retry until one snapshot is recorded: without it, this connection's diffs cannot be
         rebuilt into a book by a replay."""
-        backoff = FullJitterBackoff(
+        backoff = Backoff(
             base_ms=self.config.snapshot_retry_base_ms, cap_ms=self.config.snapshot_retry_cap_ms
         )
         while True:

@@ -38,10 +38,13 @@ from replay.exchange.userdata import UserDataHub
 from replay.exchange.venue_faults import VenueFault, VenueFaultBook
 from replay.exchange.venue_limits import RateLimiter, RateLimits
 from replay.exchange.wsapi import PrivateStreams
-from replay.feed import FeedLimits, FeedServer
+from replay.feed_server import FeedLimits, FeedServer
 from replay.lane.compiled import AVAILABLE as FAST_LANE_BUILT
 from replay.lane.fastlane import FastLane
-from replay.messages import (
+from replay.midtape import MidTape
+from replay.pacing import Pacer, PacingStats
+from replay.recording import Record, RecordCursor, read_many
+from replay.stream_messages import (
     TIME_KEYS_BY_KIND,
     Classified,
     EventTimeMap,
@@ -49,9 +52,6 @@ from replay.messages import (
     first_event_ms,
     rebase,
 )
-from replay.midtape import MidTape
-from replay.pacing import Pacer, PacingStats
-from replay.recording import Record, RecordCursor, read_many
 from replay.tools.drops import Drop, find_drop, trade_prices
 
 log = get_logger("replay.server")

@@ -1,5 +1,5 @@
-"""How the replay's WebSocket servers (the public feed, `replay.feed`, and the private streams,
-`replay.exchange.wsapi`) take down a connection they refuse to serve."""
+"""How the replay's WebSocket servers (the public feed, `replay.feed_server`, and the private
+streams, `replay.exchange.wsapi`) take down a connection they refuse to serve."""
 
 from __future__ import annotations
 

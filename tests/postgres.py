@@ -14,7 +14,7 @@ import pytest
 
 from harness.errors import StackError
 from harness.ports import free_ports
-from harness.postgres import dsn, init_cluster, server_user
+from harness.postgres_server import dsn, init_cluster, server_user
 from tests.helpers import process
 
 
@@ -28,7 +28,7 @@ def _accepts(url: str) -> bool:
 
 @contextmanager
 def postgres_server(tmp: Path) -> Iterator[str]:
-    """Run a fresh cluster (harness.postgres, as the stack does); yield the DSN of database
+    """Run a fresh cluster (harness.postgres_server, as the stack does); yield the DSN of database
     `stormproof`, owned by the cluster's superuser `stormproof`."""
     log = tmp / "postgres.log"
     try:

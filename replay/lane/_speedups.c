@@ -496,7 +496,7 @@ rebase(const char *data, Py_ssize_t n, const char *const *keys, int nkeys, env_t
     return 1;
 }
 
-/* replay.messages.combined(): {"stream":"<stream>","data":<data>} */
+/* replay.stream_messages.combined(): {"stream":"<stream>","data":<data>} */
 static PyObject *
 combined(PyObject *stream, PyObject *data)
 {

@@ -17,8 +17,8 @@ import msgspec
 
 from replay.binance import DepthSnapshot
 from replay.depth_sync import DepthDiff
-from replay.messages import Classified, classify
 from replay.recording import Record, RecordingError
+from replay.stream_messages import Classified, classify
 
 __all__ = ["SnapshotRouter", "decode", "replacing"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from replay.messages import classify
 from replay.recording import Record
+from replay.stream_messages import classify
 
 __all__ = ["Drop", "find_drop", "trade_prices"]
 

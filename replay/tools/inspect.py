@@ -46,8 +46,8 @@ from typing import Any
 
 from replay.binance import DepthSnapshot, TradeEvent
 from replay.depth_sync import DepthDiff
-from replay.messages import first_event_ms
 from replay.recording import Record
+from replay.stream_messages import first_event_ms
 from replay.tools import SnapshotRouter, decode
 
 SCHEMA = 1

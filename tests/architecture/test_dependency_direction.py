@@ -103,7 +103,7 @@ def test_project_keeps_every_contract() -> None:
             "import engine.execution.service\n",
             "engine.execution",
         ),
-        ("replay/feed.py", "from replay import server\n", "replay layers"),
+        ("replay/feed_server.py", "from replay import server\n", "replay layers"),
         ("replay/lane/state.py", "import replay.market\n", "replay layers"),
         ("replay/book.py", "from replay.cli_support import fail\n", "replay layers"),
         ("harness/chaos/probes.py", "from harness.gameday import runner\n", "harness layers"),

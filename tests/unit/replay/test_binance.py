@@ -1,4 +1,5 @@
-"""The replay's own reading of Binance messages (replay.binance, replay.messages.classify)."""
+"""The replay's own reading of Binance messages (replay.binance and
+replay.stream_messages.classify)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from engine.marketdata.binance import split_envelope
 from replay.binance import DepthSnapshot, MalformedMessage, parse_snapshot, split_combined
 from replay.depth_sync import DepthDiff
-from replay.messages import classify
+from replay.stream_messages import classify
 
 pytestmark = pytest.mark.unit
 

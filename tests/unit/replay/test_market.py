@@ -39,7 +39,7 @@ def test_a_snapshot_goes_to_the_symbol_whose_ids_it_continues() -> None:
 def test_text_frames_match_what_websockets_writes(size: int) -> None:
     from websockets.frames import Frame, Opcode
 
-    from replay.feed import text_frame
+    from replay.feed_server import text_frame
 
     payload = b"x" * size
     expected = Frame(Opcode.TEXT, payload).serialize(mask=False)

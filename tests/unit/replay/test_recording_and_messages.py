@@ -7,8 +7,8 @@ import pytest
 
 from engine.core.messages import Fill, Intent, Side, Trade, decode, encode
 from engine.marketdata.binance import MalformedMessage, Reply, parse_combined, parse_snapshot
-from replay.messages import EventTimeMap, classify, rebase
 from replay.recording import RecordingError, RecordingWriter, read_records
+from replay.stream_messages import EventTimeMap, classify, rebase
 
 pytestmark = pytest.mark.unit
 

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.feed import FeedClient, frame_batch, text_frame
+from replay.feed_server import FeedClient, frame_batch, text_frame
 from replay.lane import compiled
-from replay.messages import EventTimeMap
 from replay.recording import RecordingError, read_records
 from replay.server import ReplayServer, ReplayServerConfig, SimAccount
+from replay.stream_messages import EventTimeMap
 from replay.synth import SynthSpec, write_recording
 
 pytestmark = pytest.mark.unit

@@ -19,8 +19,8 @@ from engine.marketdata.binance import Reply, parse_combined, parse_snapshot
 from replay.binance import DepthSnapshot
 from replay.cli import app
 from replay.depth_sync import DepthDiff
-from replay.messages import classify
 from replay.recording import Record, RecordingWriter, read_records
+from replay.stream_messages import classify
 from replay.synth import SynthSpec, write_recording
 from replay.tools.convert import UnsupportedFormat, convert_records
 from replay.tools.inspect import Inspector

@@ -39,7 +39,7 @@ from plumbing.waits import wait_set
 from replay.faults import CONNECTION_FAULTS, Fault, FaultBook
 from replay.lane.compiled import speedups
 from replay.lane.state import LaneState
-from replay.messages import combined
+from replay.stream_messages import combined
 from replay.ws_close import hang_up
 
 MAX_STREAMS = 1024
