@@ -89,9 +89,9 @@ class SimFill(msgspec.Struct, gc=False):
 class SimOrder(msgspec.Struct, gc=False):
     """One order of the ground truth. The venue keeps every order for the run (the harness counts
     lost and duplicated orders from them), so orders and fills are structs the cyclic garbage
-    collector does not track (they refer to no container of their own: fills are a tuple). A
-    long run under load had 100k+ of them, and each full collection walked them all on the
-    event loop: 30 to 80 ms pauses in the venue's round-trip p99."""
+    collector does not track (they refer to no container of their own: fills are a tuple). A long
+    run under load keeps a great many of them, and a full collection that walked them all would
+    pause the event loop and show in the venue's round-trip tail."""
 
     order_id: int
     client_order_id: str

@@ -3,7 +3,7 @@
 The C lane does what `ReplayServer._process` does for the common records (trades, bookTicker,
 depth diffs that continue a synced book) and stops at the first record it is not sure about;
 the Python path handles that one, then the lane goes on. Both are held to identical output by
-tests/unit/test_fast_lane.py.
+tests/unit/replay/lane/test_fast_lane.py.
 
 The lane runs without feed faults, with the replay resumed and not seeking (the server checks):
 at max speed for every record, and when paced for the records already due (a burst of trades
