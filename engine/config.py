@@ -952,8 +952,14 @@ def load_settings(
 _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that TOML wants a character beyond
+    U+FFFF as itself, not as JSON's surrogate pair; DEL is escaped, as TOML requires."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: object) -> str:
@@ -963,7 +969,7 @@ def _toml_value(value: object) -> str:
     if isinstance(value, int | float):
         return repr(value)  # finite: a config's floats are bounded
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a TOML basic string
+        return _toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -19,8 +19,8 @@ to its C code:
 - `OrderBook.update_id` is a plain int attribute: the lane reads it to decide whether a diff
   continues the book, and writes the diff's final update id to it after applying the levels.
 
-Change any of this and change `_speedups.c` with it; tests/unit/replay/lane/test_fast_lane.py requires the
-lane and the Python path to leave identical books.
+Change any of this and change `_speedups.c` with it; tests/unit/replay/lane/test_fast_lane.py
+requires the lane and the Python path to leave identical books.
 """
 
 from __future__ import annotations

@@ -166,6 +166,10 @@ class ExecutionService(Service):
                     self.elector.stop()
                     return
                 await self._lead()
+                if self.leadership.deposed:
+                    # deposed before the claim or during recovery: no leader work starts (it
+                    # would claim the group's pending orders the new leader is waiting for)
+                    raise LeadershipLost("leadership lost: exiting so as to restart as a standby")
             tasks.create_task(self._leader_work(), name="execution-leader")
 
     async def _wait_for_election(self) -> bool:

@@ -47,10 +47,10 @@ EXPERIMENT_ALLOWANCE_S = 90.0
 
 def scenario_load(gameday: GameDay, spec: ScenarioSpec) -> LoadSection | None:
     """A scenario's load section (its own `load:`, else the game day's), None when it has none
-    or opts out (`load: {off: true}`, or an empty `load: {}`). Without a duration the load
+    or opts out (`load: {off: true}`, which an empty `load: {}` means). Without a duration the load
     lasts the whole scenario."""
     load = spec.load if spec.load is not None else gameday.load
-    if load is None or load.off or load == LoadSection():
+    if load is None or load.off:
         return None
     if load.duration_s is not None:
         return load

@@ -9,6 +9,9 @@ once, and msgspec checks it.
     scenarios: [{name, experiment, baseline_s, settle_s, slos: [...], load, stack}]
     slos:      [{name, max | min, warn, relative, weight, key}]
 
+A key set to null (`key:` with nothing after it) is the same as a key left out, and an empty
+`load: {}` is `load: {off: true}` (no load here, whatever the game day's is).
+
 `decode` turns a mistake into one `GameDayConfigError` that says where it is (the file, then the
 scenario and the SLO by name, then the key), what the key must be and what it was. What relates
 keys to each other or to the disk (exactly one of max and min, a warn beyond its threshold, an
@@ -122,10 +125,24 @@ class GameDayFile(_Section, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 def decode(raw: object, kind: type[T], *, where: str) -> T:
     """`raw` (parsed YAML) as `kind`, or a `GameDayConfigError` naming what is wrong where."""
+    raw = _as_written(raw)
     try:
         return msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:
         raise GameDayConfigError(explain(str(exc), raw, kind, where)) from None
+
+
+def _as_written(raw: object) -> object:
+    """The file's meaning before its types are checked: null keys dropped, `load: {}` as
+    `load: {off: true}`."""
+    if isinstance(raw, list):
+        return [_as_written(item) for item in raw]
+    if not isinstance(raw, dict):
+        return raw
+    out = {key: _as_written(value) for key, value in raw.items() if value is not None}
+    if out.get("load") == {}:
+        out["load"] = {"off": True}
+    return out
 
 
 # --- what went wrong, said plainly ---------------------------------------------------------------
@@ -139,13 +156,14 @@ def explain(message: str, raw: object, kind: Any, where: str) -> str:
     "<where>: scenario 'kill': slo 'rto_s': 'max' must be a finite number, not 'zero'"."""
     text, _, at = message.partition(" - at `")
     steps = re.findall(r"\.([^.\[`]+)|\[(\d+)\]", at.rstrip("`").removeprefix("$"))
+    about_keys = text.startswith(("Object contains unknown field", "Object missing required field"))
     places, value, key = [where], raw, None
     for number, (field, index) in enumerate(steps):
         last = number == len(steps) - 1
         if field:
             value = value.get(field) if isinstance(value, dict) else None
             kind = _field_type(kind, field)
-            if last:
+            if last and not about_keys:
                 key = field
             elif _struct_of(kind) is not None:
                 places.append(field)

@@ -579,7 +579,7 @@ def _slo(entry: SloEntry, scenario_where: str) -> Slo:
 
 
 def _check_load(load: LoadSection | None, where: str) -> None:
-    if load is None or load.off or load == LoadSection():
+    if load is None or load.off:
         return
     if load.locustfile is None:
         raise GameDayConfigError(f"{where}: load: 'locustfile' is required (e.g. load/trading.py)")

@@ -5,7 +5,8 @@ orders the judge cannot attribute, not be reproduced by the judge).
     clientOrderId = "sp" + base32(sha256(intent_id))[:26].lower() + "-" + child_index
 
 The part before the last "-" is the intent's *family*: every child order of one intent shares
-it. `tests/unit/harness/truth/test_judge.py` holds this restatement to the engine's `engine.core.ids`.
+it. `tests/unit/harness/truth/test_judge.py` holds this restatement to the engine's
+`engine.core.ids`.
 """
 
 from __future__ import annotations

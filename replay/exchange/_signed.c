@@ -3,7 +3,7 @@
    answers None wherever it is not sure: anything to percent-decode, a field outside the strict
    forms below, and every refusal. The Python definition then decides, so refusals keep their
    exact Binance errors and one definition stays the reference (property tests in
-   tests/unit/test_signed_fast_path.py hold these functions to it).
+   tests/unit/replay/exchange/test_signed_fast_path.py hold these functions to it).
 
    Why: an order request cost the venue about twice what a ping costs, and these checks were
    the largest part of the difference that could leave the interpreter (docs/benchmarks.md,

@@ -6,8 +6,8 @@
  * layout, anything JSON it does not fully validate, a depth diff that is not the plain "continues
  * the synced book" case, a trade that a resting order or a due ticker push cares about, a rebase
  * it cannot do digit for digit. It never does half a record: every check comes before the first
- * side effect. The Python path is the reference; tests/unit/test_fast_lane.py holds the two to
- * byte-identical output.
+ * side effect. The Python path is the reference; tests/unit/replay/lane/test_fast_lane.py holds
+ * the two to byte-identical output.
  *
  * Everything it reads and writes besides the block is in one object, the lane's `LaneState`
  * (replay/lane/state.py, which documents each field): the owners of that state (the feed, the

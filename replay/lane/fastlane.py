@@ -43,7 +43,7 @@ class LaneRun:
     last_recv_ns: int
     """Receive time of the last record done (-1 when none)."""
     last_ms: int
-    """The latest wall time written into a message, as `LaneState.last_ms` after the run."""
+    """The latest wall time written into a message (the caller keeps it for the next run)."""
     recvs: list[int] | None
     """When paced, the receive time of each record done."""
     crowded: bool

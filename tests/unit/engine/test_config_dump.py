@@ -10,6 +10,7 @@ import pytest
 
 from engine.config import (
     EngineConfig,
+    ExecutionConfig,
     FeedConfig,
     LeaseConfig,
     OpsConfig,
@@ -81,3 +82,15 @@ def test_the_stacks_engine_toml_loads_back_as_the_config_it_was_made_from(
     assert [s.name for s in made.strategies] == ["momentum", "quoter", "extra"]
     assert (made.execution.max_orders_per_10s, made.risk.max_orders_per_window) == (1000, 1000)
     assert made.venue.ws_urls == ["ws://127.0.0.1:20000", "ws://127.0.0.1:20001"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ['runs/"quoted"/journal.sqlite', "C:\\back\\slash.sqlite", "emoji-😀/j.sqlite", "del\x7f/j"],
+)
+def test_any_path_survives_the_dump(path: str) -> None:
+    """A run directory's name is the user's: quotes, backslashes, characters beyond U+FFFF and
+    DEL all come back as written."""
+    config = EngineConfig(venue=VENUE, execution=ExecutionConfig(journal_path=path))
+    loaded = parse_config(dump_config(config), strategy_params=STRATEGY_PARAMS)
+    assert loaded.execution.journal_path == path

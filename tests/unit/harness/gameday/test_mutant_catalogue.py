@@ -1,7 +1,8 @@
 """The mutant catalogue and its verdicts: a catalogue that names what does not exist is refused,
 a patch applies to a throwaway copy only (or is an error naming it), and a mutant counts as
 caught only when the SLO it names failed. Real game days play the catalogue in
-tests/e2e/harness/test_mutants.py; here a stand-in for the game-day runner returns canned reports."""
+tests/e2e/harness/test_mutants.py; here a stand-in for the game-day runner returns canned
+reports."""
 
 from __future__ import annotations
 

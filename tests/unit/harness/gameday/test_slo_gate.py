@@ -27,6 +27,7 @@ from harness.gameday.report import (
     write_junit,
     write_report_json,
 )
+from harness.gameday.runner import scenario_load
 from harness.gameday.schema import LoadSection, StackSection
 from harness.gameday.slo import (
     GameDay,
@@ -516,7 +517,7 @@ def test_game_day_stack_is_inherited_and_overridden_per_scenario(repo: Path) -> 
         ("{feeds: 3}", ["'feeds' must be 1 or 2"]),
         ("{journal: mysql}", ["'journal' must be sqlite or postgres"]),
         ("{standby: true}", ["standby execution instance needs journal: postgres"]),
-        ("{replicas: 2}", ["stack", "unknown key 'replicas'"]),
+        ("{replicas: 2}", ["stack: unknown key 'replicas'"]),
     ],
 )
 def test_game_day_stack_mistakes_are_named(repo: Path, stack: str, words: list[str]) -> None:
@@ -573,6 +574,18 @@ def broken(text: str, old: str, new: str) -> str:
         ("max: 0, key", "max: zero, key", ["'max' must be a finite number"]),
         ("    baseline_s: 30\n", "    baseline_s: 0\n", ["relative SLOs need a baseline"]),
         ("scenarios:", "scenarios: [\n", ["not valid YAML"]),
+        ("gate: {pass_score", "gate: {mod: 1, pass_score", ["gate: unknown key 'mod'"]),
+        ("defaults: {baseline_s: 20", "defaults: {base: 1, baseline_s: 20", ["defaults: unknown"]),
+        (
+            "load: {locustfile: load/trading.py, users: 5}",
+            "load: {users: 4}",
+            ["load: 'locustfile' is required"],
+        ),
+        (
+            "load: {locustfile: load/trading.py, shape: ramp}",
+            "load: {users: 4}",
+            ["scenario 'execution-sigkill'", "load: 'locustfile' is required"],
+        ),
     ],
 )
 def test_game_day_mistakes_are_named_with_file_scenario_and_key(
@@ -585,6 +598,24 @@ def test_game_day_mistakes_are_named_with_file_scenario_and_key(
     assert message.startswith(str(path))
     for word in words:
         assert word in message
+
+
+def test_a_key_set_to_null_is_a_key_left_out(repo: Path) -> None:
+    text = SMOKE.replace("description: one kill, one feed cut", "description:")
+    text = text.replace("gate: {pass_score: 0.9, warn_score: 0.7}", "gate: {pass_score: null}")
+    text = text.replace("relative: true, weight: 0.5}", "relative: true, weight: null}")
+    day = load_gameday(write_gameday(repo, text))
+    assert (day.description, day.pass_score) == ("", 0.9)
+    assert [s.weight for s in day.scenarios[0].slos if s.name == "slippage_bps"] == [1.0]
+
+
+def test_an_empty_load_opts_a_scenario_out_of_the_game_days_load(repo: Path) -> None:
+    text = SMOKE.replace("load: {locustfile: load/trading.py, shape: ramp}", "load: {}")
+    day = load_gameday(write_gameday(repo, text))
+    kill, cut = day.scenarios
+    assert scenario_load(day, kill) is None
+    inherited = scenario_load(day, cut)
+    assert inherited is not None and inherited.locustfile == "load/trading.py"
 
 
 def test_missing_game_day_file_is_a_config_error(tmp_path: Path) -> None:
