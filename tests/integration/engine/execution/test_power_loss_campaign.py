@@ -5,7 +5,7 @@ order it records is sent. A machine crash may then cost the journal the end of i
 log. This campaign does to the real SQLite file what such a crash can do: execution is
 SIGKILLed at a random moment of a steady order flow, then its WAL is cut back to a random
 earlier frame boundary (the WAL header is 32 bytes, each frame a 24-byte header and one page;
-only whole frames, never below what a checkpoint already synced and copied into the database),
+only whole frames, never below what a checkpoint already synced, see `synced_frames`),
 or lost whole. Execution restarts on what is left, with the venue holding orders its journal no
 longer knows and the bus still holding their requests.
 
@@ -63,14 +63,22 @@ class Cut:
     commits_lost: int
 
 
-def synced_frames(shm: Path) -> int:
-    """Frames of the WAL that the last checkpoint synced and copied into the database file
-    (nBackfill, the first u32 after the two 48-byte copies of the wal-index header, in the
-    machine's byte order): a power loss cannot take them back."""
-    if not shm.exists() or shm.stat().st_size < 100:
-        return 0
-    (backfilled,) = struct.unpack("=I", shm.read_bytes()[96:100])
-    return int(backfilled)
+def synced_frames(shm: Path) -> tuple[int, bool]:
+    """Frames of the WAL a power loss cannot take back, and whether a checkpoint was cut short.
+
+    A checkpoint syncs the WAL up to the frame it aims for, records that frame
+    (nBackfillAttempted), copies the frames into the database file, syncs it, and only then
+    records them as copied (nBackfill). Both live in the wal-index after the two 48-byte copies of
+    its header (nBackfill at byte 96, nBackfillAttempted at byte 128, machine byte order). Frames
+    up to the attempted one were synced before any was copied, so they survive; and when the
+    copy was cut short (attempted > copied) the database file already holds some of them, so the
+    WAL cannot be lost whole: the file is only consistent with those frames replayed."""
+    if not shm.exists() or shm.stat().st_size < 132:
+        return 0, False
+    header = shm.read_bytes()[:132]
+    (backfilled,) = struct.unpack("=I", header[96:100])
+    (attempted,) = struct.unpack("=I", header[128:132])
+    return max(int(backfilled), int(attempted)), attempted > backfilled
 
 
 def power_loss(journal: Path, rng: random.Random) -> Cut:
@@ -91,9 +99,9 @@ def power_loss(journal: Path, rng: random.Random) -> Cut:
             valid += 1
             if struct.unpack(">I", head[4:8])[0]:  # the database size: a commit frame
                 commits.append(valid)
-    floor = synced_frames(shm)
+    floor, copy_cut_short = synced_frames(shm)
     shm.unlink(missing_ok=True)
-    if rng.random() < 0.2 or len(data) < WAL_HEADER:
+    if len(data) < WAL_HEADER or (rng.random() < 0.2 and not copy_cut_short):
         wal.unlink(missing_ok=True)
         lost = [c for c in commits if c > floor]
         return Cut(whole=True, frames_before=valid, frames_after=0, commits_lost=len(lost))

@@ -4,10 +4,9 @@ Every contract test runs on both backends: a real redis-server, and the real `ku
 against tests/fake_kube_api.py (a fake API server for Lease objects: there is no cluster here).
 The frozen-leader test runs the leader in a real subprocess and SIGSTOPs it.
 
-This file is also the subprocess: `python -m tests.integration.test_leader_lease --backend ...`
-runs one elector and writes what it sees (elections, deposals, every change of `is_leader`) as
-JSON lines to --events.
-"""
+This file is also the subprocess: `python -m <this module> --backend ...` runs one elector and
+writes what it sees (elections, deposals, every change of `is_leader`) as JSON lines to
+--events."""
 
 from __future__ import annotations
 
@@ -448,7 +447,7 @@ async def test_a_frozen_leader_is_replaced_within_ttl_plus_one_second_and_stays_
     argv = [
         sys.executable,
         "-m",
-        "tests.integration.test_leader_lease",
+        __name__,  # this module, run as the subprocess
         *site.worker_args(),
         "--holder",
         "node-frozen",
