@@ -25,7 +25,8 @@ Definitions (docs/gamedays.md):
                          and stream kind (quotes and books: trades come only when the market
                          trades, and a quiet market is not a stale one)
     time_to_switch_feed_s   fault start -> the bus shows a fresh book again (at most `fresh_ms`
-                         behind) after the fault made it stale; 0 when it never went stale; a
+                         behind, or twice the book's usual lag before the fault when that is
+                         more) after the fault made it stale; 0 when it never went stale; a
                          lower bound (censored) when it never came back in the window. Books,
                          because the engine publishes them from its active feed only (trades
                          and quotes go out from whichever feed delivers first): a book that
@@ -250,6 +251,19 @@ def _by_stream(
     return grouped
 
 
+USUAL_LAG_WINDOW_MS = 30_000
+
+
+def _usual_lag_ms(observations: Sequence[MdObservation], t_ms: int) -> int:
+    """The 95th percentile of entry minus event time over the window before `t_ms`."""
+    lags = sorted(
+        o.entry_ms - o.stamp_ms
+        for o in observations
+        if t_ms - USUAL_LAG_WINDOW_MS <= o.entry_ms < t_ms
+    )
+    return lags[int(0.95 * (len(lags) - 1))] if lags else 0
+
+
 def _newest_before(observations: Sequence[MdObservation], t_ms: int) -> int | None:
     stamps = [o.stamp_ms for o in observations if o.entry_ms < t_ms]
     return max(stamps) if stamps else None
@@ -297,12 +311,19 @@ def time_to_fresh_again(
 ) -> SwitchTime:
     """Fault start -> fresh market data on the bus again, after the fault made it stale (per
     symbol and kind; the slowest). Never stale: 0 (a seamless switch). Stale to the end:
-    censored."""
+    censored.
+
+    Fresh means at most `fresh_ms` behind, or twice the stream's usual lag before the fault
+    when that is more (its 95th percentile over the 30 s before): on a loaded machine every
+    book reaches the bus late, the switched-to feed's too, and a book as fresh as before the
+    fault is a switched feed. A feed that was not switched falls behind by seconds, far past
+    either bound."""
     slowest = SwitchTime(seconds=None)
     for observations in _by_stream(md, kinds).values():
         newest = _newest_before(observations, fault_start_ms)
         if newest is None:
             continue
+        fresh_ms = max(fresh_ms, 2 * _usual_lag_ms(observations, fault_start_ms))
         stale_since: int | None = None
         back: int | None = None
         for observation in observations:

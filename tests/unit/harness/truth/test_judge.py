@@ -249,6 +249,15 @@ def test_late_market_counts_as_stale_until_fresh_data_arrives() -> None:
     assert judge.time_to_fresh_again(before + late + fresh, 5_000, 9_000).seconds == 3.05
 
 
+def test_fresh_again_means_as_fresh_as_before_the_fault_on_a_loaded_machine() -> None:
+    before = [md(t, t - 200) for t in range(0, 5_001, 50)]  # every book 200 ms behind
+    switched = [md(t, t - 270, feed="b") for t in range(5_300, 9_001, 50)]
+    assert judge.time_to_fresh_again(before + switched, 5_000, 9_000).seconds == 0.3
+    not_switched = [md(t, 4_800) for t in range(5_300, 9_001, 50)]
+    late = judge.time_to_fresh_again(before + not_switched, 5_000, 9_000)
+    assert late.seconds == 4.0 and late.censored
+
+
 # --- flat, slippage, latency ----------------------------------------------------------------
 
 
