@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: gameday-full mutants demo test bootstrap lint typecheck unit integration e2e adversarial lock bench clean
+.PHONY: gameday-full mutants demo test bootstrap kubernetes-tools lint typecheck unit integration e2e adversarial lock bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh all
@@ -25,8 +25,12 @@ mutants: bootstrap
 # workers on two cores halve the wall time. `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
 
-test: bootstrap lint typecheck
+test: bootstrap kubernetes-tools lint typecheck
 	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
+# etcd and kube-apiserver for the lease tests against a real API server (built once, minutes).
+kubernetes-tools:
+	@scripts/bootstrap.sh kubernetes
 
 lint: bootstrap
 	@$(BIN)/ruff check plumbing engine replay harness tests benchmarks load
@@ -38,7 +42,7 @@ typecheck: bootstrap
 unit: bootstrap
 	@$(BIN)/python -m pytest -q -m unit
 
-integration: bootstrap
+integration: bootstrap kubernetes-tools
 	@$(BIN)/python -m pytest -q -m integration
 
 e2e: bootstrap

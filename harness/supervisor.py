@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -35,6 +34,7 @@ import aiohttp
 
 from harness.ports import port_open
 from harness.runfile import EVENTS, SECRETS, STACK_SPEC, STATE, SUPERVISOR_PID, read_env_file
+from harness.tools import die_with_parent
 from harness.toxiproxy import ToxiproxyClient
 from plumbing.backoff import Backoff
 
@@ -83,11 +83,6 @@ class StackSpec:
             toxiproxy_api=tuple(data["toxiproxy_api"]) if data.get("toxiproxy_api") else None,
             proxies=data.get("proxies", []),
         )
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -173,7 +168,7 @@ class Supervisor:
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             user=spec.user,
         )
         log.close()

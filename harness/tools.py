@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from harness.errors import ToolMissingError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = PROJECT_ROOT / ".tools" / "bin"
+KUBERNETES_VERSION = "v1.34.4"
+KUBERNETES_BIN = PROJECT_ROOT / ".tools" / "kubernetes" / KUBERNETES_VERSION / "bin"
 
 _HINTS = {
     "redis-server": "install the Debian package redis-server (scripts/bootstrap.sh redis does it)",
     "toxiproxy-server": (
         "run scripts/bootstrap.sh toxiproxy (builds it with Go) or put toxiproxy-server on PATH"
+    ),
+    "etcd": "install the Debian package etcd-server (scripts/bootstrap.sh kubernetes does it)",
+    "kube-apiserver": (
+        f"run scripts/bootstrap.sh kubernetes (builds Kubernetes {KUBERNETES_VERSION} with Go)"
     ),
 }
 
@@ -38,6 +46,28 @@ def redis_server() -> str:
 
 def toxiproxy_server() -> str:
     return find_tool("toxiproxy-server", "STORMPROOF_TOXIPROXY_SERVER")
+
+
+def die_with_parent() -> None:
+    """For `preexec_fn`: the child gets SIGTERM when the thread that started it ends (with its
+    process, or before it), so a killed harness leaves no server behind."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def etcd() -> str:
+    return find_tool("etcd", "STORMPROOF_ETCD")
+
+
+def kube_apiserver() -> str:
+    """The pinned build (scripts/build_kubernetes.sh), never another version found on PATH."""
+    override = os.environ.get("STORMPROOF_KUBE_APISERVER")
+    if override:
+        return find_tool("kube-apiserver", "STORMPROOF_KUBE_APISERVER")
+    built = KUBERNETES_BIN / "kube-apiserver"
+    if not (built.is_file() and os.access(built, os.X_OK)):
+        raise ToolMissingError(f"kube-apiserver not found: {_HINTS['kube-apiserver']}")
+    return str(built)
 
 
 def shared_data_dir() -> Path | None:

@@ -9,8 +9,12 @@
 #     journal tests, which run their own throwaway cluster; the system cluster is left stopped
 #   - chromium (Debian package) when neither chromium nor chromium-browser is on PATH: the
 #     game-day report test renders report.html in a real headless browser
+#   - target `kubernetes` (not in `all`; `make test` asks for it): a Kubernetes API server for the
+#     lease tests, etcd (Debian package etcd-server; the system instance is left stopped) and
+#     kube-apiserver v1.34.4 built from the Go module proxy into .tools/kubernetes
+#     (scripts/build_kubernetes.sh; minutes, once)
 # A second run only checks stamps and PATH, so it takes well under a second.
-# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|all]...
+# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|kubernetes|all]...
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -156,6 +160,21 @@ ensure_chromium() {
   find_chromium >/dev/null || die "missing prerequisite: chromium is still not on PATH after installing the Debian package chromium"
 }
 
+ensure_kubernetes() {
+  if ! command -v etcd >/dev/null 2>&1; then
+    log "etcd not on PATH: installing the Debian package etcd-server"
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends etcd-server >/dev/null 2>&1; then
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends etcd-server >/dev/null 2>&1 ||
+        die "missing prerequisite: etcd (could not install the Debian package; run 'apt-get install etcd-server' as root)"
+    fi
+    # The package may start a system-wide instance on 2379; our API servers run their own.
+    as_root service etcd stop >/dev/null 2>&1 || true
+    command -v etcd >/dev/null 2>&1 || die "missing prerequisite: etcd is still not on PATH after installing etcd-server"
+  fi
+  "$ROOT/scripts/build_kubernetes.sh" kube-apiserver
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 for target in "${targets[@]}"; do
@@ -165,7 +184,8 @@ for target in "${targets[@]}"; do
     toxiproxy) ensure_toxiproxy ;;
     postgres) ensure_postgres ;;
     chromium) ensure_chromium ;;
+    kubernetes) ensure_kubernetes ;;
     all) ensure_python; ensure_redis; ensure_toxiproxy; ensure_postgres; ensure_chromium ;;
-    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, all)" ;;
+    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, kubernetes, all)" ;;
   esac
 done

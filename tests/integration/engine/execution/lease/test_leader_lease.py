@@ -1,8 +1,9 @@
 """Acceptance: an active/standby pair under a leader lease with a fencing epoch.
 
 Every contract test runs on both backends: a real redis-server, and the real `kubernetes` client
-against tests/fake_kube_api.py (a fake API server for Lease objects: there is no cluster here).
-The frozen-leader test runs the leader in a real subprocess and SIGSTOPs it.
+against a real kube-apiserver v1.34.4 with its etcd (harness/kube_apiserver.py), stopped,
+restarted and frozen (SIGSTOP) as the faults require. The frozen-leader test runs the leader in
+a real subprocess and SIGSTOPs it.
 
 This file is also the subprocess: `python -m <this module> --backend ...` runs one elector and
 writes what it sees (elections, deposals, every change of `is_leader`) as JSON lines to
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import itertools
 import json
 import math
@@ -26,6 +28,8 @@ from typing import Any, TextIO
 import pytest
 import redis as sync_redis
 import structlog
+from kubernetes.client import CoordinationV1Api, CoreV1Api, V1Namespace, V1ObjectMeta
+from kubernetes.client.exceptions import ApiException
 
 from engine.core.clock import LiveClock
 from engine.core.lease_term import DeposeReason
@@ -33,9 +37,9 @@ from engine.execution.lease.base import LeaseBackend
 from engine.execution.lease.elector import LeaderElector
 from engine.execution.lease.kubernetes import KubernetesLease
 from engine.execution.lease.redis import RedisLease
+from harness.kube_apiserver import KubeApiServer, kube_apiserver
 from harness.ports import free_ports
 from harness.tools import PROJECT_ROOT
-from tests.fake_kube_api import FakeKubeApi, api_client, fake_kube_api
 from tests.helpers import process, redis
 
 pytestmark = pytest.mark.integration
@@ -116,44 +120,47 @@ class RedisSite:
 
 
 class KubeSite:
-    """The fake Kubernetes API server: stopped/started on the same port with its objects kept,
-    or hung (requests accepted, never answered)."""
+    """A real API server (one per test module and worker, see `kube_api`): stopped and
+    restarted on the same port with its objects kept in etcd, or frozen (connections accepted,
+    never answered)."""
 
     kind = "kubernetes"
 
-    def __init__(self, fake: FakeKubeApi) -> None:
-        self.fake = fake
+    def __init__(self, api: KubeApiServer) -> None:
+        self.api = api
 
     def up(self) -> None:
-        self.fake.start()
+        self.api.start()
 
     def down(self) -> None:
-        self.fake.stop()
+        self.api.stop()
 
     def hang(self) -> None:
-        self.fake.hang()
+        self.api.pause()
 
     def unhang(self) -> None:
-        self.fake.unhang()
+        self.api.resume()
 
     def make(self) -> LeaseBackend:
-        return KubernetesLease(NAMESPACE, NAME, api_client(self.fake.url), request_timeout_s=0.5)
+        return KubernetesLease(NAMESPACE, NAME, self.api.client(), request_timeout_s=0.5)
 
     def steal(self, holder: str, hold_ms: int) -> None:
-        spec = (self.fake.get(NAMESPACE, NAME) or {})["spec"]
-        now = time.time_ns()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9))
-        self.fake.put_spec(
-            NAMESPACE,
-            NAME,
-            holderIdentity=holder,
-            leaseTransitions=spec["leaseTransitions"] + 1,
-            leaseDurationSeconds=math.ceil(hold_ms / 1000),
-            renewTime=f"{stamp}.{now // 1000 % 1_000_000:06d}Z",
-        )
+        """Another holder takes the lease behind the elector's back, as a second client would."""
+        with self.api.client() as client:
+            leases = CoordinationV1Api(client)
+            lease = leases.read_namespaced_lease(NAME, NAMESPACE)
+            now = time.time_ns()
+            stamp = dt.datetime.fromtimestamp(now // 10**9, tz=dt.UTC).replace(
+                microsecond=now // 1000 % 1_000_000 or 1
+            )
+            lease.spec.holder_identity = holder
+            lease.spec.lease_transitions = (lease.spec.lease_transitions or 0) + 1
+            lease.spec.lease_duration_seconds = math.ceil(hold_ms / 1000)
+            lease.spec.renew_time = stamp
+            leases.replace_namespaced_lease(NAME, NAMESPACE, lease)
 
     def worker_args(self) -> list[str]:
-        return ["--backend", "kubernetes", "--url", self.fake.url]
+        return ["--backend", "kubernetes", "--url", str(self.api.kubeconfig)]
 
 
 Site = RedisSite | KubeSite
@@ -168,8 +175,33 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         finally:
             redis_site.close()
     else:
-        with fake_kube_api() as fake:
-            yield KubeSite(fake)
+        api = request.getfixturevalue("kube_api")
+        fresh_lease(api)
+        try:
+            yield KubeSite(api)
+        finally:
+            api.resume()
+            if not api.ready():
+                api.start()
+
+
+@pytest.fixture(scope="module")
+def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
+    """One API server per module and worker: starting one takes seconds, and each test starts
+    from no lease (`fresh_lease`) and leaves the server up and answering."""
+    with kube_apiserver(tmp_path_factory.mktemp("kube")) as api:
+        with api.client() as client:
+            CoreV1Api(client).create_namespace(V1Namespace(metadata=V1ObjectMeta(name=NAMESPACE)))
+        yield api
+
+
+def fresh_lease(api: KubeApiServer) -> None:
+    with api.client() as client:
+        try:
+            CoordinationV1Api(client).delete_namespaced_lease(NAME, NAMESPACE)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 # ---- in-process candidates -----------------------------------------------------------------
@@ -541,31 +573,33 @@ async def test_redis_layout_epoch_counter_and_compare_and_set(tmp_path: Path) ->
             await other.close()
 
 
-async def test_kubernetes_lease_object_and_optimistic_concurrency() -> None:
-    with fake_kube_api() as fake:
-        a = KubernetesLease(NAMESPACE, NAME, api_client(fake.url))
-        b = KubernetesLease(NAMESPACE, NAME, api_client(fake.url))
+async def test_kubernetes_lease_object_and_optimistic_concurrency(
+    kube_api: KubeApiServer,
+) -> None:
+    fresh_lease(kube_api)
+    a = KubernetesLease(NAMESPACE, NAME, kube_api.client())
+    b = KubernetesLease(NAMESPACE, NAME, kube_api.client())
+    with kube_api.client() as client:
+        leases = CoordinationV1Api(client)
         try:
             assert await a.try_acquire("node-a", 1_500) == 1
-            spec = (fake.get(NAMESPACE, NAME) or {})["spec"]
-            assert spec["holderIdentity"] == "node-a"
-            assert spec["leaseDurationSeconds"] == 2  # ceil(1.5 s)
-            assert spec["leaseTransitions"] == 1
-            assert spec["acquireTime"] == spec["renewTime"]
+            spec = leases.read_namespaced_lease(NAME, NAMESPACE).spec
+            assert spec.holder_identity == "node-a"
+            assert spec.lease_duration_seconds == 2  # ceil(1.5 s)
+            assert spec.lease_transitions == 1
+            assert spec.acquire_time == spec.renew_time
             assert await b.try_acquire("node-b", 1_500) is None
             assert await b.current() == ("node-a", 1)
 
-            # b read the lease, then someone else changed it: b's replace gets 409 and loses
+            # b read the lease, then someone else changed it: the API server answers b's
+            # replace with 409 Conflict and b loses
             await a.release("node-a", 1)
             stale = await asyncio.to_thread(b._read, 1.0)
             assert await a.try_acquire("node-a", 1_500) == 2
             b._read = lambda timeout_s: stale  # type: ignore[method-assign]
+            conflicts = replace_statuses(b)
             assert await b.try_acquire("node-b", 1_500) is None
-            assert (
-                "PUT",
-                f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{NAME}",
-                409,
-            ) in fake.requests
+            assert conflicts == [409]
             assert await a.current() == ("node-a", 2)
 
             # two candidates racing for a released lease: exactly one wins
@@ -579,6 +613,23 @@ async def test_kubernetes_lease_object_and_optimistic_concurrency() -> None:
         finally:
             await a.close()
             await b.close()
+
+
+def replace_statuses(lease: KubernetesLease) -> list[int]:
+    """The HTTP status of every failed replace `lease` sends from now on."""
+    api = lease._api()
+    replace = api.replace_namespaced_lease
+    statuses: list[int] = []
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return replace(*args, **kwargs)
+        except ApiException as exc:
+            statuses.append(exc.status)
+            raise
+
+    api.replace_namespaced_lease = spied
+    return statuses
 
 
 # ---- the subprocess ------------------------------------------------------------------------
@@ -597,7 +648,9 @@ async def _worker(args: argparse.Namespace, out: TextIO) -> int:
     if args.backend == "redis":
         backend = RedisLease(args.url, NAME, socket_timeout_ms=500)
     else:
-        backend = KubernetesLease(NAMESPACE, NAME, api_client(args.url), request_timeout_s=0.5)
+        backend = KubernetesLease(
+            NAMESPACE, NAME, kubeconfig_client(args.url), request_timeout_s=0.5
+        )
 
     async def elected(epoch: int) -> None:
         emit("elected", epoch=epoch)
@@ -631,10 +684,21 @@ async def _worker(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def kubeconfig_client(path: str) -> Any:
+    """The `kubernetes` ApiClient of a kubeconfig file, without retries (a refused call fails
+    at once, as the elector's deadline needs)."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=path, client_configuration=configuration)
+    configuration.retries = 0
+    return client.ApiClient(configuration)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["redis", "kubernetes"], required=True)
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, help="Redis URL, or the kubeconfig file")
     parser.add_argument("--holder", required=True)
     parser.add_argument("--events", required=True)
     args = parser.parse_args(argv)
