@@ -95,7 +95,9 @@ async def test_stall_silences_only_the_target_and_keeps_the_connection(feed: Rep
         fault = await control(
             feed, "POST", "/faults", {"kind": "stall", "stream": TRADE, "duration_ms": 1500}
         )
-        arrivals: list[float] = []
+        # the stall began before this answer came back: a silence counts from here, so one
+        # that starts the window (nothing was left in the socket) is seen too
+        arrivals: list[float] = [loop.time()]
         other_arrivals: list[float] = []
 
         async def read(ws: websockets.ClientConnection, into: list[float]) -> None:
@@ -114,7 +116,7 @@ async def test_stall_silences_only_the_target_and_keeps_the_connection(feed: Rep
         other_during = len(other_arrivals)
         silences = [b - a for a, b in itertools.pairwise(arrivals)]
         assert max(silences) >= 1.0, "the trade stream fell silent"
-        assert arrivals[-1] > arrivals[0] + max(silences) - 0.01, "and resumed afterwards"
+        assert len(arrivals) > 1 + silences.index(max(silences)) + 1, "and resumed afterwards"
         assert other_during > 10
         logged = next(
             f for f in (await control(feed, "GET", "/faults"))["faults"] if f["id"] == fault["id"]
