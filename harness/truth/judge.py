@@ -82,16 +82,21 @@ def attribute(intents: Iterable[IntentRecord], orders: Iterable[VenueOrder]) -> 
     return Attribution(by_intent=dict(by_intent), unattributed=unattributed)
 
 
+def _visibly_refused(answers: Iterable[EngineAnswer]) -> set[str]:
+    """Intents the engine answered with a risk denial or an outcome that excuses no order."""
+    return {
+        a.intent_id
+        for a in answers
+        if a.kind == "risk_denial" or (a.kind == "intent_done" and a.outcome in EXCUSING_OUTCOMES)
+    }
+
+
 def lost_intents(
     intents: Iterable[IntentRecord], orders: Iterable[VenueOrder], answers: Iterable[EngineAnswer]
 ) -> list[IntentRecord]:
     accepted = [i for i in intents if i.accepted]
     attribution = attribute(accepted, orders)
-    excused = {
-        a.intent_id
-        for a in answers
-        if a.kind == "risk_denial" or (a.kind == "intent_done" and a.outcome in EXCUSING_OUTCOMES)
-    }
+    excused = _visibly_refused(answers)
     return [
         i
         for i in accepted
@@ -105,11 +110,7 @@ def rejected_intents(
     """Accepted intents the engine visibly refused and that never reached the venue."""
     accepted = [i for i in intents if i.accepted]
     attribution = attribute(accepted, orders)
-    refused = {
-        a.intent_id
-        for a in answers
-        if a.kind == "risk_denial" or (a.kind == "intent_done" and a.outcome in EXCUSING_OUTCOMES)
-    }
+    refused = _visibly_refused(answers)
     return sorted(
         i.intent_id
         for i in accepted

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import itertools
 import json
 import math
@@ -35,7 +34,7 @@ from engine.core.clock import LiveClock
 from engine.core.lease_term import DeposeReason
 from engine.execution.lease.base import LeaseBackend
 from engine.execution.lease.elector import LeaderElector
-from engine.execution.lease.kubernetes import KubernetesLease
+from engine.execution.lease.kubernetes import KubernetesLease, _micro_time
 from engine.execution.lease.redis import RedisLease
 from harness.kube_apiserver import KubeApiServer, kube_apiserver
 from harness.ports import free_ports
@@ -149,14 +148,10 @@ class KubeSite:
         with self.api.client() as client:
             leases = CoordinationV1Api(client)
             lease = leases.read_namespaced_lease(NAME, NAMESPACE)
-            now = time.time_ns()
-            stamp = dt.datetime.fromtimestamp(now // 10**9, tz=dt.UTC).replace(
-                microsecond=now // 1000 % 1_000_000 or 1
-            )
             lease.spec.holder_identity = holder
             lease.spec.lease_transitions = (lease.spec.lease_transitions or 0) + 1
             lease.spec.lease_duration_seconds = math.ceil(hold_ms / 1000)
-            lease.spec.renew_time = stamp
+            lease.spec.renew_time = _micro_time(time.time_ns())
             leases.replace_namespaced_lease(NAME, NAMESPACE, lease)
 
     def worker_args(self) -> list[str]:
