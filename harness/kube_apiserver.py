@@ -18,8 +18,6 @@ which stays the caller's (0700).
 
 from __future__ import annotations
 
-import os
-import secrets
 import signal
 import ssl
 import subprocess
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import StackError
+from harness.pki import issue, kubeconfig_text, make_ca, service_account_keys, write_private
 from harness.ports import free_ports
 from harness.tools import die_with_parent, etcd
 from harness.tools import kube_apiserver as kube_apiserver_binary
@@ -55,69 +54,31 @@ class Pki:
     service_account_public: Path
 
 
-def _openssl(*args: str | Path) -> None:
-    result = subprocess.run(
-        ["openssl", *map(str, args)], capture_output=True, text=True, timeout=60, check=False
-    )
-    if result.returncode != 0:
-        raise StackError(f"openssl {args[0]} failed: {result.stderr.strip()[-300:]}")
-
-
-def _ec_key(path: Path) -> Path:
-    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path)
-    path.chmod(0o600)
-    return path
-
-
-def _signed(
-    directory: Path, name: str, subject: str, extensions: str, pki_ca: tuple[Path, Path]
-) -> tuple[Path, Path]:
-    key = _ec_key(directory / f"{name}.key")
-    request = directory / f"{name}.csr"
-    cert = directory / f"{name}.crt"
-    ext = directory / f"{name}.ext"
-    ext.write_text(extensions)
-    _openssl("req", "-new", "-key", key, "-subj", subject, "-out", request)
-    ca_cert, ca_key = pki_ca
-    _openssl(
-        "x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key,
-        "-set_serial", f"0x{secrets.token_hex(16)}", "-days", "7", "-extfile", ext, "-out", cert,
-    )  # fmt: skip
-    return cert, key
-
-
 def make_pki(directory: Path) -> Pki:
     """A CA, the API server's serving certificate (127.0.0.1, localhost), an admin client
     certificate (system:masters) and the service-account signing key pair; EC P-256 throughout,
     valid for a week."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    ca_key = _ec_key(directory / "ca.key")
-    ca_cert = directory / "ca.crt"
-    _openssl(
-        "req", "-x509", "-new", "-key", ca_key, "-subj", "/CN=stormproof-kubernetes-ca",
-        "-days", "7", "-out", ca_cert,
-    )  # fmt: skip
-    server_cert, server_key = _signed(
+    ca = make_ca(directory, common_name="stormproof-kubernetes-ca", days=7)
+    server_cert, server_key = issue(
         directory,
         "apiserver",
-        "/CN=kube-apiserver",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        (ca_cert, ca_key),
+        subject="/CN=kube-apiserver",
+        extensions="subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        ca=ca,
+        days=7,
     )
-    admin_cert, admin_key = _signed(
+    admin_cert, admin_key = issue(
         directory,
         "admin",
-        "/O=system:masters/CN=stormproof-admin",
-        "extendedKeyUsage=clientAuth\n",
-        (ca_cert, ca_key),
+        subject="/O=system:masters/CN=stormproof-admin",
+        extensions="extendedKeyUsage=clientAuth\n",
+        ca=ca,
+        days=7,
     )
-    service_account_key = _ec_key(directory / "service-account.key")
-    service_account_public = directory / "service-account.pub"
-    _openssl("ec", "-in", service_account_key, "-pubout", "-out", service_account_public)
+    service_account_key, service_account_public = service_account_keys(directory)
     return Pki(
-        ca_cert=ca_cert,
-        ca_key=ca_key,
+        ca_cert=ca[0],
+        ca_key=ca[1],
         server_cert=server_cert,
         server_key=server_key,
         admin_cert=admin_cert,
@@ -299,16 +260,16 @@ class KubeApiServer:
 
     def _write_kubeconfig(self) -> None:
         pki = self.pki
-        self.kubeconfig.write_text(
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters:\n- name: stormproof\n  cluster:\n    server: {self.url}\n"
-            f"    certificate-authority: {pki.ca_cert}\n"
-            "users:\n- name: admin\n  user:\n"
-            f"    client-certificate: {pki.admin_cert}\n    client-key: {pki.admin_key}\n"
-            "contexts:\n- name: stormproof\n  context:\n    cluster: stormproof\n    user: admin\n"
-            "current-context: stormproof\n"
+        write_private(
+            self.kubeconfig,
+            kubeconfig_text(
+                server=self.url,
+                ca_cert=pki.ca_cert,
+                client_cert=pki.admin_cert,
+                client_key=pki.admin_key,
+                name="stormproof",
+            ),
         )
-        os.chmod(self.kubeconfig, 0o600)
 
 
 @contextmanager

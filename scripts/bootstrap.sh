@@ -14,7 +14,9 @@
 #     kube-apiserver v1.34.4 built from the Go module proxy into .tools/kubernetes
 #     (scripts/build_kubernetes.sh; minutes, once)
 # A second run only checks stamps and PATH, so it takes well under a second.
-# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|kubernetes|all]...
+#   - target `cluster` (not in `all`): the local Kubernetes cluster's Debian packages (containerd,
+#     runc, containernetworking-plugins, iptables, conntrack), every Kubernetes binary and CoreDNS
+# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|kubernetes|cluster|all]...
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -175,6 +177,30 @@ ensure_kubernetes() {
   "$ROOT/scripts/build_kubernetes.sh" kube-apiserver
 }
 
+# The local cluster (harness/cluster): Debian's containerd, runc and CNI plugins, iptables and
+# conntrack; every Kubernetes binary and CoreDNS built from the Go module proxy. Installing
+# containerd may start its system service: it is stopped, the cluster runs its own.
+ensure_cluster() {
+  ensure_kubernetes
+  local packages=() binary package
+  for pair in containerd:containerd ctr:containerd runc:runc iptables:iptables conntrack:conntrack; do
+    binary="${pair%%:*}"; package="${pair##*:}"
+    command -v "$binary" >/dev/null 2>&1 || packages+=("$package")
+  done
+  [ -x /usr/lib/cni/bridge ] || packages+=(containernetworking-plugins)
+  if [ ${#packages[@]} -gt 0 ]; then
+    log "installing Debian packages for the local cluster: ${packages[*]}"
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null 2>&1; then
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null 2>&1 ||
+        die "missing prerequisite: ${packages[*]} (could not install the Debian packages; run 'apt-get install ${packages[*]}' as root)"
+    fi
+    as_root service containerd stop >/dev/null 2>&1 || true
+  fi
+  "$ROOT/scripts/build_kubernetes.sh" kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy
+  "$ROOT/scripts/build_coredns.sh"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 for target in "${targets[@]}"; do
@@ -185,7 +211,8 @@ for target in "${targets[@]}"; do
     postgres) ensure_postgres ;;
     chromium) ensure_chromium ;;
     kubernetes) ensure_kubernetes ;;
+    cluster) ensure_cluster ;;
     all) ensure_python; ensure_redis; ensure_toxiproxy; ensure_postgres; ensure_chromium ;;
-    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, kubernetes, all)" ;;
+    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, kubernetes, cluster, all)" ;;
   esac
 done

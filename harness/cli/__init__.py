@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import chaos, gameday, load, stack
+from harness.cli import chaos, cluster, gameday, load, stack
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +21,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(gameday.app, name="gameday")
 app.add_typer(load.app, name="load")
 app.add_typer(chaos.app, name="chaos")
+app.add_typer(cluster.app, name="cluster")
 
 
 @app.command()
