@@ -30,6 +30,9 @@ SAVED_SYSCTLS = (
     "kernel.keys.root_maxkeys",
     "kernel.keys.root_maxbytes",
 )
+NODE_LOCK = Path("/run/stormproof-cluster.node")
+"""Names the state directory of the cluster that owns this machine's node: kube-proxy's chains,
+the kubelet's cgroups and firewall chains are machine-wide, so one node runs per machine."""
 CONTAINERD_RUN_DIR = Path("/run/containerd")
 """containerd 1.6 puts shim sockets and fifos here whatever its config says."""
 KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
@@ -47,6 +50,12 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def _succeeds(*argv: str) -> bool:
     return run(*argv, check=False).returncode == 0
+
+
+def _foreign_node() -> bool:
+    return any(Path("/sys/fs/cgroup").glob("*/kubepods")) or _succeeds(
+        "iptables", "-t", "nat", "-S", "KUBE-SERVICES"
+    )
 
 
 def guard_rules(layout: ClusterLayout) -> list[list[str]]:
@@ -86,8 +95,27 @@ class HostChanges:
 
     # --- up ---------------------------------------------------------------------------------
 
+    def claim_node(self) -> None:
+        """Refuse to start beside another cluster (ours under another state directory, or any
+        kubelet: its /kubepods cgroups or kube-proxy's chains are there)."""
+        mine = str(self.layout.state_dir.resolve())
+        if NODE_LOCK.exists():
+            owner = NODE_LOCK.read_text().strip()
+            if owner != mine and Path(owner, "host-changes.json").exists():
+                raise StackError(
+                    f"another stormproof cluster runs on this machine ({owner}): stop it first"
+                    f" with `stormproof cluster down --state-dir {owner}`"
+                )
+        elif not self.ledger() and _foreign_node():
+            raise StackError(
+                "a Kubernetes node already runs on this machine (/kubepods cgroups or"
+                " kube-proxy chains exist): one node per machine"
+            )
+        NODE_LOCK.write_text(mine + "\n")
+
     def apply(self) -> None:
         layout = self.layout
+        self.claim_node()
         if "sysctls" not in self.ledger():
             self._record("sysctls", {k: self._sysctl(k) for k in SAVED_SYSCTLS})
             self._record("run_containerd_existed", CONTAINERD_RUN_DIR.exists())
@@ -136,6 +164,8 @@ class HostChanges:
             with contextlib.suppress(OSError):  # not empty: something else uses it now
                 run_dir.rmdir()
         self.path.unlink(missing_ok=True)
+        if NODE_LOCK.exists() and NODE_LOCK.read_text().strip() == str(layout.state_dir.resolve()):
+            NODE_LOCK.unlink()
         return done
 
     @staticmethod

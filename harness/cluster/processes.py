@@ -17,11 +17,15 @@ STOP_GRACE_S = 10.0
 
 
 def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), or None when it is gone or a zombie
+    (an exited process nobody has reaped yet is stopped, whoever its parent is)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return fields[19]  # field 22 of stat: starttime, in clock ticks since boot
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]  # field 22 of stat
 
 
 class Processes:
