@@ -28,9 +28,10 @@ TEST_WORKERS ?= 2
 test: bootstrap kubernetes-tools lint typecheck
 	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
-# etcd and kube-apiserver for the lease tests against a real API server (built once, minutes).
+# etcd and kube-apiserver for the lease tests against a real API server, kubectl for the
+# manifests' validation and promtool for the alert rules' (each built once, minutes).
 kubernetes-tools:
-	@scripts/bootstrap.sh kubernetes
+	@scripts/bootstrap.sh kubernetes promtool
 
 lint: bootstrap
 	@$(BIN)/ruff check plumbing engine replay harness tests benchmarks load

@@ -6,7 +6,10 @@ HarnessError                 a one-line, actionable message for the CLI
 │   └── StackNotRunningError no stack in the run directory
 ├── ToxiproxyError           the Toxiproxy API refused or did not answer
 ├── GameDayConfigError       a game-day file or SLO definition is invalid (file, scenario, key)
-└── GameDayReportError       a file is not a readable stormproof game-day report
+├── GameDayReportError       a file is not a readable stormproof game-day report
+├── ImageBuildError          an image could not be assembled, written or imported (harness.image)
+└── ManifestError            a Kubernetes manifest that does not render, or that the API
+                             server refuses
 """
 
 from __future__ import annotations
@@ -37,4 +40,12 @@ class GameDayConfigError(HarnessError):
 
 
 class GameDayReportError(HarnessError):
+    pass
+
+
+class ImageBuildError(HarnessError):
+    pass
+
+
+class ManifestError(HarnessError):
     pass

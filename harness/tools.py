@@ -15,15 +15,18 @@ TOOLS_BIN = PROJECT_ROOT / ".tools" / "bin"
 KUBERNETES_VERSION = "v1.34.4"
 KUBERNETES_BIN = PROJECT_ROOT / ".tools" / "kubernetes" / KUBERNETES_VERSION / "bin"
 
+_KUBERNETES_HINT = (
+    f"run scripts/bootstrap.sh kubernetes (builds Kubernetes {KUBERNETES_VERSION} with Go)"
+)
 _HINTS = {
     "redis-server": "install the Debian package redis-server (scripts/bootstrap.sh redis does it)",
     "toxiproxy-server": (
         "run scripts/bootstrap.sh toxiproxy (builds it with Go) or put toxiproxy-server on PATH"
     ),
     "etcd": "install the Debian package etcd-server (scripts/bootstrap.sh kubernetes does it)",
-    "kube-apiserver": (
-        f"run scripts/bootstrap.sh kubernetes (builds Kubernetes {KUBERNETES_VERSION} with Go)"
-    ),
+    "kube-apiserver": _KUBERNETES_HINT,
+    "kubectl": _KUBERNETES_HINT,
+    "promtool": "run scripts/bootstrap.sh promtool (builds Prometheus' promtool with Go)",
 }
 
 
@@ -59,15 +62,28 @@ def etcd() -> str:
     return find_tool("etcd", "STORMPROOF_ETCD")
 
 
-def kube_apiserver() -> str:
-    """The pinned build (scripts/build_kubernetes.sh), never another version found on PATH."""
-    override = os.environ.get("STORMPROOF_KUBE_APISERVER")
-    if override:
-        return find_tool("kube-apiserver", "STORMPROOF_KUBE_APISERVER")
-    built = KUBERNETES_BIN / "kube-apiserver"
+def _pinned(name: str, env_var: str, built: Path) -> str:
+    """A pinned build of ours, never another version found on PATH; `env_var` overrides."""
+    if os.environ.get(env_var):
+        return find_tool(name, env_var)
     if not (built.is_file() and os.access(built, os.X_OK)):
-        raise ToolMissingError(f"kube-apiserver not found: {_HINTS['kube-apiserver']}")
+        raise ToolMissingError(f"{name} not found: {_HINTS[name]}")
     return str(built)
+
+
+def kube_apiserver() -> str:
+    """The pinned build (scripts/build_kubernetes.sh)."""
+    return _pinned("kube-apiserver", "STORMPROOF_KUBE_APISERVER", KUBERNETES_BIN / "kube-apiserver")
+
+
+def kubectl() -> str:
+    """The pinned build (scripts/build_kubernetes.sh): its kustomize is the one validated."""
+    return _pinned("kubectl", "STORMPROOF_KUBECTL", KUBERNETES_BIN / "kubectl")
+
+
+def promtool() -> str:
+    """The pinned build of deploy/monitoring-tools (scripts/bootstrap.sh promtool)."""
+    return _pinned("promtool", "STORMPROOF_PROMTOOL", TOOLS_BIN / "promtool")
 
 
 def shared_data_dir() -> Path | None:

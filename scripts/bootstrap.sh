@@ -12,17 +12,23 @@
 #   - target `kubernetes` (not in `all`; `make test` asks for it): a Kubernetes API server for the
 #     lease tests, etcd (Debian package etcd-server; the system instance is left stopped) and
 #     kube-apiserver v1.34.4 built from the Go module proxy into .tools/kubernetes
-#     (scripts/build_kubernetes.sh; minutes, once)
+#     (scripts/build_kubernetes.sh; minutes, once), and kubectl of the same version, which
+#     renders and validates the manifests of deploy/kubernetes
+#   - target `promtool` (not in `all`; `make test` asks for it): Prometheus' promtool, which
+#     checks and unit-tests the alert rules of deploy/kubernetes/monitoring, built from the Go
+#     module proxy into .tools/bin, pinned by deploy/monitoring-tools/go.mod (minutes, once)
 # A second run only checks stamps and PATH, so it takes well under a second.
 #   - target `cluster` (not in `all`): the local Kubernetes cluster's Debian packages (containerd,
 #     runc, containernetworking-plugins, iptables, conntrack), every Kubernetes binary and CoreDNS
-# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|kubernetes|cluster|all]...
+# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|kubernetes|promtool|cluster|all]...
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 TOOLS_BIN="$ROOT/.tools/bin"
 TOXIPROXY_VERSION="v2.12.0"
+PROMETHEUS_VERSION="3.16.0"           # the release; its Go module is v0.316.0
+PROMETHEUS_MODULE_VERSION="v0.316.0"
 
 die() { echo "stormproof bootstrap: $*" >&2; exit 1; }
 log() { echo "stormproof bootstrap: $*" >&2; }
@@ -174,7 +180,31 @@ ensure_kubernetes() {
     as_root service etcd stop >/dev/null 2>&1 || true
     command -v etcd >/dev/null 2>&1 || die "missing prerequisite: etcd is still not on PATH after installing etcd-server"
   fi
-  "$ROOT/scripts/build_kubernetes.sh" kube-apiserver
+  "$ROOT/scripts/build_kubernetes.sh" kube-apiserver kubectl
+}
+
+find_go() {
+  command -v go 2>/dev/null || { [ -x /usr/local/go/bin/go ] && echo /usr/local/go/bin/go; }
+}
+
+ensure_promtool() {
+  local bin="$TOOLS_BIN/promtool"
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "version $PROMETHEUS_VERSION "; then
+    return 0
+  fi
+  local go_bin
+  go_bin="$(find_go)" || die "missing prerequisite: the Go toolchain ('go' >= 1.26.7) to build promtool $PROMETHEUS_VERSION"
+  log "building promtool $PROMETHEUS_VERSION from the Go module proxy (once; a few minutes)"
+  local pkg="github.com/prometheus/common/version" ldflags="-s -w"
+  ldflags+=" -X $pkg.Version=$PROMETHEUS_VERSION -X $pkg.Revision=$PROMETHEUS_MODULE_VERSION"
+  ldflags+=" -X $pkg.Branch=$PROMETHEUS_MODULE_VERSION -X $pkg.BuildUser=stormproof"
+  ldflags+=" -X $pkg.BuildDate=19700101-00:00:00"
+  mkdir -p "$TOOLS_BIN"
+  (cd "$ROOT/deploy/monitoring-tools" && CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" \
+    "$go_bin" build -trimpath -ldflags="$ldflags" -o "$bin.partial" \
+    github.com/prometheus/prometheus/cmd/promtool) ||
+    die "could not build promtool (is the Go module proxy reachable? Go >= 1.26.7?)"
+  mv "$bin.partial" "$bin"
 }
 
 # The local cluster (harness/cluster): Debian's containerd, runc and CNI plugins, iptables and
@@ -211,8 +241,9 @@ for target in "${targets[@]}"; do
     postgres) ensure_postgres ;;
     chromium) ensure_chromium ;;
     kubernetes) ensure_kubernetes ;;
+    promtool) ensure_promtool ;;
     cluster) ensure_cluster ;;
     all) ensure_python; ensure_redis; ensure_toxiproxy; ensure_postgres; ensure_chromium ;;
-    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, kubernetes, cluster, all)" ;;
+    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, kubernetes, promtool, cluster, all)" ;;
   esac
 done

@@ -1,5 +1,5 @@
 """`stormproof`: the top floor of the harness. Every subcommand group is registered here, and
-only here: stack, gameday, load and chaos (one module each in this package), and `demo`."""
+only here: stack, gameday, load, chaos and deploy (one module each in this package), and `demo`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import chaos, cluster, gameday, load, stack
+from harness.cli import chaos, cluster, deploy, gameday, load, stack
 
 app = typer.Typer(
     add_completion=False,
@@ -22,6 +22,7 @@ app.add_typer(gameday.app, name="gameday")
 app.add_typer(load.app, name="load")
 app.add_typer(chaos.app, name="chaos")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(deploy.app, name="deploy")
 
 
 @app.command()

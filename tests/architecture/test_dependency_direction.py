@@ -112,6 +112,8 @@ def test_project_keeps_every_contract() -> None:
         ("harness/client.py", "import harness.supervisor\n", "harness layers"),
         ("harness/errors.py", "from harness import tools\n", "harness layers"),
         ("harness/load/runner.py", "from harness.cli import app\n", "harness layers"),
+        ("harness/deploy/config.py", "import harness.stack\n", "harness layers"),
+        ("harness/deploy/secrets.py", "from harness import supervisor\n", "harness layers"),
     ],
 )
 def test_a_violation_breaks_the_build(
