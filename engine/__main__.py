@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", required=True, help="engine TOML config file")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.config, strategy_params=STRATEGY_PARAMS)
+        needs_journal = getattr(args, "service", "all") in ("execution", "all")
+        settings = load_settings(
+            args.config, strategy_params=STRATEGY_PARAMS, needs_journal=needs_journal
+        )
     except ConfigError as exc:
         for line in config_error_lines(exc):
             print(line, file=sys.stderr)

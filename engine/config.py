@@ -924,7 +924,11 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     strategy_params: StrategyParams,
+    needs_journal: bool = True,
 ) -> Settings:
+    """The config file and the secrets of the environment. `needs_journal` False (a service
+    other than execution) leaves an unset journal DSN alone: on Kubernetes only execution's
+    pods are given it."""
     environ = os.environ if env is None else env
     file = Path(path)
     try:
@@ -943,7 +947,7 @@ def load_settings(
         redis_username=environ.get(config.bus.username_env, ""),
         redis_password=Secret(environ.get(config.bus.password_env, "")),
     )
-    problem = _journal_dsn_problem(config, secrets.journal_dsn.reveal())
+    problem = _journal_dsn_problem(config, secrets.journal_dsn.reveal()) if needs_journal else None
     if problem is not None:
         raise ConfigProblems(str(file), [problem])
     return Settings(config=config, secrets=secrets, path=str(file.resolve()))

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import chaos, cluster, deploy, gameday, load, stack
+from harness.cli import chaos, cluster, deploy, gameday, image, load, stack
 
 app = typer.Typer(
     add_completion=False,
@@ -23,6 +23,7 @@ app.add_typer(load.app, name="load")
 app.add_typer(chaos.app, name="chaos")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(image.app, name="image")
 
 
 @app.command()

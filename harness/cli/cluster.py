@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import console, fail
+from harness.cli.common import console, fail, progress_printer
 from harness.cluster.layout import DEFAULT_STATE_DIR, ClusterLayout
 from harness.errors import HarnessError
 
@@ -39,17 +39,26 @@ def _require_root() -> None:
 @app.command("up")
 def cluster_up(
     state_dir: StateDir = DEFAULT_STATE_DIR,
+    deployment_images: Annotated[
+        bool,
+        typer.Option(
+            "--deployment-images",
+            help="also build and import the deployment's images (stormproof image build)",
+        ),
+    ] = False,
     image: Annotated[
         list[Path], typer.Option(help="an OCI archive to import into the node (repeatable)")
     ] = [],  # noqa: B006
 ) -> None:
     """Start the cluster (or what of it is not running) and wait until the node is Ready."""
     _require_root()
-    from harness.cluster.images import node_images
+    from harness.cluster.images import DEPLOYMENT_IMAGES, NODE_IMAGES, image_archives
 
+    names = [*NODE_IMAGES, *(DEPLOYMENT_IMAGES if deployment_images else ())]
     try:
+        archives = image_archives(names, progress=progress_printer())
         cluster = _cluster(state_dir)
-        status = cluster.up(images=[*node_images(), *image])
+        status = cluster.up(images=[*archives, *image])
     except HarnessError as exc:
         fail(str(exc))
     console.print(f"node {cluster.layout.node_name} Ready: {status['node_ready']}")

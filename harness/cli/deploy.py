@@ -80,3 +80,35 @@ def validate() -> None:
             fail(str(exc))
     for result in results:
         console.print(f"{result.kustomization}: {result.objects} objects accepted (dry run)")
+
+
+@app.command("apply")
+def apply_overlay(
+    overlay: Annotated[Path, typer.Option(help="the kustomize directory to apply")] = Path(
+        "deploy/kubernetes/overlays/local"
+    ),
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="the cluster's kubeconfig (default: the local cluster's admin one)"),
+    ] = None,
+    context: Annotated[str | None, typer.Option(help="a context of the kubeconfig")] = None,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="per rollout")] = 300.0,
+) -> None:
+    """Apply an overlay server-side and wait until every Deployment and StatefulSet has rolled
+    out. The local overlay's secrets are written first when absent (an existing set is kept)."""
+    from harness.cluster.layout import DEFAULT_STATE_DIR, ClusterLayout
+    from harness.deploy.apply import Target, apply
+    from harness.deploy.secrets import write_local_secrets
+
+    if kubeconfig is None:
+        kubeconfig = ClusterLayout(state_dir=DEFAULT_STATE_DIR.resolve()).admin_kubeconfig
+    secrets = overlay / "secrets"
+    try:
+        if overlay.resolve().name == "local":
+            write_local_secrets(secrets)
+        timings = apply(overlay, Target(kubeconfig=kubeconfig, context=context),
+                        rollout_timeout_s=timeout_s)  # fmt: skip
+    except (HarnessError, FileExistsError) as exc:
+        fail(str(exc))
+    for workload, seconds in timings.items():
+        console.print(f"{workload} rolled out {seconds:.1f} s after the apply")

@@ -14,6 +14,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +34,9 @@ from harness.tools import etcd
 
 READY_TIMEOUT_S = 180.0
 """A cold API server on a loaded 2-core machine takes tens of seconds to install its objects."""
+
+LOCAL_TAG = "local"
+"""The tag the node also gives each imported image (deploy/kubernetes/overlays/local)."""
 
 _DEBIAN = {
     "containerd": "containerd",
@@ -80,14 +84,34 @@ class Cluster:
         return self.status()
 
     def import_images(self, archives: Sequence[Path]) -> None:
+        """Import each archive into the node's containerd (namespace k8s.io, where the kubelet
+        looks), unless an image of the same reference and digest is already there, and name it
+        also `<repository>:local` (LOCAL_TAG): the local overlay runs whatever was built last
+        without knowing the versions apt resolved."""
+        present = self._stored_images()
         for archive in archives:
-            result = subprocess.run(
-                ["ctr", "-a", str(self.layout.containerd_socket), "-n", "k8s.io", "images",
-                 "import", "--no-unpack", str(archive)],
-                capture_output=True, text=True, timeout=600, check=False,
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise StackError(f"could not import {archive}: {result.stderr.strip()[-300:]}")
+            for ref, digest in _archive_names(archive).items():
+                alias = f"{ref.rpartition(':')[0]}:{LOCAL_TAG}"
+                if present.get(ref) != digest:
+                    self._ctr("images", "import", "--no-unpack", str(archive), timeout_s=600)
+                    present[ref] = digest
+                if present.get(alias) != digest:
+                    self._ctr("images", "tag", "--force", ref, alias)
+                    present[alias] = digest
+
+    def _stored_images(self) -> dict[str, str]:
+        out = self._ctr("images", "ls")
+        return {f[0]: f[2] for f in (line.split() for line in out.splitlines()[1:]) if len(f) > 2}
+
+    def _ctr(self, *args: str, timeout_s: float = 60, check: bool = True) -> str:
+        socket = str(self.layout.containerd_socket)
+        result = subprocess.run(
+            ["ctr", "-a", socket, "-n", "k8s.io", *args],
+            capture_output=True, text=True, timeout=timeout_s, check=False,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise StackError(f"ctr {' '.join(args)}: {result.stderr.strip()[-300:]}")
+        return result.stdout
 
     def _etcd(self) -> str:
         return etcd()
@@ -272,20 +296,15 @@ class Cluster:
         """Kill the pods' containers while containerd still runs (their shims exit with them)."""
         if self.processes.pid("containerd") is None:
             return []
-        tasks = _lines(self._ctr("tasks", "ls", "-q"))
+        tasks = _lines(self._ctr("tasks", "ls", "-q", check=False))
         for task in tasks:
-            self._ctr("tasks", "kill", "-s", "SIGKILL", task)
+            self._ctr("tasks", "kill", "-s", "SIGKILL", task, check=False)
         for task in tasks:
-            self._ctr("tasks", "delete", "-f", task)
-        containers = _lines(self._ctr("containers", "ls", "-q"))
+            self._ctr("tasks", "delete", "-f", task, check=False)
+        containers = _lines(self._ctr("containers", "ls", "-q", check=False))
         for container in containers:
-            self._ctr("containers", "delete", container)
+            self._ctr("containers", "delete", container, check=False)
         return [f"removed {len(containers)} containers"] if containers else []
-
-    def _ctr(self, *args: str) -> str:
-        argv = ["ctr", "-a", str(self.layout.containerd_socket), "-n", "k8s.io", *args]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        return result.stdout
 
     def _kill_stray_shims(self) -> list[str]:
         socket_path = str(self.layout.containerd_socket).encode()
@@ -333,3 +352,19 @@ def _connects(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _archive_names(archive: Path) -> dict[str, str]:
+    """reference -> manifest digest of each image an OCI archive's index names."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("index.json")
+            index = json.loads(member.read()) if member else {}
+    except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError) as exc:
+        raise StackError(f"{archive} is not a readable OCI archive: {exc}") from exc
+    names = {}
+    for manifest in index.get("manifests", []):
+        ref = manifest.get("annotations", {}).get("org.opencontainers.image.ref.name")
+        if ref:
+            names[ref] = manifest.get("digest", "")
+    return names

@@ -1,12 +1,23 @@
-"""The images every node needs before any workload: the pod sandbox (pause)."""
+"""The images a node holds: the pod sandbox (pause) always, the deployment's on request. Each is
+built by harness.image (cached: a hash when nothing changed) and imported into the node's
+containerd, so no registry is ever asked."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harness.image.build import DEFAULT_OUT, build_images
 
-def node_images() -> list[Path]:
-    # TODO(integration): built by harness.image; until then an archive named by the env
-    override = os.environ.get("STORMPROOF_PAUSE_IMAGE")
-    return [Path(override)] if override else []
+NODE_IMAGES = ("pause",)
+DEPLOYMENT_IMAGES = ("stormproof", "redis", "postgres", "toxiproxy")
+
+
+def image_archives(
+    names: Sequence[str],
+    *,
+    out_dir: Path = DEFAULT_OUT,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Path]:
+    """The archives of `names`, built where missing or stale."""
+    return [image.archive for image in build_images(only=names, out_dir=out_dir, progress=progress)]

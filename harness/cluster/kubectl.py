@@ -5,10 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from harness.errors import StackError, ToolMissingError
-from harness.tools import KUBERNETES_BIN
-
-KUBECTL = KUBERNETES_BIN / "kubectl"
+from harness.errors import StackError
+from harness.tools import kubectl as kubectl_binary
 
 
 def kubectl(
@@ -19,9 +17,7 @@ def kubectl(
     timeout_s: float = 120.0,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    if not KUBECTL.is_file():
-        raise ToolMissingError("kubectl not found: run scripts/bootstrap.sh cluster")
-    argv = [str(KUBECTL), f"--kubeconfig={kubeconfig}"]
+    argv = [kubectl_binary(), f"--kubeconfig={kubeconfig}"]
     if context:
         argv.append(f"--context={context}")
     result = subprocess.run(

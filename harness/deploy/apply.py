@@ -11,12 +11,10 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from harness.cluster.kubectl import kubectl
-from harness.errors import StackError
+from harness.deploy.manifests import documents, render
+from harness.errors import ManifestError
 
 FIELD_MANAGER = "stormproof"
 
@@ -34,18 +32,12 @@ class Target:
         ).stdout
 
 
-def render(overlay: Path, target: Target) -> list[dict[str, Any]]:
-    """The overlay's objects, as kustomize renders them."""
-    if not (overlay / "kustomization.yaml").is_file():
-        raise StackError(f"{overlay} is not a kustomize directory (no kustomization.yaml)")
-    text = target.run("kustomize", str(overlay))
-    return [document for document in yaml.safe_load_all(text) if document]
-
-
 def apply(overlay: Path, target: Target, *, rollout_timeout_s: float = 300.0) -> dict[str, float]:
     """Apply the overlay, wait for every Deployment and StatefulSet; return seconds to each
     workload's rollout, from the apply's return."""
-    objects = render(overlay, target)
+    if not (overlay / "kustomization.yaml").is_file():
+        raise ManifestError(f"{overlay} is not a kustomize directory (no kustomization.yaml)")
+    objects = documents(render(overlay))
     rendered = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     target.run(
         "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts",

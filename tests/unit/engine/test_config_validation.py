@@ -184,6 +184,15 @@ def test_a_postgres_journal_needs_a_dsn_that_parses(tmp_path: Path) -> None:
     assert good.config.execution.journal_backend == "postgres"
 
 
+def test_a_service_without_the_journal_starts_without_its_dsn(tmp_path: Path) -> None:
+    """On Kubernetes only execution's pods get the journal's Secret; feed, strategy and risk
+    read the same engine.toml."""
+    path = tmp_path / "engine.toml"
+    path.write_bytes(MINIMAL_TOML + b'[execution]\njournal_backend = "postgres"\n')
+    settings = load_settings(path, env={}, strategy_params=STRATEGY_PARAMS, needs_journal=False)
+    assert settings.secrets.journal_dsn.reveal() == ""
+
+
 def test_values_in_range_are_kept_as_written() -> None:
     config = parse_config(
         MINIMAL_TOML

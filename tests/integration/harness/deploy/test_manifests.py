@@ -252,6 +252,17 @@ def test_local_runs_imported_images_on_local_volumes(local: list[Obj]) -> None:
     assert referenced == secrets
 
 
+def test_every_object_of_the_local_overlay_lands_in_its_namespace(local: list[Obj]) -> None:
+    """A generated Secret without a namespace would go to the applier's current one, and every
+    pod that names it would wait forever."""
+    misplaced = [
+        (o["kind"], o["metadata"]["name"])
+        for o in local
+        if o["kind"] != "Namespace" and o["metadata"].get("namespace") != "stormproof"
+    ]
+    assert misplaced == []
+
+
 def test_base_holds_no_secret(copy: Path) -> None:
     assert [o for o in documents(render(copy / "base")) if o["kind"] == "Secret"] == []
 
