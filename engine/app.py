@@ -107,7 +107,9 @@ async def run_services(settings: Settings, names: list[str]) -> int:
         username=settings.secrets.redis_username,
         password=settings.secrets.redis_password.reveal(),
     )
-    instance = f"{os.getpid()}-{clock.time_ns() // 1_000_000 % 100_000_000}"
+    # unique per process; on Kubernetes it names the pod (the Lease holder is then traceable)
+    where = os.environ.get("STORMPROOF_POD_NAME") or str(os.getpid())
+    instance = f"{where}-{clock.time_ns() // 1_000_000 % 100_000_000}"
     ctx = ServiceContext(
         settings=settings, clock=clock, bus=bus, metrics=metrics, instance=instance
     )

@@ -99,6 +99,12 @@ class Cluster:
                     self._ctr("images", "tag", "--force", ref, alias)
                     present[alias] = digest
 
+    def kill_container(self, container_id: str, *, signal: str = "SIGKILL") -> None:
+        """Signal a container's init process from the host, as a crash or the OOM killer would
+        (from inside, its PID 1 ignores SIGKILL). `container_id` as a pod's status gives it,
+        `containerd://<id>` or the bare id."""
+        self._ctr("tasks", "kill", "-s", signal, container_id.removeprefix("containerd://"))
+
     def _stored_images(self) -> dict[str, str]:
         out = self._ctr("images", "ls")
         return {f[0]: f[2] for f in (line.split() for line in out.splitlines()[1:]) if len(f) > 2}

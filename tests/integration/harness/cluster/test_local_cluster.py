@@ -1,0 +1,315 @@
+"""The deployment on a real Kubernetes node, as a user gets it: `stormproof cluster up` gives a
+Ready node of the pinned version; the local overlay, on the project's own images, rolls out and
+trades against the staging venue; Services answer from the host and by name; a pod reaches the
+API server and nothing beyond the cluster; a killed execution leader is replaced by the standby
+through the real Lease, and trading resumes; a deleted Redis or feed pod is replaced and trading
+resumes; `down` leaves the host as it found it.
+
+Ground truth only: who leads is read from the API server's Lease, what was traded from the
+simulator's own record (its control API), never from the engine. One cluster for the module
+(one node per machine), in a temporary state directory. Needs root, the binaries of
+`scripts/bootstrap.sh cluster` and the images of `stormproof image build` (built here when
+missing or stale). `make test-cluster` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from harness.cluster.cluster import Cluster
+from harness.cluster.host import SAVED_SYSCTLS
+from harness.cluster.images import DEPLOYMENT_IMAGES, NODE_IMAGES, image_archives
+from harness.cluster.kubectl import kubectl
+from harness.cluster.layout import ClusterLayout
+from harness.deploy.apply import Target, apply
+from harness.deploy.manifests import deployment_copy
+from harness.errors import StackError
+from harness.runfile import read_env_file
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+NAMESPACE = "stormproof"
+LEASE = "stormproof-execution"
+LEASE_TTL_S = 5.0
+"""deploy/kubernetes/base/engine.toml, lease.ttl_ms."""
+MEASURED: dict[str, float] = {}
+"""Figures of this run, printed at the end of the module (docs/kubernetes.md quotes them)."""
+
+T = TypeVar("T")
+
+
+def _sysctls() -> dict[str, str]:
+    return {
+        key: subprocess.run(["sysctl", "-n", key], capture_output=True, text=True).stdout.strip()
+        for key in SAVED_SYSCTLS
+    }
+
+
+def _iptables_rules() -> str:
+    return "".join(
+        subprocess.run([tool, "-S", "-t", table], capture_output=True, text=True).stdout
+        for tool in ("iptables", "ip6tables")
+        for table in ("raw", "nat", "filter", "mangle")
+    )
+
+
+def _until(
+    what: str, check: Callable[[], T | None], *, timeout_s: float, every_s: float = 0.1
+) -> T:
+    """Poll `check` until it returns something other than None (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(every_s)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    cluster: Cluster
+    overlay: Path
+    rollout_s: dict[str, float]
+    control_token: str
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        return kubectl(self.cluster.layout.admin_kubeconfig, *args, stdin=stdin).stdout
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("-n", NAMESPACE, "get", *args, "-o", "json"))
+
+    def service_ip(self, name: str) -> str:
+        return str(self.get("service", name)["spec"]["clusterIP"])
+
+    def venue_orders(self, since_ms: int) -> list[dict[str, Any]]:
+        """The simulator's accepted orders since `since_ms` (its own clock, wall ms)."""
+        url = f"http://{self.service_ip('venue')}:9081/truth/orders?since_ms={since_ms}"
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self.control_token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return list(json.load(response)["orders"])
+
+    def first_order_after(self, since_ms: int, *, timeout_s: float) -> dict[str, Any]:
+        def first() -> dict[str, Any] | None:
+            orders = [o for o in self.venue_orders(since_ms) if o["time_ms"] >= since_ms]
+            return min(orders, key=lambda o: o["time_ms"]) if orders else None
+
+        return _until(f"an order at the venue after {since_ms}", first, timeout_s=timeout_s)
+
+    def lease_holder(self) -> str:
+        return str(self.get("lease", LEASE)["spec"].get("holderIdentity", ""))
+
+    def pods(self, app: str) -> list[dict[str, Any]]:
+        return list(self.get("pods", "-l", f"app.kubernetes.io/name={app}")["items"])
+
+    def leader_pod(self) -> str | None:
+        holder = self.lease_holder()
+        names = [p["metadata"]["name"] for p in self.pods("execution")]
+        owners = [name for name in names if holder.startswith(f"execution-{name}-")]
+        return owners[0] if owners else None
+
+    def ready(self, pod: str) -> bool:
+        conditions = self.get("pod", pod)["status"].get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+@pytest.fixture(scope="module")
+def host_before() -> dict[str, object]:
+    return {"sysctls": _sysctls(), "iptables": _iptables_rules()}
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, host_before: dict[str, object]
+) -> Iterator[Cluster]:
+    archives = image_archives([*NODE_IMAGES, *DEPLOYMENT_IMAGES])
+    cluster = Cluster(ClusterLayout(state_dir=tmp_path_factory.mktemp("cluster")))
+    try:
+        started = time.monotonic()
+        cluster.up(images=archives)
+        MEASURED["cluster_up_s"] = time.monotonic() - started
+        yield cluster
+    finally:
+        cluster.down(purge=True)
+        print(f"\nstormproof cluster e2e measurements: {json.dumps(MEASURED, sort_keys=True)}")
+    # `down` undid everything `up` and the node did to the host
+    assert _sysctls() == host_before["sysctls"]
+    assert _iptables_rules() == host_before["iptables"]
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster: Cluster) -> Iterator[Deployed]:
+    with deployment_copy() as copy:
+        overlay = copy / "overlays" / "local"
+        rollout_s = apply(overlay, Target(kubeconfig=cluster.layout.admin_kubeconfig))
+        token = read_env_file(overlay / "secrets" / "sim.env")["STORMPROOF_SIM_CONTROL_TOKEN"]
+        yield Deployed(cluster=cluster, overlay=overlay, rollout_s=rollout_s, control_token=token)
+
+
+def _skip_name(message: bytes, at: int) -> int:
+    """The offset after a name: labels up to the root, or up to a compression pointer."""
+    while message[at]:
+        if message[at] & 0xC0 == 0xC0:
+            return at + 2
+        at += 1 + message[at]
+    return at + 1
+
+
+def _dns_a(server: str, name: str) -> list[str]:
+    """One A query over UDP, answered by CoreDNS on the node address."""
+    question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    packet = struct.pack(">HHHHHH", 0x5350, 0x0100, 1, 0, 0, 0) + question + b"\0\1\0\1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        udp.sendto(packet, (server, 53))
+        answer = udp.recv(4096)
+    answers = struct.unpack(">H", answer[6:8])[0]
+    at = 12 + len(question) + 4
+    found = []
+    for _ in range(answers):
+        at = _skip_name(answer, at)
+        kind, _, _, length = struct.unpack(">HHIH", answer[at : at + 10])
+        at += 10
+        if kind == 1:
+            found.append(socket.inet_ntoa(answer[at : at + length]))
+        at += length
+    return found
+
+
+# --- the node ------------------------------------------------------------------------------------
+
+
+def test_up_gives_a_ready_node_of_the_pinned_version(cluster: Cluster) -> None:
+    out = kubectl(cluster.layout.admin_kubeconfig, "get", "node", "-o", "json").stdout
+    (node,) = json.loads(out)["items"]
+    assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.34.4"
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+    assert addresses["InternalIP"] == cluster.layout.node_ip
+    status = cluster.status()
+    assert status["node_ready"] and all(c["running"] for c in status["components"].values())
+
+
+def test_a_second_up_keeps_every_running_component(cluster: Cluster) -> None:
+    before = {n: c["pid"] for n, c in cluster.status()["components"].items()}
+    cluster.up()
+    after = {n: c["pid"] for n, c in cluster.status()["components"].items()}
+    assert after == before
+
+
+# --- the deployment ------------------------------------------------------------------------------
+
+
+def test_the_local_overlay_rolls_out_and_trades(deployed: Deployed) -> None:
+    assert set(deployed.rollout_s) == {
+        "Deployment/execution",
+        "Deployment/toxiproxy",
+        "Deployment/venue",
+        "StatefulSet/feed",
+        "StatefulSet/postgres",
+        "StatefulSet/redis",
+        "StatefulSet/risk",
+        "StatefulSet/strategy",
+    }
+    MEASURED["rollout_all_s"] = max(deployed.rollout_s.values())
+    since_ms = time.time_ns() // 1_000_000
+    order = deployed.first_order_after(since_ms, timeout_s=120)
+    assert order["symbol"] == "BTCUSDT"
+    assert deployed.leader_pod() is not None, deployed.lease_holder()
+
+
+def test_services_answer_from_the_host_and_by_name(deployed: Deployed) -> None:
+    venue_ip = deployed.service_ip("venue")
+    name = f"venue.{NAMESPACE}.svc.cluster.local"
+    assert _dns_a(deployed.cluster.layout.node_ip, name) == [venue_ip]
+    with urllib.request.urlopen(f"http://{venue_ip}:9081/healthz", timeout=5) as response:
+        assert response.status == 200
+
+
+def test_a_pod_reaches_the_api_server_and_nothing_beyond_the_cluster(deployed: Deployed) -> None:
+    pod = deployed.pods("execution")[0]["metadata"]["name"]
+
+    def connect_from_pod(host: str, port: int) -> str:
+        script = (
+            "import socket\ntry:\n"
+            f" socket.create_connection(('{host}', {port}), 3); print('open')\n"
+            "except OSError as e:\n print(e.strerror)"
+        )
+        return deployed.kubectl("-n", NAMESPACE, "exec", pod, "--", "python", "-c", script)
+
+    assert connect_from_pod(deployed.cluster.layout.api_service_ip, 443).strip() == "open"
+    # TEST-NET-1 (RFC 5737): no route out of the pod, so nothing is even sent
+    assert connect_from_pod("192.0.2.1", 80).strip() == "Network is unreachable"
+
+
+def test_a_killed_leader_is_replaced_by_the_standby_which_trades(deployed: Deployed) -> None:
+    leader = _until("a leader pod", deployed.leader_pod, timeout_s=30)
+    (standby,) = [
+        p["metadata"]["name"] for p in deployed.pods("execution") if p["metadata"]["name"] != leader
+    ]
+    _until("the standby ready", lambda: True if deployed.ready(standby) else None, timeout_s=60)
+    container_id = deployed.get("pod", leader)["status"]["containerStatuses"][0]["containerID"]
+    killed_ms = time.time_ns() // 1_000_000
+    deployed.cluster.kill_container(container_id)
+    new_leader = _until(
+        "the standby holding the Lease",
+        lambda: leader_now if (leader_now := deployed.leader_pod()) == standby else None,
+        timeout_s=LEASE_TTL_S + 20,
+    )
+    took_over_ms = time.time_ns() // 1_000_000
+    first = deployed.first_order_after(took_over_ms, timeout_s=30)
+    MEASURED["leader_kill_to_lease_s"] = (took_over_ms - killed_ms) / 1000
+    MEASURED["leader_kill_to_first_order_s"] = (first["time_ms"] - killed_ms) / 1000
+    assert new_leader == standby
+    # the Lease can only move once it expired: the TTL, a renew interval, a poll
+    assert MEASURED["leader_kill_to_lease_s"] <= LEASE_TTL_S + 1.0
+    # the killed pod's container restarts and stays the standby: leadership does not flap back
+    restarted = _until(
+        "the killed container restarted",
+        lambda: (
+            True
+            if deployed.get("pod", leader)["status"]["containerStatuses"][0]["restartCount"] >= 1
+            else None
+        ),
+        timeout_s=60,
+    )
+    assert restarted and deployed.leader_pod() == standby
+    # never two writers: no client order id reached the venue twice
+    ids = [o["client_order_id"] for o in deployed.venue_orders(killed_ms - 10_000)]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("workload", ["redis", "feed"])
+def test_a_deleted_pod_is_replaced_and_trading_resumes(deployed: Deployed, workload: str) -> None:
+    pod = f"{workload}-0"
+    uid = deployed.get("pod", pod)["metadata"]["uid"]
+    deleted = time.monotonic()
+    deleted_ms = time.time_ns() // 1_000_000
+    deployed.kubectl("-n", NAMESPACE, "delete", "pod", pod, "--wait=false")
+
+    def replaced_and_ready() -> bool | None:
+        try:
+            status = deployed.get("pod", pod)
+        except StackError:  # between the old pod's removal and the new one's creation
+            return None
+        return True if status["metadata"]["uid"] != uid and deployed.ready(pod) else None
+
+    _until(f"{pod} replaced and Ready", replaced_and_ready, timeout_s=180, every_s=0.25)
+    MEASURED[f"{workload}_delete_to_ready_s"] = time.monotonic() - deleted
+    ready_ms = time.time_ns() // 1_000_000
+    first = deployed.first_order_after(ready_ms, timeout_s=120)
+    MEASURED[f"{workload}_delete_to_trading_s"] = (first["time_ms"] - deleted_ms) / 1000
