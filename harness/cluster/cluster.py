@@ -83,21 +83,21 @@ class Cluster:
         _log(f"up in {time.monotonic() - started:.1f} s; KUBECONFIG={layout.admin_kubeconfig}")
         return self.status()
 
-    def import_images(self, archives: Sequence[Path]) -> None:
+    def import_images(self, archives: Sequence[Path], *, alias: bool = True) -> None:
         """Import each archive into the node's containerd (namespace k8s.io, where the kubelet
         looks), unless an image of the same reference and digest is already there, and name it
-        also `<repository>:local` (LOCAL_TAG): the local overlay runs whatever was built last
-        without knowing the versions apt resolved."""
+        also `<repository>:local` (LOCAL_TAG) unless not `alias`: the local overlay runs
+        whatever was built last without knowing the versions apt resolved."""
         present = self._stored_images()
         for archive in archives:
             for ref, digest in _archive_names(archive).items():
-                alias = f"{ref.rpartition(':')[0]}:{LOCAL_TAG}"
+                local = f"{ref.rpartition(':')[0]}:{LOCAL_TAG}"
                 if present.get(ref) != digest:
                     self._ctr("images", "import", "--no-unpack", str(archive), timeout_s=600)
                     present[ref] = digest
-                if present.get(alias) != digest:
-                    self._ctr("images", "tag", "--force", ref, alias)
-                    present[alias] = digest
+                if alias and present.get(local) != digest:
+                    self._ctr("images", "tag", "--force", ref, local)
+                    present[local] = digest
 
     def kill_container(self, container_id: str, *, signal: str = "SIGKILL") -> None:
         """Signal a container's init process from the host, as a crash or the OOM killer would

@@ -115,12 +115,18 @@ def build_images(
     only: Sequence[str] = (),
     out_dir: Path = DEFAULT_OUT,
     project_root: Path = PROJECT_ROOT,
+    cache_dir: Path | None = None,
+    app_tag: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[BuiltImage]:
-    """Builds the selected images (all by default) whose archive is missing or stale."""
+    """Builds the selected images (all by default) whose archive is missing or stale.
+    `cache_dir` (default out_dir) keeps the downloads; `app_tag` tags the stormproof image
+    instead of the project's version (a variant built from another tree, e.g. a mutant's)."""
     recipes = select(only)
     out_dir = out_dir.absolute()
-    ctx = Context(project_root=project_root, cache_dir=out_dir)
+    ctx = Context(
+        project_root=project_root, cache_dir=(cache_dir or out_dir).absolute(), app_tag=app_tag
+    )
     builder = builder_sha256()
     results = []
     with _locked(out_dir):

@@ -87,6 +87,8 @@ class Context:
     project_root: Path
     cache_dir: Path
     """Downloads and built binaries, kept between builds (.tools/images)."""
+    app_tag: str | None = None
+    """The stormproof image's tag instead of the project's version (a variant: a mutant)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,7 +173,7 @@ def prepare_app(ctx: Context) -> Prepared:
     )
     python = _version_of(packages, "python3.11-minimal")
     spec = ImageSpec(
-        ref=f"{REGISTRY}/stormproof:{version}",
+        ref=f"{REGISTRY}/stormproof:{ctx.app_tag or version}",
         config=ImageConfig(
             user=f"{APP_USER.uid}:{APP_USER.gid}",
             cmd=("python", "-m", "engine", "--help"),

@@ -15,6 +15,7 @@ missing or stale). `make test-cluster` runs it.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import struct
 import subprocess
@@ -35,7 +36,11 @@ from harness.cluster.layout import ClusterLayout
 from harness.deploy.apply import Target, apply
 from harness.deploy.manifests import deployment_copy
 from harness.errors import StackError
+from harness.gameday.mutants import Mutant, make_copy
+from harness.image.build import DEFAULT_OUT, build_images
+from harness.image.wheels import PROJECT_FILES, SOURCE_IGNORED
 from harness.runfile import read_env_file
+from harness.tools import PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -43,6 +48,7 @@ NAMESPACE = "stormproof"
 LEASE = "stormproof-execution"
 LEASE_TTL_S = 5.0
 """deploy/kubernetes/base/engine.toml, lease.ttl_ms."""
+MUTANT_TAG = "mutant-standby-never-takes-over"
 MEASURED: dict[str, float] = {}
 """Figures of this run, printed at the end of the module (docs/kubernetes.md quotes them)."""
 
@@ -114,7 +120,17 @@ class Deployed:
         return str(self.get("lease", LEASE)["spec"].get("holderIdentity", ""))
 
     def pods(self, app: str) -> list[dict[str, Any]]:
-        return list(self.get("pods", "-l", f"app.kubernetes.io/name={app}")["items"])
+        """The workload's pods, those being deleted left out."""
+        items = self.get("pods", "-l", f"app.kubernetes.io/name={app}")["items"]
+        return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
+
+    def set_execution_image(self, image: str) -> None:
+        self.kubectl(
+            "-n", NAMESPACE, "set", "image", "deployment/execution", f"execution={image}"
+        )  # fmt: skip
+        self.kubectl(
+            "-n", NAMESPACE, "rollout", "status", "deployment/execution", "--timeout=300s"
+        )  # fmt: skip
 
     def leader_pod(self) -> str | None:
         holder = self.lease_holder()
@@ -256,7 +272,10 @@ def test_a_pod_reaches_the_api_server_and_nothing_beyond_the_cluster(deployed: D
     assert connect_from_pod("192.0.2.1", 80).strip() == "Network is unreachable"
 
 
-def test_a_killed_leader_is_replaced_by_the_standby_which_trades(deployed: Deployed) -> None:
+def kill_the_leader(deployed: Deployed) -> dict[str, float]:
+    """SIGKILL the execution leader's container from the host; the standby must hold the Lease
+    within the TTL and a renewal, trade, and keep leading when the killed container is back.
+    Returns the figures (seconds from the kill)."""
     leader = _until("a leader pod", deployed.leader_pod, timeout_s=30)
     (standby,) = [
         p["metadata"]["name"] for p in deployed.pods("execution") if p["metadata"]["name"] != leader
@@ -265,20 +284,21 @@ def test_a_killed_leader_is_replaced_by_the_standby_which_trades(deployed: Deplo
     container_id = deployed.get("pod", leader)["status"]["containerStatuses"][0]["containerID"]
     killed_ms = time.time_ns() // 1_000_000
     deployed.cluster.kill_container(container_id)
-    new_leader = _until(
+    _until(
         "the standby holding the Lease",
-        lambda: leader_now if (leader_now := deployed.leader_pod()) == standby else None,
+        lambda: True if deployed.leader_pod() == standby else None,
         timeout_s=LEASE_TTL_S + 20,
     )
     took_over_ms = time.time_ns() // 1_000_000
     first = deployed.first_order_after(took_over_ms, timeout_s=30)
-    MEASURED["leader_kill_to_lease_s"] = (took_over_ms - killed_ms) / 1000
-    MEASURED["leader_kill_to_first_order_s"] = (first["time_ms"] - killed_ms) / 1000
-    assert new_leader == standby
-    # the Lease can only move once it expired: the TTL, a renew interval, a poll
-    assert MEASURED["leader_kill_to_lease_s"] <= LEASE_TTL_S + 1.0
+    figures = {
+        "leader_kill_to_lease_s": (took_over_ms - killed_ms) / 1000,
+        "leader_kill_to_first_order_s": (first["time_ms"] - killed_ms) / 1000,
+    }
+    # the Lease can only move once it expired: the TTL, a renewal interval, a poll
+    assert figures["leader_kill_to_lease_s"] <= LEASE_TTL_S + 1.0, figures
     # the killed pod's container restarts and stays the standby: leadership does not flap back
-    restarted = _until(
+    _until(
         "the killed container restarted",
         lambda: (
             True
@@ -287,10 +307,15 @@ def test_a_killed_leader_is_replaced_by_the_standby_which_trades(deployed: Deplo
         ),
         timeout_s=60,
     )
-    assert restarted and deployed.leader_pod() == standby
+    assert deployed.leader_pod() == standby
     # never two writers: no client order id reached the venue twice
     ids = [o["client_order_id"] for o in deployed.venue_orders(killed_ms - 10_000)]
     assert len(ids) == len(set(ids))
+    return figures
+
+
+def test_a_killed_leader_is_replaced_by_the_standby_which_trades(deployed: Deployed) -> None:
+    MEASURED.update(kill_the_leader(deployed))
 
 
 @pytest.mark.parametrize("workload", ["redis", "feed"])
@@ -313,3 +338,48 @@ def test_a_deleted_pod_is_replaced_and_trading_resumes(deployed: Deployed, workl
     ready_ms = time.time_ns() // 1_000_000
     first = deployed.first_order_after(ready_ms, timeout_s=120)
     MEASURED[f"{workload}_delete_to_trading_s"] = (first["time_ms"] - deleted_ms) / 1000
+
+
+# --- the check fails on a broken engine ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def standby_never_takes_over(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image of an engine whose standby respects a Lease held by a dead leader forever
+    (gamedays/mutants/standby-never-takes-over.patch), tagged MUTANT_TAG."""
+    mutant = Mutant(
+        name="standby-never-takes-over",
+        description="a candidate never takes a Lease another holds, even once it expired",
+        patch=PROJECT_ROOT / "gamedays/mutants/standby-never-takes-over.patch",
+        scenario="leader kill on the cluster",
+        caught_by="leader_kill_to_lease_s",
+    )
+    work = tmp_path_factory.mktemp("mutant")
+    tree = make_copy(mutant, root=PROJECT_ROOT, into=work / "tree")
+    for package in ("replay", "harness"):
+        shutil.copytree(
+            PROJECT_ROOT / package, tree / package, ignore=shutil.ignore_patterns(*SOURCE_IGNORED)
+        )
+    for name in (*PROJECT_FILES, "requirements/image.txt", "deploy/image/replay"):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / name, tree / name)
+    (built,) = build_images(
+        only=["stormproof"],
+        project_root=tree,
+        out_dir=work / "images",
+        cache_dir=DEFAULT_OUT,
+        app_tag=MUTANT_TAG,
+    )
+    return built.archive
+
+
+def test_the_failover_check_fails_when_the_standby_never_takes_over(
+    deployed: Deployed, standby_never_takes_over: Path
+) -> None:
+    deployed.cluster.import_images([standby_never_takes_over], alias=False)
+    deployed.set_execution_image(f"stormproof.local/stormproof:{MUTANT_TAG}")
+    try:
+        with pytest.raises(AssertionError, match="the standby holding the Lease"):
+            kill_the_leader(deployed)
+    finally:
+        deployed.set_execution_image("stormproof.local/stormproof:local")
