@@ -15,6 +15,8 @@ variable STORMPROOF_RUN_DIR), the directory `stormproof stack up` or a game day 
                              it), trading state, positions vs venue, venue orders no intent
                              accounts for, a metric's value
     harness.chaos.restore    undo every fault at once (also run by the control at the end)
+    harness.chaos.kubernetes the Kubernetes deployment: the execution leader's pod, terminating
+                             it, ready pods, whether the simulator sees orders (beside chaosk8s)
     harness.chaos.control    a control that timestamps every activity (activities.jsonl) and
                              restores the stack when the experiment ends
 """
@@ -34,6 +36,7 @@ MODULES = (
     "harness.chaos.intents",
     "harness.chaos.probes",
     "harness.chaos.restore",
+    "harness.chaos.kubernetes",
 )
 
 

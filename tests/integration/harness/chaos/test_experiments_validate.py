@@ -4,6 +4,7 @@ rollbacks."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -85,3 +86,34 @@ def test_every_experiment_declares_the_evidence_its_fault_must_leave(path: Path)
     evidence = declared(experiment, where=path.name)
     assert evidence, f"{path.name} declares no evidence: a game day would call it inconclusive"
     fault_activity(experiment, where=path.name)  # names a method activity, if any
+
+
+K8S_EXPERIMENTS = sorted((PROJECT_ROOT / "experiments" / "k8s").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", K8S_EXPERIMENTS, ids=lambda p: p.stem)
+def test_a_kubernetes_experiment_validates_and_uses_chaosk8s_or_our_kubernetes_module(
+    path: Path, tmp_path: Path
+) -> None:
+    """The deployment's experiments (run on the real cluster by tests/integration/harness/
+    cluster): valid for Chaos Toolkit, and each activity a function that exists in chaosk8s or
+    harness.chaos.kubernetes."""
+    result = subprocess.run(
+        [CHAOS, "--no-version-check", "--log-file", str(tmp_path / "chaos.log"), "validate",
+         str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"STORMPROOF_SIM_CONTROL_TOKEN": "unused", "PATH": str(Path(CHAOS).parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    experiment = json.loads(path.read_text())
+    activities = [
+        *experiment["steady-state-hypothesis"]["probes"],
+        *experiment["method"],
+        *experiment.get("rollbacks", []),
+    ]
+    assert K8S_EXPERIMENTS and activities
+    for activity in activities:
+        provider = activity["provider"]
+        module = provider["module"]
+        assert module == "harness.chaos.kubernetes" or module.startswith("chaosk8s."), module
+        assert callable(getattr(importlib.import_module(module), provider["func"], None)), provider

@@ -15,10 +15,12 @@ missing or stale). `make test-cluster` runs it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -338,6 +340,55 @@ def test_a_deleted_pod_is_replaced_and_trading_resumes(deployed: Deployed, workl
     ready_ms = time.time_ns() // 1_000_000
     first = deployed.first_order_after(ready_ms, timeout_s=120)
     MEASURED[f"{workload}_delete_to_trading_s"] = (first["time_ms"] - deleted_ms) / 1000
+
+
+# --- Chaos Toolkit experiments against the deployment --------------------------------------------
+
+
+def run_experiment(deployed: Deployed, name: str, out: Path) -> dict[str, Any]:
+    """`chaos run experiments/k8s/<name>.json` against the cluster (KUBECONFIG); its journal."""
+    journal = out / "journal.json"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(deployed.cluster.layout.admin_kubeconfig),
+        "STORMPROOF_SIM_CONTROL_TOKEN": deployed.control_token,
+    }
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("chaos")),
+            "--log-file", str(out / "chaos.log"),
+            "--no-version-check", "run", "--rollback-strategy", "always",
+            "--journal-path", str(journal),
+            str(PROJECT_ROOT / "experiments" / "k8s" / f"{name}.json"),
+        ],
+        env=env, cwd=out, capture_output=True, timeout=600, check=False,
+    )  # fmt: skip
+    return dict(json.loads(journal.read_text()))
+
+
+def outputs(journal: dict[str, Any]) -> dict[str, Any]:
+    return {run["activity"]["name"]: run.get("output") for run in journal["run"]}
+
+
+def test_chaos_toolkit_terminates_the_leader_and_the_pair_trades_on(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    journal = run_experiment(deployed, "execution-leader-terminated", tmp_path)
+    assert (journal["status"], journal["deviated"]) == ("completed", False)
+    seen = outputs(journal)
+    # the fault is observed: the pod that led before is not the one leading after
+    assert seen["terminate-the-leader"]["pod"] == seen["leader-before"]
+    assert seen["leader-after"] not in (None, seen["leader-before"])
+
+
+def test_chaos_toolkit_scales_the_feed_away_and_the_engine_stops_then_trades(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    journal = run_experiment(deployed, "feeds-scaled-to-zero", tmp_path)
+    assert (journal["status"], journal["deviated"]) == ("completed", False)
+    seen = outputs(journal)
+    assert seen["feed-pods-ready-during"] == 0  # the fault, observed
+    assert seen["trading-during"] is False  # no orders on a book nobody updates
 
 
 # --- the check fails on a broken engine ---------------------------------------------------------

@@ -246,7 +246,7 @@ def test_local_runs_imported_images_on_local_volumes(local: list[Obj]) -> None:
             referenced |= {
                 e["valueFrom"]["secretKeyRef"]["name"]
                 for e in container.get("env", [])
-                if "valueFrom" in e
+                if "secretKeyRef" in e.get("valueFrom", {})
             }
         referenced |= {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
     assert referenced == secrets

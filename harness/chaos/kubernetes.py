@@ -1,0 +1,125 @@
+"""Actions and probes against the Kubernetes deployment (deploy/kubernetes), for what
+chaostoolkit-kubernetes (chaosk8s) cannot say: which pod leads execution, terminating that one,
+and whether the engine trades, read from the simulator's own record.
+
+The cluster is found the way chaosk8s finds it (its `create_k8s_api_client`: KUBECONFIG and
+KUBERNETES_CONTEXT, or in-cluster), so one experiment serves any cluster. Configuration keys:
+
+    stormproof_namespace       the deployment's namespace (default `stormproof`)
+    stormproof_control_token   the simulator's control token (or STORMPROOF_SIM_CONTROL_TOKEN)
+
+The venue is reached at its Service's ClusterIP: from a pod, or from the node of the local
+cluster (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+__all__ = ["execution_leader_pod", "ready_pods", "terminate_execution_leader", "venue_trading"]
+
+DEFAULT_NAMESPACE = "stormproof"
+LEASE = "stormproof-execution"
+VENUE_SERVICE = "venue"
+VENUE_CONTROL_PORT = "control"
+
+
+def _namespace(configuration: dict[str, Any] | None) -> str:
+    return str((configuration or {}).get("stormproof_namespace") or DEFAULT_NAMESPACE)
+
+
+def _core() -> Any:
+    """CoreV1Api, untyped: the objects it returns are read defensively here anyway."""
+    from chaosk8s import create_k8s_api_client
+    from kubernetes import client
+
+    return client.CoreV1Api(create_k8s_api_client())
+
+
+def _coordination() -> Any:
+    from chaosk8s import create_k8s_api_client
+    from kubernetes import client
+
+    return client.CoordinationV1Api(create_k8s_api_client())
+
+
+def execution_leader_pod(
+    lease: str = LEASE, configuration: dict[str, Any] | None = None
+) -> str | None:
+    """The execution pod whose instance holds the Lease (holder `execution-<pod>-<ms>`), None
+    when nobody leads or the holder is no live pod."""
+    namespace = _namespace(configuration)
+    spec = _coordination().read_namespaced_lease(lease, namespace).spec
+    holder = (spec.holder_identity if spec else None) or ""
+    pods = _core().list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=execution")
+    for pod in pods.items:
+        if pod.metadata.deletion_timestamp is None and holder.startswith(
+            f"execution-{pod.metadata.name}-"
+        ):
+            return str(pod.metadata.name)
+    return None
+
+
+def terminate_execution_leader(
+    grace_period_s: int = 0, lease: str = LEASE, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Delete the leading execution pod (grace 0: the kubelet stops it at once). Returns the
+    pod and the Lease holder before, so the journal shows what was hit."""
+    pod = execution_leader_pod(lease=lease, configuration=configuration)
+    if pod is None:
+        raise ActivityFailed("no execution pod holds the Lease: nothing to terminate")
+    namespace = _namespace(configuration)
+    _core().delete_namespaced_pod(pod, namespace, grace_period_seconds=grace_period_s)
+    return {"pod": pod, "namespace": namespace, "grace_period_s": grace_period_s}
+
+
+def ready_pods(app: str, configuration: dict[str, Any] | None = None) -> int:
+    """How many live pods of `app` (label app.kubernetes.io/name) are Ready."""
+    pods = _core().list_namespaced_pod(
+        _namespace(configuration), label_selector=f"app.kubernetes.io/name={app}"
+    )
+    return sum(
+        True
+        for pod in pods.items
+        if pod.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    )
+
+
+def venue_trading(
+    within_s: float = 10.0, wait_s: float = 0.0, configuration: dict[str, Any] | None = None
+) -> bool:
+    """The simulator accepted an order in the last `within_s` seconds (its own record, never
+    the engine's); with `wait_s`, keeps asking that long for one."""
+    namespace = _namespace(configuration)
+    token = str(
+        (configuration or {}).get("stormproof_control_token")
+        or os.environ.get("STORMPROOF_SIM_CONTROL_TOKEN", "")
+    )
+    if not token:
+        raise ActivityFailed("no control token (stormproof_control_token)")
+    service = _core().read_namespaced_service(VENUE_SERVICE, namespace)
+    port = next(p.port for p in service.spec.ports if p.name == VENUE_CONTROL_PORT)
+    deadline = time.monotonic() + wait_s
+    while True:
+        since_ms = time.time_ns() // 1_000_000 - int(within_s * 1000)
+        request = urllib.request.Request(
+            f"http://{service.spec.cluster_ip}:{port}/truth/orders?since_ms={since_ms}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                orders = json.load(response)["orders"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ActivityFailed(f"the simulator's record did not answer: {exc}") from exc
+        if any(order["time_ms"] >= since_ms for order in orders):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
