@@ -22,7 +22,16 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["execution_leader_pod", "ready_pods", "terminate_execution_leader", "venue_trading"]
+from harness.errors import HarnessError
+
+__all__ = [
+    "execution_leader_pod",
+    "heal_partitions",
+    "partition_execution_leader_from_api_server",
+    "ready_pods",
+    "terminate_execution_leader",
+    "venue_trading",
+]
 
 DEFAULT_NAMESPACE = "stormproof"
 LEASE = "stormproof-execution"
@@ -79,17 +88,61 @@ def terminate_execution_leader(
     return {"pod": pod, "namespace": namespace, "grace_period_s": grace_period_s}
 
 
-def ready_pods(app: str, configuration: dict[str, Any] | None = None) -> int:
-    """How many live pods of `app` (label app.kubernetes.io/name) are Ready."""
-    pods = _core().list_namespaced_pod(
-        _namespace(configuration), label_selector=f"app.kubernetes.io/name={app}"
-    )
-    return sum(
-        True
-        for pod in pods.items
-        if pod.metadata.deletion_timestamp is None
-        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-    )
+def ready_pods(
+    app: str,
+    wait_for: int | None = None,
+    wait_s: float = 0.0,
+    configuration: dict[str, Any] | None = None,
+) -> int:
+    """How many live pods of `app` (label app.kubernetes.io/name) are Ready; with `wait_for`,
+    keeps asking up to `wait_s` until that many are."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        pods = _core().list_namespaced_pod(
+            _namespace(configuration), label_selector=f"app.kubernetes.io/name={app}"
+        )
+        ready = sum(
+            True
+            for pod in pods.items
+            if pod.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        )
+        if wait_for is None or ready == wait_for or time.monotonic() >= deadline:
+            return ready
+        time.sleep(0.5)
+
+
+def partition_execution_leader_from_api_server(
+    lease: str = LEASE, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Cut the leading execution pod off from the API server (the `kubernetes` Service and its
+    endpoints): iptables rules in the pod's own network namespace, so only on the node of the
+    local cluster, as root (harness.cluster.netns). The pod keeps every other link: it can
+    still reach the venue, and must stop sending on its own once its term ends."""
+    from harness.cluster import netns
+
+    pod = execution_leader_pod(lease=lease, configuration=configuration)
+    if pod is None:
+        raise ActivityFailed("no execution pod holds the Lease: nothing to cut off")
+    core = _core()
+    pod_ip = core.read_namespaced_pod(pod, _namespace(configuration)).status.pod_ip
+    service = core.read_namespaced_service("kubernetes", "default").spec
+    destinations = [(service.cluster_ip, 443)]
+    for subset in core.read_namespaced_endpoints("kubernetes", "default").subsets or []:
+        for port in subset.ports or []:
+            destinations += [(address.ip, port.port) for address in subset.addresses or []]
+    try:
+        rules = netns.partition(pod_ip, destinations)
+    except HarnessError as exc:
+        raise ActivityFailed(str(exc)) from exc
+    return {"pod": pod, "pod_ip": pod_ip, "rules": rules}
+
+
+def heal_partitions() -> dict[str, Any]:
+    """Remove every partition rule from every pod of the node (idempotent)."""
+    from harness.cluster import netns
+
+    return {"removed": netns.heal()}
 
 
 def venue_trading(

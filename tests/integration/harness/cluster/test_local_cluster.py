@@ -401,6 +401,20 @@ def test_chaos_toolkit_scales_the_feed_away_and_the_engine_stops_then_trades(
     assert seen["trading-during"] is False  # no orders on a book nobody updates
 
 
+def test_chaos_toolkit_cuts_the_leader_off_and_the_other_pod_takes_over(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    started_ms = time.time_ns() // 1_000_000
+    seen = outputs(run_experiment(deployed, "execution-leader-cut-off", tmp_path))
+    cut = seen["cut-the-leader-off-from-the-api-server"]
+    assert cut["pod"] == seen["leader-before"] and cut["rules"]  # the fault, observed
+    assert seen["leader-after"] not in (None, seen["leader-before"])
+    assert seen["heal"]["removed"]
+    # never two writers: no client order id reached the venue twice
+    ids = [o["client_order_id"] for o in deployed.venue_orders(started_ms)]
+    assert ids and len(ids) == len(set(ids))
+
+
 # --- the check fails on a broken engine ---------------------------------------------------------
 
 
