@@ -59,34 +59,13 @@ from harness.client import StackClient
 from harness.errors import StackError, StackNotRunningError
 from harness.ports import free_ports
 from harness.runfile import EVENTS, HOST, STACK_SPEC, STATE, SUPERVISOR_PID, RunDir, RunDirError
+from harness.strategies import STAGING_STRATEGIES
 from harness.supervisor import ProcessSpec, StackSpec
 from harness.tools import redis_server, shared_data_dir, toxiproxy_server
 
 ENGINE_SERVICES = ("feed", "strategy", "risk", "execution")
 
-DEFAULT_STRATEGIES = (
-    StrategyConfig(
-        kind="momentum",
-        name="momentum",
-        params={
-            "window_ms": 3000,
-            "threshold_bps": 1.5,
-            "order_qty": "0.002",
-            "max_position": "0.02",
-            "cooldown_ms": 2000,
-        },
-    ),
-    StrategyConfig(
-        kind="quoter",
-        name="quoter",
-        params={
-            "order_qty": "0.001",
-            "max_position": "0.01",
-            "requote_ticks": 200,
-            "max_quote_age_ms": 8000,
-        },
-    ),
-)
+DEFAULT_STRATEGIES = STAGING_STRATEGIES
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,13 +36,13 @@ from engine.config import (
     LeaseConfig,
     OpsConfig,
     RiskConfig,
-    StrategyConfig,
     VenueConfig,
     dump_config,
     parse_config,
 )
 from engine.core.errors import ConfigError
 from engine.strategy.registry import STRATEGY_PARAMS
+from harness.strategies import STAGING_STRATEGIES
 from harness.tools import PROJECT_ROOT
 
 DEPLOY_ROOT = PROJECT_ROOT / "deploy" / "kubernetes"
@@ -93,29 +93,6 @@ def link(name: str) -> Link:
     return {candidate.name: candidate for candidate in LINKS}[name]
 
 
-STRATEGIES = (
-    StrategyConfig(
-        kind="momentum",
-        name="momentum",
-        params={
-            "window_ms": 3000,
-            "threshold_bps": 1.5,
-            "order_qty": "0.002",
-            "max_position": "0.02",
-            "cooldown_ms": 2000,
-        },
-    ),
-    StrategyConfig(
-        kind="quoter",
-        name="quoter",
-        params={
-            "order_qty": "0.001",
-            "max_position": "0.01",
-            "requote_ticks": 200,
-            "max_quote_age_ms": 8000,
-        },
-    ),
-)
 RISK = RiskConfig(max_position_qty=Decimal("0.05"), max_notional_per_order=Decimal("2000"))
 
 LEASE = LeaseConfig(
@@ -147,7 +124,7 @@ def staging_config() -> EngineConfig:
             symbols=list(SYMBOLS),
         ),
         bus=BusConfig(redis_url=f"redis://{link('services_to_redis').address}/0"),
-        strategies=list(STRATEGIES),
+        strategies=list(STAGING_STRATEGIES),
         risk=RISK,
         execution=EXECUTION,
         lease=LEASE,

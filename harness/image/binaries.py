@@ -10,7 +10,6 @@ compiled `gcc -Os -static` as its Makefile does.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from harness.errors import ImageBuildError
 from harness.image.elf import read_dynamic
-from harness.image.host import go_tool, require_tool, run
+from harness.image.host import go_tool, require_tool, run, sha256_file
 
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
 TOXIPROXY_VERSION = "2.12.0"
@@ -34,14 +33,6 @@ class StaticBinary:
     sha256: str
     origin: str
     """Where it came from, for the image's labels and the build index."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_static_elf(path: Path) -> bool:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import ImageBuildError
-from harness.image.host import require_tool, run
+from harness.image.host import require_tool, run, sha256_file
 
 APT_LISTS = Path("/var/lib/apt/lists")
 APT_ETC = Path("/etc/apt")
@@ -209,14 +209,6 @@ def resolve(selection: DebianSelection, cache_dir: Path) -> tuple[DebPackage, ..
     return packages
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(packages: Sequence[DebPackage], cache_dir: Path) -> list[Path]:
     """The .deb files of packages, downloaded into cache_dir/debs when absent; each checked
     against the SHA256 of apt's lists (a mismatch is deleted and refused)."""
@@ -236,7 +228,7 @@ def fetch(packages: Sequence[DebPackage], cache_dir: Path) -> list[Path]:
         path = debs / package.deb_name
         if not path.is_file():
             raise ImageBuildError(f"apt-get download left no {path.name} in {debs}")
-        if package in absent and _sha256_file(path) != package.sha256:
+        if package in absent and sha256_file(path) != package.sha256:
             path.unlink()
             raise ImageBuildError(f"{path.name}: SHA256 differs from apt's lists; deleted it")
         paths.append(path)

@@ -3,6 +3,7 @@ provides it, and one way to run them: captured output, a timeout, and a one-line
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -58,3 +59,12 @@ def run(
         tail = (result.stderr.strip() or result.stdout.strip())[-400:].replace("\n", " | ")
         raise ImageBuildError(f"{what} failed (exit {result.returncode}): {tail}")
     return result.stdout
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

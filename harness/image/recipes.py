@@ -25,6 +25,7 @@ from pathlib import Path
 from harness.errors import ImageBuildError
 from harness.image import binaries, debian, rootfs, wheels
 from harness.image.debian import DebianSelection, DebPackage
+from harness.image.host import sha256_file
 from harness.image.oci import ImageConfig, ImageSpec, OwnedPath
 from harness.image.rootfs import User
 
@@ -301,7 +302,7 @@ def prepare_postgres(ctx: Context) -> Prepared:
 
     return Prepared(
         spec=spec,
-        inputs={"entrypoint_sha256": binaries.sha256_file(entrypoint)},
+        inputs={"entrypoint_sha256": sha256_file(entrypoint)},
         packages=packages,
         assemble=assemble,
     )
@@ -357,7 +358,7 @@ def prepare_pause(ctx: Context) -> Prepared:
     return Prepared(
         spec=spec,
         inputs={
-            "pause_c_sha256": binaries.sha256_file(source),
+            "pause_c_sha256": sha256_file(source),
             "compiler": binaries.compiler_identity(),
             "cflags": list(binaries.PAUSE_CFLAGS),
         },
