@@ -96,9 +96,10 @@ def ready_pods(
 ) -> int:
     """How many live pods of `app` (label app.kubernetes.io/name) are Ready; with `wait_for`,
     keeps asking up to `wait_s` until that many are."""
+    core = _core()
     deadline = time.monotonic() + wait_s
     while True:
-        pods = _core().list_namespaced_pod(
+        pods = core.list_namespaced_pod(
             _namespace(configuration), label_selector=f"app.kubernetes.io/name={app}"
         )
         ready = sum(

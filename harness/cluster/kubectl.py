@@ -10,14 +10,18 @@ from harness.tools import kubectl as kubectl_binary
 
 
 def kubectl(
-    kubeconfig: Path,
+    kubeconfig: Path | None,
     *args: str,
     stdin: str | None = None,
     context: str | None = None,
     timeout_s: float = 120.0,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    argv = [kubectl_binary(), f"--kubeconfig={kubeconfig}"]
+    """`kubectl [--kubeconfig F] [--context C] ARGS`; `kubeconfig` None for what needs no
+    cluster (`kustomize`). With `check`, a failure is a StackError with kubectl's refusal."""
+    argv = [kubectl_binary()]
+    if kubeconfig is not None:
+        argv.append(f"--kubeconfig={kubeconfig}")
     if context:
         argv.append(f"--context={context}")
     result = subprocess.run(

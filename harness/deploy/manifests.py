@@ -17,7 +17,6 @@ copy of ours: that is what makes the check the real one.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +26,11 @@ from typing import Any
 
 import yaml
 
+from harness.cluster.kubectl import kubectl
 from harness.deploy.config import DEPLOY_ROOT
 from harness.deploy.secrets import write_local_secrets
 from harness.errors import ManifestError
 from harness.kube_apiserver import KubeApiServer, kube_apiserver
-from harness.tools import kubectl
 
 OVERLAYS = ("overlays/local", "overlays/production")
 MONITORING = "monitoring"
@@ -41,14 +40,7 @@ LOCAL_SECRETS = Path("overlays/local/secrets")
 
 def _kubectl(*args: str, stdin: str | None = None, timeout_s: float = 120) -> tuple[str, str]:
     """kubectl's stdout and stderr (its warnings), or a ManifestError with its refusal."""
-    result = subprocess.run(
-        [kubectl(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    result = kubectl(None, *args, stdin=stdin, timeout_s=timeout_s, check=False)
     if result.returncode != 0:
         shown = [a for i, a in enumerate(args) if "--kubeconfig" not in args[max(0, i - 1) : i + 1]]
         command = " ".join(shown[:3])

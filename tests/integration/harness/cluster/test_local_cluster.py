@@ -14,6 +14,7 @@ missing or stale). `make test-cluster` runs it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -23,10 +24,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, cast
 
 import pytest
 
@@ -43,6 +44,7 @@ from harness.image.build import DEFAULT_OUT, build_images
 from harness.image.wheels import PROJECT_FILES, SOURCE_IGNORED
 from harness.runfile import read_env_file
 from harness.tools import PROJECT_ROOT
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -53,8 +55,6 @@ LEASE_TTL_S = 5.0
 MUTANT_TAG = "mutant-standby-never-takes-over"
 MEASURED: dict[str, float] = {}
 """Figures of this run, printed at the end of the module (docs/kubernetes.md quotes them)."""
-
-T = TypeVar("T")
 
 
 def _sysctls() -> dict[str, str]:
@@ -70,20 +70,6 @@ def _iptables_rules() -> str:
         for tool in ("iptables", "ip6tables")
         for table in ("raw", "nat", "filter", "mangle")
     )
-
-
-def _until(
-    what: str, check: Callable[[], T | None], *, timeout_s: float, every_s: float = 0.1
-) -> T:
-    """Poll `check` until it returns something other than None (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(every_s)
 
 
 @dataclass(frozen=True)
@@ -102,9 +88,14 @@ class Deployed:
     def service_ip(self, name: str) -> str:
         return str(self.get("service", name)["spec"]["clusterIP"])
 
+    @functools.cached_property
+    def venue_control_url(self) -> str:
+        """Asked once: the Service's ClusterIP outlives every pod the tests replace."""
+        return f"http://{self.service_ip('venue')}:9081"
+
     def venue_orders(self, since_ms: int) -> list[dict[str, Any]]:
         """The simulator's accepted orders since `since_ms` (its own clock, wall ms)."""
-        url = f"http://{self.service_ip('venue')}:9081/truth/orders?since_ms={since_ms}"
+        url = f"{self.venue_control_url}/truth/orders?since_ms={since_ms}"
         request = urllib.request.Request(
             url, headers={"Authorization": f"Bearer {self.control_token}"}
         )
@@ -116,7 +107,10 @@ class Deployed:
             orders = [o for o in self.venue_orders(since_ms) if o["time_ms"] >= since_ms]
             return min(orders, key=lambda o: o["time_ms"]) if orders else None
 
-        return _until(f"an order at the venue after {since_ms}", first, timeout_s=timeout_s)
+        found = wait_until(
+            first, timeout_s=timeout_s, what=f"an order at the venue after {since_ms}"
+        )
+        return cast(dict[str, Any], found)
 
     def lease_holder(self) -> str:
         return str(self.get("lease", LEASE)["spec"].get("holderIdentity", ""))
@@ -280,19 +274,21 @@ def kill_the_leader(deployed: Deployed) -> dict[str, float]:
     is back. The other pod usually wins; the killed pod's restarted container (a new instance,
     restarted by the kubelet at once) may win the race at expiry, which is a failover too.
     Returns the figures (seconds from the kill)."""
-    leader = _until("a leader pod", deployed.leader_pod, timeout_s=30)
+    leader = str(wait_until(deployed.leader_pod, timeout_s=30, what="a leader pod"))
     (standby,) = [
         p["metadata"]["name"] for p in deployed.pods("execution") if p["metadata"]["name"] != leader
     ]
-    _until("the standby ready", lambda: True if deployed.ready(standby) else None, timeout_s=60)
+    wait_until(lambda: deployed.ready(standby), timeout_s=60, what="the standby ready")
     killed_holder = deployed.lease_holder()
     container_id = deployed.get("pod", leader)["status"]["containerStatuses"][0]["containerID"]
     killed_ms = time.time_ns() // 1_000_000
     deployed.cluster.kill_container(container_id)
-    new_holder = _until(
-        "another instance holding the Lease",
-        lambda: holder if (holder := deployed.lease_holder()) not in ("", killed_holder) else None,
-        timeout_s=LEASE_TTL_S + 20,
+    new_holder = str(
+        wait_until(
+            lambda: (holder := deployed.lease_holder()) not in ("", killed_holder) and holder,
+            timeout_s=LEASE_TTL_S + 20,
+            what="another instance holding the Lease",
+        )
     )
     took_over_ms = time.time_ns() // 1_000_000
     first = deployed.first_order_after(took_over_ms, timeout_s=30)
@@ -304,14 +300,10 @@ def kill_the_leader(deployed: Deployed) -> dict[str, float]:
     # the Lease can only move once it expired: the TTL, a renewal interval, a poll
     assert figures["leader_kill_to_lease_s"] <= LEASE_TTL_S + 1.0, figures
     # the killed pod's container restarts; leadership does not move again
-    _until(
-        "the killed container restarted",
-        lambda: (
-            True
-            if deployed.get("pod", leader)["status"]["containerStatuses"][0]["restartCount"] >= 1
-            else None
-        ),
+    wait_until(
+        lambda: deployed.get("pod", leader)["status"]["containerStatuses"][0]["restartCount"] >= 1,
         timeout_s=60,
+        what="the killed container restarted",
     )
     assert deployed.lease_holder() == new_holder
     # never two writers: no client order id reached the venue twice
@@ -332,14 +324,14 @@ def test_a_deleted_pod_is_replaced_and_trading_resumes(deployed: Deployed, workl
     deleted_ms = time.time_ns() // 1_000_000
     deployed.kubectl("-n", NAMESPACE, "delete", "pod", pod, "--wait=false")
 
-    def replaced_and_ready() -> bool | None:
+    def replaced_and_ready() -> bool:
         try:
             status = deployed.get("pod", pod)
         except StackError:  # between the old pod's removal and the new one's creation
-            return None
-        return True if status["metadata"]["uid"] != uid and deployed.ready(pod) else None
+            return False
+        return status["metadata"]["uid"] != uid and deployed.ready(pod)
 
-    _until(f"{pod} replaced and Ready", replaced_and_ready, timeout_s=180, every_s=0.25)
+    wait_until(replaced_and_ready, timeout_s=180, what=f"{pod} replaced and Ready", interval_s=0.25)
     MEASURED[f"{workload}_delete_to_ready_s"] = time.monotonic() - deleted
     ready_ms = time.time_ns() // 1_000_000
     first = deployed.first_order_after(ready_ms, timeout_s=120)
