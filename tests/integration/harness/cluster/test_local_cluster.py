@@ -108,7 +108,10 @@ class Deployed:
             return min(orders, key=lambda o: o["time_ms"]) if orders else None
 
         found = wait_until(
-            first, timeout_s=timeout_s, what=f"an order at the venue after {since_ms}"
+            first,
+            timeout_s=timeout_s,
+            what=f"an order at the venue after {since_ms}",
+            interval_s=0.1,
         )
         return cast(dict[str, Any], found)
 
@@ -334,7 +337,9 @@ def test_a_deleted_pod_is_replaced_and_trading_resumes(deployed: Deployed, workl
     wait_until(replaced_and_ready, timeout_s=180, what=f"{pod} replaced and Ready", interval_s=0.25)
     MEASURED[f"{workload}_delete_to_ready_s"] = time.monotonic() - deleted
     ready_ms = time.time_ns() // 1_000_000
-    first = deployed.first_order_after(ready_ms, timeout_s=120)
+    # after a Redis restart every engine service has exited and waits out the kubelet's
+    # crash-loop backoff (up to 5 min): docs/kubernetes.md, "Measured"
+    first = deployed.first_order_after(ready_ms, timeout_s=300)
     MEASURED[f"{workload}_delete_to_trading_s"] = (first["time_ms"] - deleted_ms) / 1000
 
 
