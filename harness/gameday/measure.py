@@ -72,6 +72,11 @@ class Windows:
     fault_start_ns: int
     fault_end_ns: int
     end_ns: int
+    intents_end_ns: int | None = None
+    """Intents submitted from here on are not judged for loss in this scenario: the drain's
+    cut. The engine's strategies keep trading while the harness waits for the last outcomes,
+    and an intent sent a moment before the final read has had no chance to reach the venue.
+    None: end_ns."""
 
 
 @dataclass(kw_only=True)

@@ -143,7 +143,7 @@ def run_scenario(
     if load_run is not None:
         load_run.stop()
         load_slis = load_run.slis()
-    _drain(stack, observer, baseline_start, load_logs, progress, spec.name)
+    intents_cut = _drain(stack, observer, baseline_start, load_logs, progress, spec.name)
     sampler.stop()
     end = time.time_ns()
 
@@ -170,6 +170,7 @@ def run_scenario(
         fault_start_ns=method_start,
         fault_end_ns=fault_end,
         end_ns=end,
+        intents_end_ns=intents_cut,
     )
     obs = Observations(
         samples=sampler.samples,
@@ -241,9 +242,12 @@ def _drain(
     load_logs: list[Path],
     progress: Progress,
     name: str,
-) -> None:
-    """Wait (at most DRAIN_S) until no intent of the scenario is still without an outcome: an
-    intent sent just before the load stopped deserves its chance to reach the venue."""
+) -> int:
+    """Wait (at most DRAIN_S) until every intent of the scenario submitted before now (the cut,
+    returned) has an outcome and the observer has read the bus up to the cut: an intent sent
+    just before the load stopped deserves its chance to reach the venue. The strategies keep
+    trading meanwhile; what they ask after the cut is not judged for loss here."""
+    cut_ns = time.time_ns()
     deadline = time.monotonic() + DRAIN_S
     while time.monotonic() < deadline:
         try:
@@ -255,12 +259,15 @@ def _drain(
                 load_logs=load_logs,
             )
         except TruthUnavailable:
-            return
-        scenario = [i for i in truth.intents if i.submitted_ns >= since_ns]
-        if not lost_intents(scenario, truth.orders, truth.answers):
-            return
+            return cut_ns
+        scenario = [i for i in truth.intents if since_ns <= i.submitted_ns < cut_ns]
+        if observer.caught_up_ns >= cut_ns and not lost_intents(
+            scenario, truth.orders, truth.answers
+        ):
+            return cut_ns
         time.sleep(0.5)
     progress(f"{name}: some intents still had no outcome after {DRAIN_S:.0f}s")
+    return cut_ns
 
 
 def _replay_finished(stack: Stack) -> bool:

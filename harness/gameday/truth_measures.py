@@ -3,8 +3,10 @@ with the detail the report shows (which intents were lost, which orders doubled)
 
 Windows (wall-clock ns): the scenario runs [baseline_start, end); the baseline window is
 [baseline_start, fault_start) and the fault window [fault_start, end). Correctness is judged
-over the whole scenario (an intent sent during the baseline and lost to the crash is lost);
-latency, slippage and freshness per window.
+over the whole scenario (an intent sent during the baseline and lost to the crash is lost) for
+the intents submitted before the drain's cut (`intents_end_ns`): the harness waited for each of
+those to reach an outcome, while one sent after the cut may still be on its way; latency,
+slippage and freshness per window.
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ def measure_truth(
 ) -> TruthSlis:
     out = TruthSlis()
     start, fault, end = windows.baseline_start_ns, windows.fault_start_ns, windows.end_ns
-    scenario = [i for i in truth.intents if start <= i.submitted_ns < end]
-    in_scenario = {i.intent_id for i in scenario}
+    judged_until = end if windows.intents_end_ns is None else min(end, windows.intents_end_ns)
+    scenario = [i for i in truth.intents if start <= i.submitted_ns < judged_until]
+    # a duplicate needs no outcome to wait for: every intent of the window counts there
+    in_scenario = {i.intent_id for i in truth.intents if start <= i.submitted_ns < end}
 
     lost = judge.lost_intents(scenario, truth.orders, truth.answers)
     out.fault["orders_lost"] = len(lost)

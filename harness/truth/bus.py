@@ -29,6 +29,8 @@ import redis
 from harness.truth.records import EngineAnswer, IntentRecord, MdObservation
 
 HOST = "127.0.0.1"
+READ_COUNT = 2000
+"""Entries per stream per read: a read that returns fewer on every stream has caught up."""
 
 
 def entry_ms(entry_id: bytes | str) -> int:
@@ -72,6 +74,9 @@ class BusObserver(threading.Thread):
             "0-0",
         )
         self._started = threading.Event()
+        self.caught_up_ns = 0
+        """Every entry written before this time has been read (a read that began then came
+        back short of its count on every stream)."""
 
     def start(self) -> None:
         super().start()
@@ -115,7 +120,8 @@ class BusObserver(threading.Thread):
             while not self._halt.is_set():
                 try:
                     self._started.set()
-                    replies = client.xread(self._positions, count=2000, block=self.block_ms)
+                    asked_ns = time.time_ns()
+                    replies = client.xread(self._positions, count=READ_COUNT, block=self.block_ms)
                 except redis.RedisError:
                     self._started.set()
                     if self.down_since is None:
@@ -130,6 +136,8 @@ class BusObserver(threading.Thread):
                     for entry_id, fields in entries:
                         self._positions[name] = entry_id.decode()
                         self._take(name, entry_ms(entry_id), fields.get(b"m", b""))
+                if all(len(entries) < READ_COUNT for _, entries in replies or []):
+                    self.caught_up_ns = asked_ns
         finally:
             client.close()
 

@@ -159,3 +159,19 @@ def test_redis_going_away_is_an_outage_the_observer_records_and_survives(tmp_pat
     finally:
         observer.stop()
     assert not observer.is_alive()
+
+
+async def test_caught_up_means_every_entry_written_before_it_was_read(
+    bus: RedisStreamsBus, redis_port: int
+) -> None:
+    # a backlog longer than one read: the observer has caught up only after the last of it
+    for n in range(2_500):
+        await bus.publish("intents", intent(f"momentum.b.{n}"))
+    written_ns = time.time_ns()
+    observer = BusObserver(port=redis_port, venue="binance", symbols=["BTCUSDT"])
+    observer.start()
+    try:
+        wait_for(lambda: observer.caught_up_ns >= written_ns)
+        assert len(observer.all_intents()) == 2_500
+    finally:
+        observer.stop()

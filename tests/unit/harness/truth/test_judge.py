@@ -370,3 +370,19 @@ def test_a_quiet_market_without_trades_is_not_stale_data() -> None:
         MdObservation(symbol="BTCUSDT", kind="trade", entry_ms=t, event_ms=t) for t in (0, 9_000)
     ]
     assert judge.max_data_age_s(quotes + trades, 1_000, 10_000) == 0.1
+
+
+def test_an_intent_sent_after_the_drains_cut_is_not_judged_lost_and_one_before_it_is() -> None:
+    truth = Truth(
+        intents=merge_intents([intent("before-cut", at_s=8), intent("after-cut", at_s=9.5)]),
+        orders=[],
+    )
+    windows = Windows(
+        baseline_start_ns=1 * S,
+        fault_start_ns=5 * S,
+        fault_end_ns=6 * S,
+        end_ns=10 * S,
+        intents_end_ns=9 * S,
+    )
+    slis = measure_truth(truth, windows)
+    assert slis.detail["lost_intents"] == ["before-cut"]
