@@ -199,12 +199,22 @@ def test_a_connection_that_sends_nothing_is_closed(venue: ReplayProcess) -> None
 # --- memory and connections ---------------------------------------------------------------------
 
 
+@pytest.fixture
+def patient_venue(tmp_path: Path, synth_recording: Path) -> Iterator[ReplayProcess]:
+    """A head deadline longer than the test: no admitted connection leaves by itself (on a
+    loaded machine, opening 400 connections can outlast a 1 s deadline, and each 408 would
+    free a slot for a later connection)."""
+    with bounded_venue(tmp_path, synth_recording, "--http-head-timeout", "120") as sim:
+        yield sim
+
+
 def test_half_sent_requests_hold_bounded_memory_given_back_when_they_leave(
-    venue: ReplayProcess,
+    patient_venue: ReplayProcess,
 ) -> None:
     """5,000 connections each with 15 KiB of a request head once added ~100 MB to the replay,
     never freed. Now the connection cap (64 in this test venue, 256 by default) refuses the
     rest with a 503, and what the accepted ones held goes when they close."""
+    venue = patient_venue
     before = rss_mib(venue.pid)
     socks: list[socket.socket] = []
     refused = 0
