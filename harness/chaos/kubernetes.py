@@ -25,6 +25,7 @@ from chaoslib.exceptions import ActivityFailed
 from harness.errors import HarnessError
 
 __all__ = [
+    "crash_execution_leader",
     "execution_leader_pod",
     "heal_partitions",
     "partition_execution_leader_from_api_server",
@@ -86,6 +87,30 @@ def terminate_execution_leader(
     namespace = _namespace(configuration)
     _core().delete_namespaced_pod(pod, namespace, grace_period_seconds=grace_period_s)
     return {"pod": pod, "namespace": namespace, "grace_period_s": grace_period_s}
+
+
+def crash_execution_leader(
+    lease: str = LEASE, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """SIGKILL every process of the leading execution pod's container from the node (the local
+    cluster only, as root: harness.cluster.crash): a crash, not a shutdown, so the Lease is
+    not released and the standby must wait out its TTL. The kubelet restarts the container in
+    the same pod."""
+    from harness.cluster import crash
+
+    pod = execution_leader_pod(lease=lease, configuration=configuration)
+    if pod is None:
+        raise ActivityFailed("no execution pod holds the Lease: nothing to crash")
+    status = _core().read_namespaced_pod(pod, _namespace(configuration)).status
+    statuses = status.container_statuses or []
+    container_id = str(statuses[0].container_id or "") if statuses else ""
+    if not container_id:
+        raise ActivityFailed(f"pod {pod} has no running container to crash")
+    try:
+        pids = crash.kill_container(container_id)
+    except HarnessError as exc:
+        raise ActivityFailed(str(exc)) from exc
+    return {"pod": pod, "container_id": container_id, "pids": pids}
 
 
 def ready_pods(

@@ -1,4 +1,5 @@
-"""`stormproof gameday run|mutants|compare`: game days on the local stack, judged by SLOs."""
+"""`stormproof gameday run|mutants|compare`: game days on the local stack or a Kubernetes
+deployment, judged by SLOs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,6 +15,9 @@ from rich.table import Table
 from harness.cli.common import console, fail, progress_printer
 from harness.errors import HarnessError
 from harness.recordings import recording_covering
+
+if TYPE_CHECKING:
+    from harness.gameday.k8s_link import KubeTarget
 
 app = typer.Typer(
     add_completion=False,
@@ -51,6 +55,10 @@ def run_gameday_file(
         print(f"stormproof: the game day could not run: {exc!r}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         return 2
+    return print_report(report, out)
+
+
+def print_report(report: dict[str, Any], out: Path) -> int:
     table = Table(title=f"game day {report['gameday']}", show_header=True)
     for column in ("scenario", "SLO", "value", "verdict"):
         table.add_column(column)
@@ -87,12 +95,54 @@ def gameday_run(
             " overrides the game-day file's stack: feeds"
         ),
     ] = None,
+    target: Annotated[
+        str,
+        typer.Option(help="local (a fresh stack of processes) or k8s (a deployment of the engine)"),
+    ] = "local",
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="k8s: the cluster's kubeconfig (default: KUBECONFIG, ~/.kube/config)"),
+    ] = None,
+    context: Annotated[str | None, typer.Option(help="k8s: a context of the kubeconfig")] = None,
+    in_cluster: Annotated[
+        bool, typer.Option(help="k8s: from a pod, with its service account")
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="k8s: the deployment's namespace")] = "stormproof",
 ) -> None:
-    """Run a game day on the local stack. Exit 0 pass or warn, 1 fail or inconclusive, 2 error."""
+    """Run a game day on the local stack, or against a Kubernetes deployment (--target k8s).
+    Exit 0 pass or warn, 1 fail or inconclusive, 2 error."""
+    if target not in ("local", "k8s"):
+        fail(f"--target must be local or k8s, not {target!r}")
+    if target == "k8s":
+        if engine_toml is not None or feeds is not None:
+            fail("--engine-toml and --feeds shape the local stack; a deployment has its own")
+        from harness.gameday.k8s_link import KubeTarget
+
+        kube = KubeTarget(
+            kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, namespace=namespace
+        )
+        raise typer.Exit(run_k8s_gameday_file(file, out, kube))
+    if kubeconfig is not None or context is not None or in_cluster:
+        fail("--kubeconfig, --context and --in-cluster go with --target k8s")
     if feeds is not None and feeds not in (1, 2):
         fail("--feeds must be 1 or 2")
     extra = engine_toml.read_text() if engine_toml else ""
     raise typer.Exit(run_gameday_file(file, out, speed, extra, feeds))
+
+
+def run_k8s_gameday_file(file: Path, out: Path, target: KubeTarget) -> int:
+    from harness.gameday.k8s_run import run_k8s_gameday
+
+    try:
+        report = run_k8s_gameday(file, out, target=target, progress=progress_printer())
+    except HarnessError as exc:
+        print(f"stormproof: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # exit 1 means "the gate failed": a crash must not look like one
+        print(f"stormproof: the game day could not run: {exc!r}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return 2
+    return print_report(report, out)
 
 
 @app.command("mutants")

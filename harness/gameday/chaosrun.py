@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,11 @@ class ChaosOutcome:
     failed_rollbacks: list[str] = field(default_factory=list)
 
 
-def run_experiment(experiment: Path, run_dir: Path, out_dir: Path) -> ChaosOutcome:
+def run_experiment(
+    experiment: Path, run_dir: Path | None, out_dir: Path, env: Mapping[str, str] | None = None
+) -> ChaosOutcome:
+    """`chaos run` the experiment; `run_dir` names the local stack (None: another target,
+    whose experiments find it through `env`)."""
     journal = out_dir / "chaos-journal.json"
     journal.unlink(missing_ok=True)
     try:
@@ -49,7 +54,11 @@ def run_experiment(experiment: Path, run_dir: Path, out_dir: Path) -> ChaosOutco
                     str(journal),
                     str(experiment),
                 ],
-                env={**os.environ, "STORMPROOF_RUN_DIR": str(run_dir)},
+                env={
+                    **os.environ,
+                    **({} if run_dir is None else {"STORMPROOF_RUN_DIR": str(run_dir)}),
+                    **(env or {}),
+                },
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 timeout=EXPERIMENT_TIMEOUT_S,

@@ -32,6 +32,18 @@ injected the fault saying so itself:
     market_drop        {min_drop_pct}    the replay's own mid fell by >= min_drop_pct within the
                                          window
 
+On Kubernetes (the game day's k8s target; its watcher reads the API server, not the engine):
+
+    pod_replaced       {app}             a pod of the app (label app.kubernetes.io/name) seen
+                                         live went away and a pod of another uid took its place
+    no_ready_pods      {app}             at some moment no pod of the app was Ready
+    container_restarted {app}            a pod of the app showed a higher restartCount than
+                                         when the watch began (its container died, the kubelet
+                                         started it again)
+    leader_cut_off     {}                the execution Lease moved away from a holder whose pod
+                                         was still there: the leader stopped renewing while
+                                         alive (cut off, not killed)
+
 `process` may end with `*` (engine-execution* is either execution instance). No evidence, or
 evidence not proven, makes the scenario inconclusive: a fault that did not happen proves
 nothing about the engine.
@@ -58,6 +70,10 @@ KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "venue_refused": (("status",), ("min",)),
     "orders_in_flight": (("activity",), ("min",)),
     "market_drop": (("min_drop_pct",), ()),
+    "pod_replaced": (("app",), ()),
+    "no_ready_pods": (("app",), ()),
+    "container_restarted": (("app",), ()),
+    "leader_cut_off": ((), ()),
 }
 EXTENSION = "stormproof"
 
@@ -147,6 +163,16 @@ class Observed:
     """The replay's mid during the window: (ts_ms, mid)."""
     errors: list[str] = field(default_factory=list)
     """Sources the watcher could not read."""
+    pods: dict[str, list[str]] = field(default_factory=dict)
+    """app -> the uid of every live pod seen, in order of first sighting."""
+    pods_gone: set[str] = field(default_factory=set)
+    """Pod uids seen live, later absent or terminating."""
+    ready_counts: dict[str, list[int]] = field(default_factory=dict)
+    """app -> Ready pods at each look."""
+    restarted: set[str] = field(default_factory=set)
+    """Apps a pod of which showed a higher restartCount than at its first sighting."""
+    leader_moves: list[tuple[str, str, bool]] = field(default_factory=list)
+    """(pod that held the Lease, pod that holds it next, the first still live then)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +239,28 @@ def prove(evidence: Evidence, seen: Observed) -> Proof:
         return result(
             drop is not None and drop >= float(p["min_drop_pct"]),
             f"largest fall of the replay's mid: {'none' if drop is None else f'{drop:.2f}%'}",
+        )
+    if kind == "pod_replaced":
+        uids = seen.pods.get(p["app"], [])
+        left = [u for u in uids if u in seen.pods_gone]
+        replaced = bool(left) and any(u not in left for u in uids[uids.index(left[0]) + 1 :])
+        return result(replaced, f"{p['app']}: {len(uids)} pod(s) seen, {len(left)} went away")
+    if kind == "no_ready_pods":
+        counts = seen.ready_counts.get(p["app"], [])
+        return result(
+            0 in counts,
+            f"{p['app']}: Ready pods seen between {min(counts, default='-')}"
+            f" and {max(counts, default='-')}",
+        )
+    if kind == "container_restarted":
+        return result(
+            p["app"] in seen.restarted, f"apps with a restarted container: {_s(seen.restarted)}"
+        )
+    if kind == "leader_cut_off":
+        cut = [(old, new) for old, new, alive in seen.leader_moves if alive]
+        return result(
+            bool(cut),
+            f"Lease moves: {[f'{o} -> {n} (old pod live: {a})' for o, n, a in seen.leader_moves]}",
         )
     raise AssertionError(kind)  # declared() admits no other kind
 

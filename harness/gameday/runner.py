@@ -156,27 +156,15 @@ def _describe(options: StackOptions) -> str:
     return f"{', '.join(parts)}; {options.feeds} feed(s)"
 
 
-def run_gameday(
+def select(
+    gameday: GameDay,
     path: Path,
-    out_dir: Path,
     *,
-    progress: Progress,
-    recording: Path,
-    speed: str = "10",
-    extra_engine_toml: str = "",
-    feeds: int | None = None,
-    engine_root: Path | None = None,
     only: set[str] | None = None,
     windows_s: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """Run every scenario of the game day (or those named in `only`) on a fresh local stack;
-    write the three reports to out_dir; return the report. `engine_root`: run the engine from
-    this copy (a mutant); `windows_s`: every scenario's `baseline_s` / `settle_s` instead of the
-    file's."""
-    from harness.gameday.html import render_html
-    from harness.gameday.report import report_dict, write_junit, write_report_json
-
-    gameday = load_gameday(path, root=_repository_root(path))
+) -> GameDay:
+    """The scenarios named in `only` (all without it), with `windows_s` over every scenario's
+    `baseline_s` / `settle_s`."""
     if only is not None:
         missing = sorted(only - {s.name for s in gameday.scenarios})
         if missing:
@@ -196,6 +184,29 @@ def run_gameday(
                 for s in gameday.scenarios
             ),
         )
+    return gameday
+
+
+def run_gameday(
+    path: Path,
+    out_dir: Path,
+    *,
+    progress: Progress,
+    recording: Path,
+    speed: str = "10",
+    extra_engine_toml: str = "",
+    feeds: int | None = None,
+    engine_root: Path | None = None,
+    only: set[str] | None = None,
+    windows_s: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Run every scenario of the game day (or those named in `only`) on a fresh local stack;
+    write the three reports to out_dir; return the report. `engine_root`: run the engine from
+    this copy (a mutant); `windows_s`: every scenario's `baseline_s` / `settle_s` instead of the
+    file's."""
+    gameday = select(
+        load_gameday(path, root=_repository_root(path)), path, only=only, windows_s=windows_s
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     runs: list[ScenarioRun] = []
@@ -265,6 +276,35 @@ def run_gameday(
             progress("stopping the stack")
             with contextlib.suppress(Exception):
                 stack.down()
+    return write_reports(
+        gameday,
+        runs,
+        out_dir,
+        started_at=started_at,
+        environment={
+            "python": sys.version.split()[0],
+            "speed": speed,
+            "recording": str(recording),
+            "cpus": os.cpu_count(),
+            "feeds": feeds if feeds is not None else "per game-day file",
+            "engine": str(engine_root) if engine_root is not None else "this repository",
+        },
+    )
+
+
+def write_reports(
+    gameday: GameDay,
+    runs: list[ScenarioRun],
+    out_dir: Path,
+    *,
+    started_at: str,
+    environment: dict[str, Any],
+) -> dict[str, Any]:
+    """Gate the scenarios and write the three reports (report.json, junit.xml, report.html),
+    whatever the target; return the report."""
+    from harness.gameday.html import render_html
+    from harness.gameday.report import report_dict, write_junit, write_report_json
+
     results = [r.result for r in runs]
     verdict = gate(
         results,
@@ -279,14 +319,7 @@ def run_gameday(
         measurements={r.spec.name: r.measurements for r in runs},
         started_at=started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        environment={
-            "python": sys.version.split()[0],
-            "speed": speed,
-            "recording": str(recording),
-            "cpus": os.cpu_count(),
-            "feeds": feeds if feeds is not None else "per game-day file",
-            "engine": str(engine_root) if engine_root is not None else "this repository",
-        },
+        environment=environment,
     )
     for entry, run in zip(report["scenarios"], runs, strict=True):
         entry["timeline"] = run.timeline

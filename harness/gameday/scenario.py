@@ -42,6 +42,7 @@ from harness.stack import Stack
 from harness.truth.bus import BusObserver
 from harness.truth.collect import collect
 from harness.truth.judge import lost_intents, total_drift
+from harness.truth.records import Truth
 from harness.truth.venue import TruthUnavailable
 
 Progress = Callable[[str], None]
@@ -243,6 +244,24 @@ def _drain(
     progress: Progress,
     name: str,
 ) -> int:
+    return drain(
+        lambda: collect(
+            stack.client(), observer, start_ns=since_ns, end_ns=time.time_ns(), load_logs=load_logs
+        ),
+        observer,
+        since_ns,
+        progress,
+        name,
+    )
+
+
+def drain(
+    read_truth: Callable[[], Truth],
+    observer: BusObserver,
+    since_ns: int,
+    progress: Progress,
+    name: str,
+) -> int:
     """Wait (at most DRAIN_S) until every intent of the scenario submitted before now (the cut,
     returned) has an outcome and the observer has read the bus up to the cut: an intent sent
     just before the load stopped deserves its chance to reach the venue. The strategies keep
@@ -251,13 +270,7 @@ def _drain(
     deadline = time.monotonic() + DRAIN_S
     while time.monotonic() < deadline:
         try:
-            truth = collect(
-                stack.client(),
-                observer,
-                start_ns=since_ns,
-                end_ns=time.time_ns(),
-                load_logs=load_logs,
-            )
+            truth = read_truth()
         except TruthUnavailable:
             return cut_ns
         scenario = [i for i in truth.intents if since_ns <= i.submitted_ns < cut_ns]

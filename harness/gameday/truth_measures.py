@@ -125,6 +125,12 @@ def measure_truth(
 
     for window, (lo, hi) in (("fault", (fault, end)), ("baseline", (start, fault))):
         values = out.fault if window == "fault" else out.baseline
+        gap = judge.max_trading_gap(
+            truth.orders, lo // 10**6, (judged_until if window == "fault" else hi) // 10**6
+        )
+        values["max_trading_gap_s"] = gap.seconds
+        if gap.censored and window == "fault":
+            out.censored.add("max_trading_gap_s")
         bps, fills = judge.slippage_bps(
             truth.intents, truth.orders, truth.mids, start_ns=lo, end_ns=hi
         )

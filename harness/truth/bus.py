@@ -17,9 +17,11 @@ counted in `unreadable`). Bounded: past `max_md` market observations the oldest 
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -44,6 +46,8 @@ class BusObserver(threading.Thread):
         *,
         port: int,
         venue: str,
+        host: str = HOST,
+        locate: Callable[[], str] | None = None,
         symbols: list[str],
         max_md: int = 1_000_000,
         block_ms: int = 200,
@@ -51,7 +55,10 @@ class BusObserver(threading.Thread):
         password: str | None = None,
     ) -> None:
         super().__init__(name="bus-observer", daemon=True)
-        self.port = port
+        ipaddress.ip_address(host)  # an address, never a name: no lookup leaves the machine
+        self.host, self.port = host, port
+        self._locate = locate
+        """Asked for Redis's address again after a failed read (a replaced pod moves)."""
         self._username, self._password = username, password
         self.venue = venue
         self.md_streams = {f"md.{venue}.{s.upper()}": s.upper() for s in symbols}
@@ -106,16 +113,19 @@ class BusObserver(threading.Thread):
 
     # --- the tap -----------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def _client(self) -> Any:
         # Any: redis-py's stubs type replies as unions of every reply shape
-        client: Any = redis.Redis(
-            host=HOST,
+        return redis.Redis(
+            host=self.host,
             port=self.port,
             socket_timeout=2,
             socket_connect_timeout=1,
             username=self._username,
             password=self._password,
         )
+
+    def run(self) -> None:
+        client = self._client()
         try:
             while not self._halt.is_set():
                 try:
@@ -127,6 +137,13 @@ class BusObserver(threading.Thread):
                     if self.down_since is None:
                         self.down_since = time.time_ns()
                     self._halt.wait(0.2)
+                    if self._locate is not None:
+                        moved = self._locate()
+                        if moved != self.host:
+                            ipaddress.ip_address(moved)
+                            client.close()
+                            self.host = moved
+                            client = self._client()
                     continue
                 if self.down_since is not None:
                     self.outages.append((self.down_since, time.time_ns()))

@@ -12,9 +12,15 @@ from typing import Any
 
 from harness.client import StackClient
 from harness.truth.bus import BusObserver
-from harness.truth.records import Truth, merge_intents
+from harness.truth.records import IntentRecord, Truth, merge_intents
 from harness.truth.submitted import HARNESS_INTENTS, read_submissions
-from harness.truth.venue import TruthUnavailable, replay_mids, venue_orders, venue_refusals
+from harness.truth.venue import (
+    Get,
+    TruthUnavailable,
+    replay_mids,
+    venue_orders,
+    venue_refusals,
+)
 
 MD_LOOKBACK_MS = 30_000
 """Market observations kept from before the window: freshness needs the last one before it."""
@@ -32,22 +38,44 @@ def collect(
     end_ns: int,
     load_logs: Iterable[Path],
 ) -> Truth:
-    get = control_getter(client)
-    start_ms = start_ns // 1_000_000
+    """The local stack's truth: its control API, the load generator's and the harness's own
+    records of what they submitted, and the bus observer."""
     loads = read_submissions(load_logs, source="load")
     harness = read_submissions([client.run_dir.file(HARNESS_INTENTS)], source="harness")
+    truth = collect_from(
+        control_getter(client),
+        observer,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        submitted=[*loads.intents, *harness.intents],
+    )
+    if loads.unreadable or harness.unreadable:
+        truth.observer_errors.append(
+            f"{loads.unreadable + harness.unreadable} unreadable intent record(s)"
+        )
+    return truth
+
+
+def collect_from(
+    get: Get,
+    observer: BusObserver,
+    *,
+    start_ns: int,
+    end_ns: int,
+    submitted: Iterable[IntentRecord] = (),
+) -> Truth:
+    """Truth from any target: `get` reads the simulator's and the replay's control API (the
+    local stack's loopback port, or a cluster's venue Service), `submitted` is what the
+    harness's own submitters recorded."""
+    start_ms = start_ns // 1_000_000
     truth = Truth(
-        intents=merge_intents([*loads.intents, *harness.intents, *observer.all_intents()]),
+        intents=merge_intents([*submitted, *observer.all_intents()]),
         orders=venue_orders(get),
         refusals=venue_refusals(get),
         answers=observer.answers_since(0),
         md=observer.md_between(start_ms - MD_LOOKBACK_MS, end_ns // 1_000_000),
         mids=replay_mids(get, since_ms=start_ms - MD_LOOKBACK_MS),
     )
-    if loads.unreadable or harness.unreadable:
-        truth.observer_errors.append(
-            f"{loads.unreadable + harness.unreadable} unreadable intent record(s)"
-        )
     if observer.unreadable:
         truth.observer_errors.append(
             f"{observer.unreadable} bus message(s) the observer could not read"

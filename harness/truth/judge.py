@@ -36,10 +36,16 @@ Definitions (docs/gamedays.md):
                          when the intent was submitted (positive = worse than mid)
     intent_to_ack_*      intent submitted -> the venue accepted its first order, from the raw
                          samples (nearest rank), with the sample count
+    max_trading_gap_s    the longest time within the window in which the venue accepted no
+                         order: from the window's start to the first order, between orders, and
+                         from the last one to the window's end (the engine's strategies trade
+                         several times a second, so a failover shows as a gap); censored when
+                         no order came at all
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -440,3 +446,18 @@ def percentile(samples: Sequence[float], q: float) -> float | None:
     ordered = sorted(samples)
     rank = max(1, math.ceil(q * len(ordered)))
     return round(ordered[rank - 1], 3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gap:
+    seconds: float
+    censored: bool
+    """No order in the whole window: the gap is at least the window."""
+
+
+def max_trading_gap(orders: Iterable[VenueOrder], start_ms: int, end_ms: int) -> Gap:
+    times = sorted(o.time_ms for o in orders if start_ms <= o.time_ms < end_ms)
+    if not times:
+        return Gap(seconds=max(0, end_ms - start_ms) / 1000, censored=True)
+    edges = [start_ms, *times, end_ms]
+    return Gap(seconds=max(b - a for a, b in itertools.pairwise(edges)) / 1000, censored=False)

@@ -3,7 +3,8 @@ Ready node of the pinned version; the local overlay, on the project's own images
 trades against the staging venue; Services answer from the host and by name; a pod reaches the
 API server and nothing beyond the cluster; a killed execution leader is replaced by the standby
 through the real Lease, and trading resumes; a deleted Redis or feed pod is replaced and trading
-resumes; `down` leaves the host as it found it.
+resumes; the k8s smoke game day passes, and fails on a mutant whose standby never takes over;
+`down` leaves the host as it found it.
 
 Ground truth only: who leads is read from the API server's Lease, what was traded from the
 simulator's own record (its control API), never from the engine. One cluster for the module
@@ -16,12 +17,10 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import socket
 import struct
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -346,70 +345,38 @@ def test_a_deleted_pod_is_replaced_and_trading_resumes(deployed: Deployed, workl
 # --- Chaos Toolkit experiments against the deployment --------------------------------------------
 
 
-def run_experiment(deployed: Deployed, name: str, out: Path) -> dict[str, Any]:
-    """`chaos run experiments/k8s/<name>.json` against the cluster (KUBECONFIG), once every
-    workload has rolled out again after the tests before; its journal."""
+def k8s_game_day(deployed: Deployed, out: Path, *, only: set[str] | None = None) -> dict[str, Any]:
+    """`gamedays/k8s-smoke.yaml` against the cluster, as `stormproof gameday run --target k8s`
+    runs it, once every workload has rolled out again after the tests before; the report."""
+    from harness.gameday.k8s_link import KubeTarget
+    from harness.gameday.k8s_run import run_k8s_gameday
+
     for workload in deployed.rollout_s:
         deployed.kubectl(
             "-n", NAMESPACE, "rollout", "status", workload.lower(), "--timeout=300s"
         )  # fmt: skip
-    journal = out / "journal.json"
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(deployed.cluster.layout.admin_kubeconfig),
-        "STORMPROOF_SIM_CONTROL_TOKEN": deployed.control_token,
-    }
-    subprocess.run(
-        [
-            str(Path(sys.executable).with_name("chaos")),
-            "--log-file", str(out / "chaos.log"),
-            "--no-version-check", "run", "--rollback-strategy", "always",
-            "--journal-path", str(journal),
-            str(PROJECT_ROOT / "experiments" / "k8s" / f"{name}.json"),
-        ],
-        env=env, cwd=out, capture_output=True, timeout=600, check=False,
-    )  # fmt: skip
-    return dict(json.loads(journal.read_text()))
+    return run_k8s_gameday(
+        PROJECT_ROOT / "gamedays" / "k8s-smoke.yaml",
+        out,
+        target=KubeTarget(kubeconfig=deployed.cluster.layout.admin_kubeconfig),
+        progress=lambda line: print(line, flush=True),
+        only=only,
+    )
 
 
-def outputs(journal: dict[str, Any]) -> dict[str, Any]:
-    """Each activity's output, once the journal shows a run that held its steady state before
-    and after (Chaos Toolkit calls a run whose first hypothesis failed "completed" too)."""
-    states = journal["steady_states"]
-    assert (journal["status"], journal["deviated"]) == ("completed", False)
-    assert states["before"]["steady_state_met"] and states["after"]["steady_state_met"], states
-    return {run["activity"]["name"]: run.get("output") for run in journal["run"]}
-
-
-def test_chaos_toolkit_terminates_the_leader_and_the_pair_trades_on(
+def test_the_k8s_smoke_game_day_passes_with_three_reports(
     deployed: Deployed, tmp_path: Path
 ) -> None:
-    seen = outputs(run_experiment(deployed, "execution-leader-terminated", tmp_path))
-    # the fault is observed: the pod that led before is not the one leading after
-    assert seen["terminate-the-leader"]["pod"] == seen["leader-before"]
-    assert seen["leader-after"] not in (None, seen["leader-before"])
-
-
-def test_chaos_toolkit_scales_the_feed_away_and_the_engine_stops_then_trades(
-    deployed: Deployed, tmp_path: Path
-) -> None:
-    seen = outputs(run_experiment(deployed, "feeds-scaled-to-zero", tmp_path))
-    assert seen["feed-pods-ready-during"] == 0  # the fault, observed
-    assert seen["trading-during"] is False  # no orders on a book nobody updates
-
-
-def test_chaos_toolkit_cuts_the_leader_off_and_the_other_pod_takes_over(
-    deployed: Deployed, tmp_path: Path
-) -> None:
-    started_ms = time.time_ns() // 1_000_000
-    seen = outputs(run_experiment(deployed, "execution-leader-cut-off", tmp_path))
-    cut = seen["cut-the-leader-off-from-the-api-server"]
-    assert cut["pod"] == seen["leader-before"] and cut["rules"]  # the fault, observed
-    assert seen["leader-after"] not in (None, seen["leader-before"])
-    assert seen["heal"]["removed"]
-    # never two writers: no client order id reached the venue twice
-    ids = [o["client_order_id"] for o in deployed.venue_orders(started_ms)]
-    assert ids and len(ids) == len(set(ids))
+    report = k8s_game_day(deployed, tmp_path)
+    assert report["verdict"] in ("pass", "warn"), report["reasons"]
+    assert {p.name for p in tmp_path.iterdir()} >= {"report.json", "junit.xml", "report.html"}
+    for scenario in report["scenarios"]:
+        # each fault proven by the API server, each verdict from the venue's and the bus's truth
+        assert scenario["evidence"] and all(e["proven"] for e in scenario["evidence"]), scenario
+        values = {slo["name"]: slo["value"] for slo in scenario["slos"]}
+        assert values["orders_lost"] == 0 and values["orders_duplicated"] == 0, scenario["name"]
+        if "max_trading_gap_s" in values:
+            MEASURED[f"{scenario['name']}_max_trading_gap_s"] = values["max_trading_gap_s"]
 
 
 # --- the check fails on a broken engine ---------------------------------------------------------
@@ -446,12 +413,18 @@ def standby_never_takes_over(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_failover_check_fails_when_the_standby_never_takes_over(
-    deployed: Deployed, standby_never_takes_over: Path
+    deployed: Deployed, standby_never_takes_over: Path, tmp_path: Path
 ) -> None:
     deployed.cluster.import_images([standby_never_takes_over], alias=False)
     deployed.set_execution_image(f"stormproof.local/stormproof:{MUTANT_TAG}")
     try:
         with pytest.raises(AssertionError, match="another instance holding the Lease"):
             kill_the_leader(deployed)
+        # and the game day's crash scenario fails its gate on the mutant
+        report = k8s_game_day(deployed, tmp_path, only={"execution-leader-crashed"})
+        (scenario,) = report["scenarios"]
+        assert report["verdict"] == "fail", report["reasons"]
+        failed = {slo["name"] for slo in scenario["slos"] if slo["verdict"] == "fail"}
+        assert "max_trading_gap_s" in failed, scenario["slos"]
     finally:
         deployed.set_execution_image("stormproof.local/stormproof:local")

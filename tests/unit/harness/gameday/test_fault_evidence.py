@@ -170,3 +170,31 @@ def test_a_clean_journal_gives_the_steady_state_after_the_method() -> None:
     assert judge_journal(journal([activity("kill")], after=False)).deviated is True
     unmet = judge_journal(journal([activity("kill")], before=False))
     assert unmet.error is not None and "baseline steady state not met" in unmet.error
+
+
+# --- on Kubernetes: what the API server showed --------------------------------------------------
+
+
+def test_a_pod_is_replaced_only_when_one_went_away_and_another_uid_came_after() -> None:
+    evidence = Evidence(kind="pod_replaced", params={"app": "execution"})
+    replaced = Observed(pods={"execution": ["a", "b", "c"]}, pods_gone={"a"})
+    assert prove(evidence, replaced).proven
+    # a pod went away but nothing new came: deleted, not replaced
+    assert not prove(evidence, Observed(pods={"execution": ["a", "b"]}, pods_gone={"b"})).proven
+    # new pods came, none went: a scale-up
+    assert not prove(evidence, Observed(pods={"execution": ["a", "b"]})).proven
+
+
+def test_no_ready_pods_needs_a_look_that_saw_none() -> None:
+    evidence = Evidence(kind="no_ready_pods", params={"app": "feed"})
+    assert prove(evidence, Observed(ready_counts={"feed": [1, 0, 1]})).proven
+    assert not prove(evidence, Observed(ready_counts={"feed": [1, 1]})).proven
+    assert not prove(evidence, Observed()).proven
+
+
+def test_a_leader_cut_off_is_a_lease_moving_away_from_a_pod_still_there() -> None:
+    evidence = Evidence(kind="leader_cut_off", params={})
+    assert prove(evidence, Observed(leader_moves=[("p1", "p2", True)])).proven
+    # the old leader's pod was gone when the Lease moved: a kill, not a cut
+    assert not prove(evidence, Observed(leader_moves=[("p1", "p2", False)])).proven
+    assert not prove(evidence, Observed()).proven

@@ -386,3 +386,11 @@ def test_an_intent_sent_after_the_drains_cut_is_not_judged_lost_and_one_before_i
     )
     slis = measure_truth(truth, windows)
     assert slis.detail["lost_intents"] == ["before-cut"]
+
+
+def test_the_longest_trading_gap_counts_from_the_windows_edges_and_between_orders() -> None:
+    orders = [order(f"o{t}", at_s=t) for t in (1.0, 1.5, 5.5, 6.0)]
+    gap = judge.max_trading_gap(orders, 1_000, 7_000)
+    assert (gap.seconds, gap.censored) == (4.0, False)
+    assert judge.max_trading_gap(orders, 6_500, 9_000) == judge.Gap(seconds=2.5, censored=True)
+    assert judge.max_trading_gap(orders, 0, 1_200).seconds == 1.0  # start -> the first order

@@ -1,0 +1,93 @@
+"""The Kubernetes target's evidence watcher: from the fault's start to the experiment's end it
+asks the API server (never the engine, never the action that struck) which pods of each app
+live and are Ready and who holds the execution Lease, four times a second. `Observed` feeds the
+same `prove` as the local stack's watcher (harness.gameday.evidence: pod_replaced,
+no_ready_pods, container_restarted, leader_cut_off)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from harness.gameday.evidence import Observed
+from harness.gameday.k8s_link import LEASE, KubeLink
+
+APP_LABEL = "app.kubernetes.io/name"
+INTERVAL_S = 0.25
+
+
+class KubeEvidenceWatcher(threading.Thread):
+    def __init__(self, link: KubeLink) -> None:
+        super().__init__(name="k8s-evidence-watcher", daemon=True)
+        self.link = link
+        self.seen = Observed()
+        self._halt = threading.Event()
+        self._live: dict[str, str] = {}
+        """uid -> pod name, live at the last look."""
+        self._holder: str | None = None
+        self._restarts: dict[str, int] = {}
+        """uid -> restartCount at the first sighting."""
+
+    def finish(self) -> Observed:
+        self._halt.set()
+        self.join(timeout=10)
+        return self.seen
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.look()
+            except Exception as exc:  # an API hiccup is recorded, the watch goes on
+                self.seen.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            self._halt.wait(INTERVAL_S)
+
+    def look(self) -> None:
+        namespace = self.link.target.namespace
+        pods = self.link.core.list_namespaced_pod(namespace).items
+        live: dict[str, str] = {}
+        ready: dict[str, int] = {}
+        for pod in pods:
+            app = (pod.metadata.labels or {}).get(APP_LABEL)
+            if app is None:
+                continue
+            ready.setdefault(app, 0)
+            if pod.metadata.deletion_timestamp is not None:
+                continue
+            uid = str(pod.metadata.uid)
+            live[uid] = str(pod.metadata.name)
+            uids = self.seen.pods.setdefault(app, [])
+            if uid not in uids:
+                uids.append(uid)
+            if _ready(pod):
+                ready[app] += 1
+            restarts = sum(c.restart_count or 0 for c in pod.status.container_statuses or [])
+            if restarts > self._restarts.setdefault(uid, restarts):
+                self.seen.restarted.add(app)
+        for app in set(ready) | set(self.seen.ready_counts):
+            self.seen.ready_counts.setdefault(app, []).append(ready.get(app, 0))
+        self.seen.pods_gone |= set(self._live) - set(live)
+        self._live = live
+        holder = _holder_pod(self.link, namespace)
+        if holder != self._holder:
+            if self._holder is not None and holder is not None:
+                self.seen.leader_moves.append((self._holder, holder, self._holder in live.values()))
+            self._holder = holder if holder is not None else self._holder
+
+
+def _ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def _holder_pod(link: KubeLink, namespace: str) -> str | None:
+    """The pod named by the Lease's holder (`execution-<pod>-<ms>`); None while unheld or
+    expired."""
+    spec = link.coordination.read_namespaced_lease(LEASE, namespace).spec
+    holder = (spec.holder_identity if spec else None) or ""
+    if not holder.startswith("execution-"):
+        return None
+    renewed = spec.renew_time
+    duration = spec.lease_duration_seconds or 0
+    if renewed is not None and renewed.timestamp() + duration < time.time():
+        return None  # expired: nobody leads until someone takes it
+    return holder.removeprefix("execution-").rsplit("-", 1)[0]
