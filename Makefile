@@ -39,6 +39,8 @@ k8s-demo: bootstrap cluster-tools
 	@$(BIN)/stormproof cluster up --deployment-images
 	@$(BIN)/stormproof deploy apply
 	@$(BIN)/stormproof cluster status
+	@$(BIN)/stormproof gameday run gamedays/k8s-smoke.yaml --target k8s \
+		--kubeconfig .stormproof/cluster/pki/admin.kubeconfig --out .stormproof/gameday-k8s
 
 # containerd, runc, CNI plugins (Debian), every Kubernetes binary and CoreDNS (built once).
 cluster-tools: kubernetes-tools

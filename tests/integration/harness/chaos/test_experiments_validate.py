@@ -117,3 +117,9 @@ def test_a_kubernetes_experiment_validates_and_uses_chaosk8s_or_our_kubernetes_m
         module = provider["module"]
         assert module == "harness.chaos.kubernetes" or module.startswith("chaosk8s."), module
         assert callable(getattr(importlib.import_module(module), provider["func"], None)), provider
+    # and it declares the evidence its fault must leave in the API server, or a game day
+    # (--target k8s) would call it inconclusive
+    from harness.gameday.evidence import declared, fault_activity
+
+    assert declared(experiment, where=path.name), f"{path.name} declares no evidence"
+    assert fault_activity(experiment, where=path.name) is not None
