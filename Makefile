@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: gameday-full mutants demo test test-cluster k8s-demo cluster-tools bootstrap kubernetes-tools lint typecheck unit integration e2e adversarial lock bench clean
+.PHONY: gameday-full mutants demo test test-cluster test-containers k8s-demo cluster-tools bootstrap kubernetes-tools lint typecheck unit integration e2e adversarial lock bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh all
@@ -26,13 +26,19 @@ mutants: bootstrap
 TEST_WORKERS ?= 2
 
 test: bootstrap kubernetes-tools lint typecheck
-	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not cluster"
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not cluster and not containers"
 
 # The deployment on a real one-node Kubernetes cluster on this machine (root): bring-up, the
 # local overlay on the project's own images, failover and pod replacement judged from the Lease
 # and the simulator (tests/integration/harness/cluster). One node per machine: one process.
 test-cluster: bootstrap cluster-tools
 	@$(BIN)/python -m pytest -q -p no:xdist -m cluster
+
+# The stack's parts as containers of the project's images through testcontainers, on Podman's
+# Docker-compatible service (root; tests/integration/harness/containers).
+test-containers: bootstrap
+	@scripts/bootstrap.sh podman
+	@$(BIN)/python -m pytest -q -p no:xdist -m containers
 
 # The third command: the local cluster, the images, the local overlay rolled out.
 k8s-demo: bootstrap cluster-tools

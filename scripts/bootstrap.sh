@@ -20,7 +20,9 @@
 # A second run only checks stamps and PATH, so it takes well under a second.
 #   - target `cluster` (not in `all`): the local Kubernetes cluster's Debian packages (containerd,
 #     runc, containernetworking-plugins, iptables, conntrack), every Kubernetes binary and CoreDNS
-# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|kubernetes|promtool|cluster|all]...
+#   - target `podman` (not in `all`): Podman (Debian package) for testcontainers; the harness runs
+#     its Docker-compatible service with a configuration of its own (harness/containers/podman.py)
+# Usage: scripts/bootstrap.sh [python|redis|toxiproxy|postgres|chromium|kubernetes|promtool|cluster|podman|all]...
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -210,6 +212,17 @@ ensure_promtool() {
 # The local cluster (harness/cluster): Debian's containerd, runc and CNI plugins, iptables and
 # conntrack; every Kubernetes binary and CoreDNS built from the Go module proxy. Installing
 # containerd may start its system service: it is stopped, the cluster runs its own.
+ensure_podman() {
+  command -v podman >/dev/null 2>&1 && return 0
+  log "podman not on PATH: installing the Debian package podman (testcontainers' engine here)"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends podman >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends podman >/dev/null 2>&1 ||
+      die "missing prerequisite: podman (could not install the Debian package; run 'apt-get install podman' as root)"
+  fi
+  command -v podman >/dev/null 2>&1 || die "missing prerequisite: podman is still not on PATH after installing it"
+}
+
 ensure_cluster() {
   ensure_kubernetes
   local packages=() binary package
@@ -243,7 +256,8 @@ for target in "${targets[@]}"; do
     kubernetes) ensure_kubernetes ;;
     promtool) ensure_promtool ;;
     cluster) ensure_cluster ;;
+    podman) ensure_podman ;;
     all) ensure_python; ensure_redis; ensure_toxiproxy; ensure_postgres; ensure_chromium ;;
-    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, kubernetes, promtool, cluster, all)" ;;
+    *) die "unknown target '$target' (python, redis, toxiproxy, postgres, chromium, kubernetes, promtool, cluster, podman, all)" ;;
   esac
 done
