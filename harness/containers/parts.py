@@ -20,9 +20,8 @@ def _container(ref: str, docker_host: str) -> Any:
     from testcontainers.core.container import DockerContainer
 
     testcontainers_config.ryuk_disabled = True
-    return DockerContainer(ref, docker_client_kw={"base_url": docker_host}).with_kwargs(
-        network_mode="host"
-    )
+    client = {"environment": {"DOCKER_HOST": docker_host}}  # docker.from_env reads it
+    return DockerContainer(ref, docker_client_kw=client).with_kwargs(network_mode="host")
 
 
 def redis_part(ref: str, *, docker_host: str, port: int) -> Any:

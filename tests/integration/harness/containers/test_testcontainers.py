@@ -93,7 +93,12 @@ async def venue(
             {
                 "apiKey": SIM_KEY,
                 "secret": SIM_SECRET,
-                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+                "options": {
+                    "defaultType": "spot",
+                    "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False,
+                    "fetchMargins": False,
+                },
             }
         )
         exchange.urls["api"] = binance_api_urls(sim.rest_url)
