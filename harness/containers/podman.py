@@ -141,3 +141,25 @@ def podman_service(state_dir: Path) -> Iterator[PodmanService]:
             process.kill()
             process.wait()
         log.close()
+        _release_storage(service.state_dir)
+
+
+def _release_storage(state_dir: Path) -> None:
+    """containers/storage bind-mounts its overlay directory onto itself and leaves the mount
+    when the service ends: undone here, so the state directory can be removed."""
+    overlay = state_dir / "storage" / "overlay"
+    for _ in range(8):  # each podman process that opened the storage may have stacked one
+        if not is_mount_point(overlay):
+            return
+        subprocess.run(["umount", str(overlay)], capture_output=True, timeout=30, check=False)
+
+
+def is_mount_point(path: Path) -> bool:
+    """From the kernel's mount table: a directory bind-mounted onto itself on the same file
+    system is one, which os.path.ismount cannot tell."""
+    wanted = str(path.resolve())
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4].replace("\\040", " ") == wanted:
+            return True
+    return False

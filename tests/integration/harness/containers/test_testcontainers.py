@@ -20,7 +20,7 @@ import redis
 
 from engine.execution.venue import binance_api_urls
 from harness.containers.parts import redis_part, venue_part
-from harness.containers.podman import PodmanService, podman_service
+from harness.containers.podman import PodmanService, is_mount_point, podman_service
 from harness.image.build import build_images
 from harness.ports import free_ports
 from tests.helpers import (
@@ -129,3 +129,15 @@ def _pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def test_the_service_leaves_no_mount_behind(tmp_path: Path) -> None:
+    with podman_service(tmp_path / "podman") as service:
+        # running a container sets containers/storage's overlay directory up (a bind mount)
+        (redis_image,) = build_images(only=["redis"])
+        service.load(redis_image.archive, redis_image.ref)
+        (port,) = free_ports(1)
+        with redis_part(redis_image.ref, docker_host=service.docker_host, port=port):
+            pass
+        assert is_mount_point(service.state_dir / "storage" / "overlay")  # what is undone
+    assert not is_mount_point(tmp_path / "podman" / "storage" / "overlay")
