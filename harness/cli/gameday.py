@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,14 +33,15 @@ def run_gameday_file(
     from harness.gameday.runner import run_gameday
 
     progress = progress_printer()
-    try:
+
+    def run() -> dict[str, Any]:
         from harness.gameday.runner import market_seconds_needed
         from harness.gameday.slo import load_gameday
 
         recording = recording_covering(
             market_seconds_needed(load_gameday(file, root=Path.cwd()), speed)
         )
-        report = run_gameday(
+        return run_gameday(
             file,
             out,
             progress=progress,
@@ -48,13 +50,10 @@ def run_gameday_file(
             extra_engine_toml=extra_engine_toml,
             feeds=feeds,
         )
-    except HarnessError as exc:
-        print(f"stormproof: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # exit 1 means "the gate failed": a crash must not look like one
-        print(f"stormproof: the game day could not run: {exc!r}", file=sys.stderr)
-        traceback.print_exc(file=sys.stderr)
-        return 2
+
+    report = guarded(run)
+    if isinstance(report, int):
+        return report
     return print_report(report, out)
 
 
@@ -133,16 +132,22 @@ def gameday_run(
 def run_k8s_gameday_file(file: Path, out: Path, target: KubeTarget) -> int:
     from harness.gameday.k8s_run import run_k8s_gameday
 
+    report = guarded(lambda: run_k8s_gameday(file, out, target=target, progress=progress_printer()))
+    return report if isinstance(report, int) else print_report(report, out)
+
+
+def guarded(run: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
+    """The game day's report, or exit code 2 with a clear message: exit 1 means "the gate
+    failed", and a crash must not look like one."""
     try:
-        report = run_k8s_gameday(file, out, target=target, progress=progress_printer())
+        return run()
     except HarnessError as exc:
         print(f"stormproof: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # exit 1 means "the gate failed": a crash must not look like one
+    except Exception as exc:
         print(f"stormproof: the game day could not run: {exc!r}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         return 2
-    return print_report(report, out)
 
 
 @app.command("mutants")

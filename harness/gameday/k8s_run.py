@@ -28,9 +28,9 @@ from harness.gameday.k8s_watch import KubeEvidenceWatcher
 from harness.gameday.measure import Windows
 from harness.gameday.runner import _repository_root as repository_root
 from harness.gameday.runner import experiment_evidence, select, write_reports
-from harness.gameday.scenario import ScenarioRun, drain, not_run
+from harness.gameday.scenario import ScenarioRun, drain, judged, not_run
 from harness.gameday.scenario import _timeline as timeline_of
-from harness.gameday.slo import ScenarioSpec, evaluate_scenario, load_gameday
+from harness.gameday.slo import ScenarioSpec, load_gameday
 from harness.gameday.truth_measures import measure_truth
 from harness.truth.bus import BusObserver
 from harness.truth.collect import collect_from
@@ -177,29 +177,18 @@ def run_k8s_scenario(
         censored = slis.censored
     except TruthUnavailable as exc:
         error = error or f"ground truth unavailable: {exc}"
-    fault["steady_state_restored"] = (
-        None if outcome.deviated is None else float(not outcome.deviated)
-    )
-    fault["chaos_exit_code"] = outcome.exit_code
     if seen.errors:
         truth_detail["watcher_errors"] = seen.errors[:20]
-    if outcome.failed_rollbacks:
-        truth_detail["failed_rollbacks"] = outcome.failed_rollbacks
-    result = evaluate_scenario(
-        spec, values=fault, baselines=baseline, error=error, censored=frozenset(censored)
-    )
-    return ScenarioRun(
-        spec=spec,
-        result=result,
-        measurements={**fault, **{f"{k}_baseline": v for k, v in baseline.items()}},
+    return judged(
+        spec,
+        outcome,
+        fault=fault,
         baseline=baseline,
+        truth_detail=truth_detail,
+        error=error,
+        censored=censored,
         timeline=timeline_of([], activities, baseline_start),
-        chaos_exit_code=outcome.exit_code,
-        truth=truth_detail,
-        evidence=[
-            {"evidence": p.evidence.describe(), "proven": p.proven, "detail": p.detail}
-            for p in proofs
-        ],
+        proofs=proofs,
     )
 
 

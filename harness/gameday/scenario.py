@@ -31,7 +31,7 @@ from harness.chaos import probes
 from harness.chaos.configuration import RUN_DIR_KEY
 from harness.chaos.restore import restore_everything
 from harness.gameday.chaosrun import ChaosOutcome, run_experiment
-from harness.gameday.evidence import Evidence, prove, unproven
+from harness.gameday.evidence import Evidence, Proof, prove, unproven
 from harness.gameday.measure import Observations, Sample, Windows, measure
 from harness.gameday.sampler import Sampler
 from harness.gameday.slo import ScenarioResult, ScenarioSpec, evaluate_scenario
@@ -211,6 +211,35 @@ def run_scenario(
         error = error or f"ground truth unavailable: {exc}"
     fault["position_drift"] = _persistent_drift(config)
     fault.update({k: v for k, v in load_slis.items() if k not in fault})
+    return judged(
+        spec,
+        outcome,
+        fault=fault,
+        baseline=baseline,
+        truth_detail=truth_detail,
+        error=error,
+        censored=censored,
+        timeline=_timeline(sampler.samples, activities, baseline_start),
+        proofs=proofs,
+        engine_says=engine.engine_says,
+    )
+
+
+def judged(
+    spec: ScenarioSpec,
+    outcome: ChaosOutcome,
+    *,
+    fault: dict[str, Any],
+    baseline: dict[str, Any],
+    truth_detail: dict[str, Any],
+    error: str | None,
+    censored: set[str],
+    timeline: dict[str, Any],
+    proofs: list[Proof],
+    engine_says: dict[str, Any] | None = None,
+) -> ScenarioRun:
+    """The scenario's SLOs evaluated over its measurements, with what the report shows beside
+    them (whatever the target)."""
     fault["steady_state_restored"] = (
         None if outcome.deviated is None else float(not outcome.deviated)
     )
@@ -225,9 +254,9 @@ def run_scenario(
         result=result,
         measurements={**fault, **{f"{k}_baseline": v for k, v in baseline.items()}},
         baseline=baseline,
-        timeline=_timeline(sampler.samples, activities, baseline_start),
+        timeline=timeline,
         chaos_exit_code=outcome.exit_code,
-        engine_says=engine.engine_says,
+        engine_says=engine_says or {},
         truth=truth_detail,
         evidence=[
             {"evidence": p.evidence.describe(), "proven": p.proven, "detail": p.detail}
