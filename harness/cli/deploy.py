@@ -97,15 +97,21 @@ def apply_overlay(
     """Apply an overlay server-side and wait until every Deployment and StatefulSet has rolled
     out. The local overlay's secrets are written first when absent (an existing set is kept)."""
     from harness.cluster.layout import DEFAULT_STATE_DIR, ClusterLayout
-    from harness.deploy.apply import Target, apply
-    from harness.deploy.secrets import write_local_secrets
 
     if kubeconfig is None:
         kubeconfig = ClusterLayout(state_dir=DEFAULT_STATE_DIR.resolve()).admin_kubeconfig
-    secrets = overlay / "secrets"
+    deploy_overlay(overlay, kubeconfig, context, timeout_s)
+
+
+def deploy_overlay(overlay: Path, kubeconfig: Path, context: str | None, timeout_s: float) -> None:
+    """Apply an overlay and await its rollouts, printing each; a clear error and exit 2 if not.
+    The local overlay's secrets are written first when absent."""
+    from harness.deploy.apply import Target, apply
+    from harness.deploy.secrets import write_local_secrets
+
     try:
         if overlay.resolve().name == "local":
-            write_local_secrets(secrets)
+            write_local_secrets(overlay / "secrets")
         timings = apply(overlay, Target(kubeconfig=kubeconfig, context=context),
                         rollout_timeout_s=timeout_s)  # fmt: skip
     except (HarnessError, FileExistsError) as exc:

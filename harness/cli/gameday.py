@@ -107,6 +107,13 @@ def gameday_run(
         bool, typer.Option(help="k8s: from a pod, with its service account")
     ] = False,
     namespace: Annotated[str, typer.Option(help="k8s: the deployment's namespace")] = "stormproof",
+    deploy: Annotated[
+        Path | None,
+        typer.Option(
+            help="k8s: apply this kustomize overlay and await its rollout first (default: use"
+            " the deployment that runs)"
+        ),
+    ] = None,
 ) -> None:
     """Run a game day on the local stack, or against a Kubernetes deployment (--target k8s).
     Exit 0 pass or warn, 1 fail or inconclusive, 2 error."""
@@ -120,9 +127,15 @@ def gameday_run(
         kube = KubeTarget(
             kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, namespace=namespace
         )
+        if deploy is not None:
+            if kubeconfig is None:
+                fail("--deploy needs --kubeconfig (the cluster to apply the overlay to)")
+            from harness.cli.deploy import deploy_overlay
+
+            deploy_overlay(deploy, kubeconfig, context, timeout_s=300.0)
         raise typer.Exit(run_k8s_gameday_file(file, out, kube))
-    if kubeconfig is not None or context is not None or in_cluster:
-        fail("--kubeconfig, --context and --in-cluster go with --target k8s")
+    if kubeconfig is not None or context is not None or in_cluster or deploy is not None:
+        fail("--kubeconfig, --context, --in-cluster and --deploy go with --target k8s")
     if feeds is not None and feeds not in (1, 2):
         fail("--feeds must be 1 or 2")
     extra = engine_toml.read_text() if engine_toml else ""
