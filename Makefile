@@ -41,7 +41,10 @@ test-containers: bootstrap
 	@$(BIN)/python -m pytest -q -p no:xdist -m containers
 
 # The third command: the local cluster, the images, the local overlay rolled out.
+# A fresh cluster each time: the staging venue keeps its accounts in memory, the journal on a
+# volume; an old journal against a new venue is position drift, and the engine rightly halts.
 k8s-demo: bootstrap cluster-tools
+	@$(BIN)/stormproof cluster down --purge
 	@$(BIN)/stormproof cluster up --deployment-images
 	@$(BIN)/stormproof deploy apply
 	@$(BIN)/stormproof cluster status

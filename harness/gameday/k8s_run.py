@@ -99,9 +99,14 @@ def run_k8s_gameday(
 
 
 def _wait_ready(link: KubeLink, timeout_s: float) -> list[str]:
+    """What is still not ready after at most `timeout_s`: every workload rolled out and Ready
+    (their status can lag a node's restart), and the venue's record answering through its
+    Service (the judge's ground truth, and every experiment's steady state)."""
     deadline = time.monotonic() + timeout_s
     while True:
         waiting = link.workloads_ready()
+        if not waiting and link.get(f"/truth/orders?since_ms={time.time_ns() // 10**6}")[0] != 200:
+            waiting = ["the venue's control API (Service venue)"]
         if not waiting or time.monotonic() >= deadline:
             return waiting
         time.sleep(1.0)
