@@ -85,16 +85,17 @@ class KubeLink:
         except (OSError, ValueError):
             return 0, None
 
-    def redis_address(self) -> str:
+    def redis_address(self) -> tuple[str, int]:
         """Where Redis is now: a replaced pod of a headless Service has a new address."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             spec = self.core.read_namespaced_service(REDIS_SERVICE, self.target.namespace).spec
             self.redis_host = _address(self.core, REDIS_SERVICE, spec, self.target.namespace)
-        except (ApiException, ClusterUnavailable, OSError):
+        except (ApiException, ClusterUnavailable, HTTPError, OSError):
             pass  # the last known address: the observer keeps trying
-        return self.redis_host
+        return self.redis_host, self.redis_port
 
     def observer(self, *, venue: str, symbols: list[str]) -> BusObserver:
         return BusObserver(

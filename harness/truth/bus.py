@@ -27,12 +27,16 @@ from typing import Any
 
 import msgspec
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from harness.truth.records import EngineAnswer, IntentRecord, MdObservation
 
 HOST = "127.0.0.1"
 READ_COUNT = 2000
 """Entries per stream per read: a read that returns fewer on every stream has caught up."""
+RELOCATE_NS = 1_000_000_000
+"""With a locator, how often the observer asks where Redis is now."""
 
 
 def entry_ms(entry_id: bytes | str) -> int:
@@ -47,7 +51,7 @@ class BusObserver(threading.Thread):
         port: int,
         venue: str,
         host: str = HOST,
-        locate: Callable[[], str] | None = None,
+        locate: Callable[[], tuple[str, int]] | None = None,
         symbols: list[str],
         max_md: int = 1_000_000,
         block_ms: int = 200,
@@ -58,7 +62,8 @@ class BusObserver(threading.Thread):
         ipaddress.ip_address(host)  # an address, never a name: no lookup leaves the machine
         self.host, self.port = host, port
         self._locate = locate
-        """Asked for Redis's address again after a failed read (a replaced pod moves)."""
+        """Where Redis is now, (host, port): asked every RELOCATE_NS and after a failed read
+        (a replaced pod moves, and the old one may answer a while longer)."""
         self._username, self._password = username, password
         self.venue = venue
         self.md_streams = {f"md.{venue}.{s.upper()}": s.upper() for s in symbols}
@@ -120,14 +125,23 @@ class BusObserver(threading.Thread):
             port=self.port,
             socket_timeout=2,
             socket_connect_timeout=1,
+            # the loop below retries, relocating in between: redis-py's own retries would hold
+            # a read to a vanished server for half a minute
+            retry=Retry(NoBackoff(), 0),
             username=self._username,
             password=self._password,
         )
 
     def run(self) -> None:
         client = self._client()
+        located_ns = time.time_ns()
         try:
             while not self._halt.is_set():
+                if self._locate is not None and time.time_ns() - located_ns >= RELOCATE_NS:
+                    # a replaced server may leave the old one answering for a while: follow
+                    # the current one, not the first error
+                    located_ns = time.time_ns()
+                    client = self._follow(client)
                 try:
                     self._started.set()
                     asked_ns = time.time_ns()
@@ -138,12 +152,8 @@ class BusObserver(threading.Thread):
                         self.down_since = time.time_ns()
                     self._halt.wait(0.2)
                     if self._locate is not None:
-                        moved = self._locate()
-                        if moved != self.host:
-                            ipaddress.ip_address(moved)
-                            client.close()
-                            self.host = moved
-                            client = self._client()
+                        located_ns = time.time_ns()
+                        client = self._follow(client)
                     continue
                 if self.down_since is not None:
                     self.outages.append((self.down_since, time.time_ns()))
@@ -154,9 +164,21 @@ class BusObserver(threading.Thread):
                         self._positions[name] = entry_id.decode()
                         self._take(name, entry_ms(entry_id), fields.get(b"m", b""))
                 if all(len(entries) < READ_COUNT for _, entries in replies or []):
-                    self.caught_up_ns = asked_ns
+                    # with a locator, only as far as the address was last confirmed
+                    self.caught_up_ns = asked_ns if self._locate is None else located_ns
         finally:
             client.close()
+
+    def _follow(self, client: Any) -> Any:
+        """The client of the address the locator gives now (the same one if it did not move)."""
+        assert self._locate is not None
+        host, port = self._locate()
+        if (host, port) == (self.host, self.port):
+            return client
+        ipaddress.ip_address(host)
+        client.close()
+        self.host, self.port = host, port
+        return self._client()
 
     def _take(self, stream: str, at_ms: int, raw: bytes) -> None:
         try:

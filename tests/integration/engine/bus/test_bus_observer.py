@@ -175,3 +175,62 @@ async def test_caught_up_means_every_entry_written_before_it_was_read(
         assert len(observer.all_intents()) == 2_500
     finally:
         observer.stop()
+
+
+async def test_with_a_locator_the_observer_follows_a_moved_server_that_still_answers(
+    bus: RedisStreamsBus, redis_port: int, tmp_path: Path
+) -> None:
+    # a replaced Redis pod: the old server keeps answering (empty) while the writers moved on
+    with redis(tmp_path / "new") as new_port:
+        where = {"port": redis_port}
+        observer = BusObserver(
+            port=redis_port,
+            venue="binance",
+            symbols=["BTCUSDT"],
+            locate=lambda: ("127.0.0.1", where["port"]),
+        )
+        observer.start()
+        moved = RedisStreamsBus(f"redis://127.0.0.1:{new_port}/0", maxlen=10_000)
+        try:
+            await bus.publish("intents", intent("momentum.old.1"))
+            wait_for(lambda: "momentum.old.1" in {i.intent_id for i in observer.all_intents()})
+            where["port"] = new_port
+            await moved.publish("intents", intent("momentum.new.1"))
+            written_ns = time.time_ns()
+            wait_for(lambda: observer.caught_up_ns >= written_ns)
+            # caught up means caught up with the server the locator names now
+            assert "momentum.new.1" in {i.intent_id for i in observer.all_intents()}
+            assert observer.port == new_port
+        finally:
+            observer.stop()
+            await moved.close()
+
+
+def test_a_server_that_stops_answering_is_an_outage_within_seconds(tmp_path: Path) -> None:
+    # a vanished pod's server answers nothing: the observer must notice at its own read
+    # timeout (and ask its locator), not after its client library's retries
+    import os
+    import signal
+
+    with redis(tmp_path / "stalled") as port:
+        observer = BusObserver(port=port, venue="binance", symbols=["BTCUSDT"])
+        observer.start()
+        try:
+            wait_for(lambda: observer.caught_up_ns > 0)
+            # redis-server retitles itself "redis-server 127.0.0.1:<port>"
+            pid = int(
+                next(
+                    line.split()[0]
+                    for line in os.popen("pgrep -a redis-server").read().splitlines()
+                    if line.endswith(f":{port}")
+                )
+            )
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                stalled_ns = time.time_ns()
+                wait_for(lambda: observer.down_since is not None, timeout_s=6.0)
+                assert observer.down_since is not None and observer.down_since >= stalled_ns
+            finally:
+                os.kill(pid, signal.SIGCONT)
+        finally:
+            observer.stop()
