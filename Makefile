@@ -30,7 +30,8 @@ test: bootstrap kubernetes-tools lint typecheck
 
 # The deployment on a real one-node Kubernetes cluster on this machine (root): bring-up, the
 # local overlay on the project's own images, failover and pod replacement judged from the Lease
-# and the simulator (tests/integration/harness/cluster). One node per machine: one process.
+# and the simulator, the k8s smoke game day and a mutant it must catch
+# (tests/integration/harness/cluster). One node per machine: one process.
 test-cluster: bootstrap cluster-tools
 	@$(BIN)/python -m pytest -q -p no:xdist -m cluster
 
@@ -40,8 +41,8 @@ test-containers: bootstrap
 	@scripts/bootstrap.sh podman
 	@$(BIN)/python -m pytest -q -p no:xdist -m containers
 
-# The third command: the local cluster, the images, the local overlay rolled out.
-# A fresh cluster each time: the staging venue keeps its accounts in memory, the journal on a
+# The third command: the local cluster, the images, the local overlay rolled out, the k8s smoke
+# game day (gamedays/k8s-smoke.yaml). A fresh cluster each time: the staging venue keeps its accounts in memory, the journal on a
 # volume; an old journal against a new venue is position drift, and the engine rightly halts.
 k8s-demo: bootstrap cluster-tools
 	@$(BIN)/stormproof cluster down --purge
