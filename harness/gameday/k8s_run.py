@@ -26,10 +26,15 @@ from harness.gameday.evidence import Evidence, prove, unproven
 from harness.gameday.k8s_link import KubeLink, KubeTarget, connect
 from harness.gameday.k8s_watch import KubeEvidenceWatcher
 from harness.gameday.measure import Windows
-from harness.gameday.runner import _repository_root as repository_root
-from harness.gameday.runner import experiment_evidence, select, write_reports
-from harness.gameday.scenario import ScenarioRun, drain, judged, not_run
-from harness.gameday.scenario import _timeline as timeline_of
+from harness.gameday.runner import experiment_evidence, repository_root, select, write_reports
+from harness.gameday.scenario import (
+    ScenarioRun,
+    drain,
+    fault_start_of,
+    judged,
+    not_run,
+    timeline_of,
+)
 from harness.gameday.slo import ScenarioSpec, load_gameday
 from harness.gameday.truth_measures import measure_truth
 from harness.truth.bus import BusObserver
@@ -152,19 +157,7 @@ def run_k8s_scenario(
     proofs = [prove(item, seen) for item in evidence]
     if error is None:
         error = unproven(proofs, len(evidence))
-    method_start = next(
-        (a["ts_ns"] for a in activities if a["phase"] == "method" and a["event"] == "start"),
-        fault_start,
-    )
-    if fault_starts_at is not None:
-        method_start = next(
-            (
-                a["ts_ns"]
-                for a in activities
-                if (a["phase"], a["event"], a["name"]) == ("activity", "start", fault_starts_at)
-            ),
-            method_start,
-        )
+    method_start = fault_start_of(activities, fault_starts_at, default_ns=fault_start)
     windows = Windows(
         baseline_start_ns=baseline_start,
         fault_start_ns=method_start,

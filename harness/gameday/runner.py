@@ -32,7 +32,7 @@ from harness.truth.bus import BusObserver
 Progress = Callable[[str], None]
 
 
-def _repository_root(gameday_file: Path) -> Path:
+def repository_root(gameday_file: Path) -> Path:
     """The nearest folder above the game-day file that has an experiments/ folder (experiment
     paths in a game-day file are relative to it)."""
     for folder in gameday_file.resolve().parents:
@@ -205,7 +205,7 @@ def run_gameday(
     this copy (a mutant); `windows_s`: every scenario's `baseline_s` / `settle_s` instead of the
     file's."""
     gameday = select(
-        load_gameday(path, root=_repository_root(path)), path, only=only, windows_s=windows_s
+        load_gameday(path, root=repository_root(path)), path, only=only, windows_s=windows_s
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -213,7 +213,7 @@ def run_gameday(
     stack: Stack | None = None
     running: StackOptions | None = None
     stacks = 0
-    repo = _repository_root(path)
+    repo = repository_root(path)
     loads = {}
     for spec in gameday.scenarios:
         load = scenario_load(gameday, spec)

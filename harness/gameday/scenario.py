@@ -151,21 +151,7 @@ def run_scenario(
     proofs = [prove(item, seen) for item in evidence] if seen is not None else []
     if error is None and seen is not None:
         error = unproven(proofs, len(evidence))
-    method_start = next(
-        (a["ts_ns"] for a in activities if a.get("phase") == "method" and a["event"] == "start"),
-        fault_start,
-    )
-    if fault_starts_at is not None:  # the method prepared first: the fault is that activity
-        method_start = next(
-            (
-                a["ts_ns"]
-                for a in activities
-                if a.get("phase") == "activity"
-                and a.get("event") == "start"
-                and a.get("name") == fault_starts_at
-            ),
-            method_start,
-        )
+    method_start = fault_start_of(activities, fault_starts_at, default_ns=fault_start)
     windows = Windows(
         baseline_start_ns=baseline_start,
         fault_start_ns=method_start,
@@ -219,7 +205,7 @@ def run_scenario(
         truth_detail=truth_detail,
         error=error,
         censored=censored,
-        timeline=_timeline(sampler.samples, activities, baseline_start),
+        timeline=timeline_of(sampler.samples, activities, baseline_start),
         proofs=proofs,
         engine_says=engine.engine_says,
     )
@@ -262,6 +248,31 @@ def judged(
             {"evidence": p.evidence.describe(), "proven": p.proven, "detail": p.detail}
             for p in proofs
         ],
+    )
+
+
+def fault_start_of(
+    activities: list[dict[str, Any]], fault_starts_at: str | None, *, default_ns: int
+) -> int:
+    """When the fault began: the start of the activity the experiment names as its fault, else
+    the method's start, else `default_ns` (the experiment's launch)."""
+    method_start = next(
+        (a["ts_ns"] for a in activities if a.get("phase") == "method" and a["event"] == "start"),
+        default_ns,
+    )
+    if fault_starts_at is None:  # else the method prepared first: the fault is that activity
+        return int(method_start)
+    return int(
+        next(
+            (
+                a["ts_ns"]
+                for a in activities
+                if a.get("phase") == "activity"
+                and a.get("event") == "start"
+                and a.get("name") == fault_starts_at
+            ),
+            method_start,
+        )
     )
 
 
@@ -361,7 +372,7 @@ def _engine_log_events(stack: Stack, since_ns: int) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: e["ts_ns"])
 
 
-def _timeline(samples: list[Sample], activities: list[dict[str, Any]], t0: int) -> dict[str, Any]:
+def timeline_of(samples: list[Sample], activities: list[dict[str, Any]], t0: int) -> dict[str, Any]:
     def series(get: Callable[[Sample], float | None]) -> list[list[float]]:
         return [[round((s.ts_ns - t0) / 1e9, 3), v] for s in samples if (v := get(s)) is not None]
 
