@@ -34,6 +34,7 @@ from typing import IO, Any
 from harness.errors import StackError
 from harness.pki import issue, kubeconfig_text, make_ca, service_account_keys, write_private
 from harness.ports import free_ports
+from harness.processes import stop_process
 from harness.tools import die_with_parent, etcd
 from harness.tools import kube_apiserver as kube_apiserver_binary
 
@@ -119,7 +120,7 @@ class KubeApiServer:
 
     def stop(self) -> None:
         """Stop the API server (its port refuses connections); etcd keeps every object."""
-        self._terminate(self._apiserver)
+        stop_process(self._apiserver, timeout_s=10)
         self._apiserver = None
 
     def pause(self) -> None:
@@ -133,8 +134,8 @@ class KubeApiServer:
 
     def close(self) -> None:
         self.resume()
-        self._terminate(self._apiserver)
-        self._terminate(self._etcd)
+        stop_process(self._apiserver, timeout_s=10)
+        stop_process(self._etcd, timeout_s=10)
         self._apiserver = self._etcd = None
         for log in self._logs:
             log.close()
@@ -245,18 +246,6 @@ class KubeApiServer:
         context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return context
-
-    @staticmethod
-    def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
     def _write_kubeconfig(self) -> None:
         pki = self.pki

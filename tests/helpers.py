@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.ports import free_ports, port_open
+from harness.processes import stop_process
 from harness.stack import Stack, StackOptions
 from harness.tools import PROJECT_ROOT, redis_server, toxiproxy_server
 from replay.synth import SynthSpec, write_recording
@@ -84,14 +84,7 @@ def process(
         wait_until(up, timeout_s=timeout_s, what=f"{' '.join(argv[:3])} to be ready")
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 @contextmanager

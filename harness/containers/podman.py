@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import StackError
+from harness.processes import stop_process
 
 CONTAINERS_CONF = """\
 # written by harness/containers/podman.py
@@ -134,12 +135,7 @@ def podman_service(state_dir: Path) -> Iterator[PodmanService]:
             time.sleep(0.1)
         yield service
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
         _release_storage(service.state_dir)
 

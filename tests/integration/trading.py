@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from engine.core.messages import (
     encode,
 )
 from harness.ports import free_ports
+from harness.processes import stop_process
 from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess, control, wait_until
 
 OPS_TOKEN = "ops-token-for-trading-tests-0123456789"
@@ -101,14 +101,7 @@ def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc)
 
 
 @contextmanager
