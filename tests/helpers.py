@@ -204,6 +204,28 @@ def replay_process(
         yield ReplayProcess(ws, rest, control, proc.pid)
 
 
+SIM_CCXT_OPTIONS = {
+    "defaultType": "spot",
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchCurrencies": False,
+    "fetchMargins": False,
+}
+"""What unmodified ccxt must be told about the simulator: spot only, no margin or currency API."""
+
+
+def sim_exchange(rest_url: str, **extra: Any) -> Any:
+    """Unmodified async ccxt on the simulator's REST API, with the engine's own account."""
+    import ccxt.async_support as ccxt
+
+    from engine.execution.venue import binance_api_urls
+
+    exchange = ccxt.binance(
+        {"apiKey": SIM_KEY, "secret": SIM_SECRET, "options": dict(SIM_CCXT_OPTIONS), **extra}
+    )
+    exchange.urls["api"] = binance_api_urls(rest_url)
+    return exchange
+
+
 def rss_bytes(pid: int) -> int:
     """A process's resident set size, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

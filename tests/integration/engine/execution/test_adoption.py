@@ -15,14 +15,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import ccxt.async_support as ccxt
 import pytest
 import redis as redis_sync
 
 from engine.core.ids import client_order_id
 from engine.core.messages import Intent, Side
-from engine.execution.venue import binance_api_urls
-from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess, redis, replay_process, wait_until
+from tests.helpers import (
+    ReplayProcess,
+    redis,
+    replay_process,
+    sim_exchange,
+    wait_until,
+)
 from tests.integration.trading import (
     Bus,
     duplicate_client_ids,
@@ -43,29 +47,11 @@ pytestmark = pytest.mark.integration
 SPLIT = {"max_child_qty": "0.001"}
 
 
-def client(sim: ReplayProcess) -> Any:
-    """Unmodified ccxt on the simulator, with the engine's own account."""
-    exchange = ccxt.binance(
-        {
-            "apiKey": SIM_KEY,
-            "secret": SIM_SECRET,
-            "options": {
-                "defaultType": "spot",
-                "fetchMarkets": {"types": ["spot"]},
-                "fetchCurrencies": False,
-                "fetchMargins": False,
-            },
-        }
-    )
-    exchange.urls["api"] = binance_api_urls(sim.rest_url)
-    return exchange
-
-
 async def place_at_venue(
     sim: ReplayProcess, orders: list[tuple[str, str, str, float | None]]
 ) -> None:
     """What the crashed execution had sent: (clientOrderId, side, type, price) of 0.001 BTC."""
-    exchange = client(sim)
+    exchange = sim_exchange(sim.rest_url)
     try:
         await exchange.load_markets()
         for cid, side, kind, price in orders:
@@ -78,7 +64,7 @@ async def place_at_venue(
 
 def far_below_market(sim: ReplayProcess) -> float:
     async def bid() -> float:
-        exchange = client(sim)
+        exchange = sim_exchange(sim.rest_url)
         try:
             book = await exchange.fetch_order_book("BTC/USDT", 5)
             return round(float(book["bids"][0][0]) * 0.8, 2)

@@ -14,11 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import ccxt.async_support as ccxt
 import pytest
 import redis
 
-from engine.execution.venue import binance_api_urls
 from harness.containers.parts import redis_part, venue_part
 from harness.containers.podman import PodmanService, is_mount_point, podman_service
 from harness.image.build import build_images
@@ -30,6 +28,7 @@ from tests.helpers import (
     ReplayProcess,
     control,
     http_ok,
+    sim_exchange,
     wait_until,
 )
 
@@ -89,19 +88,7 @@ async def venue(
             timeout_s=60,
             what="the venue in its container to know every book",
         )
-        exchange = ccxt.binance(
-            {
-                "apiKey": SIM_KEY,
-                "secret": SIM_SECRET,
-                "options": {
-                    "defaultType": "spot",
-                    "fetchMarkets": {"types": ["spot"]},
-                    "fetchCurrencies": False,
-                    "fetchMargins": False,
-                },
-            }
-        )
-        exchange.urls["api"] = binance_api_urls(sim.rest_url)
+        exchange = sim_exchange(sim.rest_url)
         try:
             yield exchange, sim
         finally:

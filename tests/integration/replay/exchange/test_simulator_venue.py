@@ -15,25 +15,10 @@ import ccxt.async_support as ccxt
 import pytest
 
 from engine.core.book import DepthDiff, DepthSync
-from engine.execution.venue import binance_api_urls
 from replay.recording import read_records
-from tests.helpers import SIM_KEY, SIM_SECRET, ReplayProcess, control, replay_process
+from tests.helpers import ReplayProcess, control, replay_process, sim_exchange
 
 pytestmark = pytest.mark.integration
-OPTIONS = {
-    "defaultType": "spot",
-    "fetchMarkets": {"types": ["spot"]},
-    "fetchCurrencies": False,
-    "fetchMargins": False,
-}
-
-
-def client(rest_url: str, **extra: Any) -> Any:
-    exchange = ccxt.binance(
-        {"apiKey": SIM_KEY, "secret": SIM_SECRET, "options": dict(OPTIONS), **extra}
-    )
-    exchange.urls["api"] = binance_api_urls(rest_url)
-    return exchange
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +33,7 @@ def venue(
 
 @pytest.fixture
 async def ex(venue: ReplayProcess) -> AsyncIterator[Any]:
-    exchange = client(venue.rest_url)
+    exchange = sim_exchange(venue.rest_url)
     await exchange.load_markets()
     yield exchange
     await exchange.close()
@@ -177,7 +162,7 @@ async def test_venue_errors_carry_binance_codes_into_ccxt(
 
 
 async def test_timestamp_outside_the_window_is_1021(venue: ReplayProcess) -> None:
-    skewed = client(venue.rest_url)
+    skewed = sim_exchange(venue.rest_url)
     try:
         await skewed.load_markets()
         skewed.options["timeDifference"] = 30_000  # our clock runs 30 s behind
@@ -188,7 +173,7 @@ async def test_timestamp_outside_the_window_is_1021(venue: ReplayProcess) -> Non
 
 
 async def test_bad_signature_is_1022(venue: ReplayProcess) -> None:
-    forged = client(venue.rest_url, secret="not-the-secret")
+    forged = sim_exchange(venue.rest_url, secret="not-the-secret")
     try:
         await forged.load_markets()
         with pytest.raises(ccxt.AuthenticationError, match="-1022"):
@@ -231,7 +216,7 @@ async def test_market_order_fills_at_the_independently_computed_book_walk_price(
     with replay_process(
         tmp_path, shared_recording, speed="10", balances=("USDT=1000000", "BTC=10")
     ) as sim:
-        exchange = client(sim.rest_url)
+        exchange = sim_exchange(sim.rest_url)
         try:
             await exchange.load_markets()
             await exchange.fetch_order_book("BTC/USDT", 5)  # the book is known
