@@ -1,6 +1,9 @@
 """Actions and probes against the Kubernetes deployment (deploy/kubernetes), for what
-chaostoolkit-kubernetes (chaosk8s) cannot say: which pod leads execution, terminating that one,
-and whether the engine trades, read from the simulator's own record.
+chaostoolkit-kubernetes (chaosk8s) cannot say: which pod leads execution, terminating, crashing,
+cutting off or evicting that one, and whether the engine trades, read from the simulator's own
+record. (chaosk8s's `drain_nodes` evicts every pod of the node at once, in every namespace: on
+a one-node cluster that is the whole cluster, so the eviction here is of one pod, as `kubectl
+drain` does it for each: through the Eviction API, which its PodDisruptionBudget may refuse.)
 
 The cluster is found the way chaosk8s finds it (its `create_k8s_api_client`: KUBECONFIG and
 KUBERNETES_CONTEXT, or in-cluster), so one experiment serves any cluster. Configuration keys:
@@ -26,11 +29,13 @@ from harness.errors import HarnessError
 
 __all__ = [
     "crash_execution_leader",
+    "evict_execution_leader",
     "execution_leader_pod",
     "heal_partitions",
     "partition_execution_leader_from_api_server",
     "ready_pods",
     "terminate_execution_leader",
+    "uncordon_nodes_cordoned_by_game_day",
     "venue_trading",
 ]
 
@@ -38,6 +43,9 @@ DEFAULT_NAMESPACE = "stormproof"
 LEASE = "stormproof-execution"
 VENUE_SERVICE = "venue"
 VENUE_CONTROL_PORT = "control"
+CORDONED_BY = "stormproof.dev/cordoned-by"
+"""Annotation on a node the game day cordoned: the rollback uncordons those and no other (a
+node an operator cordoned stays cordoned)."""
 
 
 def _namespace(configuration: dict[str, Any] | None) -> str:
@@ -111,6 +119,53 @@ def crash_execution_leader(
     except HarnessError as exc:
         raise ActivityFailed(str(exc)) from exc
     return {"pod": pod, "container_id": container_id, "pids": pids}
+
+
+def evict_execution_leader(
+    cordon: bool = True, lease: str = LEASE, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Cordon the leading execution pod's node (unless told not to), then evict the pod through
+    the Eviction API, as `kubectl drain` does: the PodDisruptionBudget decides (refused: the
+    activity fails and says why), the engine stops with SIGTERM and gives the Lease up. With its
+    node cordoned, the replacement waits Pending until `uncordon_nodes_cordoned_by_game_day`."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    pod = execution_leader_pod(lease=lease, configuration=configuration)
+    if pod is None:
+        raise ActivityFailed("no execution pod holds the Lease: nothing to evict")
+    namespace = _namespace(configuration)
+    core = _core()
+    node = str(core.read_namespaced_pod(pod, namespace).spec.node_name)
+    cordoned = False
+    if cordon and not core.read_node(node).spec.unschedulable:
+        patch = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: pod}}}
+        core.patch_node(node, patch)
+        cordoned = True
+    eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=namespace))
+    try:
+        core.create_namespaced_pod_eviction(pod, namespace, eviction)
+    except ApiException as exc:
+        raise ActivityFailed(
+            f"eviction of {pod} refused: {exc.status} {exc.reason}"
+            " (its PodDisruptionBudget allows no disruption now?)"
+        ) from exc
+    return {"pod": pod, "node": node, "cordoned": cordoned}
+
+
+def uncordon_nodes_cordoned_by_game_day() -> dict[str, Any]:
+    """Make schedulable again every node the game day cordoned (annotated CORDONED_BY), and
+    only those; idempotent."""
+    core = _core()
+    done = []
+    for node in core.list_node().items:
+        if CORDONED_BY in (node.metadata.annotations or {}):
+            core.patch_node(
+                node.metadata.name,
+                {"spec": {"unschedulable": None}, "metadata": {"annotations": {CORDONED_BY: None}}},
+            )
+            done.append(str(node.metadata.name))
+    return {"uncordoned": done}
 
 
 def ready_pods(

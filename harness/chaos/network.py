@@ -1,12 +1,20 @@
 """Toxiproxy actions on the stack's links (every network link passes through a real proxy).
 
 Links: engine_to_feed, engine_to_rest, engine_to_user_stream, services_to_redis (and
-execution_to_journal when the stack runs a PostgreSQL journal). Every toxic gets a name, so a
-rollback can remove exactly what the method added; `reset_links` removes everything.
+execution_to_journal when the stack runs a PostgreSQL journal); the Kubernetes deployment's
+Toxiproxy has the same links (deploy/kubernetes/base/toxiproxy.json). Every toxic gets a name,
+so a rollback can remove exactly what the method added; `reset_links` removes everything.
+
+Which Toxiproxy is configuration, so one action serves both targets:
+
+    stormproof_toxiproxy   `host:port` of its API (or $STORMPROOF_TOXIPROXY; the game day's
+                           k8s target sets it to the toxiproxy Service's ClusterIP)
+    stormproof_run_dir     otherwise: the local stack's run directory, whose Toxiproxy it is
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -29,7 +37,17 @@ __all__ = [
 ]
 
 
+TOXIPROXY_KEY = "stormproof_toxiproxy"
+TOXIPROXY_ENV = "STORMPROOF_TOXIPROXY"
+
+
 def _client(configuration: dict[str, Any] | None) -> ToxiproxyClient:
+    address = (configuration or {}).get(TOXIPROXY_KEY) or os.environ.get(TOXIPROXY_ENV)
+    if address:
+        host, _, port = str(address).rpartition(":")
+        if not host or not port.isdigit():
+            raise ActivityFailed(f"{TOXIPROXY_KEY}: want host:port, got {address!r}")
+        return ToxiproxyClient(host, int(port))
     stack = stack_of(configuration)
     return ToxiproxyClient("127.0.0.1", stack.ports["toxiproxy"])
 

@@ -43,6 +43,8 @@ On Kubernetes (the game day's k8s target; its watcher reads the API server, not 
     leader_cut_off     {}                the execution Lease moved away from a holder whose pod
                                          was still there: the leader stopped renewing while
                                          alive (cut off, not killed)
+    node_cordoned      {}                a node of the cluster showed spec.unschedulable
+    toxic, link_down                     as above, from the staging Toxiproxy's API
 
 `process` may end with `*` (engine-execution* is either execution instance). No evidence, or
 evidence not proven, makes the scenario inconclusive: a fault that did not happen proves
@@ -74,6 +76,7 @@ KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "no_ready_pods": (("app",), ()),
     "container_restarted": (("app",), ()),
     "leader_cut_off": ((), ()),
+    "node_cordoned": ((), ()),
 }
 EXTENSION = "stormproof"
 
@@ -173,6 +176,8 @@ class Observed:
     """Apps a pod of which showed a higher restartCount than at its first sighting."""
     leader_moves: list[tuple[str, str, bool]] = field(default_factory=list)
     """(pod that held the Lease, pod that holds it next, the first still live then)."""
+    cordoned_nodes: set[str] = field(default_factory=set)
+    """Nodes seen unschedulable."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +267,8 @@ def prove(evidence: Evidence, seen: Observed) -> Proof:
             bool(cut),
             f"Lease moves: {[f'{o} -> {n} (old pod live: {a})' for o, n, a in seen.leader_moves]}",
         )
+    if kind == "node_cordoned":
+        return result(bool(seen.cordoned_nodes), f"nodes seen cordoned: {_s(seen.cordoned_nodes)}")
     raise AssertionError(kind)  # declared() admits no other kind
 
 

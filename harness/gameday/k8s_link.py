@@ -26,6 +26,7 @@ from harness.truth.bus import BusObserver
 DEFAULT_NAMESPACE = "stormproof"
 VENUE_SERVICE = "venue"
 REDIS_SERVICE = "redis"
+TOXIPROXY_SERVICE = "toxiproxy"
 LEASE = "stormproof-execution"
 ENGINE_APPS = ("feed", "strategy", "risk", "execution")
 """Pod label app.kubernetes.io/name of the engine's services."""
@@ -53,6 +54,9 @@ class KubeLink:
     redis_host: str
     redis_port: int
     redis_password: str = field(repr=False)
+    toxiproxy: str | None = None
+    """`ip:port` of the staging Toxiproxy's API (None: the deployment has none, and the
+    experiments on its links cannot run)."""
 
     @property
     def core(self) -> Any:
@@ -115,6 +119,8 @@ class KubeLink:
             "STORMPROOF_NAMESPACE": self.target.namespace,
             "STORMPROOF_SIM_CONTROL_TOKEN": self.control_token,
         }
+        if self.toxiproxy is not None:
+            env["STORMPROOF_TOXIPROXY"] = self.toxiproxy
         if self.target.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.target.kubeconfig)
         if self.target.context:
@@ -217,8 +223,22 @@ def connect(target: KubeTarget) -> KubeLink:
         redis_host=_address(core, REDIS_SERVICE, redis, namespace),
         redis_port=_port(redis, "redis"),
         redis_password=password,
+        toxiproxy=_toxiproxy(core, namespace),
     )
     return link
+
+
+def _toxiproxy(core: Any, namespace: str) -> str | None:
+    """The staging Toxiproxy's API, if the deployment has one (a production overlay has not)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        spec = core.read_namespaced_service(TOXIPROXY_SERVICE, namespace).spec
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return f"{_address(core, TOXIPROXY_SERVICE, spec, namespace)}:{_port(spec, 'api')}"
 
 
 def _address(core: Any, name: str, spec: Any, namespace: str) -> str:

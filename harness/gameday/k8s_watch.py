@@ -1,8 +1,9 @@
 """The Kubernetes target's evidence watcher: from the fault's start to the experiment's end it
 asks the API server (never the engine, never the action that struck) which pods of each app
-live and are Ready and who holds the execution Lease, four times a second. `Observed` feeds the
+live and are Ready, which nodes are cordoned and who holds the execution Lease, and the staging
+Toxiproxy's API which links are down or carry toxics, four times a second. `Observed` feeds the
 same `prove` as the local stack's watcher (harness.gameday.evidence: pod_replaced,
-no_ready_pods, container_restarted, leader_cut_off)."""
+no_ready_pods, container_restarted, leader_cut_off, node_cordoned, toxic, link_down)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from harness.gameday.evidence import Observed
 from harness.gameday.k8s_link import LEASE, KubeLink
+from harness.gameday.watch import look_at_toxiproxy
 
 APP_LABEL = "app.kubernetes.io/name"
 INTERVAL_S = 0.25
@@ -28,21 +30,36 @@ class KubeEvidenceWatcher(threading.Thread):
         self._holder: str | None = None
         self._restarts: dict[str, int] = {}
         """uid -> restartCount at the first sighting."""
+        self._cordoned_before: set[str] | None = None
+        """Nodes already cordoned at the first look: not the game day's doing."""
+        self._nodes_readable = True
+        """False once the API server refused to list nodes (a namespaced Role, as the
+        CronJob's): node_cordoned cannot be proven then, and is not asked again."""
 
     def finish(self) -> Observed:
         self._halt.set()
         self.join(timeout=10)
         return self.seen
 
+    def start(self) -> None:
+        """One look before the thread starts: what stands before the fault is the baseline
+        (a node already cordoned is not the game day's doing)."""
+        self._look_safely()
+        super().start()
+
     def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                self.look()
-            except Exception as exc:  # an API hiccup is recorded, the watch goes on
-                self.seen.errors.append(f"{type(exc).__name__}: {exc}"[:300])
-            self._halt.wait(INTERVAL_S)
+        while not self._halt.wait(INTERVAL_S):
+            self._look_safely()
+
+    def _look_safely(self) -> None:
+        try:
+            self.look()
+        except Exception as exc:  # an API hiccup is recorded, the watch goes on
+            self.seen.errors.append(f"{type(exc).__name__}: {exc}"[:300])
 
     def look(self) -> None:
+        if self.link.toxiproxy is not None:
+            look_at_toxiproxy(f"http://{self.link.toxiproxy}/proxies", self.seen)
         namespace = self.link.target.namespace
         pods = self.link.core.list_namespaced_pod(namespace).items
         live: dict[str, str] = {}
@@ -68,11 +85,34 @@ class KubeEvidenceWatcher(threading.Thread):
             self.seen.ready_counts.setdefault(app, []).append(ready.get(app, 0))
         self.seen.pods_gone |= set(self._live) - set(live)
         self._live = live
+        self._look_at_nodes()
         holder = _holder_pod(self.link, namespace)
         if holder != self._holder:
             if self._holder is not None and holder is not None:
                 self.seen.leader_moves.append((self._holder, holder, self._holder in live.values()))
             self._holder = holder if holder is not None else self._holder
+
+    def _look_at_nodes(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        if not self._nodes_readable:
+            return
+        try:
+            nodes = self.link.core.list_node().items
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            self._nodes_readable = False
+            self.seen.errors.append("nodes: not readable with these credentials (403)")
+            return
+        cordoned = {
+            str(node.metadata.name)
+            for node in nodes
+            if node.spec is not None and node.spec.unschedulable
+        }
+        if self._cordoned_before is None:
+            self._cordoned_before = cordoned
+        self.seen.cordoned_nodes |= cordoned - self._cordoned_before
 
 
 def _ready(pod: Any) -> bool:

@@ -35,6 +35,23 @@ def proc_state(pid: int) -> str | None:
     return raw.rsplit(")", 1)[-1].split()[0] if ")" in raw else None
 
 
+def look_at_toxiproxy(proxies_url: str, seen: Observed) -> None:
+    """One GET of Toxiproxy's /proxies (a deadline of 1 s): the disabled proxies and the toxic
+    types on each go into `seen`; an unreadable API is recorded once in a row."""
+    try:
+        with urllib.request.urlopen(proxies_url, timeout=1) as response:
+            proxies = json.loads(response.read())
+        for name, proxy in proxies.items():
+            if not proxy.get("enabled", True):
+                seen.disabled_links.add(name)
+            types = {t.get("type") for t in proxy.get("toxics", [])}
+            if types:
+                seen.toxics.setdefault(name, set()).update(types)
+    except (OSError, ValueError, AttributeError) as exc:
+        if not seen.errors or "toxiproxy" not in seen.errors[-1]:
+            seen.errors.append(f"toxiproxy: {exc}")
+
+
 def venue_refusals(client: StackClient) -> dict[int, int]:
     """The simulator's own counters of 429 and 418 answers, summed over client addresses."""
     code, status = client.control("GET", "/status")
@@ -96,18 +113,7 @@ class EvidenceWatcher(threading.Thread):
         return seen
 
     def _look(self) -> None:
-        try:
-            with urllib.request.urlopen(self._toxiproxy, timeout=1) as response:
-                proxies = json.loads(response.read())
-            for name, proxy in proxies.items():
-                if not proxy.get("enabled", True):
-                    self.seen.disabled_links.add(name)
-                types = {t.get("type") for t in proxy.get("toxics", [])}
-                if types:
-                    self.seen.toxics.setdefault(name, set()).update(types)
-        except (OSError, ValueError) as exc:
-            if not self.seen.errors or "toxiproxy" not in self.seen.errors[-1]:
-                self.seen.errors.append(f"toxiproxy: {exc}")
+        look_at_toxiproxy(self._toxiproxy, self.seen)
         with contextlib.suppress(Exception):
             for name, process in self.stack.state()["processes"].items():
                 pid = process.get("pid")
