@@ -25,13 +25,19 @@ mutants: bootstrap
 # workers on two cores halve the wall time. `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
 
-test: bootstrap kubernetes-tools lint typecheck
+# Then the cluster e2e, alone (one node per machine, and its failover figures want the cores):
+# bring-up, the local overlay, the leader killed, the k8s smoke game day and the mutant it must
+# catch. The slow pod-replacement figures (a Redis restart waits out crash-loop backoff) are
+# `make test-cluster`'s.
+test: bootstrap kubernetes-tools cluster-tools lint typecheck
 	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not cluster and not containers"
+	@$(BIN)/python -m pytest -q -p no:xdist -m "cluster and not figures" tests/integration/harness/cluster
 
 # The deployment on a real one-node Kubernetes cluster on this machine (root): bring-up, the
 # local overlay on the project's own images, failover and pod replacement judged from the Lease
 # and the simulator, the k8s smoke game day and a mutant it must catch
-# (tests/integration/harness/cluster). One node per machine: one process.
+# (tests/integration/harness/cluster), with the slow figures `make test` leaves out. One node
+# per machine: one process.
 test-cluster: bootstrap cluster-tools
 	@$(BIN)/python -m pytest -q -p no:xdist -m cluster
 
@@ -52,9 +58,12 @@ k8s-demo: bootstrap cluster-tools
 	@$(BIN)/stormproof gameday run gamedays/k8s-smoke.yaml --target k8s \
 		--kubeconfig .stormproof/cluster/pki/admin.kubeconfig --out .stormproof/gameday-k8s
 
-# containerd, runc, CNI plugins (Debian), every Kubernetes binary and CoreDNS (built once).
-cluster-tools: kubernetes-tools
+# containerd, runc, CNI plugins (Debian), every Kubernetes binary and CoreDNS (built once),
+# and the cluster's images (stormproof image build: Debian packages and pinned wheels fetched
+# here, in the setup, never by a test; a hash check when nothing changed).
+cluster-tools: bootstrap kubernetes-tools
 	@scripts/bootstrap.sh cluster
+	@$(BIN)/stormproof image build
 
 # etcd and kube-apiserver for the lease tests against a real API server, kubectl for the
 # manifests' validation and promtool for the alert rules' (each built once, minutes).

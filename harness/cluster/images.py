@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.image.build import DEFAULT_OUT, build_images
 
 NODE_IMAGES = ("pause",)
-DEPLOYMENT_IMAGES = ("stormproof", "redis", "postgres", "toxiproxy")
+DEPLOYMENT_IMAGES = ("stormproof", "gameday", "redis", "postgres", "toxiproxy")
 
 
 def image_archives(

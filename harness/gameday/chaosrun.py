@@ -43,7 +43,10 @@ def run_experiment(
         with (out_dir / "chaos.out").open("wb") as output:
             proc = subprocess.run(
                 [
-                    str(Path(sys.executable).with_name("chaos")),
+                    # the module, not the `chaos` script: an image has no console scripts
+                    sys.executable,
+                    "-m",
+                    "chaostoolkit",
                     "--no-version-check",
                     "--log-file",
                     str(out_dir / "chaostoolkit.log"),

@@ -6,13 +6,16 @@ through the deployment's own Services and Secrets, so that one game-day file ser
                                             node reaches Service ClusterIPs)
     --in-cluster                            from a pod (the CronJob): its service account
 
-The harness reads the Secrets `sim` (the venue's control token) and `redis-users` (the
-read-only `harness` Redis user's password); it writes nothing but what its experiments do.
+From outside, the harness reads the Secrets `sim` (the venue's control token) and
+`redis-users` (the read-only `harness` Redis user's password); in the cluster (the CronJob, whose
+Role reads no Secret) it takes them from its environment, STORMPROOF_SIM_CONTROL_TOKEN and
+STORMPROOF_REDIS_PASSWORD. It writes nothing but what its experiments do.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -125,6 +128,8 @@ class KubeLink:
             env["KUBECONFIG"] = str(self.target.kubeconfig)
         if self.target.context:
             env["KUBERNETES_CONTEXT"] = self.target.context
+        if self.target.in_cluster:
+            env["CHAOSTOOLKIT_IN_POD"] = "true"  # chaosk8s: the pod's service account
         return env
 
     def workloads_ready(self) -> list[str]:
@@ -199,8 +204,7 @@ def connect(target: KubeTarget) -> KubeLink:
     try:
         venue = core.read_namespaced_service(VENUE_SERVICE, namespace).spec
         redis = core.read_namespaced_service(REDIS_SERVICE, namespace).spec
-        sim = _secret(core, "sim", namespace)
-        users = _secret(core, "redis-users", namespace)
+        token, password = _credentials(core, target)
     except ApiException as exc:
         raise ClusterUnavailable(
             f"namespace {namespace}: the deployment is not there or not readable"
@@ -208,11 +212,14 @@ def connect(target: KubeTarget) -> KubeLink:
         ) from exc
     except HTTPError as exc:
         raise ClusterUnavailable(f"the API server did not answer: {exc}") from exc
-    token = sim.get("STORMPROOF_SIM_CONTROL_TOKEN")
-    password = users.get(password_key(HARNESS))
     if not token or not password:
+        where = (
+            "the environment (STORMPROOF_SIM_CONTROL_TOKEN, STORMPROOF_REDIS_PASSWORD)"
+            if target.in_cluster
+            else "Secrets sim / redis-users"
+        )
         raise ClusterUnavailable(
-            "Secrets sim / redis-users lack the control token or the harness's Redis password"
+            f"{where}: no control token or no password of the harness's Redis user"
         )
     link = KubeLink(
         target=target,
@@ -226,6 +233,18 @@ def connect(target: KubeTarget) -> KubeLink:
         toxiproxy=_toxiproxy(core, namespace),
     )
     return link
+
+
+def _credentials(core: Any, target: KubeTarget) -> tuple[str | None, str | None]:
+    """(the simulator's control token, the `harness` Redis user's password)."""
+    if target.in_cluster:
+        return (
+            os.environ.get("STORMPROOF_SIM_CONTROL_TOKEN"),
+            os.environ.get("STORMPROOF_REDIS_PASSWORD"),
+        )
+    sim = _secret(core, "sim", target.namespace)
+    users = _secret(core, "redis-users", target.namespace)
+    return sim.get("STORMPROOF_SIM_CONTROL_TOKEN"), users.get(password_key(HARNESS))
 
 
 def _toxiproxy(core: Any, namespace: str) -> str | None:

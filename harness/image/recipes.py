@@ -1,10 +1,12 @@
-"""The five images stormproof runs on Kubernetes, each a recipe: what it is made of (the inputs
+"""The six images stormproof runs on Kubernetes, each a recipe: what it is made of (the inputs
 its cache key covers, gathered cheaply) and how its rootfs is assembled (done only when that key
 has no archive yet).
 
 - stormproof: Debian's python3.11 with the pinned wheels of requirements/image.txt and the
   project; runs every engine service and `replay serve` (deploy/image/Containerfile is the same
   image for those with a container builder).
+- gameday: the same, plus the harness, requirements/gameday-image.txt (Chaos Toolkit and
+  chaostoolkit-kubernetes) and the experiments and game days: the CronJob's in-cluster game day.
 - redis: Debian's redis-server.
 - postgres: Debian's PostgreSQL 15 server (the execution standby pair's shared journal), with an
   entrypoint that runs initdb on an empty data directory, then postgres.
@@ -160,24 +162,73 @@ def _labels(
     return tuple(sorted(labels.items()))
 
 
-# -- stormproof (the app) ------------------------------------------------------------------------
+# -- stormproof (the app) and gameday (the app with the harness) --------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonImage:
+    """One of the two images of Debian's python3.11, the pinned wheels and the project."""
+
+    name: str
+    requirements: tuple[str, ...]
+    """Files under requirements/, installed together."""
+    packages: tuple[str, ...]
+    """The project's packages the image keeps (the wheel holds them all)."""
+    trees: tuple[str, ...] = ()
+    """Project folders copied as they are to GAMEDAY_HOME (the experiments and game days)."""
+    cmd: tuple[str, ...]
+    description: str
+    env: tuple[str, ...] = ()
+
+
+GAMEDAY_HOME = "/opt/stormproof/gameday"
+"""The game-day image's experiments/ and gamedays/: `repository_root` finds them from a game-day
+file there."""
+APP = PythonImage(
+    name="stormproof",
+    requirements=("image.txt",),
+    packages=("engine", "replay", "plumbing"),
+    cmd=("python", "-m", "engine", "--help"),
+    description="stormproof engine services (python -m engine run SERVICE) and the replay "
+    "(replay serve)",
+)
+GAMEDAY = PythonImage(
+    name="gameday",
+    requirements=("image.txt", "gameday-image.txt"),
+    packages=("engine", "replay", "plumbing", "harness"),
+    trees=("experiments", "gamedays"),
+    cmd=("python", "-m", "harness.cli", "gameday", "run", "--help"),
+    description="the stormproof game day inside the cluster (python -m harness.cli gameday run "
+    "FILE --target k8s --in-cluster): the harness, Chaos Toolkit, chaostoolkit-kubernetes",
+    # matplotlib and Chaos Toolkit want a writable home: /tmp, the pod's only writable place
+    env=("HOME=/tmp", "MPLCONFIGDIR=/tmp/matplotlib"),
+)
 
 
 def prepare_app(ctx: Context) -> Prepared:
-    requirements = ctx.project_root / "requirements" / "image.txt"
+    return prepare_python(ctx, APP)
+
+
+def prepare_gameday(ctx: Context) -> Prepared:
+    return prepare_python(ctx, GAMEDAY)
+
+
+def prepare_python(ctx: Context, image: PythonImage) -> Prepared:
+    requirements = [ctx.project_root / "requirements" / name for name in image.requirements]
     version = wheels.project_version(ctx.project_root)
     packages = debian.resolve(APP_SELECTION, ctx.cache_dir)
     source = tree_sha256(
         ctx.project_root,
-        wheels.PROJECT_PACKAGES[:-1],  # harness is not in the image (wheels.IMAGE_DROPPED)
+        (*image.packages, *image.trees),
         (*wheels.PROJECT_FILES, "deploy/image/replay"),
     )
     python = _version_of(packages, "python3.11-minimal")
+    tag = (ctx.app_tag if image is APP else None) or version
     spec = ImageSpec(
-        ref=f"{REGISTRY}/stormproof:{ctx.app_tag or version}",
+        ref=f"{REGISTRY}/{image.name}:{tag}",
         config=ImageConfig(
             user=f"{APP_USER.uid}:{APP_USER.gid}",
-            cmd=("python", "-m", "engine", "--help"),
+            cmd=image.cmd,
             env=(
                 f"PATH=/opt/stormproof/bin:{BASE_PATH}",
                 f"PYTHONPATH={APP_SITE_PACKAGES}",
@@ -185,13 +236,13 @@ def prepare_app(ctx: Context) -> Prepared:
                 "PYTHONUNBUFFERED=1",
                 "LANG=C.UTF-8",
                 f"SSL_CERT_FILE={APP_SITE_PACKAGES}/certifi/cacert.pem",
+                *image.env,
             ),
-            working_dir="/",
+            working_dir=GAMEDAY_HOME if image.trees else "/",
             labels=_labels(
-                "stormproof",
+                image.name,
                 version,
-                "stormproof engine services (python -m engine run SERVICE) and the replay "
-                "(replay serve)",
+                image.description,
                 source_sha256=source,
                 python=f"{python} (Debian)",
             ),
@@ -204,7 +255,8 @@ def prepare_app(ctx: Context) -> Prepared:
         for name in ("python", "python3", "python3.11"):
             rootfs.symlink(root, f"usr/local/bin/{name}", "/usr/bin/python3.11")
         wheels_dir = ctx.cache_dir / "wheels"
-        wheels.download_wheels(requirements, wheels_dir)
+        for path in requirements:
+            wheels.download_wheels(path, wheels_dir)
         project_wheel = wheels.build_project_wheel(ctx.project_root, scratch)
         site = rootfs.make_dir(root, APP_SITE_PACKAGES, 0o755)
         wheels.install(
@@ -213,16 +265,22 @@ def prepare_app(ctx: Context) -> Prepared:
             project_wheel=project_wheel,
             version=version,
             target=site,
+            keep=image.packages,
         )
         rootfs.copy_file(
             root, ctx.project_root / "deploy/image/replay", "opt/stormproof/bin/replay"
         )
+        for tree in image.trees:
+            rootfs.copy_tree(root, ctx.project_root / tree, f"{GAMEDAY_HOME}/{tree}")
         wheels.compile_bytecode(site, APP_SITE_PACKAGES)
         wheels.compile_bytecode(root / "usr/lib/python3.11", "/usr/lib/python3.11")
 
     return Prepared(
         spec=spec,
-        inputs={"requirements": requirements.read_text(), "source_sha256": source},
+        inputs={
+            "requirements": [path.read_text() for path in requirements],
+            "source_sha256": source,
+        },
         packages=packages,
         assemble=assemble,
     )
@@ -369,6 +427,7 @@ def prepare_pause(ctx: Context) -> Prepared:
 
 RECIPES = (
     Recipe(name="stormproof", prepare=prepare_app),
+    Recipe(name="gameday", prepare=prepare_gameday),
     Recipe(name="redis", prepare=prepare_redis),
     Recipe(name="postgres", prepare=prepare_postgres),
     Recipe(name="toxiproxy", prepare=prepare_toxiproxy),

@@ -97,6 +97,17 @@ def copy_file(rootfs: Path, source: Path, path: str, mode: int = 0o755) -> Path:
     return write_file(rootfs, path, source.read_bytes(), mode)
 
 
+def copy_tree(rootfs: Path, source: Path, path: str) -> None:
+    """The regular files under source (caches left out) to path, read-only for everyone but
+    root: data the image reads, never writes."""
+    if not source.is_dir():
+        raise ImageBuildError(f"{source} is not a folder")
+    for item in sorted(source.rglob("*")):
+        if item.is_file() and "__pycache__" not in item.parts:
+            relative = item.relative_to(source).as_posix()
+            write_file(rootfs, f"{path.rstrip('/')}/{relative}", item.read_bytes(), 0o644)
+
+
 def symlink(rootfs: Path, path: str, target: str) -> None:
     link = rootfs / path.strip("/")
     link.parent.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,11 @@ image never tries to rewrite it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import ImageBuildError
@@ -33,11 +35,10 @@ this machine (PyPI accepts no such wheel, so downloads are manylinux ones)."""
 PYTHON_TAGS = ("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311")
 PROJECT_FILES = ("pyproject.toml", "setup.py", "README.md")
 PROJECT_PACKAGES = ("engine", "replay", "plumbing", "harness")
-"""What the project wheel is built from (pyproject's packages.find); harness is removed from
-the image after installing (IMAGE_DROPPED): its dependencies are the harness's, not the
-engine's."""
-IMAGE_DROPPED = ("bin", "harness")
-"""`bin`: pip's console scripts, whose #! names the host's interpreter."""
+"""What the project wheel is built from (pyproject's packages.find); an image keeps the ones
+it names (the app image leaves the harness out: its dependencies are not the engine's)."""
+IMAGE_DROPPED = ("bin",)
+"""pip's console scripts, whose #! names the host's interpreter."""
 SOURCE_IGNORED = ("__pycache__", "*.so", "*.pyc", "*.egg-info", "build")
 
 
@@ -61,16 +62,37 @@ def project_version(project_root: Path) -> str:
     return str(document["project"]["version"])
 
 
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def missing_wheels(requirements: Path, wheels_dir: Path) -> list[str]:
+    """The pins of requirements with no wheel of that name and version in wheels_dir."""
+    present = set()
+    for wheel in wheels_dir.glob("*.whl"):
+        name, version = wheel.name.split("-")[:2]
+        present.add((_normal(name), version))
+    missing = []
+    for line in requirements.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line.strip())
+        if match and (_normal(match[1]), match[2]) not in present:
+            missing.append(match[0])
+    return missing
+
+
 def download_wheels(requirements: Path, wheels_dir: Path) -> None:
-    """Every pinned wheel of requirements into wheels_dir (pip skips what is there)."""
+    """Every pinned wheel of requirements into wheels_dir; the index is not asked at all when
+    each is there already (a rebuild, a mutant's image: no network)."""
     wheels_dir.mkdir(parents=True, exist_ok=True)
+    if not missing_wheels(requirements, wheels_dir):
+        return
     run(
         [
             sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q",
             "--no-deps", "--only-binary=:all:", *_platform_args(),
             "-d", str(wheels_dir), "-r", str(requirements),
         ],
-        what="pip download of requirements/image.txt (is PyPI reachable?)",
+        what=f"pip download of requirements/{requirements.name} (is PyPI reachable?)",
         env=_clean_env(),
         timeout_s=1800,
     )  # fmt: skip
@@ -107,22 +129,30 @@ def build_project_wheel(project_root: Path, work_dir: Path) -> Path:
 
 
 def install(
-    *, requirements: Path, wheels_dir: Path, project_wheel: Path, version: str, target: Path
+    *,
+    requirements: Sequence[Path],
+    wheels_dir: Path,
+    project_wheel: Path,
+    version: str,
+    target: Path,
+    keep: Sequence[str],
 ) -> None:
-    """The pinned wheels and the project into target, nothing resolved from an index."""
+    """The pinned wheels and the project into target, nothing resolved from an index; of the
+    project's packages only those in `keep`."""
     run(
         [
             sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q",
             "--no-index", "--find-links", str(wheels_dir),
             "--find-links", str(project_wheel.parent), "--target", str(target),
             "--no-deps", "--only-binary=:all:", "--no-compile", *_platform_args(),
-            "-r", str(requirements), f"stormproof=={version}",
+            *(arg for path in requirements for arg in ("-r", str(path))), f"stormproof=={version}",
         ],
         what="pip install --target of the image's wheels",
         env=_clean_env(),
         timeout_s=900,
     )  # fmt: skip
-    for name in IMAGE_DROPPED:
+    dropped = [p for p in PROJECT_PACKAGES if p not in keep]
+    for name in (*IMAGE_DROPPED, *dropped):
         shutil.rmtree(target / name, ignore_errors=True)
 
 

@@ -10,7 +10,8 @@ Ground truth only: who leads is read from the API server's Lease, what was trade
 simulator's own record (its control API), never from the engine. One cluster for the module
 (one node per machine), in a temporary state directory. Needs root, the binaries of
 `scripts/bootstrap.sh cluster` and the images of `stormproof image build` (built here when
-missing or stale). `make test-cluster` runs it.
+missing or stale). `make test` runs it alone after every other test, but for the slow figures
+(marker `figures`); `make test-cluster` runs all of it.
 """
 
 from __future__ import annotations
@@ -318,6 +319,7 @@ def test_a_killed_leader_is_replaced_and_the_new_leader_trades(deployed: Deploye
     MEASURED.update(kill_the_leader(deployed))
 
 
+@pytest.mark.figures
 @pytest.mark.parametrize("workload", ["redis", "feed"])
 def test_a_deleted_pod_is_replaced_and_trading_resumes(deployed: Deployed, workload: str) -> None:
     pod = f"{workload}-0"
@@ -377,6 +379,27 @@ def test_the_k8s_smoke_game_day_passes_with_three_reports(
         assert values["orders_lost"] == 0 and values["orders_duplicated"] == 0, scenario["name"]
         if "max_trading_gap_s" in values:
             MEASURED[f"{scenario['name']}_max_trading_gap_s"] = values["max_trading_gap_s"]
+
+
+def test_the_scheduled_game_day_runs_inside_the_cluster_and_passes(deployed: Deployed) -> None:
+    """The CronJob as the schedule would start it (a Job from its template): the game-day image,
+    its own ServiceAccount and Role, tokens from its environment, the reports on its claim; the
+    Job succeeds only on a passing verdict."""
+    job = "gameday-e2e"
+    deployed.kubectl("-n", NAMESPACE, "create", "job", "--from=cronjob/gameday", job)
+
+    def finished() -> str | None:
+        status = deployed.get("job", job).get("status", {})
+        if status.get("succeeded"):
+            return "succeeded"
+        return "failed" if status.get("failed") else None
+
+    outcome = wait_until(finished, timeout_s=900, what="the game-day Job to end", interval_s=2)
+    log = deployed.kubectl("-n", NAMESPACE, "logs", f"job/{job}")
+    assert outcome == "succeeded", log[-4000:]
+    assert "verdict: pass" in log, log[-4000:]
+    for scenario in ("execution-leader-terminated", "feeds-scaled-to-zero", "venue-latency"):
+        assert scenario in log
 
 
 # --- the check fails on a broken engine ---------------------------------------------------------

@@ -220,6 +220,13 @@ def test_the_game_day_reads_the_lease_and_kills_pods_but_cannot_lead(rbac: KubeA
         assert status_of(lambda: leases.create_namespaced_lease(ns, lease)) == 403
         assert status_of(lambda: core.list_namespaced_secret(ns)) == 403
         assert status_of(lambda: core.list_namespaced_pod("default")) == 403
+        # where the venue, the bus and Toxiproxy answer, and the engine's config: readable
+        assert status_of(lambda: core.list_namespaced_service(ns)) == 200
+        assert status_of(lambda: core.list_namespaced_endpoints(ns)) == 200
+        assert status_of(lambda: core.read_namespaced_config_map("absent", ns)) == 404
+        # no node (the cordon is an operator's), no log (never the engine's word)
+        assert status_of(lambda: core.list_node()) == 403
+        assert status_of(lambda: core.read_namespaced_pod_log("absent", ns)) == 403
 
 
 # --- the rendered objects against the engine config they carry ---------------------------------

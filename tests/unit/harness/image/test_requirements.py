@@ -40,3 +40,51 @@ def test_an_image_only_pin_is_really_absent_from_the_lock() -> None:
 def test_the_harness_and_dev_tools_stay_out_of_the_image() -> None:
     image = pins(ROOT / "requirements/image.txt")
     assert not {"locust", "chaostoolkit", "pytest", "mypy", "ruff", "pyarrow"} & set(image)
+
+
+def test_every_game_day_image_requirement_is_pinned_as_in_the_lock() -> None:
+    gameday = pins(ROOT / "requirements/gameday-image.txt")
+    lock = pins(ROOT / "requirements/lock.txt")
+    assert gameday, "requirements/gameday-image.txt pins nothing"
+    assert {n: (v, lock.get(n)) for n, v in gameday.items() if lock.get(n) != v} == {}
+
+
+def test_the_game_day_image_adds_chaos_toolkit_and_no_load_generator_or_dev_tool() -> None:
+    image = pins(ROOT / "requirements/image.txt")
+    gameday = pins(ROOT / "requirements/gameday-image.txt")
+    assert {"chaostoolkit", "chaostoolkit-lib", "chaostoolkit-kubernetes"} <= set(gameday)
+    assert not set(image) & set(gameday), "each pin in one of the two files"
+    assert not {"locust", "pytest", "mypy", "ruff", "pyarrow"} & set(gameday)
+
+
+def test_the_game_day_image_holds_every_dependency_its_packages_declare() -> None:
+    """The closure of what the game day runs (Chaos Toolkit, chaosk8s, the report's jinja2
+    and matplotlib), by the installed distributions' own metadata, under the image's Python
+    (Debian's 3.11.2): nothing it imports is missing from the two files."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    environment = {"python_version": "3.11", "python_full_version": "3.11.2", "extra": ""}
+    have = set(pins(ROOT / "requirements/image.txt")) | set(
+        pins(ROOT / "requirements/gameday-image.txt")
+    )
+    missing = set()
+    todo = ["chaostoolkit", "chaostoolkit-kubernetes", "jinja2", "matplotlib", "toxiproxy-python"]
+    seen: set[str] = set()
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in have:
+            missing.add(name)
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed here (a marker for another Python): pinned above or not
+        for line in requires:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                todo.append(requirement.name)
+    assert missing == set()
