@@ -16,7 +16,8 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
     POST /faults        {"kind", "stream", "client", "duration_ms", "count"} (see replay.faults)
     GET  /faults        every fault with its start and end time (ns)
     DELETE /faults/{id} | DELETE /faults   end one fault, or all
-    GET  /truth/orders                  every order the simulator accepted, with fills;
+    GET  /truth/orders                  every order the simulator accepted, with fills and the
+                                        client `ip:port` of the connection it came on;
                                         ?since_ms=T (accepted at or after T, venue time ms),
                                         ?client_order_id=X (repeatable)
     GET  /truth/balances                every account's balances, and each symbol's base and
@@ -384,6 +385,7 @@ def order_truth(order: SimOrder) -> dict[str, Any]:
         "time_ms": order.time_ms,
         "update_ms": order.update_ms,
         "arrival_mid": order.arrival_mid,
+        "connection": order.connection,
         "fills": [
             {
                 "trade_id": f.trade_id,

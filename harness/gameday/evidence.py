@@ -178,6 +178,9 @@ class Observed:
     """(pod that held the Lease, pod that holds it next, the first still live then)."""
     cordoned_nodes: set[str] = field(default_factory=set)
     """Nodes seen unschedulable."""
+    lease_expiry_s: dict[str, float] = field(default_factory=dict)
+    """Lease holder pod -> when its Lease could be taken at the earliest (wall s): the watcher's
+    time of first seeing its latest renewal, plus the Lease's duration."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from harness.errors import GameDayConfigError
 from harness.gameday.chaosrun import ChaosOutcome, run_experiment
-from harness.gameday.evidence import Evidence, prove, unproven
+from harness.gameday.evidence import Evidence, Observed, prove, unproven
 from harness.gameday.k8s_link import KubeLink, KubeTarget, connect
 from harness.gameday.k8s_watch import KubeEvidenceWatcher
 from harness.gameday.measure import Windows
@@ -37,8 +37,10 @@ from harness.gameday.scenario import (
 )
 from harness.gameday.slo import ScenarioSpec, load_gameday
 from harness.gameday.truth_measures import measure_truth
+from harness.truth import judge
 from harness.truth.bus import BusObserver
 from harness.truth.collect import collect_from
+from harness.truth.records import VenueOrder
 from harness.truth.venue import TruthUnavailable
 
 Progress = Callable[[str], None]
@@ -170,9 +172,14 @@ def run_k8s_scenario(
     truth_detail: dict[str, Any] = {}
     censored: set[str] = set()
     try:
-        slis = measure_truth(read_truth(), windows, activities=activities)
+        truth = read_truth()
+        slis = measure_truth(truth, windows, activities=activities)
         fault, baseline, truth_detail = slis.fault, slis.baseline, slis.detail
         censored = slis.censored
+        fenced = _fencing(truth.orders, seen, windows)
+        if fenced is not None:
+            fault["orders_after_lease_expiry"] = len(fenced)
+            truth_detail["orders_after_lease_expiry"] = [o.client_order_id for o in fenced]
     except TruthUnavailable as exc:
         error = error or f"ground truth unavailable: {exc}"
     if seen.errors:
@@ -188,6 +195,23 @@ def run_k8s_scenario(
         timeline=timeline_of([], activities, baseline_start),
         proofs=proofs,
     )
+
+
+def _fencing(
+    orders: Sequence[VenueOrder], seen: Observed, windows: Windows
+) -> list[VenueOrder] | None:
+    """The deposed leader's orders after its Lease could be taken, when the Lease moved away
+    from a live pod (a cut-off) and that pod's orders can be told apart; None otherwise."""
+    for old, _new, alive in seen.leader_moves:
+        expiry_s = seen.lease_expiry_s.get(old)
+        if alive and expiry_s is not None:
+            return judge.orders_after_lease_expiry(
+                orders,
+                led_from_ms=windows.baseline_start_ns // 1_000_000,
+                led_until_ms=windows.fault_start_ns // 1_000_000,
+                expiry_ms=int(expiry_s * 1000),
+            )
+    return None
 
 
 def _activities(journal_path: Path) -> list[dict[str, Any]]:

@@ -28,6 +28,8 @@ class KubeEvidenceWatcher(threading.Thread):
         self._live: dict[str, str] = {}
         """uid -> pod name, live at the last look."""
         self._holder: str | None = None
+        self._renewals: dict[str, Any] = {}
+        """pod -> the Lease's renewTime last seen while it held it."""
         self._restarts: dict[str, int] = {}
         """uid -> restartCount at the first sighting."""
         self._cordoned_before: set[str] | None = None
@@ -86,11 +88,28 @@ class KubeEvidenceWatcher(threading.Thread):
         self.seen.pods_gone |= set(self._live) - set(live)
         self._live = live
         self._look_at_nodes()
-        holder = _holder_pod(self.link, namespace)
+        holder = self._look_at_lease(namespace)
         if holder != self._holder:
             if self._holder is not None and holder is not None:
                 self.seen.leader_moves.append((self._holder, holder, self._holder in live.values()))
             self._holder = holder if holder is not None else self._holder
+
+    def _look_at_lease(self, namespace: str) -> str | None:
+        """The pod that leads now (None while the Lease is unheld or expired); each holder's
+        latest renewal is timed by this watcher's own clock when first seen, so the moment its
+        Lease could be taken is known without the engine's clock."""
+        spec = self.link.coordination.read_namespaced_lease(LEASE, namespace).spec
+        pod = _pod_of((spec.holder_identity if spec else None) or "")
+        if pod is None or spec is None:
+            return None
+        duration = float(spec.lease_duration_seconds or 0)
+        renewed = spec.renew_time
+        if renewed is not None and self._renewals.get(pod) != renewed:
+            self._renewals[pod] = renewed
+            self.seen.lease_expiry_s[pod] = time.time() + duration
+        if renewed is not None and renewed.timestamp() + duration < time.time():
+            return None  # expired: nobody leads until someone takes it
+        return pod
 
     def _look_at_nodes(self) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -119,15 +138,8 @@ def _ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-def _holder_pod(link: KubeLink, namespace: str) -> str | None:
-    """The pod named by the Lease's holder (`execution-<pod>-<ms>`); None while unheld or
-    expired."""
-    spec = link.coordination.read_namespaced_lease(LEASE, namespace).spec
-    holder = (spec.holder_identity if spec else None) or ""
+def _pod_of(holder: str) -> str | None:
+    """The pod named by a Lease holder (`execution-<pod>-<ms>`)."""
     if not holder.startswith("execution-"):
         return None
-    renewed = spec.renew_time
-    duration = spec.lease_duration_seconds or 0
-    if renewed is not None and renewed.timestamp() + duration < time.time():
-        return None  # expired: nobody leads until someone takes it
     return holder.removeprefix("execution-").rsplit("-", 1)[0]

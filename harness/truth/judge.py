@@ -41,6 +41,12 @@ Definitions (docs/gamedays.md):
                          from the last one to the window's end (the engine's strategies trade
                          several times a second, so a failover shows as a gap); censored when
                          no order came at all
+    orders_after_lease_expiry   fencing, on Kubernetes: the deposed leader's venue orders (those
+                         on the connections that carried orders while it alone led, before the
+                         fault) accepted after its Lease could be taken (the API server's last
+                         renewal of its term as the watcher first saw it, plus the Lease's
+                         duration); no such order means it stopped sending before another could
+                         lead
 """
 
 from __future__ import annotations
@@ -461,3 +467,21 @@ def max_trading_gap(orders: Iterable[VenueOrder], start_ms: int, end_ms: int) ->
         return Gap(seconds=max(0, end_ms - start_ms) / 1000, censored=True)
     edges = [start_ms, *times, end_ms]
     return Gap(seconds=max(b - a for a, b in itertools.pairwise(edges)) / 1000, censored=False)
+
+
+def orders_after_lease_expiry(
+    orders: Iterable[VenueOrder], *, led_from_ms: int, led_until_ms: int, expiry_ms: int
+) -> list[VenueOrder] | None:
+    """The deposed leader's venue orders accepted after its Lease could be taken. Its orders are
+    those on the connections that carried orders while it alone led ([led_from_ms,
+    led_until_ms)): a TCP connection belongs to one process, proxy or not. None when no order
+    came in that window (nothing to attribute)."""
+    orders = list(orders)
+    mine = {
+        o.connection
+        for o in orders
+        if o.connection is not None and led_from_ms <= o.time_ms < led_until_ms
+    }
+    if not mine:
+        return None
+    return [o for o in orders if o.connection in mine and o.time_ms > expiry_ms]

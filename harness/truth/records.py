@@ -87,6 +87,8 @@ class VenueOrder:
     time_ms: int
     arrival_mid: float | None = None
     """The venue's own mid when the order arrived."""
+    connection: str | None = None
+    """The client `ip:port` of the TCP connection the venue received it on."""
     fills: tuple[VenueFill, ...] = ()
 
 

@@ -40,6 +40,7 @@ def order_of(raw: dict[str, Any]) -> VenueOrder:
         status=str(raw["status"]),
         time_ms=int(raw["time_ms"]),
         arrival_mid=raw.get("arrival_mid"),
+        connection=raw.get("connection"),
         fills=tuple(
             VenueFill(
                 trade_id=int(f["trade_id"]),

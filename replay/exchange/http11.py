@@ -158,6 +158,7 @@ class HttpRequest:
         "headers",
         "method",
         "path",
+        "peer",
         "query_string",
         "remote",
         "size",
@@ -173,6 +174,7 @@ class HttpRequest:
         body: bytes,
         transport: asyncio.Transport | None,
         remote: str | None = None,
+        peer: str | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -183,6 +185,8 @@ class HttpRequest:
         self.transport = transport
         self.remote = remote
         """The peer's IP address (None when unknown)."""
+        self.peer = peer
+        """The peer's `ip:port`: which TCP connection the request came on (None when unknown)."""
         self.size = 0
         """Bytes the request took on the wire (head and body), once framed."""
 
@@ -295,6 +299,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.drained = 0
         self._transport: asyncio.Transport | None = None
         self._remote: str | None = None
+        self._peer: str | None = None
         self._buffer = bytearray()
         self._read_view = memoryview(bytearray(READ_CHUNK_BYTES))
         self._pending: deque[tuple[HttpRequest | BadRequest, bool]] = deque()
@@ -327,6 +332,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         peer = transport.get_extra_info("peername")
         self._remote = str(peer[0]) if peer else None
+        self._peer = f"{peer[0]}:{peer[1]}" if peer else None
         self._connections.add(self)
 
     def close(self) -> None:
@@ -411,7 +417,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         body = bytes(buffer[end + 4 : total])
         del buffer[:total]
         request = HttpRequest(
-            method, path, query_string, headers, body, self._transport, self._remote
+            method, path, query_string, headers, body, self._transport, self._remote, self._peer
         )
         request.size = total
         return request, keep_alive

@@ -111,6 +111,9 @@ class SimOrder(msgspec.Struct, gc=False):
     working_time_ms: int = -1
     queue_ahead: Decimal = Decimal(0)
     arrival_mid: float | None = None
+    connection: str | None = None
+    """The client's `ip:port` of the TCP connection the order came on: which client process
+    sent it, as the transport says (two writers behind one proxy still have two connections)."""
     fills: tuple[SimFill, ...] = ()
     locked: Decimal = Decimal(0)
     """What this order still holds locked (quote for buys, base for sells)."""
@@ -262,6 +265,7 @@ class MatchingEngine:
         price: Decimal | None,
         time_in_force: str | None,
         client_order_id: str,
+        connection: str | None = None,
     ) -> SimOrder:
         rules = self.rules_for(symbol)
         account = self.accounts[api_key]
@@ -287,6 +291,7 @@ class MatchingEngine:
             time_ms=now,
             update_ms=now,
             arrival_mid=mid,
+            connection=connection,
         )
         if order_type == "MARKET":
             self._validate_market(order, rules, book)

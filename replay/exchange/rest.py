@@ -458,7 +458,7 @@ class SimulatorApi:
         try:
             args = new_order_args(params, self.matching)
             resp_type = args.pop("resp_type")
-            order = self.matching.place(api_key, **args)
+            order = self.matching.place(api_key, **args, connection=request.peer)
         except BinanceError as exc:  # the ground truth keeps every refused attempt
             self.refusals.record(params, exc.code, exc.msg, self.clock_ms())
             raise

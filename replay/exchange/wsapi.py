@@ -199,8 +199,9 @@ class PrivateStreams:
         self, ws: ServerConnection, outbox: _Outbox, subscriptions: set[int]
     ) -> None:
         remote = ws.remote_address[0] if ws.remote_address else "?"
+        peer = f"{remote}:{ws.remote_address[1]}" if ws.remote_address else None
         async for raw in ws:
-            reply = self.handle(raw, remote, outbox, subscriptions)
+            reply = self.handle(raw, remote, outbox, subscriptions, peer=peer)
             outbox.put(reply)
             if reply.get("status") == 418:
                 # Binance: a client that keeps sending after 429s is banned and disconnected
@@ -210,7 +211,13 @@ class PrivateStreams:
                 return
 
     def handle(
-        self, raw: str | bytes, remote: str, outbox: _Outbox, subscriptions: set[int]
+        self,
+        raw: str | bytes,
+        remote: str,
+        outbox: _Outbox,
+        subscriptions: set[int],
+        *,
+        peer: str | None = None,
     ) -> dict[str, Any]:
         try:
             request = json.loads(raw, object_pairs_hook=_object)
@@ -250,7 +257,7 @@ class PrivateStreams:
                 raise errors.DUPLICATE_PARAMS
             if len(params) > MAX_PARAMS:
                 raise errors.TOO_MANY_PARAMS
-            result = self._dispatch(str(method), params, subscriptions, outbox)
+            result = self._dispatch(str(method), params, subscriptions, outbox, peer)
         except BinanceError as exc:
             return {
                 "id": request_id,
@@ -290,7 +297,12 @@ class PrivateStreams:
         return str(api_key)
 
     def _dispatch(
-        self, method: str, params: dict[str, Any], subscriptions: set[int], outbox: _Outbox
+        self,
+        method: str,
+        params: dict[str, Any],
+        subscriptions: set[int],
+        outbox: _Outbox,
+        peer: str | None = None,
     ) -> Any:
         if method == "ping":
             return {}
@@ -321,7 +333,7 @@ class PrivateStreams:
                 raise BinanceError(order_verdict.code, order_verdict.msg, order_verdict.status)
             args = new_order_args(strings, self.matching)
             resp_type = args.pop("resp_type")
-            order = self.matching.place(api_key, **args)
+            order = self.matching.place(api_key, **args, connection=peer)
             return new_order_json(order, resp_type)
         if method in ("order.cancel", "order.status"):
             api_key = self._verify(params)

@@ -96,13 +96,18 @@ def test_a_kubernetes_experiment_validates_and_uses_chaosk8s_or_our_kubernetes_m
     path: Path, tmp_path: Path
 ) -> None:
     """The deployment's experiments (run on the real cluster by tests/integration/harness/
-    cluster): valid for Chaos Toolkit, and each activity a function that exists in chaosk8s or
-    harness.chaos.kubernetes."""
+    cluster): valid for Chaos Toolkit, and each activity a function that exists in chaosk8s,
+    harness.chaos.kubernetes, or harness.chaos.network (the Toxiproxy actions both targets
+    share; the k8s target points them at the staging Toxiproxy)."""
     result = subprocess.run(
         [CHAOS, "--no-version-check", "--log-file", str(tmp_path / "chaos.log"), "validate",
          str(path)],
         capture_output=True, text=True, timeout=60, check=False,
-        env={"STORMPROOF_SIM_CONTROL_TOKEN": "unused", "PATH": str(Path(CHAOS).parent)},
+        env={
+            "STORMPROOF_SIM_CONTROL_TOKEN": "unused",
+            "STORMPROOF_TOXIPROXY": "127.0.0.1:9",
+            "PATH": str(Path(CHAOS).parent),
+        },
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     experiment = json.loads(path.read_text())
@@ -115,7 +120,9 @@ def test_a_kubernetes_experiment_validates_and_uses_chaosk8s_or_our_kubernetes_m
     for activity in activities:
         provider = activity["provider"]
         module = provider["module"]
-        assert module == "harness.chaos.kubernetes" or module.startswith("chaosk8s."), module
+        assert module in ("harness.chaos.kubernetes", "harness.chaos.network") or module.startswith(
+            "chaosk8s."
+        ), module
         assert callable(getattr(importlib.import_module(module), provider["func"], None)), provider
     # and it declares the evidence its fault must leave in the API server, or a game day
     # (--target k8s) would call it inconclusive

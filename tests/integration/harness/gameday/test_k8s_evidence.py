@@ -7,6 +7,7 @@ eviction action runs against the same API server as chaosk8s would find it (KUBE
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ def test_the_watcher_sees_each_fault_in_the_api_server(link: KubeLink) -> None:
     pod(core, "feed-0", "feed")
     hold_lease(coordination, "execution-execution-a-1")
     watcher = KubeEvidenceWatcher(link)
+    started_s = time.time()
     watcher.start()
     try:
         wait_until(lambda: watcher.seen.ready_counts.get("feed"), timeout_s=10, what="a look")
@@ -165,6 +167,10 @@ def test_the_watcher_sees_each_fault_in_the_api_server(link: KubeLink) -> None:
     assert prove(Evidence(kind="leader_cut_off", params={}), seen).proven
     assert prove(Evidence(kind="pod_replaced", params={"app": "execution"}), seen).proven
     assert seen.leader_moves == [("execution-a", "execution-b", True)]
+    # when each term could be taken: first sight of its renewal, by the watcher's clock, + 30 s
+    assert set(seen.lease_expiry_s) == {"execution-a", "execution-b"}
+    assert started_s + 30 <= seen.lease_expiry_s["execution-a"] <= time.time() + 30
+    assert seen.lease_expiry_s["execution-a"] <= seen.lease_expiry_s["execution-b"]
     assert not seen.errors
 
 

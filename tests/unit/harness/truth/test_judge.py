@@ -62,6 +62,7 @@ def order(
     side: str = "BUY",
     fills: tuple[tuple[str, str], ...] = (),
     arrival_mid: float | None = None,
+    connection: str | None = None,
 ) -> VenueOrder:
     done = Decimal(executed if executed is not None else qty)
     return VenueOrder(
@@ -74,6 +75,7 @@ def order(
         status="FILLED" if done == Decimal(qty) else "PARTIALLY_FILLED",
         time_ms=int(at_s * 1000),
         arrival_mid=arrival_mid,
+        connection=connection,
         fills=tuple(
             VenueFill(trade_id=i, price=Decimal(p), qty=Decimal(q), time_ms=int(at_s * 1000))
             for i, (p, q) in enumerate(fills)
@@ -394,3 +396,37 @@ def test_the_longest_trading_gap_counts_from_the_windows_edges_and_between_order
     assert (gap.seconds, gap.censored) == (4.0, False)
     assert judge.max_trading_gap(orders, 6_500, 9_000) == judge.Gap(seconds=2.5, censored=True)
     assert judge.max_trading_gap(orders, 0, 1_200).seconds == 1.0  # start -> the first order
+
+
+def test_the_deposed_leaders_orders_after_its_lease_could_be_taken_break_fencing() -> None:
+    """A led alone before the fault (its connection :1001); its Lease could be taken at 10 s;
+    B leads from 10.2 s on its own connection. A's order at 10.5 s is a second writer."""
+    a, b = "10.0.0.7:1001", "10.0.0.7:1002"
+    orders = [
+        order("a-before", at_s=2.0, connection=a),
+        order("a-in-term", at_s=9.9, connection=a),
+        order("b-leads", at_s=10.2, connection=b),
+        order("a-too-late", at_s=10.5, connection=a),
+        order("unknown-conn", at_s=11.0),
+    ]
+    late = judge.orders_after_lease_expiry(
+        orders, led_from_ms=1_000, led_until_ms=5_000, expiry_ms=10_000
+    )
+    assert [o.client_order_id for o in late or []] == ["a-too-late"]
+    fenced = [o for o in orders if o.client_order_id != "a-too-late"]
+    assert (
+        judge.orders_after_lease_expiry(
+            fenced, led_from_ms=1_000, led_until_ms=5_000, expiry_ms=10_000
+        )
+        == []
+    )
+
+
+def test_fencing_is_no_measurement_when_no_order_came_while_the_leader_led_alone() -> None:
+    orders = [order("b-leads", at_s=10.2, connection="10.0.0.7:1002")]
+    assert (
+        judge.orders_after_lease_expiry(
+            orders, led_from_ms=1_000, led_until_ms=5_000, expiry_ms=10_000
+        )
+        is None
+    )
