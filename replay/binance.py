@@ -64,7 +64,8 @@ class BookTickerEvent(msgspec.Struct):
 
 
 class DepthUpdateEvent(msgspec.Struct):
-    """`<symbol>@depth` / `@depth@100ms`: the levels that changed between two update ids."""
+    """`<symbol>@depth` / `@depth@100ms` (spot), `@depth@0ms|100ms|250ms|500ms` (USD-M and COIN-M
+    futures): the levels that changed between two update ids."""
 
     E: int
     s: str
@@ -76,6 +77,9 @@ class DepthUpdateEvent(msgspec.Struct):
     """bids to set (quantity 0: remove the level)"""
     a: RawLevels
     """asks to set"""
+    pu: int | None = None
+    """futures only: the previous event's final update id (continuity is pu == last u; the
+    futures' U does not follow the last u)"""
 
 
 class DepthSnapshot(msgspec.Struct):

@@ -1,12 +1,18 @@
-"""A book kept in step with a Binance spot diff-depth stream, the way Binance documents it.
+"""A book kept in step with a Binance diff-depth stream, the way Binance documents it.
 
-Binance's procedure ("How to manage a local order book correctly", spot WebSocket streams):
-buffer the stream's events; take a REST snapshot; discard buffered events whose final update id
-`u` is at or below the snapshot's `lastUpdateId`; the first event left must then span the
-snapshot (`U <= lastUpdateId + 1 <= u`), or the snapshot is too old; load the snapshot and apply
-the buffered events, then every new one. An event whose `u` is at or below the book's id changes
-nothing; one whose first update id `U` is above the book's id + 1 means updates were lost: the
-book is unusable until a new snapshot.
+Spot ("How to manage a local order book correctly", spot WebSocket streams): buffer the
+stream's events; take a REST snapshot; discard buffered events whose final update id `u` is at
+or below the snapshot's `lastUpdateId`; the first event left must then span the snapshot (`U <=
+lastUpdateId + 1 <= u`), or the snapshot is too old; load the snapshot and apply the buffered
+events, then every new one. An event whose `u` is at or below the book's id changes nothing; one
+whose first update id `U` is above the book's id + 1 means updates were lost: the book is
+unusable until a new snapshot.
+
+USD-M and COIN-M futures (their events carry `pu`, the previous event's final update id): drop
+buffered events whose `u` is below `lastUpdateId`; the first one applied must have `U <=
+lastUpdateId <= u`; after it, each event's `pu` must equal the `u` before it, else updates were
+lost. A futures event's `U` does not follow the last `u` + 1 (checked the spot way, nearly every
+futures event is a gap).
 
 One rule of ours on top: a diff that leaves the book crossed (best bid at or above best ask)
 makes it unusable until the next snapshot too. Binance never sends one; a replay of a broken
@@ -50,6 +56,8 @@ class DepthDiff(NamedTuple):
     asks: list[Level]
     event_ms: int = 0
     """`E`: the event time, ms since the epoch."""
+    previous_final_update_id: int | None = None
+    """`pu` (futures only): the previous event's final update id; None on spot."""
 
 
 class DiffOutcome(Enum):
@@ -84,12 +92,16 @@ class DiffDepthSync:
         self.gaps = 0
         self.crossings = 0
         self._waiting: deque[DepthDiff] = deque(maxlen=max_waiting)
+        self._snapshot_id: int | None = None
+        """The snapshot's lastUpdateId while no futures event has followed it yet (the first
+        one spans it; each later one continues by `pu`)."""
 
     def reset(self) -> None:
         """The connection the diffs came over is gone: the book is unknown until a snapshot
         taken on the next connection, and diffs of the old one are useless."""
         self.synced = False
         self._waiting.clear()
+        self._snapshot_id = None
 
     def on_diff(self, diff: DepthDiff) -> DiffOutcome:
         """Raises CrossedBookError (the book then waits for a snapshot) when the diff applied
@@ -107,11 +119,17 @@ class DiffDepthSync:
         if self.synced:
             return SnapshotOutcome.NOT_NEEDED
         waiting = self._waiting
-        while waiting and waiting[0].final_update_id <= last_update_id:
+        futures = bool(waiting) and waiting[0].previous_final_update_id is not None
+        # futures keep the event ending at lastUpdateId (it spans the snapshot: U <= id <= u)
+        while waiting and (
+            waiting[0].final_update_id < last_update_id
+            or (not futures and waiting[0].final_update_id == last_update_id)
+        ):
             waiting.popleft()
-        if waiting and waiting[0].first_update_id > last_update_id + 1:
+        if waiting and waiting[0].first_update_id > last_update_id + (0 if futures else 1):
             return SnapshotOutcome.TOO_OLD
         self.book.load_snapshot(bids, asks, last_update_id)
+        self._snapshot_id = last_update_id
         self.synced = True
         while waiting:
             if self._follow(waiting.popleft()) is DiffOutcome.GAP:
@@ -132,6 +150,8 @@ class DiffDepthSync:
 
     def _follow(self, diff: DepthDiff) -> DiffOutcome:
         """Binance's update procedure, for a book in step."""
+        if diff.previous_final_update_id is not None:
+            return self._follow_futures(diff)
         if diff.final_update_id <= self.book.update_id:
             return DiffOutcome.STALE
         if diff.first_update_id > self.book.update_id + 1:
@@ -140,6 +160,29 @@ class DiffDepthSync:
             # the rest of the waiting diffs (if any) stay behind this one, in order
             self._waiting.appendleft(diff)
             return DiffOutcome.GAP
+        return self._apply(diff)
+
+    def _follow_futures(self, diff: DepthDiff) -> DiffOutcome:
+        """The futures rule: the first event after the snapshot spans it, each later one
+        continues the last by `pu`."""
+        book_id = self.book.update_id
+        if self._snapshot_id is not None:
+            if diff.final_update_id < self._snapshot_id:
+                return DiffOutcome.STALE
+            continues = diff.first_update_id <= self._snapshot_id
+        else:
+            if diff.final_update_id <= book_id:
+                return DiffOutcome.STALE
+            continues = diff.previous_final_update_id == book_id
+        if not continues:
+            self.gaps += 1
+            self.synced = False
+            self._waiting.appendleft(diff)
+            return DiffOutcome.GAP
+        self._snapshot_id = None
+        return self._apply(diff)
+
+    def _apply(self, diff: DepthDiff) -> DiffOutcome:
         self.book.apply_levels(diff.bids, diff.asks, diff.final_update_id)
         if self.book.is_crossed():
             raise self.mark_crossed(diff.final_update_id)

@@ -79,7 +79,7 @@ def classify(payload: bytes, *, lazy_quotes: bool = False) -> Classified:
         return Classified("bookTicker", stream, data, event, symbol)
     if "@depth" in stream:
         raw = _depth.decode(data)
-        diff = DepthDiff(raw.U, raw.u, to_levels(raw.b), to_levels(raw.a), raw.E)
+        diff = DepthDiff(raw.U, raw.u, to_levels(raw.b), to_levels(raw.a), raw.E, raw.pu)
         return Classified("depth", stream, data, diff, symbol)
     return Classified("other", stream, data, None, symbol)
 

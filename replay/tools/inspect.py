@@ -5,8 +5,10 @@ them). Memory stays flat in file length: rates and clock offsets are kept as his
 bins for offsets), and at most `MAX_LISTED` gaps per stream are listed (all are counted).
 
 Definitions:
-- a depth gap is a diff whose U != previous u + 1 on the same stream (a reconnect's jump counts
-  too, flagged `after_disconnect`, since those updates are missing from the file);
+- a depth gap is a diff that does not continue the previous one on the same stream: spot, U !=
+  previous u + 1; futures (USD-M, COIN-M: the diff carries `pu`), pu != previous u (a
+  reconnect's jump counts too, flagged `after_disconnect`, since those updates are missing from
+  the file);
   `before_snapshot` counts diffs received on a connection before that connection's first
   snapshot for the stream (a consumer can only buffer them), separately from gaps;
 - a trade gap is a trade whose id != previous id + 1 on the same stream;
@@ -29,6 +31,7 @@ Definitions:
     rate_per_s        {buckets, p50, p90, p99, max}
     depth             {stream: {diffs, gaps, before_snapshot, gap_list, gap_list_truncated}}
                       gap_list: [{recv_ns, previous_u, first_update_id, final_update_id,
+                                  previous_final_update_id (futures' pu, else null),
                                   after_disconnect}]
     trades            {stream: {trades, gaps, missing_ids, gap_list, gap_list_truncated}}
                       gap_list: [{recv_ns, previous_id, trade_id, after_disconnect}]
@@ -181,7 +184,12 @@ class Inspector:
             stats.before_snapshot += 1
         after_disconnect = stream in self._after_disconnect
         self._after_disconnect.discard(stream)
-        if stats.last_u is not None and diff.first_update_id != stats.last_u + 1:
+        pu = diff.previous_final_update_id
+        last_u = stats.last_u
+        continues = last_u is None or (
+            diff.first_update_id == last_u + 1 if pu is None else pu == last_u
+        )
+        if not continues:
             stats.gaps += 1
             if len(stats.gap_list) < MAX_LISTED:
                 stats.gap_list.append(
@@ -190,6 +198,7 @@ class Inspector:
                         "previous_u": stats.last_u,
                         "first_update_id": diff.first_update_id,
                         "final_update_id": diff.final_update_id,
+                        "previous_final_update_id": pu,
                         "after_disconnect": after_disconnect,
                     }
                 )
