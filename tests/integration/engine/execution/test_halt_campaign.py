@@ -123,6 +123,7 @@ def test_twenty_crash_and_halt_rounds_let_no_order_reach_the_venue_while_halted(
         log = tmp_path / "execution.log"
         bus = Bus(redis_port)
         halted: list[tuple[float, float]] = []  # (halt, resume) wall times
+        windows: list[str] = []  # which round and variant each halt window was, for a failure
         cancelled: set[str] = set()
         with running(engine_argv(config, "feed"), tmp_path / "feed.log"):
             proc = start(engine_argv(config, "execution"), log)
@@ -152,6 +153,7 @@ def test_twenty_crash_and_halt_rounds_let_no_order_reach_the_venue_while_halted(
                     ]
                     if variant == "halt":
                         halted.append((time.time(), 0.0))
+                        windows.append(f"round {n} halt, held {sorted(r.intent_id for r in held)}")
                         bus.publish("control", Control(command="halt", reason=f"round {n}"))
                     chosen = patient if variant == "cancel" else config
                     proc = start(engine_argv(chosen, "execution"), log)
@@ -159,6 +161,9 @@ def test_twenty_crash_and_halt_rounds_let_no_order_reach_the_venue_while_halted(
                     if variant == "halt-late":
                         time.sleep(rng.uniform(0.0, GRACE_S / 2))  # a random moment of recovery
                         halted.append((time.time(), 0.0))
+                        windows.append(
+                            f"round {n} halt-late, held {sorted(r.intent_id for r in held)}"
+                        )
                         bus.publish("control", Control(command="halt", reason=f"round {n}"))
                     if variant == "cancel":
                         for request in held:
@@ -189,9 +194,19 @@ def test_twenty_crash_and_halt_rounds_let_no_order_reach_the_venue_while_halted(
 
     assert len(halted) >= 5 and len(cancelled) >= 1, "the rounds covered every variant"
     after_halt = [
-        o for o in orders for halt, resume in halted if halt + 1.0 < o["time_ms"] / 1000 < resume
+        (o, halt, window)
+        for o in orders
+        for (halt, resume), window in zip(halted, windows, strict=True)
+        if halt + 1.0 < o["time_ms"] / 1000 < resume
     ]
-    assert after_halt == [], f"orders reached the venue while halted: {after_halt[:3]}"
+    sent_at = {client_order_id(i.intent_id, 0): at for at, i in flow.sent}
+    assert after_halt == [], "orders reached the venue while halted: " + "; ".join(
+        f"{o['client_order_id']} accepted {o['time_ms'] / 1000 - halt:.3f}s after the halt of"
+        f" {window}; its intent sent by the flow"
+        f" {(sent_at[o['client_order_id']] - halt) if o['client_order_id'] in sent_at else 'never'}"
+        f"s after the halt"
+        for o, halt, window in after_halt[:3]
+    )
     cancelled_ids = {client_order_id(i, 0) for i in cancelled}
     leaked = [o["client_order_id"] for o in orders if o["client_order_id"] in cancelled_ids]
     assert leaked == [], "a cancelled order was resent after its grace"
