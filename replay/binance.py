@@ -45,6 +45,8 @@ class TradeEvent(msgspec.Struct):
     """trade time, ms"""
     m: bool
     """whether the buyer was the maker (the taker sold)"""
+    X: str = ""
+    """futures only: MARKET, LIQUIDATION, INSURANCE_FUND, ADL ... (spot trades have none)"""
 
 
 class BookTickerEvent(msgspec.Struct):

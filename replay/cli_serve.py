@@ -108,19 +108,39 @@ def serve(
         int, typer.Option(help="streams per WebSocket connection (Binance: 1024)")
     ] = 1024,
     ws_max_stream_name: Annotated[int, typer.Option(help="characters of a stream name")] = 64,
+    market: Annotated[
+        str, typer.Option(help="spot, usdm, coinm, or auto: what the recording says")
+    ] = "auto",
+    mark_premium: Annotated[
+        float, typer.Option(help="futures: (mid - index) / index of the derived mark price")
+    ] = 0.0,
+    funding_interval_h: Annotated[
+        float, typer.Option(help="futures: hours between funding times (Binance: 8)")
+    ] = 8.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
     event_loop: Annotated[
         str, typer.Option(help='uvloop or asyncio (docs/benchmarks.md, "Event loop")')
     ] = "asyncio",
 ) -> None:
-    """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it.
-    Every resource a client can make it hold is bounded: docs/limits.md."""
+    """Serve a recording over Binance's WebSocket protocol with a simulated exchange beside it:
+    spot, USD-M or COIN-M futures (docs/futures.md). Every resource a client can make it hold is
+    bounded: docs/limits.md."""
     from plumbing.http_limits import HttpLimits
     from replay.exchange.http11 import ServerLimits
     from replay.exchange.venue_limits import RateLimits
     from replay.feed_server import FeedLimits
+    from replay.mark_price import MarkPriceConfig
+    from replay.market_kind import parse_market_kind
     from replay.server import ReplayServer, ReplayServerConfig, SimAccount
 
+    try:
+        kind = None if market == "auto" else parse_market_kind(market)
+    except ValueError as exc:
+        fail(f"--market: {exc}")
+    if not -0.5 < mark_premium < 0.5:
+        fail(f"--mark-premium must be within (-0.5, 0.5), got {mark_premium:g}")
+    if not 1 / 60 <= funding_interval_h <= 24 * 7:
+        fail(f"--funding-interval-h must be between 1/60 and 168, got {funding_interval_h:g}")
     configure_logging(service="replay", level=log_level)
     api_key, api_secret = os.environ.get(API_KEY_ENV, ""), os.environ.get(API_SECRET_ENV, "")
     token = os.environ.get(CONTROL_TOKEN_ENV, "")
@@ -174,6 +194,10 @@ def serve(
             idle_timeout_s=http_idle_timeout,
             body_timeout_s=http_body_timeout,
             max_body_bytes=64 * 1024,
+        ),
+        market=kind,
+        mark_price=MarkPriceConfig(
+            premium=mark_premium, funding_interval_ms=round(funding_interval_h * 3_600_000)
         ),
     )
     for value, name in (

@@ -86,6 +86,7 @@ class ControlledReplay(Protocol):
         self, *, symbol: str, min_drop_pct: float, within_s: float
     ) -> Drop | None: ...
     def burst(self, multiplier: float, duration_ms: int) -> dict[str, Any]: ...
+    def set_mark_price(self, **changes: Any) -> dict[str, Any]: ...
 
     # faults
     @property
@@ -149,6 +150,7 @@ class ControlHandlers:
         router.add_post("/replay/seek", self.seek)
         router.add_post("/replay/seek-to-drop", self.seek_to_drop)
         router.add_post("/replay/burst", self.burst)
+        router.add_post("/replay/mark-price", self.mark_price)
         router.add_post("/faults", self.add_fault)
         router.add_get("/faults", self.list_faults)
         router.add_delete("/faults/{fault_id}", self.end_fault)
@@ -257,6 +259,34 @@ class ControlHandlers:
             )
         log.warning("market_burst_started", **result)
         return _json(result, 201)
+
+    async def mark_price(self, request: web.Request) -> web.Response:
+        """Futures: move the derived mark price's levers (replay/mark_price.py), e.g.
+        {"funding_rate": 0.003} for a funding spike, {"mark_shift": -0.05} for the mark 5% under
+        the last price, {"funding_rate": null} to go back to the formula."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not body:
+                raise TypeError("expected a non-empty object")
+            changes: dict[str, Any] = {}
+            for name, value in body.items():
+                if name == "funding_interval_ms":
+                    if not isinstance(value, int) or isinstance(value, bool) or value < 60_000:
+                        raise ValueError("funding_interval_ms must be an integer >= 60000")
+                    changes[name] = value
+                elif name == "funding_rate" and value is None:
+                    changes[name] = None
+                else:
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        raise ValueError(f"{name} must be a number")
+                    if not -0.5 < float(value) < 0.5:
+                        raise ValueError(f"{name} must be within (-0.5, 0.5)")
+                    changes[name] = float(value)
+            result = self.replay.set_mark_price(**changes)
+        except (ValueError, TypeError) as exc:
+            return _json({"error": f"bad mark-price request: {exc}"}, 400)
+        log.warning("mark_price_moved", **changes)
+        return _json(result)
 
     # --- faults -------------------------------------------------------------------------------
 

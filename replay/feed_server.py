@@ -1,7 +1,8 @@
 """The replay feed: Binance's public WebSocket protocol, served from a recording.
 
 Endpoints: `/ws` (raw payloads; SUBSCRIBE to add streams), `/ws/<stream>[/<stream>...]` (raw),
-`/stream?streams=a/b/c` (combined payloads `{"stream":...,"data":...}`). Requests: SUBSCRIBE,
+`/stream?streams=a/b/c` (combined payloads `{"stream":...,"data":...}`), and the same under the
+futures routes `/public` and `/market`. Requests: SUBSCRIBE,
 UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY / GET_PROPERTY `combined`, with Binance's replies
 and error messages. The server pings every `ping_interval_s` (Binance: 20 s) and drops a client
 that does not answer within `ping_timeout_s` (Binance: one minute).
@@ -61,6 +62,18 @@ class FeedLimits:
     """Characters of a stream name (Binance's are short: `btcusdt@depth@100ms`)."""
     max_message_bytes: int = 1 << 16
     """One incoming frame (websockets closes the connection with 1009 past it)."""
+
+
+ROUTES = ("/public", "/market")
+"""Binance futures' routed endpoints (`fstream.binance.com/public/ws`, `/market/stream` ...):
+served as the plain ones, each carrying every stream (docs/futures.md)."""
+
+
+def _unrouted(path: str) -> str:
+    for route in ROUTES:
+        if path.startswith(route + "/"):
+            return path[len(route) :]
+    return path
 
 
 SEND_BATCH = 256
@@ -215,6 +228,7 @@ class FeedServer:
         path = urlsplit(request.path).path
         if self.private is not None and self.private.claims(path):
             return None
+        path = _unrouted(path)
         if path in ("/ws", "/stream") or path.startswith("/ws/"):
             _, streams = self.parse_path(request.path)
             if any(len(stream) > self.limits.max_stream_name for stream in streams):
@@ -230,11 +244,12 @@ class FeedServer:
     @staticmethod
     def parse_path(raw: str) -> tuple[bool, list[str]]:
         parts = urlsplit(raw)
-        if parts.path == "/stream":
+        path = _unrouted(parts.path)
+        if path == "/stream":
             streams = parse_qs(parts.query).get("streams", [""])[0]
             return True, [s for s in streams.split("/") if s]
-        if parts.path.startswith("/ws/"):
-            return False, [s for s in parts.path[4:].split("/") if s]
+        if path.startswith("/ws/"):
+            return False, [s for s in path[4:].split("/") if s]
         return False, []
 
     async def _handle(self, ws: ServerConnection) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -30,6 +30,7 @@ from replay.binance import DepthSnapshot, TradeEvent
 from replay.control import build_control_app
 from replay.depth_sync import DepthDiff
 from replay.derived import DerivedStreams
+from replay.derived_futures import FuturesStreams, mark_price_event
 from replay.exchange import http11
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.rest import SimulatorApi
@@ -41,14 +42,18 @@ from replay.exchange.wsapi import PrivateStreams
 from replay.feed_server import FeedLimits, FeedServer
 from replay.lane.compiled import AVAILABLE as FAST_LANE_BUILT
 from replay.lane.fastlane import FastLane
+from replay.mark_price import MarkPrice, MarkPriceConfig, MarkPriceModel
+from replay.market_kind import MarketKind, detect_market_kind
 from replay.midtape import MidTape
 from replay.pacing import Pacer, PacingStats
 from replay.recording import Record, RecordCursor, read_many
 from replay.stream_messages import (
+    FUTURES_TIME_KEYS_BY_KIND,
     TIME_KEYS_BY_KIND,
     Classified,
     EventTimeMap,
     classify,
+    decode_quote_with_time,
     first_event_ms,
     rebase,
 )
@@ -95,6 +100,10 @@ class ReplayServerConfig:
     """Bounds of the WebSocket port: the feed, the WebSocket API, listen-key streams."""
     control_limits: HttpLimits = field(default_factory=HttpLimits)
     """Bounds of the control API."""
+    market: MarketKind | None = None
+    """Spot, USD-M or COIN-M; default: what the recording says (replay/market_kind.py)."""
+    mark_price: MarkPriceConfig = field(default_factory=MarkPriceConfig)
+    """Futures: how the mark price and funding are derived (replay/mark_price.py)."""
 
 
 def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
@@ -148,10 +157,12 @@ class ReplayServer:
         if not symbols:
             raise ValueError("no Binance streams found in the recording")
         self.symbols = symbols
+        self.kind = config.market or detect_market_kind(config.recordings)
         limits = config.rate_limits
         self.exchange_info = ExchangeInfo(
             symbols,
             config.exchange_info_path,
+            kind=self.kind,
             rate_limits=[
                 {
                     "rateLimitType": "REQUEST_WEIGHT",
@@ -200,6 +211,12 @@ class ReplayServer:
             limits=config.feed_limits,
         )
         self.derived = DerivedStreams()
+        self.futures = (
+            FuturesStreams(MarkPriceModel(config.mark_price)) if self.kind.is_futures else None
+        )
+        self._time_keys = FUTURES_TIME_KEYS_BY_KIND if self.kind.is_futures else TIME_KEYS_BY_KIND
+        self._event_ms = 0
+        """The latest recorded event time of a quote or trade (futures: the mark's clock)."""
         self.pacing = PacingStats()
         self._seek_to: int | None = None
         secrets_by_key = {a.api_key: a.api_secret for a in config.accounts}
@@ -214,6 +231,8 @@ class ReplayServer:
             hub=self.hub,
             limiter=self.limiter,
             faults=self.venue_faults,
+            kind=self.kind,
+            mark_of=self.mark_now if self.futures is not None else None,
         )
         self.private = PrivateStreams(
             matching=self.matching,
@@ -233,8 +252,8 @@ class ReplayServer:
                 derived=self.derived,
                 matching=self.matching,
             )
-            if FAST_LANE_BUILT and config.fast_lane
-            else None
+            if FAST_LANE_BUILT and config.fast_lane and not self.kind.is_futures
+            else None  # the compiled lane knows spot's payloads and continuity rule only
         )
         if config.start_paused:
             self.pacer.paused = True
@@ -404,6 +423,12 @@ class ReplayServer:
             "rate_limits": self.api.limiter.stats(),
             "fills": len(self.matching.fills),
             "symbols": self.symbols,
+            "market": self.kind.value,
+            "derived_streams": (
+                {"mark_price_pushes": self.futures.pushed, "config": self._mark_config()}
+                if self.futures is not None
+                else None
+            ),
             "exchange_info_source": self.exchange_info.source,
             "fast_lane": {
                 "compiled": FAST_LANE_BUILT,
@@ -635,6 +660,8 @@ class ReplayServer:
                 return
         elif kind == "bookTicker":
             self.derived.on_quote(item.symbol, item.data)
+            if self.futures is not None and not self._futures_quote(item):
+                return
         trade = event if kind == "trade" and isinstance(event, TradeEvent) else None
         if trade is not None and not _has_numbers(trade):
             self.malformed += 1
@@ -642,12 +669,92 @@ class ReplayServer:
         if trade is not None:
             self.market.on_trade(trade)
         if self.feed.wanted(item.stream):
-            self._emit(item.stream, item.data, record.payload, TIME_KEYS_BY_KIND.get(kind))
+            self._emit(item.stream, item.data, record.payload, self._time_keys.get(kind))
         else:
             self.messages += 1  # nobody listens: served to no one, and nothing to rebase
         if trade is not None:
             for stream, data in self.derived.on_trade(trade, self.feed.wanted):
                 self._emit(stream, data, None, None)
+            if self.futures is not None:
+                self._event_ms = max(self._event_ms, trade.E)
+                for stream, data in self.futures.on_trade(trade, self.feed.wanted):
+                    self._emit(stream, data, None, TIME_KEYS_BY_KIND["trade"])
+        if self.futures is not None and kind in ("bookTicker", "trade"):
+            self._emit_marks(item.symbol)
+
+    # --- futures ------------------------------------------------------------------------------
+
+    def _futures_quote(self, item: Classified) -> bool:
+        """Feed a futures bookTicker to the mark price; False (counted malformed) when its
+        prices or time do not read."""
+        try:
+            quote, event_ms = decode_quote_with_time(item.data)
+            self.futures.on_quote(item.symbol, float(quote.b), float(quote.a))  # type: ignore[union-attr]
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            self.malformed += 1
+            return False
+        self._event_ms = max(self._event_ms, event_ms)
+        return True
+
+    def _emit_marks(self, symbol: str) -> None:
+        assert self.futures is not None
+        for stream, mark in self.futures.due(symbol, self._event_ms, self.feed.wanted):
+            self.messages += 1
+            self.feed.broadcast(stream, mark_price_event(self._served(mark)), None)
+
+    def _served(self, mark: MarkPrice) -> MarkPrice:
+        """A mark's times on the replay's clock (rebased as every served message is); its next
+        funding time is mapped without moving the clock, being in the future."""
+        if not self.config.rebase:
+            return mark
+        if self._time_map is None:
+            self._time_map = EventTimeMap(
+                anchor_event_ms=mark.event_ms,
+                anchor_wall_ms=max(time.time_ns() // 1_000_000, self._last_mapped_ms),
+                speed=self.pacer.speed,
+            )
+        time_map = self._time_map
+        served = replace(
+            mark,
+            event_ms=time_map(mark.event_ms),
+            next_funding_ms=time_map.peek(mark.next_funding_ms),
+        )
+        self._last_mapped_ms = time_map.last_ms
+        return served
+
+    def mark_now(self, symbol: str) -> MarkPrice | None:
+        """A symbol's mark price at the latest replayed event, in served time (premiumIndex)."""
+        if self.futures is None or self._event_ms == 0:
+            return None
+        mark = self.futures.model.mark(symbol, self._event_ms)
+        if mark is None or not self.config.rebase or self._time_map is None:
+            return mark
+        time_map = self._time_map
+        return replace(
+            mark,
+            event_ms=time_map.peek(mark.event_ms),
+            next_funding_ms=time_map.peek(mark.next_funding_ms),
+        )
+
+    def set_mark_price(self, **changes: Any) -> dict[str, Any]:
+        """Move the derived market's levers (premium, funding_rate, mark_shift ...): a game
+        day's funding spike or mark/last divergence. Raises ValueError for an unknown lever."""
+        if self.futures is None:
+            raise ValueError("this replay is spot: it has no mark price")
+        known = set(MarkPriceConfig.__dataclass_fields__)
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(
+                f"unknown mark price setting(s): {sorted(unknown)}; known: {sorted(known)}"
+            )
+        self.futures.model.reconfigure(replace(self.futures.model.config, **changes))
+        log.info("mark_price_reconfigured", **changes)
+        return self._mark_config()
+
+    def _mark_config(self) -> dict[str, Any]:
+        assert self.futures is not None
+        config = self.futures.model.config
+        return {name: getattr(config, name) for name in MarkPriceConfig.__dataclass_fields__}
 
     def _emit(
         self, stream: str, data: bytes, wrapped: bytes | None, time_keys: tuple[bytes, ...] | None

@@ -99,13 +99,17 @@ class EventTimeMap:
         """The latest time this map produced (a new map starts from it, never before it)."""
 
     def __call__(self, event_ms: int) -> int:
-        delta = event_ms - self.anchor_event_ms
-        if self.speed is None:
-            mapped = self.anchor_wall_ms + delta
-        else:
-            mapped = self.anchor_wall_ms + round(delta / self.speed)
+        mapped = self.peek(event_ms)
         self.last_ms = max(self.last_ms, mapped)
         return mapped
+
+    def peek(self, event_ms: int) -> int:
+        """The mapping alone, for a time that is not one of the replay's (a future funding
+        time): `last_ms` stays the latest time served."""
+        delta = event_ms - self.anchor_event_ms
+        if self.speed is None:
+            return self.anchor_wall_ms + delta
+        return self.anchor_wall_ms + round(delta / self.speed)
 
 
 _TIME_KEYS = (b'"E":', b'"T":', b'"O":', b'"C":')
@@ -116,6 +120,13 @@ TIME_KEYS_BY_KIND: dict[str, tuple[bytes, ...]] = {
     "aggTrade": (b'"E":', b'"T":'),
     "ticker": _TIME_KEYS,
 }
+FUTURES_TIME_KEYS_BY_KIND: dict[str, tuple[bytes, ...]] = {
+    **TIME_KEYS_BY_KIND,
+    "depth": (b'"E":', b'"T":'),
+    "bookTicker": (b'"E":', b'"T":'),
+}
+"""Futures depth and bookTicker carry a transaction time `T` beside `E` (spot's bookTicker has
+no time at all)."""
 
 
 def rebase(data: bytes, mapping: EventTimeMap, keys: tuple[bytes, ...] = _TIME_KEYS) -> bytes:
@@ -148,3 +159,17 @@ def first_event_ms(data: bytes) -> int | None:
 
 def decode_quote(data: bytes) -> BookTickerEvent:
     return _ticker.decode(data)
+
+
+class _FuturesQuote(BookTickerEvent):
+    E: int = 0
+    """futures only: event time, ms"""
+
+
+_futures_ticker = msgspec.json.Decoder(_FuturesQuote)
+
+
+def decode_quote_with_time(data: bytes) -> tuple[BookTickerEvent, int]:
+    """A futures bookTicker and its event time (`E`; 0 when absent)."""
+    quote = _futures_ticker.decode(data)
+    return quote, quote.E

@@ -39,6 +39,8 @@ from replay.exchange.symbols import ExchangeInfo
 from replay.exchange.userdata import UserDataHub
 from replay.exchange.venue_faults import Plan, VenueFaultBook
 from replay.exchange.venue_limits import RateLimiter, RateLimits, Verdict
+from replay.mark_price import MarkPrice
+from replay.market_kind import MarketKind
 
 try:
     from replay.exchange import _signed
@@ -47,7 +49,6 @@ except ImportError:  # pragma: no cover - the build step installs it (scripts/bo
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
 _DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
-_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 WEIGHTS = {  # Binance spot request weights
     ("GET", "ping"): 1,
     ("GET", "time"): 1,
@@ -63,6 +64,12 @@ WEIGHTS = {  # Binance spot request weights
     ("PUT", "userDataStream"): 2,
     ("DELETE", "userDataStream"): 2,
 }
+FUTURES_WEIGHTS = {  # Binance USD-M / COIN-M request weights of the endpoints served
+    ("GET", "ping"): 1,
+    ("GET", "time"): 1,
+    ("GET", "exchangeInfo"): 1,
+    ("GET", "premiumIndex"): 1,
+}
 
 
 class MarketView(Protocol):
@@ -72,16 +79,23 @@ class MarketView(Protocol):
 
 
 def depth_weight(limit: int) -> int:
-    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    return MarketKind.SPOT.depth_weight(limit)
 
 
-def request_weight(method: str, path: str, query: Callable[[], Any]) -> int:
+def request_weight(
+    method: str, path: str, query: Callable[[], Any], kind: MarketKind = MarketKind.SPOT
+) -> int:
     """Binance's weight of a request; `query` gives its parameters, read only where the weight
     depends on them (parsing every request's query string would cost more than the lookup)."""
     name = path.rsplit("/", 1)[-1]
     if name == "depth":
-        raw = query().get("limit", "100")
-        return depth_weight(int(raw) if ascii_digits(raw) else 100)
+        default = kind.default_depth_limit
+        raw = query().get("limit", str(default))
+        return kind.depth_weight(int(raw) if ascii_digits(raw) else default)
+    if kind.is_futures:
+        if name == "premiumIndex" and not query().get("symbol"):
+            return 10
+        return FUTURES_WEIGHTS.get((method, name), 1)
     if name == "openOrders" and not query().get("symbol"):
         return 80
     return WEIGHTS.get((method, name), 1)
@@ -219,10 +233,13 @@ async def _settled(outcome: Reply | Awaitable[Reply]) -> Reply:
     return outcome if isinstance(outcome, Reply) else await outcome
 
 
-def _depth_reply(book: OrderBook, limit: int) -> Reply:
+def _depth_reply(book: OrderBook, limit: int, head: dict[str, Any] | None = None) -> Reply:
+    """Spot: lastUpdateId, bids, asks. Futures add the message and transaction times (`E`, `T`)
+    and, on COIN-M, `symbol` and `pair` (`head`), in Binance's order."""
     return _json(
         {
             "lastUpdateId": book.update_id,
+            **(head or {}),
             "bids": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.bids.top(limit)],
             "asks": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.asks.top(limit)],
         }
@@ -241,7 +258,12 @@ class SimulatorApi:
         limiter: RateLimiter | None = None,
         faults: VenueFaultBook | None = None,
         clock_ms: Callable[[], int] | None = None,
+        kind: MarketKind = MarketKind.SPOT,
+        mark_of: Callable[[str], MarkPrice | None] | None = None,
     ) -> None:
+        self.kind = kind
+        self.mark_of = mark_of
+        """Futures: a symbol's derived mark price and funding now, in served time."""
         self.matching = matching
         self.info = exchange_info
         self.market = market
@@ -258,6 +280,15 @@ class SimulatorApi:
         self._paths = {path for _, path in self._routes}
 
     def routes(self) -> dict[tuple[str, str], Handler]:
+        if self.kind.is_futures:
+            prefix = self.kind.rest_prefix
+            return {
+                ("GET", f"{prefix}/ping"): self.ping,
+                ("GET", f"{prefix}/time"): self.time,
+                ("GET", f"{prefix}/exchangeInfo"): self.exchange_info,
+                ("GET", f"{prefix}/depth"): self.depth,
+                ("GET", f"{prefix}/premiumIndex"): self.premium_index,
+            }
         return {
             ("GET", "/api/v3/ping"): self.ping,
             ("GET", "/api/v3/time"): self.time,
@@ -312,7 +343,8 @@ class SimulatorApi:
         if plan.status == 429:
             return _refusal(self.limiter.throttle(ip, plan.retry_after_s, now))
         method, path = request.method, request.path
-        verdict = self.limiter.check(ip, request_weight(method, path, lambda: request.query), now)
+        weight = request_weight(method, path, lambda: request.query, self.kind)
+        verdict = self.limiter.check(ip, weight, now)
         if verdict.status != 200:
             return _refusal(verdict)
         headers = verdict.headers  # a fresh dict per verdict: ours to extend
@@ -432,16 +464,26 @@ class SimulatorApi:
     def depth(self, request: HttpRequest) -> Reply | Awaitable[Reply]:
         query = parse_params(request.query_string)
         symbol = self._symbol(query) or ""
-        raw_limit = query.get("limit", "100")
+        raw_limit = query.get("limit", str(self.kind.default_depth_limit))
         if not ascii_digits(raw_limit):
             raise errors.illegal("limit")
-        limit = min(int(raw_limit), 5000)
-        if limit not in _DEPTH_LIMITS:
-            limit = next((x for x in _DEPTH_LIMITS if x >= limit), 5000)
+        allowed = self.kind.depth_limits
+        limit = min(int(raw_limit), allowed[-1])
+        if limit not in allowed:
+            limit = next((x for x in allowed if x >= limit), allowed[-1])
         book = self.market.book(symbol)
         if book is None:  # not known yet (start, or the recording's connection dropped): wait
             return self._depth_once_known(symbol, limit)
-        return _depth_reply(book, limit)
+        return _depth_reply(book, limit, self._depth_head(symbol))
+
+    def _depth_head(self, symbol: str) -> dict[str, Any] | None:
+        if not self.kind.is_futures:
+            return None
+        now = self.clock_ms()
+        head: dict[str, Any] = {"E": now, "T": now}
+        if self.kind is MarketKind.COINM:
+            head.update(symbol=symbol, pair=symbol.split("_", 1)[0])
+        return head
 
     async def _depth_once_known(self, symbol: str, limit: int) -> Reply:
         book = await self.market.wait_book(symbol, timeout_s=2.0)
@@ -449,7 +491,39 @@ class SimulatorApi:
             raise BinanceError(
                 -1001, "Internal error; unable to process your request. Please try again.", 503
             )
-        return _depth_reply(book, limit)
+        return _depth_reply(book, limit, self._depth_head(symbol))
+
+    def premium_index(self, request: HttpRequest) -> Reply:
+        """GET premiumIndex: mark and index price, funding rate and next funding time (derived:
+        replay/mark_price.py). USD-M answers one object for a symbol; COIN-M always a list."""
+        query = parse_params(request.query_string)
+        symbol = self._symbol(query, required=False)
+        now = self.clock_ms()
+        entries = []
+        for name in [symbol] if symbol else list(self.info.rules):
+            mark = self.mark_of(name) if self.mark_of is not None else None
+            if mark is None:
+                continue
+            entry: dict[str, Any] = {
+                "symbol": name,
+                "markPrice": f"{mark.mark:.8f}",
+                "indexPrice": f"{mark.index:.8f}",
+                "estimatedSettlePrice": f"{mark.index:.8f}",
+                "lastFundingRate": f"{mark.funding_rate:.8f}",
+                "interestRate": f"{mark.interest_rate:.8f}",
+                "nextFundingTime": mark.next_funding_ms,
+                "time": now,
+            }
+            if self.kind is MarketKind.COINM:
+                entry["pair"] = name.split("_", 1)[0]
+            entries.append(entry)
+        if symbol and not entries:
+            raise BinanceError(
+                -1001, "Internal error; unable to process your request. Please try again.", 503
+            )
+        if symbol and self.kind is MarketKind.USDM:
+            return _json(entries[0])
+        return _json(entries)
 
     # --- signed -------------------------------------------------------------------------------
 

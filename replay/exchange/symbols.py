@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from replay.exchange.errors import filter_failure
+from replay.exchange.futures_symbols import (
+    futures_entry,
+    futures_rate_limits,
+    futures_response_extras,
+)
+from replay.market_kind import MarketKind
 
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB")
 
@@ -101,6 +107,10 @@ class SymbolRules:
     percent_up: Decimal | None
     percent_down: Decimal | None
     raw: dict[str, Any]
+    contract_size: Decimal = Decimal(1)
+    """Futures: what one unit of quantity is worth (COIN-M: USD per contract; else 1)."""
+    margin_asset: str = ""
+    """Futures: the asset margin and PnL are in (USD-M: the quote; COIN-M: the base)."""
 
     @staticmethod
     def from_exchange_info(entry: dict[str, Any]) -> SymbolRules:
@@ -119,7 +129,7 @@ class SymbolRules:
             step_size=Decimal(lot.get("stepSize", "0")),
             min_qty=Decimal(lot.get("minQty", "0")),
             max_qty=Decimal(lot.get("maxQty", "0")),
-            min_notional=Decimal(notional.get("minNotional", "0")),
+            min_notional=Decimal(notional.get("minNotional", notional.get("notional", "0"))),
             notional_applies_to_market=bool(
                 notional.get("applyToMarket", notional.get("applyMinToMarket", True))
             ),
@@ -128,6 +138,8 @@ class SymbolRules:
             if "multiplierDown" in percent
             else None,
             raw=entry,
+            contract_size=Decimal(str(entry.get("contractSize", 1))),
+            margin_asset=entry.get("marginAsset", ""),
         )
 
     def check_price(self, price: Decimal) -> None:
@@ -168,28 +180,42 @@ class ExchangeInfo:
         symbols: list[str],
         source: str | Path | None = None,
         rate_limits: list[dict[str, Any]] | None = None,
+        *,
+        kind: MarketKind = MarketKind.SPOT,
     ) -> None:
+        self.kind = kind
         wanted = [s.upper() for s in symbols]
         entries: dict[str, dict[str, Any]] = {}
         served_limits = rate_limits
         self.source = "built-in table"
         if source is not None and Path(source).exists():
             data = json.loads(Path(source).read_text())
-            by_symbol = {e["symbol"]: e for e in data.get("symbols", [])}
+            by_symbol = {
+                e["symbol"]: e
+                for e in data.get("symbols", [])
+                if ("contractType" in e) == kind.is_futures  # a spot file serves no futures
+            }
             entries = {s: by_symbol[s] for s in wanted if s in by_symbol}
             served_limits = served_limits or data.get("rateLimits")
             self.source = str(source)
         for symbol in wanted:
-            entries.setdefault(symbol, _builtin_symbol(symbol))
-        self.rate_limits: list[dict[str, Any]] = served_limits or DEFAULT_RATE_LIMITS
+            if symbol not in entries:
+                entries[symbol] = (
+                    futures_entry(symbol, kind) if kind.is_futures else _builtin_symbol(symbol)
+                )
+        self.rate_limits: list[dict[str, Any]] = served_limits or (
+            futures_rate_limits(kind) if kind.is_futures else DEFAULT_RATE_LIMITS
+        )
         """What the venue enforces (passed in), else the file's, else Binance's current."""
         self.rules = {s: SymbolRules.from_exchange_info(e) for s, e in entries.items()}
 
     def response(self, server_time_ms: int, only: list[str] | None = None) -> dict[str, Any]:
         symbols = [r.raw for s, r in self.rules.items() if not only or s in only]
+        extras = futures_response_extras(self.kind, list(self.rules))
         return {
             "timezone": "UTC",
             "serverTime": server_time_ms,
+            **extras,
             "rateLimits": self.rate_limits,
             "exchangeFilters": [],
             "symbols": symbols,
