@@ -74,6 +74,13 @@ def record(
     flush_ms: Annotated[
         str, typer.Option(metavar="MS", help="flush to disk at least this often")
     ] = "1000",
+    market: Annotated[
+        str,
+        typer.Option(
+            help="spot, usdm or coinm: where depth snapshots come from; auto: from the host"
+            " (stream., fstream., dstream.binance.com) or the stream names"
+        ),
+    ] = "auto",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Record a Binance combined stream, and depth snapshots at each connect, until SIGTERM.
@@ -95,6 +102,7 @@ def record(
                 None if rotate_minutes is None else _number("--rotate-minutes", rotate_minutes)
             ),
             flush_ms=_number("--flush-ms", flush_ms),
+            market=market,
         )
     except RecorderArgumentError as exc:
         fail(str(exc))

@@ -126,7 +126,7 @@ class DiffDepthSync:
             or (not futures and waiting[0].final_update_id == last_update_id)
         ):
             waiting.popleft()
-        if waiting and waiting[0].first_update_id > last_update_id + (0 if futures else 1):
+        if waiting and not self._continues_snapshot(waiting[0], last_update_id, futures=futures):
             return SnapshotOutcome.TOO_OLD
         self.book.load_snapshot(bids, asks, last_update_id)
         self._snapshot_id = last_update_id
@@ -135,6 +135,15 @@ class DiffDepthSync:
             if self._follow(waiting.popleft()) is DiffOutcome.GAP:
                 return SnapshotOutcome.GAP
         return SnapshotOutcome.SYNCED
+
+    @staticmethod
+    def _continues_snapshot(diff: DepthDiff, snapshot_id: int, *, futures: bool) -> bool:
+        """Whether the first diff kept after a snapshot continues it. Spot: U <= id + 1. Futures:
+        U <= id (it spans the snapshot), or pu == id (it is the very next event: a snapshot made
+        at an event's end, as `replay slice` makes them; ccxt accepts it too)."""
+        if not futures:
+            return diff.first_update_id <= snapshot_id + 1
+        return diff.first_update_id <= snapshot_id or diff.previous_final_update_id == snapshot_id
 
     def mark_crossed(self, update_id: int) -> CrossedBookError:
         """The diff ending at `update_id`, just applied, crossed the book: it waits for the next
@@ -169,7 +178,7 @@ class DiffDepthSync:
         if self._snapshot_id is not None:
             if diff.final_update_id < self._snapshot_id:
                 return DiffOutcome.STALE
-            continues = diff.first_update_id <= self._snapshot_id
+            continues = self._continues_snapshot(diff, self._snapshot_id, futures=True)
         else:
             if diff.final_update_id <= book_id:
                 return DiffOutcome.STALE

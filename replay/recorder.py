@@ -28,6 +28,7 @@ from plumbing.logging import get_logger
 from plumbing.ratelimited_log import RateLimitedLog
 from plumbing.reconnecting_ws import connect
 from replay.binance import MalformedMessage, parse_snapshot
+from replay.market_kind import MarketKind, parse_market_kind
 from replay.recording import RecordingWriter
 
 log = get_logger("replay.recorder")
@@ -41,12 +42,18 @@ SIZE_CHECK_BYTES = 16 * 1024
 LINE_OVERHEAD = 21
 """Bytes a line adds to its message: a 19-digit receive time, a space and a newline."""
 
-_STREAM = re.compile(r"^(?:[a-z0-9]+|![a-zA-Z0-9_]+)(?:@[A-Za-z0-9_:+-]+)+$")
-_DIFF_DEPTH = re.compile(r"^([a-z0-9]+)@depth(?:@\d+ms)?$")
+_STREAM = re.compile(r"^(?:[a-z0-9_]+|![a-zA-Z0-9_]+)(?:@[A-Za-z0-9_:+-]+)+$")
+_DIFF_DEPTH = re.compile(r"^([a-z0-9_]+)@depth(?:@\d+ms)?$")
 _REST_FOR_WS_HOST = {
-    "stream.binance.com": "https://api.binance.com",
-    "data-stream.binance.vision": "https://data-api.binance.vision",
+    "stream.binance.com": ("https://api.binance.com", MarketKind.SPOT),
+    "data-stream.binance.vision": ("https://data-api.binance.vision", MarketKind.SPOT),
+    "fstream.binance.com": ("https://fapi.binance.com", MarketKind.USDM),
+    "dstream.binance.com": ("https://dapi.binance.com", MarketKind.COINM),
+    "fstream.binancefuture.com": ("https://testnet.binancefuture.com", MarketKind.USDM),
+    "dstream.binancefuture.com": ("https://testnet.binancefuture.com", MarketKind.COINM),
 }
+"""Binance's stream hosts: the REST base of their depth snapshots, and their market."""
+_FUTURES_ONLY = ("@markPrice", "@forceOrder", "@depth@0ms", "@depth@250ms", "@depth@500ms")
 
 
 class RecorderArgumentError(ValueError):
@@ -96,7 +103,22 @@ def stream_url(ws_base: str, streams: tuple[str, ...]) -> str:
 def derived_rest_url(ws_base: str) -> str | None:
     """The REST base of a known Binance stream host; None where it cannot be known."""
     host = urlsplit(ws_base).hostname or ""
-    return _REST_FOR_WS_HOST.get(host.lower())
+    known = _REST_FOR_WS_HOST.get(host.lower())
+    return known[0] if known else None
+
+
+def derived_market(ws_base: str, streams: tuple[str, ...]) -> MarketKind:
+    """The market of a known stream host; else what the stream names say (a COIN-M symbol has
+    an underscore; mark price, liquidations and 0/250/500 ms depth exist on futures only);
+    else spot."""
+    known = _REST_FOR_WS_HOST.get((urlsplit(ws_base).hostname or "").lower())
+    if known:
+        return known[1]
+    if any("_" in name.split("@", 1)[0] for name in streams if not name.startswith("!")):
+        return MarketKind.COINM
+    if any(marker in name for name in streams for marker in _FUTURES_ONLY):
+        return MarketKind.USDM
+    return MarketKind.SPOT
 
 
 def _check_ws_base(ws_base: str) -> str:
@@ -149,6 +171,8 @@ class RecorderConfig:
     out: Path
     rest_url: str | None = None
     """Needed only when `streams` has a diff-depth stream."""
+    market: MarketKind = MarketKind.SPOT
+    """Where depth snapshots come from: /api/v3/depth, /fapi/v1/depth or /dapi/v1/depth."""
     rotate_bytes: int | None = None
     """Start a new file once the current one holds about this many compressed bytes."""
     rotate_s: float | None = None
@@ -188,6 +212,7 @@ def recorder_config(
     rotate_mb: float | None = None,
     rotate_minutes: float | None = None,
     flush_ms: float = 1000,
+    market: str = "auto",
 ) -> RecorderConfig:
     """Validate command-line settings; raises RecorderArgumentError with a one-line reason."""
     ws_base = _check_ws_base(url)
@@ -196,19 +221,24 @@ def recorder_config(
     _positive("--rotate-minutes", rotate_minutes)
     _positive("--flush-ms", flush_ms)
     depth = diff_depth_symbols(names)
+    try:
+        kind = derived_market(ws_base, names) if market == "auto" else parse_market_kind(market)
+    except ValueError as exc:
+        raise RecorderArgumentError(f"--market: {exc}") from None
     rest = _check_rest_url(rest_url) if rest_url else None
     if depth and rest is None:
         rest = derived_rest_url(ws_base)
         if rest is None:
             raise RecorderArgumentError(
                 f"--rest-url is required for depth streams on {ws_base}: the snapshot endpoint"
-                f" can be derived only for {' and '.join(_REST_FOR_WS_HOST)}"
+                f" can be derived only for {', '.join(_REST_FOR_WS_HOST)}"
             )
     return RecorderConfig(
         ws_base=ws_base,
         streams=names,
         out=_check_out(out),
         rest_url=rest,
+        market=kind,
         rotate_bytes=max(1, round(rotate_mb * 1024 * 1024)) if rotate_mb else None,
         rotate_s=rotate_minutes * 60 if rotate_minutes else None,
         flush_ms=max(1, round(flush_ms)),
@@ -576,8 +606,10 @@ class Recorder:
     async def _fetch_snapshot(self, symbol: str) -> bytes:
         assert self._session is not None
         assert self.config.rest_url is not None
-        url = f"{self.config.rest_url}/api/v3/depth"
-        params = {"symbol": symbol, "limit": str(self.config.snapshot_limit)}
+        kind = self.config.market
+        url = f"{self.config.rest_url}{kind.rest_prefix}/depth"
+        limit = min(self.config.snapshot_limit, kind.depth_limits[-1])
+        params = {"symbol": symbol, "limit": str(limit)}
         try:
             async with self._session.get(url, params=params) as response:
                 body = await response.read()

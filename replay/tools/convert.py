@@ -1,8 +1,10 @@
 """`replay convert --to parquet`: a recording as three columnar tables for analysis.
 
-- `trades.parquet`: one row per trade message;
+- `trades.parquet`: one row per trade message (`trade_type`: futures' `X`, MARKET / LIQUIDATION
+  ...; null on spot);
 - `book_updates.parquet`: one row per level change of a diff-depth message (bids first, then
-  asks, in message order), so a level count is a row count;
+  asks, in message order), so a level count is a row count (`previous_final_update_id`: futures'
+  `pu`; null on spot);
 - `quotes.parquet`: one row per bookTicker message.
 REST snapshots, disconnect markers and other streams are not converted: these tables describe
 the streams, and a snapshot is a book state, not a change.
@@ -40,6 +42,7 @@ TRADES = pa.schema(
         ("price", pa.float64()),
         ("qty", pa.float64()),
         ("buyer_is_maker", pa.bool_()),
+        ("trade_type", pa.string()),
     ]
 )
 BOOK_UPDATES = pa.schema(
@@ -49,6 +52,7 @@ BOOK_UPDATES = pa.schema(
         ("symbol", pa.string()),
         ("first_update_id", pa.int64()),
         ("final_update_id", pa.int64()),
+        ("previous_final_update_id", pa.int64()),
         ("side", pa.string()),
         ("price", pa.float64()),
         ("qty", pa.float64()),
@@ -135,9 +139,10 @@ def _fill(records: Iterable[Record], sinks: dict[str, _TableSink], source: str) 
         recv, event = record.recv_ns, item.event
         if isinstance(event, TradeEvent):
             price, qty = _floats(f"{source}:{number}", event.p, event.q)
-            trades.add(recv, event.E, event.T, item.symbol, event.t, price, qty, event.m)
+            kind = event.X or None
+            trades.add(recv, event.E, event.T, item.symbol, event.t, price, qty, event.m, kind)
         elif isinstance(event, DepthDiff):
-            ids = (event.first_update_id, event.final_update_id)
+            ids = (event.first_update_id, event.final_update_id, event.previous_final_update_id)
             for price, qty in event.bids:
                 updates.add(recv, event.event_ms, item.symbol, *ids, "bid", price, qty)
             for price, qty in event.asks:

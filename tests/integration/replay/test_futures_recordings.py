@@ -7,15 +7,19 @@ book as a straightforward offline rebuild of the recording."""
 from __future__ import annotations
 
 import gzip
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from replay.depth_sync import DiffDepthSync, DiffOutcome, SnapshotOutcome
 from replay.recording import read_records
 from replay.stream_messages import classify
+from replay.tools.convert import convert_records
 from replay.tools.inspect import Inspector
+from replay.tools.slice import slice_records
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +97,46 @@ def test_the_futures_book_syncs_on_the_recorded_snapshot_and_never_gaps(
     assert DiffOutcome.GAP not in outcomes and sync.gaps == 0
     assert sync.synced and sync.book.update_id == last_u
     assert sync.book.best_bid() < sync.book.best_ask()
+
+
+@pytest.mark.parametrize("market", sorted(RECORDINGS))
+def test_a_futures_slice_is_replayable_from_its_first_line(shared_data: Path, market: str) -> None:
+    """A slice cut mid-recording starts with a snapshot made at the cut: the next diff continues
+    it by `pu`, so the book syncs on that first snapshot and never gaps (as ccxt accepts it)."""
+    name, stream = RECORDINGS[market]
+    records = list(read_records(shared_data / name))
+    start_ns = records[len(records) // 2].recv_ns
+    sliced = list(slice_records(records, start_ns=start_ns, end_ns=None, source=name))
+    first = classify(sliced[0].payload)
+    assert first.kind == "snapshot"
+    sync = DiffDepthSync()
+    snapshot = first.event
+    outcome = sync.on_snapshot(
+        snapshot.lastUpdateId,
+        [(float(p), float(q)) for p, q in snapshot.bids],
+        [(float(p), float(q)) for p, q in snapshot.asks],
+    )
+    assert outcome is SnapshotOutcome.SYNCED
+    applied = 0
+    for record in sliced[1:]:
+        message = classify(record.payload)
+        if message.kind == "depth" and message.stream == stream:
+            assert sync.on_diff(message.event) is DiffOutcome.APPLIED
+            applied += 1
+    assert applied > 500 and sync.gaps == 0
+    inspector = Inspector()
+    inspector.add(sliced, "slice")
+    assert inspector.report()["depth"][stream]["gaps"] == 0
+
+
+def test_convert_keeps_the_futures_fields(shared_data: Path, tmp_path: Path) -> None:
+    """Parquet tables of a futures recording keep `pu` and the trade type `X`."""
+    name, _ = RECORDINGS["usdm"]
+    records = list(islice(read_records(shared_data / name), 3000))
+    convert_records(iter(records), tmp_path / "pq", source=name)
+    updates = pq.read_table(tmp_path / "pq" / "book_updates.parquet").to_pylist()
+    trades = pq.read_table(tmp_path / "pq" / "trades.parquet").to_pylist()
+    assert updates and all(row["previous_final_update_id"] is not None for row in updates)
+    first_diff = next(classify(r.payload).event for r in records if b"@depth@0ms" in r.payload[:40])
+    assert updates[0]["previous_final_update_id"] == first_diff.previous_final_update_id
+    assert trades and {row["trade_type"] for row in trades} == {"MARKET"}

@@ -24,8 +24,9 @@ from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from replay.recorder import RotatingSink, recorder_config
+from replay.recorder import RecorderArgumentError, RotatingSink, recorder_config
 from replay.recording import Record, parse_line, read_records
+from replay.tools.inspect import Inspector
 from tests.helpers import SIM_TOKEN, ReplayProcess, process, replay_process, wait_until
 
 pytestmark = pytest.mark.integration
@@ -128,7 +129,12 @@ def control(replay: ReplayProcess, path: str, *, method: str = "GET") -> dict[st
 
 
 def record_whole_replay(
-    tmp: Path, recording: Path, out: Path, *extra: str, timeout_s: float
+    tmp: Path,
+    recording: Path,
+    out: Path,
+    *extra: str,
+    timeout_s: float,
+    streams: str = ROUND_TRIP_STREAMS,
 ) -> list[bytes]:
     """Record a paused replay from its first message to its last, then SIGTERM the recorder.
     Returns the source's stream messages."""
@@ -145,9 +151,7 @@ def record_whole_replay(
 
     with (
         replay_process(tmp, recording, speed="max", extra=["--no-rebase", "--paused"]) as replay,
-        recorder(
-            tmp, replay.ws_url, ROUND_TRIP_STREAMS, out, "--rest-url", replay.rest_url, *extra
-        ) as proc,
+        recorder(tmp, replay.ws_url, streams, out, "--rest-url", replay.rest_url, *extra) as proc,
     ):
         wait_until(
             lambda: control(replay, "/status")["clients"] >= 1,
@@ -292,6 +296,55 @@ def test_round_trip_records_the_replayed_stream_byte_for_byte(
     assert snapshots(records), "no REST depth snapshot recorded"
     stamps = [r.recv_ns for r in records if not r.is_disconnect]
     assert all(a <= b for a, b in pairwise(stamps)), "receive time went back"
+
+
+def test_a_coin_m_recording_round_trips_with_its_snapshot_from_dapi(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    out = tmp_path / "recorded.gz"
+    source = record_whole_replay(
+        tmp_path,
+        shared_data / "binance-coinm/ethusd_perp_20240808.gz",
+        out,
+        "--flush-ms",
+        "200",
+        timeout_s=240,
+        streams="ethusd_perp@trade,ethusd_perp@bookTicker,ethusd_perp@depth@0ms",
+    )
+    records = list(read_records(out))
+    assert_same_sequence(stream_messages(records), source)
+    (snapshot, *_) = snapshots(records)
+    assert b'"symbol":"ETHUSD_PERP","pair":"ETHUSD"' in snapshot, "GET /dapi/v1/depth's body"
+    inspector = Inspector()
+    inspector.add(records, str(out))
+    depth = inspector.report()["depth"]["ethusd_perp@depth@0ms"]
+    assert depth["gaps"] == 0, depth["gap_list"][:3]
+
+
+def test_the_stream_host_names_the_market_and_its_snapshot_endpoint(tmp_path: Path) -> None:
+    def config(url: str, streams: str, **extra: str) -> tuple[str | None, str]:
+        made = recorder_config(url=url, streams=streams, out=tmp_path / "r.gz", **extra)
+        return made.rest_url, made.market.value
+
+    assert config("wss://fstream.binance.com", "ethusdt@depth@0ms") == (
+        "https://fapi.binance.com",
+        "usdm",
+    )
+    assert config("wss://dstream.binance.com", "ethusd_perp@depth@100ms") == (
+        "https://dapi.binance.com",
+        "coinm",
+    )
+    assert config("wss://stream.binance.com:9443", "btcusdt@depth@100ms") == (
+        "https://api.binance.com",
+        "spot",
+    )
+    local = {"rest_url": "http://127.0.0.1:9"}
+    assert config("ws://127.0.0.1:9", "ethusd_perp@trade", **local)[1] == "coinm"
+    assert config("ws://127.0.0.1:9", "ethusdt@markPrice@1s", **local)[1] == "usdm"
+    assert config("ws://127.0.0.1:9", "btcusdt@trade", **local)[1] == "spot"
+    assert config("ws://127.0.0.1:9", "btcusdt@trade", market="usdm", **local)[1] == "usdm"
+    with pytest.raises(RecorderArgumentError, match="--market"):
+        config("ws://127.0.0.1:9", "btcusdt@trade", market="options")
 
 
 def test_disconnect_writes_a_marker_then_reconnects_with_a_new_snapshot(tmp_path: Path) -> None:

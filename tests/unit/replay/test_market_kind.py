@@ -14,7 +14,7 @@ USDM_DIFF = b'{"stream":"ethusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":
 COINM_TRADE = b'{"stream":"ethusd_perp@trade","data":{"e":"trade","E":1,"T":1,"s":"ETHUSD_PERP","t":1,"p":"1","q":"1","X":"MARKET","m":true}}'  # noqa: E501
 USDM_SNAPSHOT = b'{"lastUpdateId":5,"E":1,"T":1,"bids":[],"asks":[]}'
 SPOT_QUOTE = (
-    b'{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}}'  # noqa: E501
+    b'{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}}'
 )
 
 

@@ -297,15 +297,15 @@ def test_convert_writes_three_typed_tables_with_every_message_and_level(
     assert {name: t.num_rows for name, t in tables.items()} == expected
     assert tables["trades"].schema.types == [
         pa.int64(), pa.int64(), pa.int64(), pa.string(), pa.int64(),
-        pa.float64(), pa.float64(), pa.bool_(),
+        pa.float64(), pa.float64(), pa.bool_(), pa.string(),
     ]  # fmt: skip
     assert tables["trades"].schema.names == [
         "recv_ns", "event_ms", "trade_time_ms", "symbol", "trade_id", "price", "qty",
-        "buyer_is_maker",
+        "buyer_is_maker", "trade_type",
     ]  # fmt: skip
     assert tables["book_updates"].schema.names == [
-        "recv_ns", "event_ms", "symbol", "first_update_id", "final_update_id", "side", "price",
-        "qty",
+        "recv_ns", "event_ms", "symbol", "first_update_id", "final_update_id",
+        "previous_final_update_id", "side", "price", "qty",
     ]  # fmt: skip
     assert str(tables["book_updates"].schema.field("side").type) == "string"
     assert set(tables["book_updates"].column("side").to_pylist()) == {"bid", "ask"}
@@ -324,7 +324,9 @@ def test_convert_writes_three_typed_tables_with_every_message_and_level(
         "price": float(raw["p"]),
         "qty": float(raw["q"]),
         "buyer_is_maker": raw["m"],
+        "trade_type": None,
     }
+    assert set(tables["book_updates"].column("previous_final_update_id").to_pylist()) == {None}
     assert pq.ParquetFile(tmp_path / "pq" / "book_updates.parquet").num_row_groups > 1
 
 
