@@ -28,6 +28,12 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
                                         20 ms when it moves); ?since_ms=T, ?symbol=X
     GET  /truth/in-flight               requests the simulator has not answered yet (a fault
                                         delays or holds their answer)
+    GET  /truth/positions               futures: every account's wallet and positions at the
+                                        venue's mark (PnL, liquidation price and distance)
+    GET  /truth/funding                 futures: every funding payment; ?since_ms=T
+    GET  /truth/liquidations            futures: every liquidation; ?since_ms=T
+    POST /replay/mark-price  {"funding_rate", "mark_shift", "premium", ...}  futures: move the
+                                        derived mark price (replay/mark_price.py)
 
 Bounded like every server (docs/limits.md); every error answer is JSON `{"error": ...}`.
 
@@ -48,6 +54,8 @@ from aiohttp import web
 
 from plumbing.http_limits import HttpLimits, bearer_matches, bounded_app
 from plumbing.logging import get_logger
+from replay.exchange.futures.engine import FuturesMatchingEngine
+from replay.exchange.futures.ledger import FuturesLedger
 from replay.exchange.matching import MatchingEngine, SimOrder
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
@@ -160,6 +168,9 @@ class ControlHandlers:
         router.add_get("/truth/refusals", self.refusals)
         router.add_get("/truth/mids", self.mids)
         router.add_get("/truth/in-flight", self.in_flight)
+        router.add_get("/truth/positions", self.positions)
+        router.add_get("/truth/funding", self.funding)
+        router.add_get("/truth/liquidations", self.liquidations)
 
     # --- health -------------------------------------------------------------------------------
 
@@ -369,6 +380,102 @@ class ControlHandlers:
 
     async def in_flight(self, _: web.Request) -> web.Response:
         return _json({"in_flight": self.replay.api.in_flight.listing()})
+
+    def _ledger(self) -> FuturesLedger:
+        matching = self.replay.matching
+        if not isinstance(matching, FuturesMatchingEngine):
+            raise web.HTTPNotFound(
+                text=json.dumps(
+                    {"error": "this replay is spot: no positions, funding or liquidations"}
+                ),
+                content_type="application/json",
+            )
+        return matching.ledger
+
+    async def positions(self, _: web.Request) -> web.Response:
+        """Futures ground truth: each account's wallet and positions, valued at the venue's
+        mark (replay/exchange/futures/ledger.py)."""
+        ledger = self._ledger()
+        accounts = []
+        for key, account in ledger.accounts.items():
+            positions = []
+            for p in account.open_positions():
+                liquidation = ledger.liquidation_price(account, p)
+                mark = ledger.marks.get(p.symbol)
+                positions.append(
+                    {
+                        "symbol": p.symbol,
+                        "position_side": p.side,
+                        "qty": str(p.qty),
+                        "entry_price": str(p.entry),
+                        "mark_price": str(mark) if mark is not None else None,
+                        "unrealized_pnl": str(ledger.unrealized(p)),
+                        "realized_pnl": str(p.realized_pnl),
+                        "liquidation_price": str(liquidation) if liquidation else None,
+                        "liquidation_distance_pct": (
+                            float(abs(mark - liquidation) / mark * 100)
+                            if liquidation and mark
+                            else None
+                        ),
+                        "margin_type": "isolated" if p.symbol in account.isolated else "cross",
+                        "leverage": account.leverage_of(p.symbol),
+                        "notional": str(
+                            ledger.contracts[p.symbol].notional(p.qty, mark or p.entry)
+                        ),
+                    }
+                )
+            accounts.append(
+                {
+                    "account": hash_key(key),
+                    "wallet": {asset: str(v) for asset, v in account.wallet.items()},
+                    "positions": positions,
+                }
+            )
+        return _json({"marks": {s: str(m) for s, m in ledger.marks.items()}, "accounts": accounts})
+
+    async def funding(self, request: web.Request) -> web.Response:
+        since = query_since_ms(request)
+        return _json(
+            {
+                "funding": [
+                    {
+                        "account": hash_key(f.api_key),
+                        "symbol": f.symbol,
+                        "position_side": f.position_side,
+                        "time_ms": f.time_ms,
+                        "rate": str(f.rate),
+                        "mark_price": str(f.mark),
+                        "qty": str(f.qty),
+                        "paid": str(f.amount),
+                        "asset": f.asset,
+                    }
+                    for f in self._ledger().funding
+                    if f.time_ms >= since
+                ]
+            }
+        )
+
+    async def liquidations(self, request: web.Request) -> web.Response:
+        since = query_since_ms(request)
+        return _json(
+            {
+                "liquidations": [
+                    {
+                        "account": hash_key(x.api_key),
+                        "symbol": x.symbol,
+                        "position_side": x.position_side,
+                        "qty": str(x.qty),
+                        "entry_price": str(x.entry),
+                        "mark_price": str(x.mark),
+                        "price": str(x.price),
+                        "loss": str(x.loss),
+                        "time_ms": x.time_ms,
+                    }
+                    for x in self._ledger().liquidations
+                    if x.time_ms >= since
+                ]
+            }
+        )
 
     async def balances(self, _: web.Request) -> web.Response:
         replay = self.replay

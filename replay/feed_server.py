@@ -76,6 +76,18 @@ def _unrouted(path: str) -> str:
     return path
 
 
+def _private_path(raw: str) -> str:
+    """The path, with USD-M's routed user stream (`/private/ws?listenKey=<key>`, or the key in
+    the path) read as the listen-key path `/ws/<key>`."""
+    parts = urlsplit(raw)
+    if parts.path.rstrip("/") == "/private/ws":
+        key = parse_qs(parts.query).get("listenKey", [""])[0]
+        return f"/ws/{key}" if key else parts.path
+    if parts.path.startswith("/private/ws/"):
+        return parts.path[len("/private") :]
+    return parts.path
+
+
 SEND_BATCH = 256
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
@@ -225,7 +237,7 @@ class FeedServer:
         ):
             self.refused_connections += 1
             return Response(503, "Service Unavailable", Headers(), b"too many connections\n")
-        path = urlsplit(request.path).path
+        path = _private_path(request.path)
         if self.private is not None and self.private.claims(path):
             return None
         path = _unrouted(path)
@@ -253,7 +265,7 @@ class FeedServer:
         return False, []
 
     async def _handle(self, ws: ServerConnection) -> None:
-        path = urlsplit(ws.request.path if ws.request else "/ws").path
+        path = _private_path(ws.request.path if ws.request else "/ws")
         if self.private is not None and self.private.claims(path):
             await self.private.serve(ws, path)
             return

@@ -30,8 +30,12 @@ from replay.binance import DepthSnapshot, TradeEvent
 from replay.control import build_control_app
 from replay.depth_sync import DepthDiff
 from replay.derived import DerivedStreams
-from replay.derived_futures import FuturesStreams, mark_price_event
+from replay.derived_futures import FuturesStreams, force_order_event, mark_price_event
 from replay.exchange import http11
+from replay.exchange.formats import fmt
+from replay.exchange.futures.api import FuturesApi
+from replay.exchange.futures.engine import FuturesMatchingEngine
+from replay.exchange.futures.userdata import FuturesUserDataHub
 from replay.exchange.matching import MatchingEngine
 from replay.exchange.rest import SimulatorApi
 from replay.exchange.symbols import ExchangeInfo
@@ -104,6 +108,9 @@ class ReplayServerConfig:
     """Spot, USD-M or COIN-M; default: what the recording says (replay/market_kind.py)."""
     mark_price: MarkPriceConfig = field(default_factory=MarkPriceConfig)
     """Futures: how the mark price and funding are derived (replay/mark_price.py)."""
+    futures_maker_fee: Decimal = Decimal("0.0002")
+    futures_taker_fee: Decimal = Decimal("0.0005")
+    """Binance's futures base tier (USD-M 0.02% / 0.05%)."""
 
 
 def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
@@ -187,12 +194,22 @@ class ReplayServer:
                 },
             ],
         )
-        self.matching = MatchingEngine(
-            self.exchange_info.rules,
-            clock_ms=lambda: time.time_ns() // 1_000_000,
-            maker_fee=config.maker_fee,
-            taker_fee=config.taker_fee,
-        )
+        self.matching: MatchingEngine
+        if self.kind.is_futures:
+            self.matching = FuturesMatchingEngine(
+                self.exchange_info.rules,
+                inverse=self.kind is MarketKind.COINM,
+                clock_ms=lambda: time.time_ns() // 1_000_000,
+                maker_fee=config.futures_maker_fee,
+                taker_fee=config.futures_taker_fee,
+            )
+        else:
+            self.matching = MatchingEngine(
+                self.exchange_info.rules,
+                clock_ms=lambda: time.time_ns() // 1_000_000,
+                maker_fee=config.maker_fee,
+                taker_fee=config.taker_fee,
+            )
         self.initial_balances: dict[str, dict[str, Decimal]] = {}
         for account in config.accounts:
             self.matching.add_account(account.api_key, dict(account.balances))
@@ -216,14 +233,20 @@ class ReplayServer:
         )
         self._time_keys = FUTURES_TIME_KEYS_BY_KIND if self.kind.is_futures else TIME_KEYS_BY_KIND
         self._event_ms = 0
+        self._funding_seen_ms: dict[str, int] = {}
         """The latest recorded event time of a quote or trade (futures: the mark's clock)."""
         self.pacing = PacingStats()
         self._seek_to: int | None = None
         secrets_by_key = {a.api_key: a.api_secret for a in config.accounts}
         self.limiter = RateLimiter(limits)
         self.venue_faults = VenueFaultBook(seed=config.fault_seed)
-        self.hub = UserDataHub(self.matching)
-        self.api = SimulatorApi(
+        self.hub = (
+            FuturesUserDataHub(self.matching)
+            if isinstance(self.matching, FuturesMatchingEngine)
+            else UserDataHub(self.matching)
+        )
+        api_class = FuturesApi if self.kind.is_futures else SimulatorApi
+        self.api = api_class(
             matching=self.matching,
             exchange_info=self.exchange_info,
             market=self.market,
@@ -681,6 +704,7 @@ class ReplayServer:
                     self._emit(stream, data, None, TIME_KEYS_BY_KIND["trade"])
         if self.futures is not None and kind in ("bookTicker", "trade"):
             self._emit_marks(item.symbol)
+            self._mark_to_venue(item.symbol)
 
     # --- futures ------------------------------------------------------------------------------
 
@@ -695,6 +719,45 @@ class ReplayServer:
             return False
         self._event_ms = max(self._event_ms, event_ms)
         return True
+
+    def _mark_to_venue(self, symbol: str) -> None:
+        """The simulated venue follows the mark: funding at each funding time the replay's
+        event time passed, liquidation of positions under maintenance (with `forceOrder` on
+        the feed, as the exchange publishes its liquidations)."""
+        engine = self.matching
+        if not isinstance(engine, FuturesMatchingEngine) or not engine.ledger.accounts:
+            return
+        assert self.futures is not None
+        model, event_ms = self.futures.model, self._event_ms
+        seen = self._funding_seen_ms.get(symbol)
+        self._funding_seen_ms[symbol] = event_ms
+        if seen is not None:
+            for funding_ms in model.funding_times(seen, event_ms):
+                at = model.mark(symbol, funding_ms)
+                if at is not None:
+                    engine.apply_funding(
+                        symbol, rate=Decimal(repr(at.funding_rate)), mark=Decimal(repr(at.mark))
+                    )
+        mark = model.mark(symbol, event_ms)
+        if mark is None:
+            return
+        for liquidation in engine.on_mark(symbol, Decimal(repr(mark.mark))):
+            stream = f"{symbol.lower()}@forceOrder"
+            if self.feed.wanted(stream):
+                now = time.time_ns() // 1_000_000
+                qty = fmt(abs(liquidation.qty))
+                price = fmt(liquidation.price)
+                payload = force_order_event(
+                    symbol=symbol,
+                    side="SELL" if liquidation.qty > 0 else "BUY",
+                    qty=qty,
+                    price=price,
+                    avg_price=price,
+                    event_ms=now,
+                    trade_ms=now,
+                )
+                self.messages += 1
+                self.feed.broadcast(stream, payload, None)
 
     def _emit_marks(self, symbol: str) -> None:
         assert self.futures is not None

@@ -84,6 +84,8 @@ class SimFill(msgspec.Struct, gc=False):
     commission_asset: str
     is_maker: bool
     time_ms: int
+    realized_pnl: Decimal = Decimal(0)
+    """Futures: the PnL this fill realised, in the margin asset (spot: 0)."""
 
 
 class SimOrder(msgspec.Struct, gc=False):
@@ -117,6 +119,10 @@ class SimOrder(msgspec.Struct, gc=False):
     fills: tuple[SimFill, ...] = ()
     locked: Decimal = Decimal(0)
     """What this order still holds locked (quote for buys, base for sells)."""
+    position_side: str = ""
+    """Futures: BOTH (one-way mode), LONG or SHORT (hedge mode); spot: empty."""
+    reduce_only: bool = False
+    """Futures: the order may only reduce the position."""
 
     @property
     def remaining(self) -> Decimal:
@@ -266,6 +272,8 @@ class MatchingEngine:
         time_in_force: str | None,
         client_order_id: str,
         connection: str | None = None,
+        position_side: str = "",
+        reduce_only: bool = False,
     ) -> SimOrder:
         rules = self.rules_for(symbol)
         account = self.accounts[api_key]
@@ -292,6 +300,8 @@ class MatchingEngine:
             update_ms=now,
             arrival_mid=mid,
             connection=connection,
+            position_side=position_side,
+            reduce_only=reduce_only,
         )
         if order_type == "MARKET":
             self._validate_market(order, rules, book)
@@ -547,22 +557,9 @@ class MatchingEngine:
             self._consumed[key] = self._consumed.get(key, 0.0) + float(qty)
         quote_qty = (price * qty).quantize(EIGHT)
         rate = self.maker_fee if is_maker else self.taker_fee
-        base, quote = account.balance(rules.base), account.balance(rules.quote)
-        if order.side == "BUY":
-            commission = (qty * rate).quantize(EIGHT)
-            commission_asset = rules.base
-            spent = quote_qty
-            release = spent if order.type == "MARKET" else min(order.locked, qty * order.price)
-            quote.locked -= release
-            quote.free += release - spent
-            order.locked -= release
-            base.free += qty - commission
-        else:
-            commission = (quote_qty * rate).quantize(EIGHT)
-            commission_asset = rules.quote
-            base.locked -= qty
-            order.locked -= qty
-            quote.free += quote_qty - commission
+        commission, commission_asset, realized = self._settle(
+            order, rules, account, price, qty, quote_qty, rate
+        )
         now = self.clock_ms()
         fill = SimFill(
             trade_id=self._next_trade_id,
@@ -576,6 +573,7 @@ class MatchingEngine:
             commission_asset=commission_asset,
             is_maker=is_maker,
             time_ms=now,
+            realized_pnl=realized,
         )
         self._next_trade_id += 1
         order.executed_qty += qty
@@ -590,6 +588,34 @@ class MatchingEngine:
         else:
             order.status = Status.PARTIALLY_FILLED
         self._notify(order, "TRADE", fill)
+
+    def _settle(
+        self,
+        order: SimOrder,
+        rules: SymbolRules,
+        account: Account,
+        price: Decimal,
+        qty: Decimal,
+        quote_qty: Decimal,
+        rate: Decimal,
+    ) -> tuple[Decimal, str, Decimal]:
+        """Spot settlement of a fill: balances move, commission in the asset received. Returns
+        (commission, its asset, realised PnL: none on spot)."""
+        base, quote = account.balance(rules.base), account.balance(rules.quote)
+        if order.side == "BUY":
+            commission = (qty * rate).quantize(EIGHT)
+            spent = quote_qty
+            release = spent if order.type == "MARKET" else min(order.locked, qty * order.price)
+            quote.locked -= release
+            quote.free += release - spent
+            order.locked -= release
+            base.free += qty - commission
+            return commission, rules.base, _ZERO
+        commission = (quote_qty * rate).quantize(EIGHT)
+        base.locked -= qty
+        order.locked -= qty
+        quote.free += quote_qty - commission
+        return commission, rules.quote, _ZERO
 
     def _release(self, order: SimOrder) -> None:
         if order.locked <= 0:

@@ -69,6 +69,16 @@ FUTURES_WEIGHTS = {  # Binance USD-M / COIN-M request weights of the endpoints s
     ("GET", "time"): 1,
     ("GET", "exchangeInfo"): 1,
     ("GET", "premiumIndex"): 1,
+    ("POST", "order"): 0,
+    ("GET", "order"): 1,
+    ("DELETE", "order"): 1,
+    ("GET", "openOrders"): 1,
+    ("GET", "allOrders"): 5,
+    ("GET", "userTrades"): 5,
+    ("GET", "account"): 5,
+    ("GET", "balance"): 5,
+    ("GET", "positionRisk"): 5,
+    ("GET", "leverageBracket"): 1,
 }
 
 
@@ -95,6 +105,8 @@ def request_weight(
     if kind.is_futures:
         if name == "premiumIndex" and not query().get("symbol"):
             return 10
+        if name == "openOrders" and not query().get("symbol"):
+            return 40
         return FUTURES_WEIGHTS.get((method, name), 1)
     if name == "openOrders" and not query().get("symbol"):
         return 80
@@ -276,6 +288,7 @@ class SimulatorApi:
         self.held = 0
         self.refusals = RefusalLog()
         self.in_flight = InFlight()
+        self._order_path = f"{kind.rest_prefix}/order"
         self._routes = self.routes()
         self._paths = {path for _, path in self._routes}
 
@@ -316,7 +329,7 @@ class SimulatorApi:
         handler = self._routes.get((method, path))
         if handler is None:
             handler = self._method_not_allowed if path in self._paths else self._not_found
-        is_new_order = method == "POST" and path == "/api/v3/order"
+        is_new_order = method == "POST" and path == self._order_path
         plan = self.faults.plan(method, path, time.time_ns(), is_new_order=is_new_order)
         if plan.delay_s:
             return self.in_flight.track(
