@@ -6,6 +6,7 @@ the positions."""
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import ccxt
 import ccxt.pro as ccxtpro
 import pytest
+import websockets
 
 from tests.helpers import SIM_KEY, SIM_SECRET, control, replay_process, wait_until
 from tests.integration.replay.test_futures_fidelity import MARKETS
@@ -139,3 +141,53 @@ async def test_the_futures_user_stream_reports_orders_and_positions(
             assert orders[-1]["filled"] == float(size)
         finally:
             await exchange.close()
+
+
+async def test_funding_is_paid_at_its_times_and_a_falling_mark_liquidates(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """USD-M with funding every minute of event time (6 s at 10x): a long pays qty * mark * rate
+    at each funding time; when the mark falls 10% the position (13x the wallet, at 20x) is
+    liquidated at its bankruptcy price, the wallet is gone, and `forceOrder` says so."""
+    name, symbol, lower, _ = MARKETS["usdm"]
+    extra = ["--funding-interval-h", str(1 / 60)]
+    with replay_process(
+        tmp_path,
+        shared_data / name,
+        speed="10",
+        balances=("USDT=2000",),
+        extra=extra,
+        wait_for_market=True,
+    ) as venue:
+        exchange = client("usdm", venue.rest_url, venue.ws_url)
+        exchange.load_markets()
+        exchange.set_leverage(20, symbol)
+        exchange.create_order(symbol, "market", "buy", 10)
+        (held,) = control(venue, "GET", "/truth/positions")["accounts"][0]["positions"]
+        payments = wait_until(
+            lambda: control(venue, "GET", "/truth/funding")["funding"],
+            timeout_s=30,
+            what="a funding time to pass",
+        )
+        first = payments[0]
+        assert Decimal(first["qty"]) == Decimal(10)
+        assert Decimal(first["paid"]) == Decimal(first["qty"]) * Decimal(
+            first["mark_price"]
+        ) * Decimal(first["rate"])
+        assert Decimal(first["rate"]) == Decimal("0.0001")
+        async with websockets.connect(f"{venue.ws_url}/ws/{lower}@forceOrder") as feed:
+            control(venue, "POST", "/replay/mark-price", {"mark_shift": -0.1})
+            event = json.loads(await asyncio.wait_for(feed.recv(), 20))
+        assert (event["e"], event["o"]["S"], event["o"]["q"]) == (
+            "forceOrder",
+            "SELL",
+            "10.00000000",
+        )
+        (liquidation,) = control(venue, "GET", "/truth/liquidations")["liquidations"]
+        wallet = Decimal(control(venue, "GET", "/truth/positions")["accounts"][0]["wallet"]["USDT"])
+        entry = Decimal(held["entry_price"])
+        # closed at the bankruptcy price: the collateral (the wallet at the liquidation) is lost
+        collateral = Decimal(liquidation["loss"])
+        assert Decimal(liquidation["price"]) == pytest.approx(entry - collateral / Decimal(10))
+        assert wallet == pytest.approx(Decimal(0), abs=Decimal("1e-9"))
+        assert control(venue, "GET", "/truth/positions")["accounts"][0]["positions"] == []
