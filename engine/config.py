@@ -149,7 +149,8 @@ EnvName = Annotated[
 Symbol = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Z0-9]+\Z", description="upper-case letters and digits, such as BTCUSDT"
+        pattern=r"^[A-Z0-9]+(_[A-Z0-9]+)?\Z",
+        description="upper-case letters and digits, such as BTCUSDT (COIN-M: ETHUSD_PERP)",
     ),
 ]
 Name = Annotated[
@@ -231,6 +232,13 @@ class VenueConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True
     max_weight_usage: Share = 0.7
     """Stay under this share of the venue's limit (our token buckets; ccxt's limiter for a
     client made without them). The stricter of this and execution.max_weight_usage wins."""
+    market: Literal["spot", "usdm", "coinm"] = "spot"
+    """Spot, USD-M (linear) or COIN-M (inverse) perpetual futures (docs/futures.md)."""
+    depth_stream: Literal[
+        "@depth", "@depth@100ms", "@depth@0ms", "@depth@250ms", "@depth@500ms"
+    ] = "@depth@100ms"
+    """The diff-depth stream's update speed (spot: @depth = 1000 ms or @depth@100ms; futures:
+    @depth = 250 ms, @depth@0ms, @depth@100ms, @depth@500ms)."""
 
 
 class FeedConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):

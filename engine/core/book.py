@@ -9,6 +9,11 @@ Synchronisation follows Binance's documented procedure for spot diff depth:
   4. apply the kept diffs, then every new one; a diff whose U is above the last applied u + 1 is
      a gap: discard the book and start again from step 2.
 
+USD-M and COIN-M futures diffs carry `pu`, the previous event's final update id, and their `U`
+does not follow the last `u` + 1. Their procedure: drop diffs with u < lastUpdateId; the first
+kept diff spans the snapshot (U <= lastUpdateId <= u) or continues it (pu == lastUpdateId); each
+later diff's pu must equal the last applied u, else it is a gap.
+
 `DepthSync` is pure: its methods return what the caller must do (fetch a snapshot, nothing).
 """
 
@@ -134,6 +139,7 @@ class DepthDiff(msgspec.Struct, frozen=True):
     bids: list[Level]
     asks: list[Level]
     exchange_ts_ms: int = 0
+    previous_final_update_id: int | None = None  # pu: futures only
 
 
 class SyncState(StrEnum):
@@ -160,6 +166,8 @@ class DepthSync:
         self.gaps = 0
         self.resyncs = 0
         self.last_gap: tuple[int, int] | None = None
+        self._snapshot_id: int | None = None
+        """Futures: the snapshot's id until the first diff after it is applied."""
 
     @property
     def synced(self) -> bool:
@@ -178,11 +186,30 @@ class DepthSync:
                 self._snapshot_requested = True
                 return SyncAction.FETCH_SNAPSHOT
             return SyncAction.NONE
+        if diff.previous_final_update_id is not None:
+            return self._on_futures_diff(diff)
         if diff.final_update_id <= self.book.update_id:
             return SyncAction.IGNORED
         if diff.first_update_id > self.book.update_id + 1:
             self._on_gap(self.book.update_id, diff)
             return SyncAction.FETCH_SNAPSHOT
+        self._apply(diff)
+        return SyncAction.APPLIED
+
+    def _on_futures_diff(self, diff: DepthDiff) -> SyncAction:
+        book_id = self.book.update_id
+        if self._snapshot_id is not None:
+            if diff.final_update_id < self._snapshot_id:
+                return SyncAction.IGNORED
+            continues = _continues_snapshot(diff, self._snapshot_id)
+        else:
+            if diff.final_update_id <= book_id:
+                return SyncAction.IGNORED
+            continues = diff.previous_final_update_id == book_id
+        if not continues:
+            self._on_gap(book_id, diff)
+            return SyncAction.FETCH_SNAPSHOT
+        self._snapshot_id = None
         self._apply(diff)
         return SyncAction.APPLIED
 
@@ -193,13 +220,22 @@ class DepthSync:
         self._snapshot_requested = False
         if self.state is SyncState.SYNCED:
             return SyncAction.IGNORED
-        while self._buffer and self._buffer[0].final_update_id <= last_update_id:
+        futures = bool(self._buffer) and self._buffer[0].previous_final_update_id is not None
+        while self._buffer and (
+            self._buffer[0].final_update_id < last_update_id
+            or (not futures and self._buffer[0].final_update_id == last_update_id)
+        ):
             self._buffer.popleft()
-        if self._buffer and self._buffer[0].first_update_id > last_update_id + 1:
+        if self._buffer and (
+            not _continues_snapshot(self._buffer[0], last_update_id)
+            if futures
+            else self._buffer[0].first_update_id > last_update_id + 1
+        ):
             # The snapshot is older than everything we still hold: ask for a newer one.
             self._snapshot_requested = True
             return SyncAction.FETCH_SNAPSHOT
         self.book.reset(bids, asks, last_update_id)
+        self._snapshot_id = last_update_id if futures else None
         self.state = SyncState.SYNCED
         pending = list(self._buffer)
         self._buffer.clear()
@@ -235,6 +271,11 @@ class DepthSync:
         self._snapshot_requested = False
         bid, ask = self.book.best_bid(), self.book.best_ask()
         return CrossedBookError(f"book crossed at update {update_id}: bid {bid} >= ask {ask}")
+
+
+def _continues_snapshot(diff: DepthDiff, snapshot_id: int) -> bool:
+    """Futures: the first diff after a snapshot spans it or is the very next event."""
+    return diff.first_update_id <= snapshot_id or diff.previous_final_update_id == snapshot_id
 
 
 def require_continuous(last_update_id: int, diff: DepthDiff) -> None:

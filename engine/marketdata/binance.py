@@ -1,4 +1,6 @@
-"""Binance spot public streams: stream names and message parsing (combined-stream format)."""
+"""Binance public streams, spot and USD-M / COIN-M futures: stream names and message parsing
+(combined-stream format). Futures diffs carry `pu` (engine.core.book follows it); futures
+snapshots add `E`, `T` (and `symbol`, `pair` on COIN-M), which are not needed here."""
 
 from __future__ import annotations
 
@@ -10,19 +12,20 @@ import msgspec
 from engine.core.book import DepthDiff, Level
 
 KINDS = ("trade", "bookTicker", "depth")
+SNAPSHOT_PATHS = {"spot": "/api/v3/depth", "usdm": "/fapi/v1/depth", "coinm": "/dapi/v1/depth"}
 
 
-def stream_names(symbol: str) -> dict[str, str]:
+def stream_names(symbol: str, depth_stream: str = "@depth@100ms") -> dict[str, str]:
     lower = symbol.lower()
     return {
         "trade": f"{lower}@trade",
         "bookTicker": f"{lower}@bookTicker",
-        "depth": f"{lower}@depth@100ms",
+        "depth": f"{lower}{depth_stream}",
     }
 
 
-def combined_url(base: str, symbols: list[str]) -> str:
-    streams = "/".join(name for s in symbols for name in stream_names(s).values())
+def combined_url(base: str, symbols: list[str], depth_stream: str = "@depth@100ms") -> str:
+    streams = "/".join(name for s in symbols for name in stream_names(s, depth_stream).values())
     return f"{base.rstrip('/')}/stream?streams={quote(streams, safe='@/')}"
 
 
@@ -66,6 +69,7 @@ class RawDepth(msgspec.Struct):
     u: int
     b: list[tuple[str, str]]
     a: list[tuple[str, str]]
+    pu: int | None = None
 
 
 class RawSnapshot(msgspec.Struct):
@@ -138,7 +142,9 @@ def parse_combined(
             return "bookTicker", ticker.s, ticker
         if "@depth" in name:
             depth = _depth.decode(data)
-            diff = DepthDiff(depth.U, depth.u, _levels(depth.b), _levels(depth.a), depth.E)
+            diff = DepthDiff(
+                depth.U, depth.u, _levels(depth.b), _levels(depth.a), depth.E, depth.pu
+            )
             return "depth", depth.s, diff
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise MalformedMessage(name.split("@", 1)[-1], str(exc)) from None

@@ -70,6 +70,8 @@ class FeedConnection:
         rest_url: str,
         symbols: list[str],
         config: FeedConfig,
+        snapshot_path: str = "/api/v3/depth",
+        depth_stream: str = "@depth@100ms",
         clock: Clock,
         metrics: EngineMetrics,
         sink: FeedSink,
@@ -77,8 +79,9 @@ class FeedConnection:
     ) -> None:
         self.feed_id = feed_id
         self.venue = venue
-        self.url = combined_url(ws_base_url, symbols)
+        self.url = combined_url(ws_base_url, symbols, depth_stream)
         self.rest_url = rest_url.rstrip("/")
+        self.snapshot_path = snapshot_path
         self.symbols = [s.upper() for s in symbols]
         self.config = config
         self.clock = clock
@@ -320,7 +323,7 @@ class FeedConnection:
                 await self.sink.on_book(self, symbol, sync, 0, self.clock.time_ns())
 
     async def _fetch_snapshot(self, symbol: str) -> bytes:
-        url = f"{self.rest_url}/api/v3/depth"
+        url = f"{self.rest_url}{self.snapshot_path}"
         timeout = aiohttp.ClientTimeout(total=self.config.open_timeout_ms / 1000)
         params = {"symbol": symbol, "limit": str(self.config.snapshot_limit)}
         async with self.http.get(url, params=params, timeout=timeout) as response:

@@ -21,7 +21,7 @@ from engine.bus.publisher import Overflow, Publisher
 from engine.core.arbiter import FeedArbiter, Switch
 from engine.core.book import DepthSync
 from engine.core.messages import BookTop, FeedEvent, Quote, Trade
-from engine.marketdata.binance import KINDS, RawBookTicker, RawTrade
+from engine.marketdata.binance import KINDS, SNAPSHOT_PATHS, RawBookTicker, RawTrade
 from engine.marketdata.feed import FeedConnection
 from engine.runtime.service import Readiness, Service, ServiceContext
 from plumbing.backoff import Backoff
@@ -85,6 +85,8 @@ class FeedService(Service):
                 venue=self.venue,
                 ws_base_url=url,
                 rest_url=venue.rest_url,
+                snapshot_path=SNAPSHOT_PATHS[venue.market],
+                depth_stream=venue.depth_stream,
                 symbols=self.symbols,
                 config=self.config.feed,
                 clock=self.clock,
@@ -304,6 +306,7 @@ class FeedService(Service):
                 "data_age_ms": ages,
                 "book_update_id": {s: sync.book.update_id for s, sync in feed.syncs.items()},
                 "synced": {s: sync.synced for s, sync in feed.syncs.items()},
+                "depth_gaps": {s: sync.gaps for s, sync in feed.syncs.items()},
             }
         return {
             "active_feed": self.arbiter.active,

@@ -66,7 +66,14 @@ class DataPath:
 
 @contextmanager
 def data_path(
-    tmp: Path, recording: Path, *, speed: str = "5", feeds: int = 2, feed_toml: str = ""
+    tmp: Path,
+    recording: Path,
+    *,
+    speed: str = "5",
+    feeds: int = 2,
+    feed_toml: str = "",
+    symbol: str = "BTCUSDT",
+    venue_toml: str = "",
 ) -> Iterator[DataPath]:
     with ExitStack() as stack:
         redis_port = stack.enter_context(redis(tmp))
@@ -91,7 +98,8 @@ def data_path(
 [venue]
 ws_urls = [{urls}]
 rest_url = "{sim.rest_url}"
-symbols = ["BTCUSDT"]
+symbols = ["{symbol}"]
+{venue_toml}
 [bus]
 redis_url = "redis://127.0.0.1:{redis_port}/0"
 [feed]
