@@ -523,6 +523,8 @@ def order_truth(order: SimOrder) -> dict[str, Any]:
         "update_ms": order.update_ms,
         "arrival_mid": order.arrival_mid,
         "connection": order.connection,
+        "reduce_only": order.reduce_only,
+        "position_side": order.position_side or None,
         "fills": [
             {
                 "trade_id": f.trade_id,
@@ -532,6 +534,7 @@ def order_truth(order: SimOrder) -> dict[str, Any]:
                 "commission_asset": f.commission_asset,
                 "is_maker": f.is_maker,
                 "time_ms": f.time_ms,
+                "realized_pnl": str(f.realized_pnl),
             }
             for f in order.fills
         ],

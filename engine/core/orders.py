@@ -138,6 +138,8 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     tick_recv_ts_ns: int = 0
     reference_price: float = 0.0
     seq: int = 0
+    reduce_only: bool = False
+    """Sent with the venue's reduce-only flag (futures): it can never open or flip a position."""
 
     @property
     def remaining_qty(self) -> Decimal:

@@ -39,9 +39,14 @@ def order_reduces(side: Side, qty: Decimal, position_qty: Decimal) -> bool:
 
 
 class PositionBook:
-    """Net positions per (venue, symbol); applying the same fill twice changes nothing."""
+    """Net positions per (venue, symbol); applying the same fill twice changes nothing.
 
-    def __init__(self) -> None:
+    Spot positions are base-asset balances: a commission charged in the base asset shrinks
+    them. Futures positions (`contracts`) are quantities of contracts: commissions are charged
+    in the margin asset and never change the position."""
+
+    def __init__(self, *, contracts: bool = False) -> None:
+        self.contracts = contracts
         self._positions: dict[tuple[str, str], Position] = {}
         self._seen: set[tuple[str, int]] = set()
 
@@ -51,15 +56,16 @@ class PositionBook:
         if key in self._seen:
             return False
         self._seen.add(key)
-        base, quote = split_symbol(fill.symbol)
         current = self.get(fill.venue, fill.symbol)
         signed_qty = fill.qty if fill.side is Side.BUY else -fill.qty
         qty = current.qty + signed_qty
         quote_flow = current.quote_flow - signed_qty * fill.price
-        if fill.commission_asset == base:
-            qty -= fill.commission
-        elif fill.commission_asset == quote:
-            quote_flow -= fill.commission
+        if not self.contracts:
+            base, quote = split_symbol(fill.symbol)
+            if fill.commission_asset == base:
+                qty -= fill.commission
+            elif fill.commission_asset == quote:
+                quote_flow -= fill.commission
         self._positions[(fill.venue, fill.symbol)] = Position(
             venue=fill.venue,
             symbol=fill.symbol,

@@ -79,6 +79,31 @@ BINANCE_SPOT_WEIGHTS: Final[Mapping[str, int]] = {
 }
 """Binance spot REST request weights (the documented ones; the simulator charges the same)."""
 
+BINANCE_FUTURES_WEIGHTS: Final[Mapping[str, int]] = {
+    # operation: Binance USD-M / COIN-M request weight (IP limit)
+    "ping": 1,
+    "fetch_time": 1,
+    "load_markets": 1,  # GET /fapi/v1/exchangeInfo (one market type)
+    "fetch_markets": 1,
+    "fetch_order_book": 5,  # GET depth, limit 100
+    "fetch_trades": 5,
+    "fetch_ticker": 1,
+    "create_order": 1,  # 0 on the IP limit; charged 1 so that every order is counted
+    "cancel_order": 1,
+    "cancel_all_orders": 1,
+    "fetch_order": 1,
+    "fetch_open_orders": 1,
+    "fetch_open_orders_all_symbols": 40,
+    "fetch_orders": 5,
+    "fetch_my_trades": 5,
+    "fetch_order_trades": 5,
+    "fetch_balance": 5,  # GET account
+    "fetch_positions": 6,  # GET positionRisk (5) and, once, GET leverageBracket (1)
+    "set_leverage": 1,
+    "listen_key": 1,
+}
+"""Binance futures REST request weights of the operations the engine makes."""
+
 BINANCE_ORDER_OPS: Final[frozenset[str]] = frozenset({"create_order"})
 """Operations that count as new orders (ORDERS limit, in-flight cap)."""
 

@@ -58,6 +58,25 @@ def dec(value: Any) -> Decimal:
 def venue_order_of(raw: dict[str, Any]) -> VenueOrder:
     """A ccxt order (REST) or a raw executionReport (push) as the venue's view of an order."""
     info = raw.get("info") or raw
+    if info.get("e") == "ORDER_TRADE_UPDATE":  # futures push: the order is under "o"
+        pushed = info.get("o") or {}
+        filled = dec(pushed.get("z"))
+        return VenueOrder(
+            client_order_id=str(pushed.get("c") or ""),
+            venue_order_id=str(pushed.get("i") or ""),
+            status=str(pushed.get("X") or ""),
+            filled_qty=filled,
+            quote_qty=dec(pushed.get("ap")) * filled,
+        )
+    if "cumQuote" in info or "cumBase" in info:  # a futures order (REST): no quote total on
+        filled = dec(info.get("executedQty", raw.get("filled")))  # COIN-M, whose is in coin
+        return VenueOrder(
+            client_order_id=str(info.get("clientOrderId") or raw.get("clientOrderId") or ""),
+            venue_order_id=str(info.get("orderId") or raw.get("id") or ""),
+            status=str(info.get("status") or raw.get("status") or "").upper(),
+            filled_qty=filled,
+            quote_qty=dec(info.get("avgPrice")) * filled,
+        )
     if "X" in info and "z" in info:  # executionReport
         return VenueOrder(
             client_order_id=str(info.get("C") or info.get("c") or ""),
@@ -100,7 +119,10 @@ class OrderDesk:
         is_algo_parent: Callable[[str], bool],
         unknown_grace_ns: int,
         may_resend: Callable[[OrderRecord], bool] = lambda _: True,
+        futures: bool = False,
     ) -> None:
+        self.futures = futures
+        """A futures venue: orders carry reduceOnly, positions are contracts."""
         self.journal = journal
         self.gateway = gateway
         self.bus = bus
@@ -116,7 +138,7 @@ class OrderDesk:
         """Whether an order that never reached the venue may be sent again now: not while
         trading is halted (no order leaves, resends included), not while reducing when it would
         add exposure. Otherwise it is dropped (REJECTED, "not sent"), never resent later."""
-        self.positions = PositionBook()
+        self.positions = PositionBook(contracts=futures)
         self.on_change: OrderChanged | None = None
         self.sent = 0
         self._locks: dict[str, asyncio.Lock] = {}
@@ -164,15 +186,20 @@ class OrderDesk:
         self.push.expect_event(self.clock.time_ns())
         params: dict[str, Any] = {
             "newClientOrderId": order.client_order_id,
-            "newOrderRespType": "FULL",
+            "newOrderRespType": "RESULT" if self.futures else "FULL",
         }
+        if self.futures and order.reduce_only:
+            params["reduceOnly"] = True  # the venue itself refuses to open or flip with it
+        order_type = _CCXT_TYPE[order.order_type.value]
         if order.order_type.value == "LIMIT":
             params["timeInForce"] = order.time_in_force.value
+        elif self.futures and order.order_type.value == "LIMIT_MAKER":
+            order_type, params["timeInForce"] = "limit", "GTX"  # futures' post-only
         try:
             response = await self.gateway.call(
                 "create_order",
                 self.unified[order.symbol],
-                _CCXT_TYPE[order.order_type.value],
+                order_type,
                 order.side.value.lower(),
                 float(order.qty),
                 None if order.limit_price is None else float(order.limit_price),
@@ -365,12 +392,22 @@ class OrderDesk:
         )
         if total >= order.filled_qty:
             return candidates
-        trades = await self.gateway.call(
-            "fetch_order_trades",
-            order.venue_order_id,
-            self.unified[order.symbol],
-            side_effect=False,
-        )
+        if self.futures:  # ccxt's fetch_order_trades is spot's: futures ask userTrades by order
+            trades = await self.gateway.call(
+                "fetch_my_trades",
+                self.unified[order.symbol],
+                None,
+                None,
+                {"orderId": order.venue_order_id},
+                side_effect=False,
+            )
+        else:
+            trades = await self.gateway.call(
+                "fetch_order_trades",
+                order.venue_order_id,
+                self.unified[order.symbol],
+                side_effect=False,
+            )
         return [self._fill_from_ccxt(order, t) for t in trades]
 
     def _fill_from_ccxt(
@@ -394,14 +431,21 @@ class OrderDesk:
         )
 
     async def on_execution_report(self, info: dict[str, Any]) -> None:
-        """A pushed executionReport (user data stream)."""
+        """A pushed executionReport (spot) or ORDER_TRADE_UPDATE (futures; the same letters,
+        under "o") from the user data stream."""
         self.push.on_event(self.clock.time_ns())
+        if info.get("e") == "ORDER_TRADE_UPDATE":
+            await self._on_pushed(info.get("o") or {}, info)
+            return
+        await self._on_pushed(info, info)
+
+    async def _on_pushed(self, info: dict[str, Any], raw: dict[str, Any]) -> None:
         client_order_id = str(info.get("C") or info.get("c") or "")
         order = await self.journal.get_order(client_order_id)
         if order is None:
             return  # not ours (another client on the account) or not journaled by us
         pushed: Fill | None = None
-        if int(info.get("t", -1)) >= 0:
+        if int(info.get("t", -1)) >= 0 and info.get("x", "TRADE") == "TRADE":
             pushed = Fill(
                 correlation_id=order.correlation_id,
                 venue=order.venue,
@@ -419,7 +463,7 @@ class OrderDesk:
             )
         async with self.lock(client_order_id):
             current = await self.journal.get_order(client_order_id) or order
-            await self.apply(current, info, pushed_fill=pushed)
+            await self.apply(current, raw, pushed_fill=pushed)
 
     # --- recording ----------------------------------------------------------------------------
 

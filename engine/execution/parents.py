@@ -248,6 +248,7 @@ class ParentOrders:
             updated_ts_ns=now,
             tick_recv_ts_ns=intent.tick_recv_ts_ns if action.child_index == 0 else 0,
             reference_price=intent.reference_price,
+            reduce_only=intent.reduce_only,
         )
 
     async def _finish(self, parent: _Parent, action: Finished, children: list[OrderRecord]) -> None:

@@ -39,6 +39,7 @@ from engine.core.adoption import (
 from engine.core.algos import Instrument
 from engine.core.clock import Clock
 from engine.core.errors import StormproofError, VenueError
+from engine.core.futures import ContractTerms, position_drift
 from engine.core.messages import Fill, Intent, OrderRequest, Side, decode, encode
 from engine.core.orders import OrderRecord, OrderState
 from engine.core.positions import split_symbol
@@ -355,6 +356,11 @@ async def _check_drift(
     report: RecoveryReport,
     halt_percent: float,
 ) -> None:
+    if desk.futures:
+        await _check_futures_drift(
+            journal, desk, gateway, metrics, venue, symbols, instruments, report, halt_percent
+        )
+        return
     try:
         balance: dict[str, Any] = await gateway.call("fetch_balance", side_effect=False)
     except VenueError as exc:
@@ -393,6 +399,86 @@ async def _check_drift(
         if drift > halt_percent:
             problems.append(
                 f"{asset}: journal {expected} vs venue {actual} ({drift:.2f}% > {halt_percent}%)"
+            )
+    if problems:
+        report.halt_reason = "position drift: " + "; ".join(problems)
+
+
+def venue_contracts(positions: list[dict[str, Any]]) -> dict[str, tuple[Decimal, Decimal, Any]]:
+    """Venue symbol -> (signed contracts, mark price, ccxt market) from ccxt positions (one-way
+    or hedge mode: long minus short)."""
+    out: dict[str, tuple[Decimal, Decimal, Any]] = {}
+    for position in positions:
+        info = position.get("info") or {}
+        symbol = str(info.get("symbol") or "")
+        contracts = Decimal(str(position.get("contracts") or 0))
+        if position.get("side") == "short":
+            contracts = -contracts
+        held, _, _ = out.get(symbol, (Decimal(0), Decimal(0), None))
+        mark = Decimal(str(position.get("markPrice") or 0))
+        out[symbol] = (held + contracts, mark, position)
+    return out
+
+
+async def _check_futures_drift(
+    journal: Journal,
+    desk: OrderDesk,
+    gateway: VenueGateway,
+    metrics: EngineMetrics,
+    venue: str,
+    symbols: list[str],
+    instruments: dict[str, Instrument],
+    report: RecoveryReport,
+    halt_percent: float,
+) -> None:
+    """Futures: the journal's positions against the venue's position endpoint, in contracts and
+    in USD. A position the account held before this journal's first start is its baseline."""
+    try:
+        positions: list[dict[str, Any]] = await gateway.call(
+            "fetch_positions", [desk.unified[s] for s in symbols], side_effect=False
+        )
+    except VenueError as exc:
+        report.halt_reason = f"cannot read venue positions to check position drift: {exc}"
+        return
+    held = venue_contracts(positions)
+    problems = []
+    for symbol in symbols:
+        expected = desk.positions.get(venue, symbol).qty
+        contracts, mark, _ = held.get(symbol, (Decimal(0), Decimal(0), None))
+        key = f"baseline.position.{symbol}"
+        stored = await journal.get_meta(key)
+        if stored is None:
+            baseline = contracts - expected
+            await journal.set_meta(key, str(baseline))
+            log.info("position_baseline_recorded", symbol=symbol, baseline=str(baseline))
+        else:
+            baseline = Decimal(stored)
+        actual = contracts - baseline
+        market = gateway.exchange.markets.get(desk.unified[symbol]) or {}
+        terms = ContractTerms(
+            inverse=bool(market.get("inverse")),
+            contract_size=Decimal(str(market.get("contractSize") or 1)),
+        )
+        drift = position_drift(
+            journal=expected,
+            venue=actual,
+            price=mark,
+            terms=terms,
+            tolerance=instruments[symbol].lot_size,
+        )
+        metrics.position_drift.labels(venue=venue, symbol=symbol).set(drift.percent)
+        report.drift_percent[symbol] = drift.percent
+        report.drift_detail[symbol] = {
+            "journal": str(expected),
+            "venue": str(actual),
+            "baseline": str(baseline),
+            "drift_contracts": str(drift.contracts),
+            "drift_notional_usd": str(drift.notional_usd),
+        }
+        if drift.percent > halt_percent:
+            problems.append(
+                f"{symbol}: journal {expected} vs venue {actual} contracts"
+                f" ({drift.notional_usd} USD, {drift.percent:.2f}% > {halt_percent}%)"
             )
     if problems:
         report.halt_reason = "position drift: " + "; ".join(problems)

@@ -368,6 +368,7 @@ class ExecutionService(Service):
                 updated_ts_ns=now,
                 tick_recv_ts_ns=intent.tick_recv_ts_ns,
                 reference_price=intent.reference_price,
+                reduce_only=intent.reduce_only,
             )
         )
 

@@ -19,7 +19,7 @@ from engine.config import Secrets, VenueConfig
 from engine.core.clock import Clock
 from engine.core.pushhealth import PushHealth
 from engine.execution.desk import OrderDesk
-from engine.execution.venue import binance_api_urls
+from engine.execution.venue import binance_api_urls, rehosted
 from plumbing.backoff import Backoff
 from plumbing.logging import get_logger
 from plumbing.ratelimited_log import RateLimitedLog
@@ -30,6 +30,8 @@ log = get_logger("engine.execution.user_stream")
 
 def make_binance_pro(venue: VenueConfig, secrets: Secrets) -> Any:
     ws_base = (venue.user_stream_url or venue.ws_urls[0]).rstrip("/")
+    if venue.market != "spot":
+        return _make_futures_pro(venue, secrets, ws_base)
     exchange = ccxtpro.binance(
         {
             "apiKey": secrets.api_key.reveal(),
@@ -51,6 +53,25 @@ def make_binance_pro(venue: VenueConfig, secrets: Secrets) -> Any:
             "margin": f"{ws_base}/ws",
             "ws-api": {"spot": f"{ws_base}/ws-api/v3"},
         },
+    }
+    return exchange
+
+
+def _make_futures_pro(venue: VenueConfig, secrets: Secrets, ws_base: str) -> Any:
+    """ccxt.pro's USD-M or COIN-M client: the user stream by listen key (REST to get and keep
+    it alive, `/ws/<key>` or USD-M's `/private/ws?listenKey=`), ORDER_TRADE_UPDATE events."""
+    maker = ccxtpro.binanceusdm if venue.market == "usdm" else ccxtpro.binancecoinm
+    exchange = maker(
+        {
+            "apiKey": secrets.api_key.reveal(),
+            "secret": secrets.api_secret.reveal(),
+            "timeout": venue.request_timeout_ms,
+            "options": {"fetchCurrencies": False, "recvWindow": venue.recv_window_ms},
+        }
+    )
+    exchange.urls["api"] = {
+        **rehosted(exchange.urls["api"], venue.rest_url),
+        "ws": {kind: f"{ws_base}/ws" for kind in ("spot", "margin", "linear", "inverse")},
     }
     return exchange
 
@@ -106,6 +127,9 @@ class UserStream:
                     info = order.get("info") or {}
                     if info.get("e") == "executionReport":
                         await self.desk.on_execution_report(info)
+                    elif "X" in info and "z" in info:  # futures: ccxt keeps the update's "o"
+                        pushed = {"e": "ORDER_TRADE_UPDATE", "o": info}
+                        await self.desk.on_execution_report(pushed)
         finally:
             self.push.on_disconnected()
             for task in (watch, stop):

@@ -37,13 +37,13 @@ def ccxt_rate_limit_ms(venue: VenueConfig) -> float:
     return CCXT_BINANCE_WEIGHT_PER_COST / weight_per_ms
 
 
-class ObservedBinance(ccxt.binance):  # type: ignore[misc]  # ccxt is untyped here
-    """ccxt's binance, unchanged, except that every HTTP response is shown to `on_response`
-    before ccxt maps it (to a result or an exception): ccxt calls `handle_errors` for every
-    response it receives, success or not, with the status and the headers."""
+class _Observed:
+    """ccxt's Binance client, unchanged, except that every HTTP response is shown to
+    `on_response` before ccxt maps it (to a result or an exception): ccxt calls `handle_errors`
+    for every response it receives, success or not, with the status and the headers."""
 
     def __init__(self, config: dict[str, Any], on_response: ResponseObserver | None) -> None:
-        super().__init__(config)
+        super().__init__(config)  # type: ignore[call-arg]  # the ccxt class beside it in the MRO
         self._on_response = on_response
 
     def handle_errors(
@@ -52,17 +52,46 @@ class ObservedBinance(ccxt.binance):  # type: ignore[misc]  # ccxt is untyped he
         reason: str,
         url: str,
         method: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str] | None,
         body: str,
-        response: object,
-        requestHeaders: object,
-        requestBody: object,
+        response: Any,
+        requestHeaders: Any,
+        requestBody: Any,
     ) -> Any:
         if self._on_response is not None and code is not None:
             self._on_response(code, headers or {})
-        return super().handle_errors(
+        return super().handle_errors(  # type: ignore[misc]
             code, reason, url, method, headers, body, response, requestHeaders, requestBody
         )
+
+
+class ObservedBinance(_Observed, ccxt.binance):  # type: ignore[misc]  # ccxt is untyped here
+    """Spot."""
+
+
+class ObservedBinanceUsdm(_Observed, ccxt.binanceusdm):  # type: ignore[misc]
+    """USD-M futures (linear)."""
+
+
+class ObservedBinanceCoinm(_Observed, ccxt.binancecoinm):  # type: ignore[misc]
+    """COIN-M futures (inverse)."""
+
+
+_FUTURES_CLIENTS = {"usdm": ObservedBinanceUsdm, "coinm": ObservedBinanceCoinm}
+_FUTURES_MARKETS = {"usdm": "linear", "coinm": "inverse"}
+
+
+def rehosted(urls: Mapping[str, Any], rest_url: str) -> dict[str, Any]:
+    """ccxt's API URL table with every https URL moved to `rest_url`, paths kept
+    (`https://fapi.binance.com/fapi/v2` -> `<rest_url>/fapi/v2`)."""
+    base = rest_url.rstrip("/")
+    out: dict[str, Any] = {}
+    for key, url in urls.items():
+        if isinstance(url, str) and url.startswith("https://"):
+            out[key] = base + "/" + url.split("://", 1)[1].split("/", 1)[1]
+        else:
+            out[key] = url
+    return out
 
 
 def make_binance(
@@ -89,20 +118,40 @@ def make_binance(
             "rateLimit": ccxt_rate_limit_ms(venue),
         }
     )
+    common = {
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "adjustForTimeDifference": False,
+        "recvWindow": venue.recv_window_ms,
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+    }
+    config = {
+        "apiKey": secrets.api_key.reveal(),
+        "secret": secrets.api_secret.reveal(),
+        **ccxt_limits,
+        "timeout": venue.request_timeout_ms,
+    }
+    if venue.market != "spot":
+        exchange: Any = _FUTURES_CLIENTS[venue.market](
+            {
+                **config,
+                "options": {
+                    "fetchMarkets": {"types": [_FUTURES_MARKETS[venue.market]]},
+                    **common,
+                    **options,
+                },
+            },
+            on_response,
+        )
+        exchange.urls["api"] = rehosted(exchange.urls["api"], venue.rest_url)
+        return exchange
     exchange = ObservedBinance(
         {
-            "apiKey": secrets.api_key.reveal(),
-            "secret": secrets.api_secret.reveal(),
-            **ccxt_limits,
-            "timeout": venue.request_timeout_ms,
+            **config,
             "options": {
                 "defaultType": "spot",
                 "fetchMarkets": {"types": ["spot"]},
-                "fetchCurrencies": False,
-                "fetchMargins": False,
-                "adjustForTimeDifference": False,
-                "recvWindow": venue.recv_window_ms,
-                "warnOnFetchOpenOrdersWithoutSymbol": False,
+                **common,
                 **options,
             },
         },

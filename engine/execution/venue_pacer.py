@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from engine.config import ExecutionConfig, VenueConfig
 from engine.core.clock import Clock
 from engine.core.ratelimit import (
+    BINANCE_FUTURES_WEIGHTS,
     BINANCE_ORDER_OPS,
     BINANCE_SPOT_WEIGHTS,
     WAIT_BANNED,
@@ -138,7 +139,7 @@ def from_config(venue: VenueConfig, execution: ExecutionConfig) -> VenueGovernor
         max_usage=min(venue.max_weight_usage, execution.max_weight_usage),
         orders_per_10s=execution.max_orders_per_10s,
         max_orders_in_flight=execution.max_orders_in_flight,
-        weights=BINANCE_SPOT_WEIGHTS,
+        weights=BINANCE_SPOT_WEIGHTS if venue.market == "spot" else BINANCE_FUTURES_WEIGHTS,
         order_ops=BINANCE_ORDER_OPS,
     )
 

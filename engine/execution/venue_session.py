@@ -127,6 +127,7 @@ async def connect_venue(
         is_algo_parent=lambda intent_id: parents is not None and parents.is_parent(intent_id),
         unknown_grace_ns=2 * venue_config.request_timeout_ms * 1_000_000,
         may_resend=may_resend,
+        futures=venue_config.market != "spot",
     )
     parents = ParentOrders(
         journal=journal,

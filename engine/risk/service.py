@@ -81,7 +81,7 @@ class RiskService(Service):
         )
         self.trading_state = TradingState.ACTIVE
         self.state_reason = "start"
-        self.positions = PositionBook()
+        self.positions = PositionBook(contracts=self.config.venue.market != "spot")
         self.exposure = Exposure()
         self.order_rate = OrderRateWindow(risk.order_rate_window_ms)
         self.daily = DailyPnl()

@@ -31,13 +31,15 @@ from engine.core.positions import PositionBook
 class StrategyContext:
     """What a strategy can see and do. Intents are buffered until the callback returns."""
 
-    def __init__(self, *, name: str, venue: str, clock: Clock, instance: str) -> None:
+    def __init__(
+        self, *, name: str, venue: str, clock: Clock, instance: str, contracts: bool = False
+    ) -> None:
         self.name = name
         self.venue = venue
         self.clock = clock
         self._instance = instance
         self._seq = 0
-        self.positions = PositionBook()
+        self.positions = PositionBook(contracts=contracts)
         self.quotes: dict[str, Quote] = {}
         self.books: dict[str, BookTop] = {}
         self.emitted: list[Intent] = []

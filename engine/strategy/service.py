@@ -52,7 +52,11 @@ class StrategyService(Service):
         self.strategies: dict[str, tuple[Strategy, StrategyContext]] = {}
         for cfg in self.config.strategies:
             sctx = StrategyContext(
-                name=cfg.name, venue=self.venue, clock=self.clock, instance=ctx.instance
+                name=cfg.name,
+                venue=self.venue,
+                clock=self.clock,
+                instance=ctx.instance,
+                contracts=self.config.venue.market != "spot",
             )
             self.strategies[cfg.name] = (build_strategy(cfg, sctx), sctx)
         self._max_tick_age_ns = {

@@ -59,6 +59,7 @@ def engine_config(
     execution: str = "",
     venue: str = "request_timeout_ms = 2000",
     ports: dict[str, int] | None = None,
+    symbols: str = '["BTCUSDT"]',
 ) -> tuple[Path, dict[str, int]]:
     ports = ports or dict(
         zip(("feed", "strategy", "risk", "execution"), free_ports(4), strict=True)
@@ -69,7 +70,7 @@ def engine_config(
 ws_urls = ["{sim.ws_url}"]
 rest_url = "{rest_url or sim.rest_url}"
 user_stream_url = "{sim.ws_url}"
-symbols = ["BTCUSDT"]
+symbols = {symbols}
 {venue}
 [bus]
 redis_url = "redis://127.0.0.1:{redis_port}/0"

@@ -107,6 +107,9 @@ class Journal(Protocol):
     async def close(self) -> None: ...
 
 
+ADDED_COLUMNS = (("orders", "reduce_only", "INTEGER NOT NULL DEFAULT 0"),)
+"""Columns added after a journal's first release: an older journal gets them when opened."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     client_order_id TEXT PRIMARY KEY,
@@ -130,7 +133,8 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_ts_ns INTEGER NOT NULL DEFAULT 0,
     tick_recv_ts_ns INTEGER NOT NULL DEFAULT 0,
     reference_price REAL NOT NULL DEFAULT 0,
-    seq INTEGER NOT NULL DEFAULT 0
+    seq INTEGER NOT NULL DEFAULT 0,
+    reduce_only INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS orders_by_intent ON orders(intent_id);
 CREATE INDEX IF NOT EXISTS orders_by_state ON orders(state);
@@ -189,6 +193,7 @@ ORDER_COLUMNS = (
     "tick_recv_ts_ns",
     "reference_price",
     "seq",
+    "reduce_only",
 )
 
 
@@ -216,6 +221,7 @@ def order_row(order: OrderRecord) -> tuple[Any, ...]:
         order.tick_recv_ts_ns,
         order.reference_price,
         order.seq,
+        int(order.reduce_only),
     )
 
 
@@ -243,6 +249,7 @@ def order_from_row(row: Any) -> OrderRecord:
         tick_recv_ts_ns=row["tick_recv_ts_ns"],
         reference_price=row["reference_price"],
         seq=row["seq"],
+        reduce_only=bool(row["reduce_only"]),
     )
 
 

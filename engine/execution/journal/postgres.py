@@ -76,8 +76,10 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_ts_ns BIGINT NOT NULL DEFAULT 0,
     tick_recv_ts_ns BIGINT NOT NULL DEFAULT 0,
     reference_price DOUBLE PRECISION NOT NULL DEFAULT 0,
-    seq BIGINT NOT NULL DEFAULT 0
+    seq BIGINT NOT NULL DEFAULT 0,
+    reduce_only INTEGER NOT NULL DEFAULT 0
 );
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS reduce_only INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS orders_by_intent ON orders(intent_id);
 CREATE INDEX IF NOT EXISTS orders_by_state ON orders(state);
 CREATE TABLE IF NOT EXISTS parents (

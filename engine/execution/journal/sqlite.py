@@ -35,6 +35,7 @@ from engine.core.errors import FencingError
 from engine.core.messages import Fill
 from engine.core.orders import TERMINAL_STATES, OrderRecord
 from engine.execution.journal.base import (
+    ADDED_COLUMNS,
     ORDER_COLUMNS,
     PARENT_STATES,
     SCHEMA,
@@ -89,7 +90,16 @@ class SqliteJournalSync:
                 # a checkpoint syncs the disk: the async facade runs them off the order path
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         self._db.row_factory = sqlite3.Row
+
+    def _add_missing_columns(self) -> None:
+        """An older journal lacks the columns added since (ADDED_COLUMNS): added, with their
+        defaults, before anything reads it."""
+        for table, column, definition in ADDED_COLUMNS:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def _switch_to_wal(self, deadline_s: float = 10.0) -> None:
         """A concurrent opener (the other half of a pair starting on the same host) gets

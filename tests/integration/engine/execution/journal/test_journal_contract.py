@@ -30,7 +30,9 @@ from engine.execution.journal import (
     SqliteJournalSync,
     make_journal,
 )
+from engine.execution.journal.base import SCHEMA as SQLITE_SCHEMA
 from engine.execution.journal.base import ParentRecord
+from engine.execution.journal.postgres import SCHEMA as POSTGRES_SCHEMA
 from engine.execution.journal.sqlite import WAL_CAP_FRAMES
 
 pytestmark = pytest.mark.integration
@@ -775,3 +777,64 @@ async def _terminate_sessions(dsn: str) -> None:
         )
         row = await cursor.fetchone()
         assert row is not None and row[0] >= 1, "no journal session to terminate"
+
+
+async def test_a_reduce_only_order_round_trips(journal: Journal) -> None:
+    closing = order(0, reduce_only=True)
+    assert await journal.insert_order(closing) is True
+    assert (await journal.get_order(closing.client_order_id)) == closing
+    moved = closing.moved_to(OrderState.SUBMITTING, ts_ns=T0 + 5)
+    assert await journal.update_order(moved) is True
+    stored = await journal.get_order(closing.client_order_id)
+    assert stored is not None and stored.reduce_only
+
+
+def _without_reduce_only(schema: str) -> str:
+    """The schema as journals were created before orders had a reduce-only column."""
+    lines = [line for line in schema.splitlines() if "reduce_only" not in line]
+    text = "\n".join(lines)
+    return text.replace("seq INTEGER NOT NULL DEFAULT 0,\n);", "seq INTEGER NOT NULL DEFAULT 0\n);")
+
+
+async def test_an_older_sqlite_journal_gains_the_reduce_only_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(_without_reduce_only(SQLITE_SCHEMA))
+    old.execute(
+        "INSERT INTO orders (client_order_id, intent_id, child_index, venue, symbol, side,"
+        " order_type, qty, time_in_force, state, created_ts_ns)"
+        " VALUES ('old-0', 'intent-old', 0, 'binance', 'BTCUSDT', 'BUY', 'MARKET', '1', 'GTC',"
+        " 'FILLED', 1)"
+    )
+    old.commit()
+    old.close()
+    journal = SqliteJournal(path)
+    await journal.open()
+    try:
+        kept = await journal.get_order("old-0")
+        assert kept is not None and kept.reduce_only is False
+        assert await journal.insert_order(order(0, reduce_only=True)) is True
+    finally:
+        await journal.close()
+
+
+async def test_an_older_postgres_journal_gains_the_reduce_only_column(postgres_dsn: str) -> None:
+    async with fresh_schema(postgres_dsn) as dsn:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            old_schema = _without_reduce_only(POSTGRES_SCHEMA).replace(
+                "seq BIGINT NOT NULL DEFAULT 0,\n);", "seq BIGINT NOT NULL DEFAULT 0\n);"
+            )
+            await conn.execute(old_schema)  # type: ignore[arg-type]
+            await conn.execute(
+                "INSERT INTO orders (client_order_id, intent_id, child_index, venue, symbol,"
+                " side, order_type, qty, time_in_force, state, created_ts_ns) VALUES ('old-0',"
+                " 'intent-old', 0, 'binance', 'BTCUSDT', 'BUY', 'MARKET', '1', 'GTC', 'FILLED', 1)"
+            )
+        journal = PostgresJournal(dsn)
+        await journal.open()
+        try:
+            kept = await journal.get_order("old-0")
+            assert kept is not None and kept.reduce_only is False
+            assert await journal.insert_order(order(0, reduce_only=True)) is True
+        finally:
+            await journal.close()

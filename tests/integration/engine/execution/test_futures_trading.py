@@ -1,0 +1,127 @@
+"""The engine on a futures venue: real Redis, the engine's services as processes, the simulator
+standing on the real USD-M and COIN-M recordings. An intent opens a position at the venue; a
+flatten closes it with reduce-only orders only (ground truth: the simulator's orders and
+positions), and the engine's books agree with the venue's."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import control, redis, replay_process, wait_until
+from tests.integration.engine.strategy.test_intake_trading import (
+    INTAKE_TOKEN,
+    QUIET_STRATEGY,
+    post_intent,
+)
+from tests.integration.trading import (
+    OPS_TOKEN,
+    engine_argv,
+    engine_config,
+    post,
+    running,
+    status,
+    venue_orders,
+    wait_started,
+)
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("feed", "execution", "risk", "strategy")
+FUTURES = {  # market: recording, symbol, wallet, entry size
+    "usdm": ("binance-usdm/ethusdt_20240808.gz", "ETHUSDT", "USDT=100000", "0.5"),
+    "coinm": ("binance-coinm/ethusd_perp_20240808.gz", "ETHUSD_PERP", "ETH=50", "30"),
+}
+RISK = """
+[risk]
+max_position_qty = "1000"
+max_notional_per_order = "1000000"
+"""
+
+
+def venue_position(sim: Any, symbol: str) -> Decimal:
+    accounts = control(sim, "GET", "/truth/positions")["accounts"]
+    return sum(
+        (Decimal(p["qty"]) for a in accounts for p in a["positions"] if p["symbol"] == symbol),
+        Decimal(0),
+    )
+
+
+@pytest.mark.parametrize("market", sorted(FUTURES))
+def test_the_engine_opens_a_futures_position_and_flattens_it_reduce_only(
+    tmp_path: Path, shared_data: Path, market: str
+) -> None:
+    name, symbol, wallet, size = FUTURES[market]
+    venue = f'request_timeout_ms = 2000\nmarket = "{market}"\ndepth_stream = "@depth@0ms"'
+    with ExitStack() as stack:
+        redis_port = stack.enter_context(redis(tmp_path))
+        sim = stack.enter_context(
+            replay_process(
+                tmp_path, shared_data / name, speed="1", balances=(wallet,), wait_for_market=True
+            )
+        )
+        config, ports = engine_config(
+            tmp_path,
+            sim,
+            redis_port,
+            extra=QUIET_STRATEGY + RISK,
+            venue=venue,
+            symbols=f'["{symbol}"]',
+        )
+        env = {"STORMPROOF_INTAKE_TOKEN": INTAKE_TOKEN}
+        for service in SERVICES:
+            log = tmp_path / f"{service}.log"
+            proc = stack.enter_context(running(engine_argv(config, service), log, env))
+            wait_started(ports[service], proc, log)
+        wait_until(
+            lambda: (
+                status(ports["strategy"]).get("intake", {}).get("reference_prices", {}).get(symbol)
+            ),
+            timeout_s=30,
+            what="the engine to see the futures market",
+        )
+        intent = {
+            "intent_id": f"fut-{market}-1",
+            "symbol": symbol,
+            "side": "BUY",
+            "qty": size,
+            "order_type": "MARKET",
+            "source": "it-futures",
+        }
+        code, body = post_intent(f"http://127.0.0.1:{ports['strategy']}/intents", intent)
+        assert code == 202, body
+        wait_until(
+            lambda: venue_position(sim, symbol) == Decimal(size),
+            timeout_s=30,
+            what="the position at the venue",
+        )
+        wait_until(
+            lambda: (
+                Decimal(status(ports["risk"]).get("positions", {}).get(symbol, "0"))
+                == Decimal(size)
+            ),
+            timeout_s=20,
+            what="risk to know the position",
+        )
+        risk_url = f"http://127.0.0.1:{ports['risk']}"
+        assert post(f"{risk_url}/ops/flatten", OPS_TOKEN, {"reason": "test"}) == 202
+        wait_until(
+            lambda: venue_position(sim, symbol) == 0,
+            timeout_s=60,
+            what="the flatten to close the venue position",
+        )
+        orders = venue_orders(sim)
+        closing = [o for o in orders if o["side"] == "SELL"]
+        assert closing, "the flatten sent orders"
+        assert all(o["reduce_only"] for o in closing), "every flatten order is reduce-only"
+        opening = [o for o in orders if o["side"] == "BUY"]
+        assert [o["reduce_only"] for o in opening] == [False]
+        wait_until(
+            lambda: Decimal(status(ports["execution"]).get("positions", {}).get(symbol, "1")) == 0,
+            timeout_s=20,
+            what="execution's position to be flat",
+        )
