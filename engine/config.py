@@ -239,6 +239,8 @@ class VenueConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True
     ] = "@depth@100ms"
     """The diff-depth stream's update speed (spot: @depth = 1000 ms or @depth@100ms; futures:
     @depth = 250 ms, @depth@0ms, @depth@100ms, @depth@500ms)."""
+    leverage: Annotated[int, msgspec.Meta(ge=0, le=125)] = 0
+    """Futures: the leverage set on every symbol at connect (0: leave the account's)."""
 
 
 class FeedConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -321,6 +323,12 @@ class RiskConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True)
     was lost), and what is left is issued again."""
     flat_tolerance_qty: QtyOrZero = Decimal("0.0001")
     """A position this small counts as flat (commission dust below the venue's lot size)."""
+    min_liquidation_distance_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0
+    """Futures: no new entry while the mark is closer than this (percent) to the venue's
+    liquidation price. 0: off."""
+    liquidation_breaker_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0
+    """Futures: closer than this, trading goes REDUCING and the positions are flattened
+    (reduce-only) before the venue liquidates them. 0: off."""
 
 
 class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -345,6 +353,9 @@ class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=
     request can wait in the stream before it is worked: this covers such a backlog). Each
     recovery reads that much of the stream."""
     poll_interval_ms: Millis = 500
+    position_poll_ms: Millis = 1_000
+    """Futures: how often the venue's positions (liquidation price, mark, PnL) are read and
+    published for risk's liquidation-distance breaker."""
     max_orders_in_flight: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 8
     retry_base_ms: Millis = 50
     retry_cap_ms: Millis = 2_000

@@ -89,6 +89,20 @@ class BookTop(Message, tag="book", frozen=True, kw_only=True):
     feed: str = ""
 
 
+class MarkPrice(Message, tag="mark_price", frozen=True, kw_only=True):
+    """Futures: the venue's mark price and funding (Binance `@markPrice@1s`)."""
+
+    venue: str
+    symbol: str
+    mark_price: float
+    index_price: float
+    funding_rate: float
+    next_funding_ms: int
+    exchange_ts_ms: int
+    recv_ts_ns: int
+    feed: str = ""
+
+
 class FeedEvent(Message, tag="feed_event", frozen=True, kw_only=True):
     """Something happened to a feed: connect, disconnect, resync, switch, stale."""
 
@@ -174,6 +188,23 @@ class Fill(Message, tag="fill", frozen=True, kw_only=True):
     venue_ts_ms: int
 
 
+class VenuePosition(Message, tag="venue_position", frozen=True, kw_only=True):
+    """Futures: a position as the venue's position endpoint reports it (execution polls it)."""
+
+    venue: str
+    symbol: str
+    contracts: Decimal
+    """Signed: long > 0, short < 0."""
+    entry_price: Decimal
+    mark_price: float
+    liquidation_price: float | None
+    """None when the venue names none (flat, or the collateral covers the position)."""
+    unrealized_pnl: Decimal
+    notional: Decimal
+    leverage: int | None
+    ts_ns: int
+
+
 class ExecutionReport(Message, tag="execution_report", frozen=True, kw_only=True):
     """The state of one of our orders changed. Natural key: (client_order_id, seq)."""
 
@@ -214,6 +245,8 @@ BusMessage = (
     Trade
     | Quote
     | BookTop
+    | MarkPrice
+    | VenuePosition
     | FeedEvent
     | Intent
     | OrderRequest

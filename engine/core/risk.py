@@ -47,6 +47,10 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     order_rate_window_ms: int = 10_000
     price_band_percent: float = 5.0
     daily_loss_limit: Decimal = Decimal("500")
+    min_liquidation_distance_pct: float = 0.0
+    """Futures: no entry closer than this to the liquidation price (0: off)."""
+    liquidation_breaker_pct: float = 0.0
+    """Futures: closer than this, reduce (0: off)."""
 
 
 class RiskView(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +75,8 @@ class RiskView(msgspec.Struct, frozen=True, kw_only=True):
     """New orders approved in the last order_rate_window_ms."""
     daily_pnl: Decimal = Decimal(0)
     """Realised plus marked-to-mid PnL since 00:00 UTC, quote asset."""
+    liquidation_distance_pct: float | None = None
+    """Futures: how far the mark is from the venue's liquidation price (None: no such price)."""
 
 
 class OrderRateWindow:
@@ -340,6 +346,33 @@ def check_daily_loss(intent: Intent, view: RiskView, limits: RiskLimits) -> Deni
     return None
 
 
+def check_liquidation_distance(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    """Futures: an entry that would add to a position already near its liquidation price is
+    refused; reductions always pass (they move it away)."""
+    limit = limits.min_liquidation_distance_pct
+    if intent.action == "cancel" or limit <= 0 or reduces_position(intent, view.position_qty):
+        return None
+    if not math.isfinite(limit):
+        return Denial(check="liquidation_distance", reason=f"risk limit is {limit}")
+    distance = view.liquidation_distance_pct
+    if distance is None:
+        return None
+    if not math.isfinite(distance) or distance < limit:
+        return Denial(
+            check="liquidation_distance",
+            reason=f"the mark is {distance:.2f}% from the liquidation price, under {limit}%",
+        )
+    return None
+
+
+def liquidation_breaker_trips(distance_pct: float | None, limits: RiskLimits) -> bool:
+    """Whether a position this close to its liquidation price must be reduced now."""
+    limit = limits.liquidation_breaker_pct
+    if limit <= 0 or distance_pct is None:
+        return False
+    return not math.isfinite(distance_pct) or distance_pct < limit
+
+
 def check_quantity(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
     if intent.action == "cancel":
         return (
@@ -368,6 +401,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     check_max_position,
     check_order_rate,
     check_daily_loss,
+    check_liquidation_distance,
 )
 
 

@@ -33,17 +33,29 @@ from typing import Any
 from engine.bus.base import CONTROL, Delivery, md_stream, orders_stream, replay_stream
 from engine.bus.consumer import RetryLater, StreamConsumer
 from engine.core.algos import MarketView
-from engine.core.errors import FencingError, JournalUnavailableError, StormproofError
+from engine.core.errors import (
+    FencingError,
+    JournalUnavailableError,
+    StormproofError,
+    VenueError,
+)
 from engine.core.ids import client_order_id
 from engine.core.leadership import Leadership
-from engine.core.messages import Control, Intent, IntentDone, OrderRequest, Quote
+from engine.core.messages import (
+    Control,
+    Intent,
+    IntentDone,
+    OrderRequest,
+    Quote,
+    VenuePosition,
+)
 from engine.core.orders import OrderRecord
 from engine.core.positions import order_reduces
 from engine.core.pushhealth import PushHealth
 from engine.execution.journal import Journal
 from engine.execution.lease.base import OnDeposed, OnElected
 from engine.execution.lease.elector import LeaderElector
-from engine.execution.recovery import RecoveryReport, recover
+from engine.execution.recovery import RecoveryReport, recover, venue_contracts
 from engine.execution.venue_pacer import VenueRateLimiter
 from engine.execution.venue_session import VenueSession
 from engine.runtime.service import Readiness, Service, ServiceContext
@@ -244,6 +256,10 @@ class ExecutionService(Service):
                 tasks.create_task(self.orders_consumer.run(), name="execution-orders")
                 tasks.create_task(self._fenced(session.parents.run()), name="execution-parents")
                 tasks.create_task(self._fenced(self._poll()), name="execution-poller")
+                if session.desk.futures:
+                    tasks.create_task(
+                        self._fenced(self._poll_positions()), name="execution-positions"
+                    )
                 tasks.create_task(self._watch_leadership(), name="execution-fence")
                 if session.user_stream is not None:
                     tasks.create_task(
@@ -460,6 +476,49 @@ class ExecutionService(Service):
                 self.metrics.user_stream_age.labels(venue=self.venue).set(
                     (now - self.push.last_event_ns) / 1e9 if self.push.last_event_ns else 0
                 )
+
+    async def _poll_positions(self) -> None:
+        """Futures: the venue's positions, published on exec.{venue} as VenuePosition for risk
+        (liquidation price and distance, the breaker) and compared with the journal's (drift)."""
+        session = self._connected()
+        symbols = list(session.desk.unified)
+        interval = self.exec_config.position_poll_ms / 1000
+        while not self.leadership.deposed and not await self.pause(interval):
+            try:
+                raw = await session.gateway.call(
+                    "fetch_positions",
+                    [session.desk.unified[s] for s in symbols],
+                    side_effect=False,
+                )
+            except VenueError as exc:
+                self.log.warning("position_poll_failed", error=str(exc)[:200])
+                continue
+            now = self.clock.time_ns()
+            held = venue_contracts(raw)
+            out: list[tuple[str, Any]] = []
+            for symbol in symbols:
+                contracts, mark, position = held.get(symbol, (Decimal(0), Decimal(0), None))
+                reported = position or {}
+                liquidation = reported.get("liquidationPrice")
+                leverage = reported.get("leverage")
+                out.append(
+                    (
+                        f"exec.{self.venue}",
+                        VenuePosition(
+                            venue=self.venue,
+                            symbol=symbol,
+                            contracts=contracts,
+                            entry_price=Decimal(str(reported.get("entryPrice") or 0)),
+                            mark_price=float(mark),
+                            liquidation_price=float(liquidation) if liquidation else None,
+                            unrealized_pnl=Decimal(str(reported.get("unrealizedPnl") or 0)),
+                            notional=Decimal(str(reported.get("notional") or 0)),
+                            leverage=int(leverage) if leverage else None,
+                            ts_ns=now,
+                        ),
+                    )
+                )
+            await self.bus.publish_many(out)
 
     # --- health -------------------------------------------------------------------------------
 

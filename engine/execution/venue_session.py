@@ -110,6 +110,11 @@ async def connect_venue(
                 raise StormproofError(f"venue does not list symbol {symbol}")
             unified[symbol] = listed[0]["symbol"]
             instruments[symbol] = _instrument(listed[0])
+            if venue_config.market != "spot" and venue_config.leverage:
+                # idempotent at the venue: a retry or a second instance sets the same value
+                await gateway.call(
+                    "set_leverage", venue_config.leverage, unified[symbol], side_effect=False
+                )
     except BaseException:
         await exchange.close()
         raise

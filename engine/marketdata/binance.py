@@ -15,17 +15,26 @@ KINDS = ("trade", "bookTicker", "depth")
 SNAPSHOT_PATHS = {"spot": "/api/v3/depth", "usdm": "/fapi/v1/depth", "coinm": "/dapi/v1/depth"}
 
 
-def stream_names(symbol: str, depth_stream: str = "@depth@100ms") -> dict[str, str]:
+def stream_names(
+    symbol: str, depth_stream: str = "@depth@100ms", *, futures: bool = False
+) -> dict[str, str]:
     lower = symbol.lower()
-    return {
+    names = {
         "trade": f"{lower}@trade",
         "bookTicker": f"{lower}@bookTicker",
         "depth": f"{lower}{depth_stream}",
     }
+    if futures:
+        names["markPrice"] = f"{lower}@markPrice@1s"
+    return names
 
 
-def combined_url(base: str, symbols: list[str], depth_stream: str = "@depth@100ms") -> str:
-    streams = "/".join(name for s in symbols for name in stream_names(s, depth_stream).values())
+def combined_url(
+    base: str, symbols: list[str], depth_stream: str = "@depth@100ms", *, futures: bool = False
+) -> str:
+    streams = "/".join(
+        name for s in symbols for name in stream_names(s, depth_stream, futures=futures).values()
+    )
     return f"{base.rstrip('/')}/stream?streams={quote(streams, safe='@/')}"
 
 
@@ -72,6 +81,19 @@ class RawDepth(msgspec.Struct):
     pu: int | None = None
 
 
+class RawMarkPrice(msgspec.Struct):
+    E: int
+    s: str
+    p: str
+    """mark price"""
+    i: str = "0"
+    """index price"""
+    r: str = "0"
+    """funding rate"""
+    T: int = 0
+    """next funding time, ms"""
+
+
 class RawSnapshot(msgspec.Struct):
     lastUpdateId: int
     bids: list[tuple[str, str]]
@@ -105,18 +127,17 @@ _trade = msgspec.json.Decoder(RawTrade)
 _ticker = msgspec.json.Decoder(RawBookTicker)
 _depth = msgspec.json.Decoder(RawDepth)
 _snapshot = msgspec.json.Decoder(RawSnapshot)
+_mark = msgspec.json.Decoder(RawMarkPrice)
 
 
 def _levels(raw: list[tuple[str, str]]) -> list[Level]:
     return [(float(p), float(q)) for p, q in raw]
 
 
-Parsed = tuple[str, RawTrade | RawBookTicker | DepthDiff] | Reply
+Event = RawTrade | RawBookTicker | DepthDiff | RawMarkPrice
 
 
-def parse_combined(
-    payload: bytes | str,
-) -> tuple[str, str, RawTrade | RawBookTicker | DepthDiff] | Reply:
+def parse_combined(payload: bytes | str) -> tuple[str, str, Event] | Reply:
     """Returns (kind, symbol, event) for a data message, or a Reply. Raises MalformedMessage."""
     split = split_envelope(payload) if isinstance(payload, bytes) else None
     if split is not None:
@@ -140,6 +161,10 @@ def parse_combined(
         if name.endswith("@bookTicker"):
             ticker = _ticker.decode(data)
             return "bookTicker", ticker.s, ticker
+        if "@markPrice" in name:
+            mark = _mark.decode(data)
+            float(mark.p), float(mark.r)
+            return "markPrice", mark.s, mark
         if "@depth" in name:
             depth = _depth.decode(data)
             diff = DepthDiff(

@@ -18,6 +18,7 @@ from engine.marketdata.binance import (
     KINDS,
     MalformedMessage,
     RawBookTicker,
+    RawMarkPrice,
     RawTrade,
     Reply,
     combined_url,
@@ -40,6 +41,10 @@ class FeedSink(Protocol):
 
     async def on_quote(
         self, feed: FeedConnection, quote: RawBookTicker, recv_ns: int, recv_mono_ns: int
+    ) -> None: ...
+
+    async def on_mark(
+        self, feed: FeedConnection, mark: RawMarkPrice, recv_ns: int, recv_mono_ns: int
     ) -> None: ...
 
     def on_depth_arrival(
@@ -79,7 +84,8 @@ class FeedConnection:
     ) -> None:
         self.feed_id = feed_id
         self.venue = venue
-        self.url = combined_url(ws_base_url, symbols, depth_stream)
+        self.futures = snapshot_path != "/api/v3/depth"
+        self.url = combined_url(ws_base_url, symbols, depth_stream, futures=self.futures)
         self.rest_url = rest_url.rstrip("/")
         self.snapshot_path = snapshot_path
         self.symbols = [s.upper() for s in symbols]
@@ -108,7 +114,8 @@ class FeedConnection:
         # the labelled children are looked up once: labels() hashes its values on every call,
         # and the counter is bumped for every message of the feed
         self._counted = {
-            kind: metrics.md_messages.labels(venue=venue, feed=feed_id, kind=kind) for kind in KINDS
+            kind: metrics.md_messages.labels(venue=venue, feed=feed_id, kind=kind)
+            for kind in (*KINDS, "markPrice")
         }
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -229,6 +236,8 @@ class FeedConnection:
             await self.sink.on_trade(self, event, recv_ns, recv_mono_ns)
         elif isinstance(event, RawBookTicker):
             await self.sink.on_quote(self, event, recv_ns, recv_mono_ns)
+        elif isinstance(event, RawMarkPrice):
+            await self.sink.on_mark(self, event, recv_ns, recv_mono_ns)
         else:
             self.sink.on_depth_arrival(self, symbol, event.final_update_id, recv_mono_ns)
             await self._on_diff(symbol, event, recv_ns)

@@ -20,8 +20,14 @@ from engine.bus.base import md_stream
 from engine.bus.publisher import Overflow, Publisher
 from engine.core.arbiter import FeedArbiter, Switch
 from engine.core.book import DepthSync
-from engine.core.messages import BookTop, FeedEvent, Quote, Trade
-from engine.marketdata.binance import KINDS, SNAPSHOT_PATHS, RawBookTicker, RawTrade
+from engine.core.messages import BookTop, FeedEvent, MarkPrice, Quote, Trade
+from engine.marketdata.binance import (
+    KINDS,
+    SNAPSHOT_PATHS,
+    RawBookTicker,
+    RawMarkPrice,
+    RawTrade,
+)
 from engine.marketdata.feed import FeedConnection
 from engine.runtime.service import Readiness, Service, ServiceContext
 from plumbing.backoff import Backoff
@@ -173,6 +179,27 @@ class FeedService(Service):
         )
         self.published["quote"] += 1
         await self.publisher.put(md_stream(self.venue, quote.s), message, recv_mono_ns)
+
+    async def on_mark(
+        self, feed: FeedConnection, mark: RawMarkPrice, recv_ns: int, recv_mono_ns: int
+    ) -> None:
+        """Futures mark price and funding: published once whichever feed brings it first."""
+        if not self.arbiter.arrived(feed.feed_id, (mark.s, "m", mark.E), recv_mono_ns):
+            return
+        message = MarkPrice(
+            correlation_id=f"{self.venue}:{mark.s}:m{mark.E}",
+            venue=self.venue,
+            symbol=mark.s,
+            mark_price=float(mark.p),
+            index_price=float(mark.i),
+            funding_rate=float(mark.r),
+            next_funding_ms=mark.T,
+            exchange_ts_ms=mark.E,
+            recv_ts_ns=recv_ns,
+            feed=feed.feed_id,
+        )
+        self.published["mark"] = self.published.get("mark", 0) + 1
+        await self.publisher.put(md_stream(self.venue, mark.s), message, recv_mono_ns)
 
     def on_depth_arrival(
         self, feed: FeedConnection, symbol: str, update_id: int, recv_mono_ns: int

@@ -26,18 +26,21 @@ from engine.bus.base import (
     replay_stream,
 )
 from engine.bus.consumer import StreamConsumer
+from engine.core.futures import liquidation_distance_pct
 from engine.core.messages import (
     BookTop,
     Control,
     Fill,
     Intent,
     IntentDone,
+    MarkPrice,
     OrderRequest,
     OrderType,
     Quote,
     RiskDenial,
     Side,
     TradingStateChanged,
+    VenuePosition,
 )
 from engine.core.positions import DailyPnl, PositionBook, marked_value
 from engine.core.risk import (
@@ -47,6 +50,7 @@ from engine.core.risk import (
     TradingState,
     entry_block_reason,
     evaluate,
+    liquidation_breaker_trips,
 )
 from engine.risk.exposure import Exposure
 from engine.runtime.service import Readiness, Service, ServiceContext
@@ -78,6 +82,8 @@ class RiskService(Service):
             order_rate_window_ms=risk.order_rate_window_ms,
             price_band_percent=risk.price_band_percent,
             daily_loss_limit=risk.daily_loss_limit,
+            min_liquidation_distance_pct=risk.min_liquidation_distance_pct,
+            liquidation_breaker_pct=risk.liquidation_breaker_pct,
         )
         self.trading_state = TradingState.ACTIVE
         self.state_reason = "start"
@@ -86,6 +92,11 @@ class RiskService(Service):
         self.order_rate = OrderRateWindow(risk.order_rate_window_ms)
         self.daily = DailyPnl()
         self.mids: dict[str, float] = {}
+        self.marks: dict[str, MarkPrice] = {}
+        """Futures: the latest mark price and funding per symbol (the feed's)."""
+        self.venue_positions: dict[str, VenuePosition] = {}
+        """Futures: each symbol's position as the venue last reported it (execution polls)."""
+        self.breaker_trips = 0
         self.md_recv_ns: dict[str, int] = {}
         """When the freshest quote or book update of each symbol was received by the feed."""
         self.flatten: dict[str, Any] | None = None
@@ -206,6 +217,9 @@ class RiskService(Service):
         message = delivery.message
         if isinstance(message, Quote) and message.bid_price > 0 and message.ask_price > 0:
             self.mids[message.symbol] = (message.bid_price + message.ask_price) / 2
+        if isinstance(message, MarkPrice):
+            self.marks[message.symbol] = message
+            return
         if isinstance(message, Quote | BookTop):
             previous = self.md_recv_ns.get(message.symbol, 0)
             self.md_recv_ns[message.symbol] = max(previous, message.recv_ts_ns)
@@ -221,6 +235,8 @@ class RiskService(Service):
                 )
         elif isinstance(message, IntentDone):
             self.exposure.done(message)
+        elif isinstance(message, VenuePosition):
+            self.venue_positions[message.symbol] = message
 
     async def _on_control(self, delivery: Delivery) -> None:
         message = delivery.message
@@ -338,6 +354,7 @@ class RiskService(Service):
                     TradingState.REDUCING,
                     f"daily loss {-self.daily.pnl:.2f} over {self.limits.daily_loss_limit}",
                 )
+            await self._liquidation_breaker()
             if self.flatten is not None and not self.flatten.get("finished_ns"):
                 await self._flatten_step()
             for position in self.positions.all():
@@ -350,6 +367,45 @@ class RiskService(Service):
             self.metrics.risk_utilisation.labels(limit="daily_loss", symbol="*").set(
                 float(max(Decimal(0), -self.daily.pnl) / self.limits.daily_loss_limit)
             )
+
+    def liquidation_distance(self, symbol: str) -> float | None:
+        """How far the mark is from the venue's liquidation price, in percent: the venue's
+        liquidation price with the freshest mark (the feed's, else the venue's own)."""
+        held = self.venue_positions.get(symbol)
+        if held is None or held.liquidation_price is None or held.contracts == 0:
+            return None
+        mark = self.marks.get(symbol)
+        fresher = mark is not None and mark.recv_ts_ns > held.ts_ns
+        price = mark.mark_price if fresher and mark is not None else held.mark_price
+        return liquidation_distance_pct(mark=price, liquidation=held.liquidation_price)
+
+    async def _liquidation_breaker(self) -> None:
+        """Reduce before the venue liquidates: a position closer to its liquidation price than
+        liquidation_breaker_pct makes trading REDUCING and starts a flatten."""
+        for symbol in self.symbols:
+            distance = self.liquidation_distance(symbol)
+            if not liquidation_breaker_trips(distance, self.limits):
+                continue
+            if self.flatten is not None and not self.flatten.get("finished_ns"):
+                return  # already reducing
+            self.breaker_trips += 1
+            reason = (
+                f"liquidation breaker: {symbol} mark {distance:.2f}% from its liquidation"
+                f" price, under {self.limits.liquidation_breaker_pct}%"
+            )
+            self.log.warning("liquidation_breaker_tripped", symbol=symbol, distance_pct=distance)
+            self.flatten = {
+                "started_ns": self.clock.time_ns(),
+                "finished_ns": None,
+                "duration_ms": None,
+                "intents": [],
+                "correlation_id": f"liquidation-breaker-{self.clock.time_ns()}",
+                "reason": reason,
+            }
+            await self._set_trading_state(TradingState.REDUCING, reason)
+            await self._cancel_open_entries("flatten")
+            await self._flatten_step()
+            return
 
     def _update_daily_pnl(self) -> Decimal:
         day_before = self.daily.day
@@ -418,6 +474,7 @@ class RiskService(Service):
                 mid=self.mids.get(intent.symbol),
                 orders_in_window=self.order_rate.count(now),
                 daily_pnl=self._update_daily_pnl(),
+                liquidation_distance_pct=self.liquidation_distance(intent.symbol),
             )
             denial = evaluate(intent, view, self.limits)
             self._remember(intent.intent_id, denial is None)
@@ -492,4 +549,7 @@ class RiskService(Service):
             "mids": self.mids,
             "daily_pnl": str(self.daily.pnl),
             "flatten": self.flatten,
+            "liquidation_distance_pct": {s: self.liquidation_distance(s) for s in self.symbols},
+            "funding_rates": {s: m.funding_rate for s, m in self.marks.items()},
+            "liquidation_breaker_trips": self.breaker_trips,
         }

@@ -1,0 +1,144 @@
+"""The liquidation-distance breaker on a real engine against the USD-M simulator: a long at 20x
+sits about 7% from its liquidation price; entries are refused under 8%; when the mark falls 3%
+the breaker (5%) flattens it reduce-only before the venue can liquidate it, and a further fall
+liquidates nothing. Without the breaker the same fall liquidates it: the venue's own record
+(`/truth/liquidations`) says which happened."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.core.messages import RiskDenial
+from tests.helpers import control, redis, replay_process, wait_until
+from tests.integration.engine.execution.test_futures_trading import venue_position
+from tests.integration.engine.strategy.test_intake_trading import (
+    INTAKE_TOKEN,
+    QUIET_STRATEGY,
+    post_intent,
+)
+from tests.integration.trading import (
+    Bus,
+    engine_argv,
+    engine_config,
+    running,
+    status,
+    venue_orders,
+    wait_started,
+)
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("feed", "execution", "risk", "strategy")
+SYMBOL = "ETHUSDT"
+
+
+def risk_toml(breaker_pct: float) -> str:
+    return f"""
+[risk]
+max_position_qty = "100"
+max_notional_per_order = "1000000"
+min_liquidation_distance_pct = 8.0
+liquidation_breaker_pct = {breaker_pct}
+"""
+
+
+def intent(intent_id: str, qty: str) -> dict[str, Any]:
+    return {
+        "intent_id": intent_id,
+        "symbol": SYMBOL,
+        "side": "BUY",
+        "qty": qty,
+        "order_type": "MARKET",
+        "source": "it-breaker",
+    }
+
+
+@pytest.mark.parametrize("breaker_pct", [5.0, 0.0], ids=["breaker", "no-breaker"])
+def test_the_breaker_flattens_before_the_venue_liquidates(
+    tmp_path: Path, shared_data: Path, breaker_pct: float
+) -> None:
+    venue = 'request_timeout_ms = 2000\nmarket = "usdm"\ndepth_stream = "@depth@0ms"\nleverage = 20'
+    with ExitStack() as stack:
+        redis_port = stack.enter_context(redis(tmp_path))
+        sim = stack.enter_context(
+            replay_process(
+                tmp_path,
+                shared_data / "binance-usdm/ethusdt_20240808.gz",
+                speed="1",
+                balances=("USDT=2000",),
+                wait_for_market=True,
+            )
+        )
+        config, ports = engine_config(
+            tmp_path,
+            sim,
+            redis_port,
+            extra=QUIET_STRATEGY + risk_toml(breaker_pct),
+            venue=venue,
+            symbols=f'["{SYMBOL}"]',
+            execution="position_poll_ms = 300",
+        )
+        env = {"STORMPROOF_INTAKE_TOKEN": INTAKE_TOKEN}
+        for service in SERVICES:
+            log = tmp_path / f"{service}.log"
+            proc = stack.enter_context(running(engine_argv(config, service), log, env))
+            wait_started(ports[service], proc, log)
+        intake = f"http://127.0.0.1:{ports['strategy']}/intents"
+        wait_until(
+            lambda: (
+                status(ports["strategy"]).get("intake", {}).get("reference_prices", {}).get(SYMBOL)
+            ),
+            timeout_s=30,
+            what="the engine to see the market",
+        )
+        assert post_intent(intake, intent("brk-entry-1", "10"))[0] == 202
+        wait_until(lambda: venue_position(sim, SYMBOL) == 10, timeout_s=30, what="the position")
+        distance = wait_until(
+            lambda: status(ports["risk"]).get("liquidation_distance_pct", {}).get(SYMBOL),
+            timeout_s=20,
+            what="risk to know the liquidation distance",
+        )
+        assert 5.0 < distance < 8.0
+        assert post_intent(intake, intent("brk-entry-2", "1"))[0] == 202
+        bus = Bus(redis_port)
+        stack.callback(bus.close)
+        (denial,) = wait_until(
+            lambda: [
+                m
+                for m in bus.messages("risk.events")
+                if isinstance(m, RiskDenial) and m.intent_id == "brk-entry-2"
+            ],
+            timeout_s=20,
+            what="the second entry to be refused",
+        )
+        assert denial.check == "liquidation_distance"
+        assert venue_position(sim, SYMBOL) == 10, "the entry under 8% never reached the venue"
+
+        control(sim, "POST", "/replay/mark-price", {"mark_shift": -0.03})
+        if breaker_pct:
+            wait_until(
+                lambda: venue_position(sim, SYMBOL) == 0,
+                timeout_s=30,
+                what="the breaker's flatten",
+            )
+            risk = status(ports["risk"])
+            assert risk["trading_state"] == "REDUCING"
+            assert risk["trading_state_reason"].startswith("liquidation breaker")
+        control(sim, "POST", "/replay/mark-price", {"mark_shift": -0.08})
+        if breaker_pct:
+            truth = control(sim, "GET", "/truth/liquidations")["liquidations"]
+            assert truth == []
+            closing = [o for o in venue_orders(sim) if o["side"] == "SELL"]
+            assert closing and all(o["reduce_only"] for o in closing)
+        else:
+            (liquidated,) = wait_until(
+                lambda: control(sim, "GET", "/truth/liquidations")["liquidations"],
+                timeout_s=30,
+                what="the venue to liquidate the unprotected position",
+            )
+            assert Decimal(liquidated["qty"]) == 10
