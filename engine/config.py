@@ -354,6 +354,9 @@ class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=
     recovery reads that much of the stream."""
     poll_interval_ms: Millis = 500
     position_poll_ms: Millis = 1_000
+    funding_poll_ms: Millis = 30_000
+    """Futures: how often the venue's funding history is read (Binance settles every 8 h; a
+    query weighs 30)."""
     """Futures: how often the venue's positions (liquidation price, mark, PnL) are read and
     published for risk's liquidation-distance breaker."""
     max_orders_in_flight: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 8

@@ -16,6 +16,7 @@ import msgspec
 
 __all__ = [
     "ContractTerms",
+    "FundingTally",
     "PositionDrift",
     "funding_payment",
     "liquidation_distance_pct",
@@ -85,3 +86,30 @@ def funding_payment(
         return Decimal(0)
     value = contracts * terms.contract_size / mark if terms.inverse else contracts * mark
     return value * rate
+
+
+class FundingTally:
+    """Funding settled per symbol, counted once per venue record (tran id)."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+        self._income: dict[str, Decimal] = {}
+
+    def apply(self, *, venue: str, symbol: str, tran_id: str, income: Decimal) -> bool:
+        """Count a settlement; False when it was already counted."""
+        key = (venue, tran_id)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._income[symbol] = self._income.get(symbol, Decimal(0)) + income
+        return True
+
+    def income(self, symbol: str) -> Decimal:
+        """What funding brought (negative: cost) on `symbol` so far."""
+        return self._income.get(symbol, Decimal(0))
+
+    def total(self) -> Decimal:
+        return sum(self._income.values(), Decimal(0))
+
+    def by_symbol(self) -> dict[str, Decimal]:
+        return dict(self._income)

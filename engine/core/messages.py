@@ -205,6 +205,19 @@ class VenuePosition(Message, tag="venue_position", frozen=True, kw_only=True):
     ts_ns: int
 
 
+class FundingPaid(Message, tag="funding", frozen=True, kw_only=True):
+    """Futures: one funding settlement of our position, as the venue's income history records
+    it. Natural key: (venue, tran_id)."""
+
+    venue: str
+    symbol: str
+    tran_id: str
+    income: Decimal
+    """Signed as the venue books it: negative when we paid."""
+    asset: str
+    venue_ts_ms: int
+
+
 class ExecutionReport(Message, tag="execution_report", frozen=True, kw_only=True):
     """The state of one of our orders changed. Natural key: (client_order_id, seq)."""
 
@@ -247,6 +260,7 @@ BusMessage = (
     | BookTop
     | MarkPrice
     | VenuePosition
+    | FundingPaid
     | FeedEvent
     | Intent
     | OrderRequest

@@ -101,6 +101,7 @@ BINANCE_FUTURES_WEIGHTS: Final[Mapping[str, int]] = {
     "fetch_positions": 6,  # GET positionRisk (5) and, once, GET leverageBracket (1)
     "set_leverage": 1,
     "listen_key": 1,
+    "fetch_funding_history": 30,  # GET income
 }
 """Binance futures REST request weights of the operations the engine makes."""
 

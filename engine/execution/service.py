@@ -43,6 +43,7 @@ from engine.core.ids import client_order_id
 from engine.core.leadership import Leadership
 from engine.core.messages import (
     Control,
+    FundingPaid,
     Intent,
     IntentDone,
     OrderRequest,
@@ -483,7 +484,13 @@ class ExecutionService(Service):
         session = self._connected()
         symbols = list(session.desk.unified)
         interval = self.exec_config.position_poll_ms / 1000
+        funding_every_ns = self.exec_config.funding_poll_ms * 1_000_000
+        funding_since_ms: dict[str, int] = {}
+        last_funding_ns = 0
         while not self.leadership.deposed and not await self.pause(interval):
+            if self.clock.time_ns() - last_funding_ns >= funding_every_ns:
+                last_funding_ns = self.clock.time_ns()
+                await self._poll_funding(session, symbols, funding_since_ms)
             try:
                 raw = await session.gateway.call(
                     "fetch_positions",
@@ -518,6 +525,44 @@ class ExecutionService(Service):
                         ),
                     )
                 )
+            await self.bus.publish_many(out)
+
+    async def _poll_funding(
+        self, session: VenueSession, symbols: list[str], since_ms: dict[str, int]
+    ) -> None:
+        """Futures: funding settlements from the venue's income history, published as
+        FundingPaid (consumers count each tran id once; a record is published again at most
+        when its time equals the last one seen)."""
+        out: list[tuple[str, Any]] = []
+        for symbol in symbols:
+            try:
+                records = await session.gateway.call(
+                    "fetch_funding_history",
+                    session.desk.unified[symbol],
+                    since_ms.get(symbol),
+                    None,
+                    side_effect=False,
+                )
+            except VenueError as exc:
+                self.log.warning("funding_poll_failed", symbol=symbol, error=str(exc)[:200])
+                continue
+            for record in records:
+                stamp = int(record.get("timestamp") or 0)
+                since_ms[symbol] = max(since_ms.get(symbol, 0), stamp)
+                out.append(
+                    (
+                        f"exec.{self.venue}",
+                        FundingPaid(
+                            venue=self.venue,
+                            symbol=symbol,
+                            tran_id=str(record.get("id") or ""),
+                            income=Decimal(str(record.get("amount") or 0)),
+                            asset=str(record.get("code") or ""),
+                            venue_ts_ms=stamp,
+                        ),
+                    )
+                )
+        if out:
             await self.bus.publish_many(out)
 
     # --- health -------------------------------------------------------------------------------

@@ -26,11 +26,12 @@ from engine.bus.base import (
     replay_stream,
 )
 from engine.bus.consumer import StreamConsumer
-from engine.core.futures import liquidation_distance_pct
+from engine.core.futures import FundingTally, liquidation_distance_pct
 from engine.core.messages import (
     BookTop,
     Control,
     Fill,
+    FundingPaid,
     Intent,
     IntentDone,
     MarkPrice,
@@ -97,6 +98,7 @@ class RiskService(Service):
         self.venue_positions: dict[str, VenuePosition] = {}
         """Futures: each symbol's position as the venue last reported it (execution polls)."""
         self.breaker_trips = 0
+        self.funding = FundingTally()
         self.md_recv_ns: dict[str, int] = {}
         """When the freshest quote or book update of each symbol was received by the feed."""
         self.flatten: dict[str, Any] | None = None
@@ -237,6 +239,13 @@ class RiskService(Service):
             self.exposure.done(message)
         elif isinstance(message, VenuePosition):
             self.venue_positions[message.symbol] = message
+        elif isinstance(message, FundingPaid):
+            self.funding.apply(
+                venue=message.venue,
+                symbol=message.symbol,
+                tran_id=message.tran_id,
+                income=message.income,
+            )
 
     async def _on_control(self, delivery: Delivery) -> None:
         message = delivery.message
@@ -409,9 +418,10 @@ class RiskService(Service):
 
     def _update_daily_pnl(self) -> Decimal:
         day_before = self.daily.day
-        pnl = self.daily.update(
-            now_ns=self.clock.time_ns(), value=marked_value(self.positions.all(), self.mids)
-        )
+        # funding is PnL: what it cost since the day began counts against the daily loss
+        marked = marked_value(self.positions.all(), self.mids)
+        value = None if marked is None else marked + self.funding.total()
+        pnl = self.daily.update(now_ns=self.clock.time_ns(), value=value)
         if self.daily.day != day_before:
             self.log.info("daily_pnl_baseline", baseline=str(self.daily.baseline))
         self.metrics.daily_pnl.set(float(pnl))
@@ -551,5 +561,6 @@ class RiskService(Service):
             "flatten": self.flatten,
             "liquidation_distance_pct": {s: self.liquidation_distance(s) for s in self.symbols},
             "funding_rates": {s: m.funding_rate for s, m in self.marks.items()},
+            "funding_income": {s: str(v) for s, v in self.funding.by_symbol().items()},
             "liquidation_breaker_trips": self.breaker_trips,
         }

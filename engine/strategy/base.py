@@ -13,12 +13,14 @@ from typing import Any, ClassVar
 import msgspec
 
 from engine.core.clock import Clock
+from engine.core.futures import FundingTally
 from engine.core.messages import (
     BookTop,
     ExecutionReport,
     Fill,
     Intent,
     IntentDone,
+    MarkPrice,
     OrderType,
     Quote,
     Side,
@@ -42,6 +44,10 @@ class StrategyContext:
         self.positions = PositionBook(contracts=contracts)
         self.quotes: dict[str, Quote] = {}
         self.books: dict[str, BookTop] = {}
+        self.marks: dict[str, MarkPrice] = {}
+        """Futures: the latest mark price and funding rate per symbol."""
+        self.funding = FundingTally()
+        """Futures: the funding our positions settled (once per venue record)."""
         self.emitted: list[Intent] = []
         self._correlation_id = ""
         self._tick_recv_ns = 0
@@ -53,6 +59,15 @@ class StrategyContext:
 
     def position(self, symbol: str) -> Decimal:
         return self.positions.get(self.venue, symbol).qty
+
+    def funding_rate(self, symbol: str) -> float | None:
+        """Futures: the current funding rate (positive: longs pay shorts), None before any."""
+        mark = self.marks.get(symbol)
+        return None if mark is None else mark.funding_rate
+
+    def funding_income(self, symbol: str) -> Decimal:
+        """Futures: what funding brought on `symbol` so far (negative: it cost)."""
+        return self.funding.income(symbol)
 
     def mid(self, symbol: str) -> float | None:
         quote = self.quotes.get(symbol)

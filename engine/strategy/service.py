@@ -27,7 +27,9 @@ from engine.core.messages import (
     BookTop,
     ExecutionReport,
     Fill,
+    FundingPaid,
     IntentDone,
+    MarkPrice,
     Quote,
     RiskDenial,
     Trade,
@@ -164,6 +166,10 @@ class StrategyService(Service):
 
     async def _on_market_data(self, delivery: Delivery) -> None:
         message = delivery.message
+        if isinstance(message, MarkPrice):
+            for _, sctx in self.strategies.values():
+                sctx.marks[message.symbol] = message
+            return
         if isinstance(message, Trade):
             key, ident = (message.symbol, "t"), message.trade_id
         elif isinstance(message, Quote):
@@ -200,6 +206,15 @@ class StrategyService(Service):
 
     async def _on_own_event(self, delivery: Delivery) -> None:
         message = delivery.message
+        if isinstance(message, FundingPaid):  # the account's: every strategy sees it
+            for _, sctx in self.strategies.values():
+                sctx.funding.apply(
+                    venue=message.venue,
+                    symbol=message.symbol,
+                    tran_id=message.tran_id,
+                    income=message.income,
+                )
+            return
         if isinstance(message, Fill):
             owner = self._owner(message.intent_id)
             if owner is not None:

@@ -79,6 +79,7 @@ FUTURES_WEIGHTS = {  # Binance USD-M / COIN-M request weights of the endpoints s
     ("GET", "balance"): 5,
     ("GET", "positionRisk"): 5,
     ("GET", "leverageBracket"): 1,
+    ("GET", "income"): 30,
 }
 
 

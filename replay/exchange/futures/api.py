@@ -19,6 +19,7 @@ from typing import Any
 from replay.exchange import errors
 from replay.exchange.auth import parse_params
 from replay.exchange.errors import BinanceError
+from replay.exchange.formats import fmt
 from replay.exchange.futures import formats, refusals
 from replay.exchange.futures.engine import FuturesMatchingEngine
 from replay.exchange.http11 import Handler, HttpRequest, Reply
@@ -55,6 +56,7 @@ class FuturesApi(SimulatorApi):
                 ("GET", f"{p}/openOrders"): self.open_orders,
                 ("GET", f"{p}/allOrders"): self.all_orders,
                 ("GET", f"{p}/userTrades"): self.user_trades,
+                ("GET", f"{p}/income"): self.income,
                 ("POST", f"{p}/leverage"): self.leverage,
                 ("POST", f"{p}/marginType"): self.margin_type,
                 ("POST", f"{p}/positionSide/dual"): self.set_position_mode,
@@ -206,6 +208,89 @@ class FuturesApi(SimulatorApi):
         chosen = fills[:limit] if from_id is not None else fills[-limit:]
         contract, asset = self._contract(symbol), self._asset(symbol)
         return _json([formats.trade_json(f, orders[f.order_id], contract, asset) for f in chosen])
+
+    def income(self, request: HttpRequest) -> Reply:
+        """GET income: the account's FUNDING_FEE, REALIZED_PNL and COMMISSION records, oldest
+        first, filtered by symbol, incomeType, startTime, endTime; at most `limit` (100, 1000).
+        Funding is negative when paid; tranId is unique per record."""
+        key, params = self._signed(request)
+        symbol = self._symbol(params, required=False)
+        wanted = params.get("incomeType", "").upper() or None
+        start_ms = _int(params, "startTime")
+        end_ms = _int(params, "endTime")
+        limit = min(_int(params, "limit") or 100, 1000)
+        records: list[dict[str, Any]] = []
+        ledger, orders = self.matching.ledger, self.matching.orders
+        for n, paid in enumerate(ledger.funding):
+            if paid.api_key == key:
+                records.append(
+                    self._income(
+                        paid.symbol,
+                        "FUNDING_FEE",
+                        -paid.amount,
+                        paid.asset,
+                        paid.time_ms,
+                        1_000_000_000 + n,
+                    )
+                )
+        for fill in self.matching.fills:
+            if orders[fill.order_id].api_key != key:
+                continue
+            asset = self._asset(fill.symbol)
+            if fill.realized_pnl:
+                records.append(
+                    self._income(
+                        fill.symbol,
+                        "REALIZED_PNL",
+                        fill.realized_pnl,
+                        asset,
+                        fill.time_ms,
+                        2_000_000_000 + fill.trade_id,
+                        fill.trade_id,
+                    )
+                )
+            if fill.commission:
+                records.append(
+                    self._income(
+                        fill.symbol,
+                        "COMMISSION",
+                        -fill.commission,
+                        asset,
+                        fill.time_ms,
+                        3_000_000_000 + fill.trade_id,
+                        fill.trade_id,
+                    )
+                )
+        chosen = [
+            r
+            for r in sorted(records, key=lambda r: (r["time"], r["tranId"]))
+            if (symbol is None or r["symbol"] == symbol)
+            and (wanted is None or r["incomeType"] == wanted)
+            and (start_ms is None or r["time"] >= start_ms)
+            and (end_ms is None or r["time"] <= end_ms)
+        ]
+        return _json(chosen[:limit])
+
+    @staticmethod
+    def _income(
+        symbol: str,
+        kind: str,
+        amount: Decimal,
+        asset: str,
+        time_ms: int,
+        tran_id: int,
+        trade_id: int | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "symbol": symbol,
+            "incomeType": kind,
+            "income": fmt(amount),
+            "asset": asset,
+            "info": kind,
+            "time": time_ms,
+            "tranId": tran_id,
+            "tradeId": "" if trade_id is None else str(trade_id),
+        }
 
     # --- settings -----------------------------------------------------------------------------
 

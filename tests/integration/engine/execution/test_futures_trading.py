@@ -125,3 +125,72 @@ def test_the_engine_opens_a_futures_position_and_flattens_it_reduce_only(
             timeout_s=20,
             what="execution's position to be flat",
         )
+
+
+def test_funding_settled_at_the_venue_reaches_risk_once(tmp_path: Path, shared_data: Path) -> None:
+    """Funding every minute of event time (12 s at 5x): what the venue books for our position
+    (its ground truth) is what risk counts in its PnL, each settlement once."""
+    name, symbol, wallet, size = FUTURES["usdm"]
+    venue = 'request_timeout_ms = 2000\nmarket = "usdm"\ndepth_stream = "@depth@0ms"'
+    with ExitStack() as stack:
+        redis_port = stack.enter_context(redis(tmp_path))
+        sim = stack.enter_context(
+            replay_process(
+                tmp_path,
+                shared_data / name,
+                speed="5",
+                balances=(wallet,),
+                wait_for_market=True,
+                extra=["--funding-interval-h", str(1 / 60)],
+            )
+        )
+        config, ports = engine_config(
+            tmp_path,
+            sim,
+            redis_port,
+            extra=QUIET_STRATEGY + RISK,
+            venue=venue,
+            symbols=f'["{symbol}"]',
+            execution="position_poll_ms = 200\nfunding_poll_ms = 500",
+        )
+        env = {"STORMPROOF_INTAKE_TOKEN": INTAKE_TOKEN}
+        for service in SERVICES:
+            log = tmp_path / f"{service}.log"
+            proc = stack.enter_context(running(engine_argv(config, service), log, env))
+            wait_started(ports[service], proc, log)
+        wait_until(
+            lambda: (
+                status(ports["strategy"]).get("intake", {}).get("reference_prices", {}).get(symbol)
+            ),
+            timeout_s=30,
+            what="the engine to see the market",
+        )
+        body = {
+            "intent_id": "fund-1",
+            "symbol": symbol,
+            "side": "BUY",
+            "qty": size,
+            "order_type": "MARKET",
+            "source": "it-futures",
+        }
+        assert post_intent(f"http://127.0.0.1:{ports['strategy']}/intents", body)[0] == 202
+        wait_until(
+            lambda: len(control(sim, "GET", "/truth/funding")["funding"]) >= 2,
+            timeout_s=60,
+            what="two funding times to pass with the position held",
+        )
+        control(sim, "POST", "/replay/pause")  # the market stops: no funding time passes now
+
+        def venue_booked() -> Decimal:
+            paid = control(sim, "GET", "/truth/funding")["funding"]
+            return -sum((Decimal(p["paid"]) for p in paid), Decimal(0))
+
+        wait_until(
+            lambda: (
+                Decimal(status(ports["risk"]).get("funding_income", {}).get(symbol, "0"))
+                == venue_booked()
+            ),
+            timeout_s=20,
+            what="risk to count the funding the venue booked, each settlement once",
+        )
+        assert venue_booked() < 0, "a long pays at a positive rate"
