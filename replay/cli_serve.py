@@ -248,6 +248,9 @@ def synth(
         float | None,
         typer.Option(help="flash_crash: seconds from the start to the crash (default 40%)"),
     ] = None,
+    futures: Annotated[
+        bool, typer.Option("--futures", help="USD-M perpetual payloads (docs/futures.md)")
+    ] = False,
 ) -> None:
     """Generate a deterministic synthetic recording in the collector format."""
     from replay.synth import REGIMES, SynthSpec, write_recording
@@ -260,6 +263,7 @@ def synth(
         seed=seed,
         regime=regime,
         crash_at_s=crash_at,
+        futures=futures,
     )
     try:
         count = write_recording(spec, out)

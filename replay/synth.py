@@ -74,6 +74,9 @@ class SynthSpec:
     crash_at_s: float | None = None
     """When a crashing regime's crash begins (seconds from the start); default: the regime's own,
     else 40% of the duration."""
+    futures: bool = False
+    """USD-M perpetual payloads: diffs chained by `pu` with a transaction time `T`, trades with
+    `X`, bookTicker with `E` and `T`, a snapshot with `E` and `T` (docs/futures.md)."""
 
 
 _DEFAULT_PRICES = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
@@ -168,6 +171,8 @@ class _Market:
         self.window_first = self.last_id + 1
         self.trade_id = rng.randrange(10**8, 4 * 10**9)
         self.top: tuple[int, int, int, int] | None = None
+        self.futures = spec.futures
+        self.previous_u = self.last_id
         self.out: list[tuple[int, bytes]] = []
         self.last_recv = self.depth_count = 0
         self.snap_wanted = self.snap_done = False
@@ -326,11 +331,12 @@ class _Market:
                 if fill <= 0:
                     break
             self._flush_ticker(t)
+            tail = '"X":"MARKET"' if self.futures else '"M":true'
             self._emit(
                 t,
                 f'{{"stream":"{self.name}@trade","data":{{"e":"trade","E":{ms},'
                 f'"s":"{self.symbol}","t":{self.trade_id},"p":"{self._price(tick)}",'
-                f'"q":"{_fmt(fill)}","T":{ms},"m":{maker},"M":true}}}}',
+                f'"q":"{_fmt(fill)}","T":{ms},"m":{maker},{tail}}}}}',
             )
             self.trade_id += 1
             self._set(side, tick, level - fill)
@@ -361,11 +367,12 @@ class _Market:
         if top == self.top:
             return
         self.top = top
+        times = f',"T":{t // _MS},"E":{t // _MS}' if self.futures else ""
         self._emit(
             t,
             f'{{"stream":"{self.name}@bookTicker","data":{{"u":{self.last_id},'
             f'"s":"{self.symbol}","b":"{self._price(best_bid)}","B":"{_fmt(top[1])}",'
-            f'"a":"{self._price(best_ask)}","A":"{_fmt(top[3])}"}}}}',
+            f'"a":"{self._price(best_ask)}","A":"{_fmt(top[3])}"{times}}}}}',
         )
 
     def _levels(self, side: _Side, ticks: list[int]) -> str:
@@ -376,12 +383,15 @@ class _Market:
         if self.last_id >= self.window_first:
             bids = self._levels(self.bids, sorted(self.bids.changed, reverse=True))
             asks = self._levels(self.asks, sorted(self.asks.changed))
+            ms = self.window_end // _MS
+            chain = f',"T":{ms},"pu":{self.previous_u}' if self.futures else ""
             self._emit(
                 self.window_end,
                 f'{{"stream":"{self.name}@depth@100ms","data":{{"e":"depthUpdate",'
-                f'"E":{self.window_end // _MS},"s":"{self.symbol}","U":{self.window_first},'
-                f'"u":{self.last_id},"b":[{bids}],"a":[{asks}]}}}}',
+                f'"E":{ms},"s":"{self.symbol}","U":{self.window_first},'
+                f'"u":{self.last_id}{chain},"b":[{bids}],"a":[{asks}]}}}}',
             )
+            self.previous_u = self.last_id
             self.bids.changed.clear()
             self.asks.changed.clear()
             self.window_first = self.last_id + 1
@@ -397,7 +407,11 @@ class _Market:
 
     def _finish_snapshot(self, snap: tuple[int, str], t: int) -> None:
         latency = int(self.rng.uniform(*_REST_LATENCY_MS) * _MS)
-        self.snapshot = (max(t + latency, self.last_recv + 1), snap[1].encode())
+        body = snap[1]
+        if self.futures:  # GET /fapi/v1/depth: the message and transaction times follow the id
+            head = f'{{"lastUpdateId":{snap[0]},'
+            body = f'{head}"E":{t // _MS},"T":{t // _MS},{body[len(head) :]}'
+        self.snapshot = (max(t + latency, self.last_recv + 1), body.encode())
         self.snap_wanted, self.snap_done = False, True
 
 

@@ -15,8 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from replay.depth_sync import DiffDepthSync, DiffOutcome, SnapshotOutcome
+from replay.market_kind import MarketKind, detect_market_kind
 from replay.recording import read_records
 from replay.stream_messages import classify
+from replay.synth import SynthSpec, write_recording
 from replay.tools.convert import convert_records
 from replay.tools.inspect import Inspector
 from replay.tools.slice import slice_records
@@ -140,3 +142,30 @@ def test_convert_keeps_the_futures_fields(shared_data: Path, tmp_path: Path) -> 
     first_diff = next(classify(r.payload).event for r in records if b"@depth@0ms" in r.payload[:40])
     assert updates[0]["previous_final_update_id"] == first_diff.previous_final_update_id
     assert trades and {row["trade_type"] for row in trades} == {"MARKET"}
+
+
+def test_a_synthetic_usdm_recording_is_a_futures_recording(tmp_path: Path) -> None:
+    """`replay synth --futures`: diffs chained by pu with no gap, a futures snapshot, trades with
+    X; the replay takes it for USD-M and its book syncs."""
+    path = tmp_path / "synth-usdm.gz"
+    write_recording(SynthSpec(symbols=("ETHUSDT",), duration_s=60, seed=3, futures=True), path)
+    assert detect_market_kind([path]) is MarketKind.USDM
+    depth = inspect(path)["depth"]["ethusdt@depth@100ms"]
+    assert depth["diffs"] > 300 and depth["gaps"] == 0
+    sync = DiffDepthSync()
+    for record in read_records(path):
+        message = classify(record.payload)
+        if message.kind == "snapshot":
+            assert b'"E":' in record.payload[:80] and b'"T":' in record.payload[:80]
+            snapshot = message.event
+            sync.on_snapshot(
+                snapshot.lastUpdateId,
+                [(float(p), float(q)) for p, q in snapshot.bids],
+                [(float(p), float(q)) for p, q in snapshot.asks],
+            )
+        elif message.kind == "depth":
+            assert message.event.previous_final_update_id is not None
+            sync.on_diff(message.event)
+        elif message.kind == "trade":
+            assert message.event.X == "MARKET"
+    assert sync.synced and sync.gaps == 0
