@@ -300,9 +300,10 @@ class MatchingEngine:
             update_ms=now,
             arrival_mid=mid,
             connection=connection,
-            position_side=position_side,
-            reduce_only=reduce_only,
         )
+        if position_side:  # futures only: spot orders keep the defaults without a keyword each
+            order.position_side = position_side
+            order.reduce_only = reduce_only
         if order_type == "MARKET":
             self._validate_market(order, rules, book)
             plan = self._plan_market(order, rules, book)  # type: ignore[arg-type]

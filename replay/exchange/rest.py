@@ -94,16 +94,18 @@ def depth_weight(limit: int) -> int:
 
 
 def request_weight(
-    method: str, path: str, query: Callable[[], Any], kind: MarketKind = MarketKind.SPOT
+    method: str, path: str, query: Callable[[], Any], kind: MarketKind | None = None
 ) -> int:
-    """Binance's weight of a request; `query` gives its parameters, read only where the weight
-    depends on them (parsing every request's query string would cost more than the lookup)."""
+    """Binance's weight of a request (`kind` None: spot); `query` gives its parameters, read
+    only where the weight depends on them (parsing every request's query string would cost more
+    than the lookup)."""
     name = path.rsplit("/", 1)[-1]
     if name == "depth":
-        default = kind.default_depth_limit
+        market = kind or MarketKind.SPOT
+        default = market.default_depth_limit
         raw = query().get("limit", str(default))
-        return kind.depth_weight(int(raw) if ascii_digits(raw) else default)
-    if kind.is_futures:
+        return market.depth_weight(int(raw) if ascii_digits(raw) else default)
+    if kind is not None:
         if name == "premiumIndex" and not query().get("symbol"):
             return 10
         if name == "openOrders" and not query().get("symbol"):
@@ -290,6 +292,7 @@ class SimulatorApi:
         self.refusals = RefusalLog()
         self.in_flight = InFlight()
         self._order_path = f"{kind.rest_prefix}/order"
+        self._futures_kind = kind if kind.is_futures else None
         self._routes = self.routes()
         self._paths = {path for _, path in self._routes}
 
@@ -357,7 +360,7 @@ class SimulatorApi:
         if plan.status == 429:
             return _refusal(self.limiter.throttle(ip, plan.retry_after_s, now))
         method, path = request.method, request.path
-        weight = request_weight(method, path, lambda: request.query, self.kind)
+        weight = request_weight(method, path, lambda: request.query, self._futures_kind)
         verdict = self.limiter.check(ip, weight, now)
         if verdict.status != 200:
             return _refusal(verdict)
