@@ -1,6 +1,7 @@
 """Venue faults (the exchange simulator) and feed faults (the replay), through the replay's
 control API. Venue kinds: latency, error_5xx, timeout, no_answer, reject, maintenance, ban,
-rate_limit, partial_fills, user_stream_drop, user_stream_delay. Feed kinds: stall, gap,
+rate_limit, partial_fills, user_stream_drop, user_stream_delay, reject_reduce_only (futures).
+Feed kinds: stall, gap,
 duplicate, reorder, malformed, drop, slow_consumer. Also the market itself: pause, resume and
 the replay speed (a burst is a speed multiplier), and seeking to where the recording's market
 falls (a flash crash replayed as recorded)."""

@@ -18,6 +18,9 @@ Kinds (each for a target endpoint, e.g. "POST /api/v3/order", "/api/v3/order" or
                    the venue's own rule then applies: a client that keeps sending inside the
                    Retry-After window is banned (418), with the escalating duration
     partial_fills  no order fills beyond `fraction` of its quantity
+    reject_reduce_only  futures: every new reduce-only order is refused with -2022 "ReduceOnly
+                   Order is rejected." (the venue's own answer when it judges the order would
+                   not reduce: a flatten must not resend it without the flag)
     user_stream_drop   user data stream subscribers are dropped and events are not delivered
     user_stream_delay  user data stream events arrive `delay_ms` late
 Every fault is logged with its start and end time (ns).
@@ -42,8 +45,9 @@ KINDS = (
     "partial_fills",
     "user_stream_drop",
     "user_stream_delay",
+    "reject_reduce_only",
 )
-GLOBAL_KINDS = ("partial_fills", "user_stream_drop", "user_stream_delay")
+GLOBAL_KINDS = ("partial_fills", "user_stream_drop", "user_stream_delay", "reject_reduce_only")
 
 
 class VenueFaultError(ValueError):

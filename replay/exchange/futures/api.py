@@ -98,6 +98,11 @@ class FuturesApi(SimulatorApi):
         try:
             args = self._order_args(params)
             resp_type = args.pop("resp_type")
+            if args["reduce_only"]:
+                fault = self.faults.active_of("reject_reduce_only", time.time_ns())
+                if fault is not None:
+                    fault.applied += 1
+                    raise refusals.REDUCE_ONLY_REJECTED
             order = self.matching.place(api_key, **args, connection=request.peer)
         except BinanceError as exc:
             self.refusals.record(params, exc.code, exc.msg, self.clock_ms())

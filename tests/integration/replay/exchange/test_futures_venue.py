@@ -191,3 +191,26 @@ async def test_funding_is_paid_at_its_times_and_a_falling_mark_liquidates(
         assert Decimal(liquidation["price"]) == pytest.approx(entry - collateral / Decimal(10))
         assert wallet == pytest.approx(Decimal(0), abs=Decimal("1e-9"))
         assert control(venue, "GET", "/truth/positions")["accounts"][0]["positions"] == []
+
+
+def test_the_venue_can_refuse_every_reduce_only_order(tmp_path: Path, shared_data: Path) -> None:
+    """The `reject_reduce_only` venue fault: reduce-only orders get -2022 while it lasts (and it
+    counts them), other orders go through; once it ends, reduce-only orders are served again."""
+    name, symbol, _, _ = MARKETS["usdm"]
+    with replay_process(
+        tmp_path, shared_data / name, speed="1", balances=("USDT=10000",), wait_for_market=True
+    ) as venue:
+        exchange = client("usdm", venue.rest_url, venue.ws_url)
+        exchange.load_markets()
+        exchange.create_order(symbol, "market", "buy", 1.0)
+        fault = control(venue, "POST", "/faults", {"kind": "reject_reduce_only"})
+        with pytest.raises(ccxt.ExchangeError) as refused:
+            exchange.create_order(symbol, "market", "sell", 1.0, params={"reduceOnly": True})
+        assert "-2022" in str(refused.value)
+        exchange.create_order(symbol, "market", "buy", 0.5)  # not reduce-only: served
+        listed = control(venue, "GET", "/faults")
+        (mine,) = [f for f in listed["faults"] if f["id"] == fault["id"]]
+        assert mine["applied"] == 1
+        control(venue, "DELETE", f"/faults/{fault['id']}")
+        exchange.create_order(symbol, "market", "sell", 1.5, params={"reduceOnly": True})
+        assert control(venue, "GET", "/truth/positions")["accounts"][0]["positions"] == []
