@@ -96,6 +96,8 @@ class StackOptions:
     """The venue's order-count limit per account and 10 s (None: Binance's 100). The engine's
     own budgets (risk's order rate, execution's order pacing) take half of it. Load runs raise
     it: order flow from Locust plus the strategies would otherwise be throttled by design."""
+    market: Literal["spot", "usdm"] = "spot"
+    """The market the engine trades: spot, or USD-M futures (the recording must be one)."""
     engine_root: Path | None = None
     """Run the engine services from this folder (a copy holding `engine/` and `plumbing/`, such
     as a mutant of the engine) instead of the installed package; everything else is ours."""
@@ -563,6 +565,7 @@ class Stack:
                 rest_url=f"http://{HOST}:{ports['proxy_rest']}",
                 user_stream_url=f"ws://{HOST}:{ports['proxy_user_stream']}",
                 symbols=self._symbols(options),
+                market=options.market,
             ),
             bus=BusConfig(redis_url=f"redis://{HOST}:{ports['proxy_redis']}/0"),
             execution=ExecutionConfig(

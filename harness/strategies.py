@@ -28,3 +28,30 @@ STAGING_STRATEGIES = (
         },
     ),
 )
+
+
+STAGING_FUTURES_STRATEGIES = (
+    StrategyConfig(
+        kind="momentum",
+        name="momentum",
+        params={
+            "window_ms": 3000,
+            "threshold_bps": 1.5,
+            "order_qty": "0.01",
+            "max_position": "0.1",
+            "cooldown_ms": 2000,
+        },
+    ),
+    StrategyConfig(
+        kind="quoter",
+        name="quoter",
+        params={
+            "order_qty": "0.01",
+            "max_position": "0.05",
+            "requote_ticks": 200,
+            "max_quote_age_ms": 8000,
+        },
+    ),
+)
+"""The same strategies sized for a USD-M ETHUSDT perpetual (Binance's minimum notional there
+is 20 USDT: 0.01 ETH is about 30)."""

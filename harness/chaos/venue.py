@@ -1,7 +1,8 @@
 """Venue faults (the exchange simulator) and feed faults (the replay), through the replay's
 control API. Venue kinds: latency, error_5xx, timeout, no_answer, reject, maintenance, ban,
 rate_limit, partial_fills, user_stream_drop, user_stream_delay, reject_reduce_only (futures).
-Feed kinds: stall, gap,
+Futures: the derived mark price and funding (move_mark_price), and waiting for a position at
+the venue (wait_for_venue_position). Feed kinds: stall, gap,
 duplicate, reorder, malformed, drop, slow_consumer. Also the market itself: pause, resume and
 the replay speed (a burst is a speed multiplier), and seeking to where the recording's market
 falls (a flash crash replayed as recorded)."""
@@ -15,7 +16,15 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness.chaos.configuration import client_of
 
-__all__ = ["clear_faults", "feed_fault", "replay_seek_to_drop", "replay_speed", "venue_fault"]
+__all__ = [
+    "clear_faults",
+    "feed_fault",
+    "move_mark_price",
+    "replay_seek_to_drop",
+    "replay_speed",
+    "venue_fault",
+    "wait_for_venue_position",
+]
 
 
 def _post_fault(body: dict[str, Any], configuration: dict[str, Any] | None) -> dict[str, Any]:
@@ -66,6 +75,57 @@ def clear_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     if code != 200:
         raise ActivityFailed(f"could not clear faults ({code}): {reply}")
     return {"cleared": True}
+
+
+def move_mark_price(
+    mark_shift: float | None = None,
+    funding_rate: float | None = None,
+    premium: float | None = None,
+    back_to_formula: bool = False,
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Futures: move the replay's derived mark price (docs/futures.md): mark_shift=-0.06 puts
+    the mark 6% under the last price (a liquidation cascade, or a mark/last divergence),
+    funding_rate=0.003 is a funding spike; back_to_formula=True undoes both (a rollback)."""
+    body: dict[str, Any] = {"mark_shift": 0.0, "funding_rate": None} if back_to_formula else {}
+    for key, value in (
+        ("mark_shift", mark_shift),
+        ("funding_rate", funding_rate),
+        ("premium", premium),
+    ):
+        if value is not None:
+            body[key] = float(value)
+    if not body:
+        raise ActivityFailed("move_mark_price needs mark_shift, funding_rate, premium or back")
+    client = client_of(configuration)
+    code, reply = client.control("POST", "/replay/mark-price", body=body)
+    if code != 200:
+        raise ActivityFailed(f"could not move the mark price ({code}): {reply}")
+    result: dict[str, Any] = reply
+    return result
+
+
+def wait_for_venue_position(
+    min_qty: float,
+    timeout_s: float = 30.0,
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Futures: return once the venue holds a position of at least `min_qty` (its ground truth,
+    /truth/positions), with that position and its liquidation distance; fail after timeout_s
+    (the experiment's setup did not happen)."""
+    client = client_of(configuration)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code, body = client.truth("/truth/positions", timeout_s=2)
+        if code == 200 and isinstance(body, dict):
+            for account in body.get("accounts", []):
+                for position in account.get("positions", []):
+                    if abs(float(position["qty"])) >= min_qty:
+                        held: dict[str, Any] = position
+                        return held
+        if time.monotonic() > deadline:
+            raise ActivityFailed(f"no venue position of {min_qty} after {timeout_s} s ({code})")
+        time.sleep(0.1)
 
 
 def replay_speed(speed: float | str, configuration: dict[str, Any] | None = None) -> dict[str, Any]:

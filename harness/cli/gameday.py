@@ -38,8 +38,9 @@ def run_gameday_file(
         from harness.gameday.runner import market_seconds_needed
         from harness.gameday.slo import load_gameday
 
+        gameday = load_gameday(file, root=Path.cwd())
         recording = recording_covering(
-            market_seconds_needed(load_gameday(file, root=Path.cwd()), speed)
+            market_seconds_needed(gameday, speed), futures=gameday.market == "usdm"
         )
         return run_gameday(
             file,
@@ -197,7 +198,8 @@ def gameday_mutants(
                 market_seconds_needed(dataclasses.replace(gameday, scenarios=(spec,)), speed)
                 for spec in gameday.scenarios
                 if spec.name in played
-            )
+            ),
+            futures=gameday.market == "usdm",
         )
         summary = run_mutants(
             catalogue,

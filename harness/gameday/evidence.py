@@ -31,6 +31,9 @@ injected the fault saying so itself:
                                          kill action, just before it killed)
     market_drop        {min_drop_pct}    the replay's own mid fell by >= min_drop_pct within the
                                          window
+    mark_moved         {min_pct}         futures: the simulator's own mark price (its ledger's,
+                                         what liquidates) stood >= min_pct away from the
+                                         replay's mid at some look of the watcher
 
 On Kubernetes (the game day's k8s target; its watcher reads the API server, not the engine):
 
@@ -72,6 +75,7 @@ KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "venue_refused": (("status",), ("min",)),
     "orders_in_flight": (("activity",), ("min",)),
     "market_drop": (("min_drop_pct",), ()),
+    "mark_moved": (("min_pct",), ()),
     "pod_replaced": (("app",), ()),
     "no_ready_pods": (("app",), ()),
     "container_restarted": (("app",), ()),
@@ -163,6 +167,8 @@ class Observed:
     """The simulator's counters: HTTP status (429, 418) -> answers so far."""
     activity_outputs: dict[str, Any] = field(default_factory=dict)
     mids: Sequence[tuple[int, float]] = ()
+    marks: list[tuple[int, float]] = field(default_factory=list)
+    """Futures: (ms, the simulator's mark price) at each look of the watcher."""
     """The replay's mid during the window: (ts_ms, mid)."""
     errors: list[str] = field(default_factory=list)
     """Sources the watcher could not read."""
@@ -248,6 +254,13 @@ def prove(evidence: Evidence, seen: Observed) -> Proof:
             drop is not None and drop >= float(p["min_drop_pct"]),
             f"largest fall of the replay's mid: {'none' if drop is None else f'{drop:.2f}%'}",
         )
+    if kind == "mark_moved":
+        apart = largest_mark_divergence_pct(seen.marks, seen.mids)
+        return result(
+            apart is not None and apart >= float(p["min_pct"]),
+            "largest distance of the venue's mark from the replay's mid:"
+            f" {'none' if apart is None else f'{apart:.2f}%'}",
+        )
     if kind == "pod_replaced":
         uids = seen.pods.get(p["app"], [])
         left = [u for u in uids if u in seen.pods_gone]
@@ -306,3 +319,20 @@ def unproven(proofs: Sequence[Proof], declared_count: int) -> str | None:
             f"{p.evidence.describe()}: {p.detail}" for p in missing
         )
     return None
+
+
+def largest_mark_divergence_pct(
+    marks: Sequence[tuple[int, float]], mids: Sequence[tuple[int, float]]
+) -> float | None:
+    """The largest |mark - mid| / mid, in percent, pairing each mark with the replay's latest
+    mid at or before it (both sorted by time); None without a pair."""
+    largest: float | None = None
+    index = -1
+    for ts_ms, mark in sorted(marks):
+        while index + 1 < len(mids) and mids[index + 1][0] <= ts_ms:
+            index += 1
+        if index < 0 or mids[index][1] <= 0:
+            continue
+        apart = abs(mark - mids[index][1]) / mids[index][1] * 100
+        largest = apart if largest is None else max(largest, apart)
+    return largest

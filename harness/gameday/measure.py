@@ -64,6 +64,9 @@ class Sample:
     """Execution instance -> "leader" or "standby" (an answering instance only)."""
     venue_positions: dict[str, Decimal] | None = None
     """Ground truth: each traded base asset's balance change at the venue."""
+    liquidation_distance_pct: float | None = None
+    """Futures ground truth: how far the venue's mark is from the nearest liquidation price of
+    our positions, in percent (None: no position, or a spot venue)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,7 +260,14 @@ def measure(obs: Observations, windows: Windows) -> Measured:
         for s in obs.samples
         if windows.baseline_start_ns <= s.ts_ns < start and s.market_data_age_s is not None
     ]
+    distances = [
+        s.liquidation_distance_pct
+        for s in obs.samples
+        if windows.baseline_start_ns <= s.ts_ns < windows.end_ns
+        and s.liquidation_distance_pct is not None
+    ]
     fault = {
+        "min_liquidation_distance_pct": round(min(distances), 3) if distances else None,
         "time_to_detect_s": _seconds(time_to_detect_ns(obs, start), start),
         "time_to_halt_s": _seconds(halted, start),
         "time_to_failover_s": _seconds(failover_ns(obs.samples, start), start),

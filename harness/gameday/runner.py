@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from harness.gameday.schema import LoadSection, StackSection
 from harness.gameday.slo import GameDay, ScenarioSpec, gate, load_gameday
 from harness.load.runner import LOAD_ORDERS_PER_10S, LoadSpec, extra_market_s
 from harness.stack import Stack, StackOptions
+from harness.strategies import STAGING_FUTURES_STRATEGIES
 from harness.truth.bus import BusObserver
 
 Progress = Callable[[str], None]
@@ -99,6 +101,10 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     return (wall_s + burst_s) * factor * 1.3
 
 
+FUTURES_BALANCES = {"USDT": Decimal(3_000)}
+"""A USD-M account's wallet: the futures game day's positions are sized against it."""
+
+
 def _stack_options(
     wanted: StackSection,
     recording: Path,
@@ -108,9 +114,26 @@ def _stack_options(
     *,
     load: bool = False,
     engine_root: Path | None = None,
+    market: str = "spot",
 ) -> StackOptions:
     """The scenario's `stack:` (feeds, journal, standby); `feeds` from the command line wins.
-    Under load the venue allows more orders (Binance's 100 per 10 s would throttle the flow)."""
+    Under load the venue allows more orders (Binance's 100 per 10 s would throttle the flow).
+    A USD-M game day's stack trades the futures market with a USDT wallet and strategies sized
+    for it."""
+    if market == "usdm":
+        return StackOptions(
+            orders_per_10s=LOAD_ORDERS_PER_10S if load else None,
+            recordings=[recording],
+            speed=speed,
+            extra_engine_toml=extra_engine_toml,
+            market="usdm",
+            feeds=feeds if feeds is not None else (wanted.feeds or 2),
+            journal=wanted.journal or "sqlite",
+            standby=bool(wanted.standby),
+            engine_root=engine_root,
+            balances=dict(FUTURES_BALANCES),
+            strategies=STAGING_FUTURES_STRATEGIES,
+        )
     return StackOptions(
         orders_per_10s=LOAD_ORDERS_PER_10S if load else None,
         recordings=[recording],
@@ -227,10 +250,11 @@ def run_gameday(
                 spec.stack,
                 recording,
                 speed,
-                extra_engine_toml,
+                gameday.engine_toml + "\n" + extra_engine_toml,
                 feeds,
                 load=bool(loads[spec.name]),
                 engine_root=engine_root,
+                market=gameday.market,
             )
             if options != running:
                 if observer is not None:

@@ -30,6 +30,8 @@ class Sampler(threading.Thread):
         self._last_sum = 0.0
         self._fresh_ns: int | None = None
         self._leader = "execution"
+        self._futures: bool | None = None
+        """Whether the venue lists futures positions (asked once: a spot venue answers 404)."""
 
     def stop(self) -> None:
         self._halt.set()
@@ -83,7 +85,26 @@ class Sampler(threading.Thread):
             tick_to_order_ms=self._tick_to_order(roles),
             roles=roles,
             venue_positions=venue,
+            liquidation_distance_pct=self._liquidation_distance(),
         )
+
+    def _liquidation_distance(self) -> float | None:
+        """Futures ground truth: the smallest distance, in percent of the venue's mark, from the
+        mark to the liquidation price of any of our positions (the simulator's own figures)."""
+        if self._futures is False:
+            return None
+        code, body = self._get("/truth/positions")
+        if self._futures is None:
+            self._futures = code != 404
+        if code != 200 or not isinstance(body, dict):
+            return None
+        distances = [
+            float(p["liquidation_distance_pct"])
+            for account in body.get("accounts", [])
+            for p in account.get("positions", [])
+            if p.get("liquidation_distance_pct") is not None
+        ]
+        return min(distances) if distances else None
 
     def _get(self, path: str) -> tuple[int, Any]:
         return self.client.truth(path, timeout_s=1)

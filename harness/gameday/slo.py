@@ -230,6 +230,8 @@ class GameDay:
     stack: StackSection = field(default_factory=StackSection)
     path: Path | None = field(default=None, compare=False)
     gate_mode: GateMode = "strict"
+    market: str = "spot"
+    engine_toml: str = ""
 
 
 # --- one SLO ------------------------------------------------------------------------------------
@@ -520,6 +522,8 @@ def load_gameday(path: Path | str, *, root: Path | str | None = None) -> GameDay
         stack=stack,
         path=path,
         gate_mode=file.gate.mode,
+        market=file.market,
+        engine_toml=file.engine,
     )
 
 

@@ -146,6 +146,12 @@ def measure_truth(
             [o for o in truth.orders if lo // 10**6 <= o.time_ms < hi // 10**6]
         )
 
+    if truth.liquidations is not None:  # futures: the venue closed positions it had to
+        out.fault["liquidations"] = sum(
+            1 for x in truth.liquidations if start // 10**6 <= int(x["time_ms"]) < end // 10**6
+        )
+        out.detail["liquidations"] = truth.liquidations
+
     if refused_before is not None and refused_after is not None:
         for status, name in ((429, "venue_429_answers"), (418, "venue_418_answers")):
             out.fault[name] = refused_after.get(status, 0) - refused_before.get(status, 0)

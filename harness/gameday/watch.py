@@ -24,6 +24,7 @@ from harness.runfile import HOST
 from harness.stack import Stack
 
 REFUSAL_COUNTERS = {429: "too_many_429", 418: "banned_418"}
+MAX_MARKS = 20_000
 
 
 def proc_state(pid: int) -> str | None:
@@ -64,6 +65,14 @@ def venue_refusals(client: StackClient) -> dict[int, int]:
     return totals
 
 
+def venue_marks(client: StackClient) -> dict[str, float] | None:
+    """Futures: the simulator's mark price per symbol (its ledger's); None for a spot venue."""
+    code, body = client.truth("/truth/positions", timeout_s=1)
+    if code != 200 or not isinstance(body, dict):
+        return None
+    return {symbol: float(mark) for symbol, mark in (body.get("marks") or {}).items()}
+
+
 class EvidenceWatcher(threading.Thread):
     def __init__(self, stack: Stack, *, interval_ms: int = 100) -> None:
         super().__init__(name="evidence-watcher", daemon=True)
@@ -74,6 +83,7 @@ class EvidenceWatcher(threading.Thread):
         self._halt = threading.Event()
         self._toxiproxy = f"http://{HOST}:{stack.ports['toxiproxy']}/proxies"
         self.started_ns = 0
+        self._futures: bool | None = None
 
     def start(self) -> None:
         self.started_ns = time.time_ns()
@@ -114,6 +124,7 @@ class EvidenceWatcher(threading.Thread):
 
     def _look(self) -> None:
         look_at_toxiproxy(self._toxiproxy, self.seen)
+        self._look_at_marks()
         with contextlib.suppress(Exception):
             for name, process in self.stack.state()["processes"].items():
                 pid = process.get("pid")
@@ -121,6 +132,20 @@ class EvidenceWatcher(threading.Thread):
                     known = self.seen.pids.setdefault(name, [])
                     if pid not in known:
                         known.append(int(pid))
+        self._look_pids()
+
+    def _look_at_marks(self) -> None:
+        if self._futures is False:
+            return
+        with contextlib.suppress(Exception):
+            marks = venue_marks(self.client)
+            if self._futures is None:
+                self._futures = marks is not None
+            if len(self.seen.marks) < MAX_MARKS:  # bounded: a runaway run keeps its start
+                for mark in (marks or {}).values():
+                    self.seen.marks.append((time.time_ns() // 1_000_000, mark))
+
+    def _look_pids(self) -> None:
         for name, pids in self.seen.pids.items():
             for pid in pids:
                 state = proc_state(pid)

@@ -18,6 +18,7 @@ from harness.truth.venue import (
     Get,
     TruthUnavailable,
     replay_mids,
+    venue_liquidations,
     venue_orders,
     venue_refusals,
 )
@@ -75,6 +76,7 @@ def collect_from(
         answers=observer.answers_since(0),
         md=observer.md_between(start_ms - MD_LOOKBACK_MS, end_ns // 1_000_000),
         mids=replay_mids(get, since_ms=start_ms - MD_LOOKBACK_MS),
+        liquidations=venue_liquidations(get, since_ms=start_ms),
     )
     if observer.unreadable:
         truth.observer_errors.append(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 INTENT_SOURCES = ("load", "harness", "bus")
 
@@ -152,6 +153,8 @@ class Truth:
     answers: list[EngineAnswer] = field(default_factory=list)
     md: list[MdObservation] = field(default_factory=list)
     mids: list[MidPoint] = field(default_factory=list)
+    liquidations: list[dict[str, Any]] | None = None
+    """Futures: the venue's liquidations since the scenario began (None: a spot venue)."""
     observer_errors: list[str] = field(default_factory=list)
     """What the observers could not see (a source that did not answer): the judge says
     inconclusive where it matters, never guesses."""

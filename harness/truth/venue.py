@@ -106,3 +106,15 @@ def orders_in_flight(get: Get) -> list[dict[str, Any]]:
         for r in _get(get, "/truth/in-flight", "in_flight")
         if r.get("method") == "POST" and r.get("path") == "/api/v3/order"
     ]
+
+
+def venue_liquidations(get: Get, *, since_ms: int) -> list[dict[str, Any]] | None:
+    """Futures: the simulator's liquidations since `since_ms`; None for a spot venue (it has
+    none to list and says so with 404). Raises TruthUnavailable otherwise."""
+    code, body = get(f"/truth/liquidations?since_ms={since_ms}")
+    if code == 404:
+        return None
+    if code != 200 or not isinstance(body, dict) or not isinstance(body.get("liquidations"), list):
+        raise TruthUnavailable(f"/truth/liquidations answered {code}")
+    liquidations: list[dict[str, Any]] = body["liquidations"]
+    return liquidations

@@ -16,7 +16,12 @@ from harness.chaos import MODULES, discover
 from harness.tools import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
-EXPERIMENTS = sorted((PROJECT_ROOT / "experiments").glob("*.json"))
+EXPERIMENTS = sorted(
+    [
+        *(PROJECT_ROOT / "experiments").glob("*.json"),
+        *(PROJECT_ROOT / "experiments" / "futures").glob("*.json"),
+    ]
+)
 CHAOS = str(Path(sys.executable).with_name("chaos"))
 
 

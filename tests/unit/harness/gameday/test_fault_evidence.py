@@ -14,6 +14,7 @@ from harness.gameday.evidence import (
     Observed,
     declared,
     largest_drop_pct,
+    largest_mark_divergence_pct,
     prove,
     unproven,
 )
@@ -198,3 +199,15 @@ def test_a_leader_cut_off_is_a_lease_moving_away_from_a_pod_still_there() -> Non
     # the old leader's pod was gone when the Lease moved: a kill, not a cut
     assert not prove(evidence, Observed(leader_moves=[("p1", "p2", False)])).proven
     assert not prove(evidence, Observed()).proven
+
+
+def test_a_mark_move_is_the_venues_mark_against_the_replays_mid_at_that_moment() -> None:
+    mids = [(0, 100.0), (10, 101.0), (20, 101.0)]
+    marks = [(5, 100.2), (12, 98.0), (25, 101.5)]
+    # 98.0 against the mid of 101.0 current at 12 ms: 2.97%
+    assert largest_mark_divergence_pct(marks, mids) == pytest.approx(3 / 101 * 100)
+    seen = Observed(mids=mids, marks=marks)
+    assert prove(evidence("mark_moved", min_pct=2.5), seen).proven
+    assert not prove(evidence("mark_moved", min_pct=3.5), seen).proven
+    assert not prove(evidence("mark_moved", min_pct=1), Observed(marks=marks)).proven
+    assert largest_mark_divergence_pct([(1, 50.0)], [(5, 100.0)]) is None  # no mid before it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -160,3 +161,19 @@ def test_a_stack_still_down_at_the_end_gives_rto_as_a_lower_bound_that_fails_a_m
     assert verdict.verdict.value == "fail" and "(the window ended first)" in verdict.message
     short = evaluate_slo(rto, scenario="s", value=5.0, censored=True)
     assert short.verdict.value == "inconclusive", "at least 5 s decides nothing against 8 s"
+
+
+def test_min_liquidation_distance_is_the_venues_closest_over_the_scenario() -> None:
+    windows = Windows(
+        baseline_start_ns=0, fault_start_ns=10 * S, fault_end_ns=20 * S, end_ns=30 * S
+    )
+    distances = [(5.0, 7.1), (12.0, 4.3), (14.0, None), (29.0, 6.0), (31.0, 0.5)]
+    samples = [
+        replace(sample(t, roles={}, ready={"execution": True}), liquidation_distance_pct=distance)
+        for t, distance in distances
+    ]
+    measured = measure(Observations(samples=samples, activities=[], orders=[], fills=[]), windows)
+    assert measured.fault["min_liquidation_distance_pct"] == 4.3  # 0.5 came after the scenario
+    flat = [sample(t, roles={}, ready={"execution": True}) for t in (1.0, 15.0)]
+    none = measure(Observations(samples=flat, activities=[], orders=[], fills=[]), windows)
+    assert none.fault["min_liquidation_distance_pct"] is None, "no position: no measurement"

@@ -54,9 +54,12 @@ def test_the_real_catalogue_is_coherent_with_its_game_days() -> None:
     assert catalogue.only_fast().gameday.name == "smoke.yaml"
 
 
-def test_every_mutant_of_the_catalogue_still_applies_to_the_engine(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["mutants.yaml", "futures-mutants.yaml"])
+def test_every_mutant_of_the_catalogue_still_applies_to_the_engine(
+    tmp_path: Path, name: str
+) -> None:
     # a refactor that moves the code a mutant patches must move the mutant with it
-    catalogue = load_catalogue(PROJECT_ROOT / "gamedays" / "mutants.yaml", root=PROJECT_ROOT)
+    catalogue = load_catalogue(PROJECT_ROOT / "gamedays" / name, root=PROJECT_ROOT)
     for mutant in catalogue.mutants:
         copy = make_copy(mutant, root=PROJECT_ROOT, into=tmp_path / mutant.name)
         assert (copy / "engine" / "__main__.py").is_file()

@@ -42,6 +42,7 @@ from harness.gameday.slo import (
     gate,
     load_gameday,
 )
+from harness.tools import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -872,3 +873,22 @@ def test_gameday_dataclasses_are_frozen(repo: Path) -> None:
     assert isinstance(day, GameDay)
     with pytest.raises(AttributeError):
         day.name = "other"  # type: ignore[misc]
+
+
+def test_a_game_day_names_its_market_and_engine_config(repo: Path) -> None:
+    minimal = "name: m\nscenarios:\n  - name: a\n    experiment: experiments/feed-cut.json\n"
+    minimal += "    slos: [{name: liquidations, max: 0}]\n"
+    day = load_gameday(write_gameday(repo, minimal))
+    assert (day.market, day.engine_toml) == ("spot", "")
+    futures = minimal + "market: usdm\nengine: |\n  [venue]\n  leverage = 20\n"
+    day = load_gameday(write_gameday(repo, futures))
+    assert day.market == "usdm" and "leverage = 20" in day.engine_toml
+    with pytest.raises(GameDayConfigError, match="market"):
+        load_gameday(write_gameday(repo, minimal + "market: options\n"))
+
+
+def test_the_futures_game_day_of_the_repository_loads() -> None:
+    day = load_gameday(PROJECT_ROOT / "gamedays" / "futures.yaml", root=PROJECT_ROOT)
+    assert day.market == "usdm"
+    (cascade,) = day.scenarios
+    assert {s.name for s in cascade.slos} >= {"liquidations", "min_liquidation_distance_pct"}
