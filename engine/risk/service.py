@@ -327,8 +327,8 @@ class RiskService(Service):
                 reduce_only=True,
                 created_ts_ns=self.clock.time_ns(),
                 reference_price=self.mids.get(position.symbol, 0.0),
-                algo=self.risk.flatten_algo,
-                algo_params=dict(self.risk.flatten_algo_params),
+                algo="" if flatten.get("urgent") else self.risk.flatten_algo,
+                algo_params={} if flatten.get("urgent") else dict(self.risk.flatten_algo_params),
             )
             flatten["intents"].append(intent.intent_id)
             self._flatten_in_transit[intent.intent_id] = self.clock.time_ns()
@@ -410,6 +410,7 @@ class RiskService(Service):
                 "intents": [],
                 "correlation_id": f"liquidation-breaker-{self.clock.time_ns()}",
                 "reason": reason,
+                "urgent": True,  # one market order: no maker-first wait near liquidation
             }
             await self._set_trading_state(TradingState.REDUCING, reason)
             await self._cancel_open_entries("flatten")
