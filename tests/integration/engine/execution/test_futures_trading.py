@@ -51,12 +51,61 @@ def venue_position(sim: Any, symbol: str) -> Decimal:
     )
 
 
+def start_engine(
+    stack: ExitStack,
+    tmp_path: Path,
+    sim: Any,
+    redis_port: int,
+    *,
+    market: str,
+    symbol: str,
+    extra: str = RISK,
+    venue: str = "",
+    execution: str = "",
+) -> dict[str, int]:
+    """The engine's four services as processes on a futures venue, started and seeing the
+    market (the strategy service stamps intents with its mid); their ports."""
+    venue_toml = (
+        f'request_timeout_ms = 2000\nmarket = "{market}"\ndepth_stream = "@depth@0ms"\n{venue}'
+    )
+    config, ports = engine_config(
+        tmp_path,
+        sim,
+        redis_port,
+        extra=QUIET_STRATEGY + extra,
+        venue=venue_toml,
+        symbols=f'["{symbol}"]',
+        execution=execution,
+    )
+    env = {"STORMPROOF_INTAKE_TOKEN": INTAKE_TOKEN}
+    for service in SERVICES:
+        log = tmp_path / f"{service}.log"
+        proc = stack.enter_context(running(engine_argv(config, service), log, env))
+        wait_started(ports[service], proc, log)
+    wait_until(
+        lambda: status(ports["strategy"]).get("intake", {}).get("reference_prices", {}).get(symbol),
+        timeout_s=30,
+        what="the engine to see the futures market",
+    )
+    return ports
+
+
+def market_intent(intent_id: str, symbol: str, qty: str, side: str = "BUY") -> dict[str, Any]:
+    return {
+        "intent_id": intent_id,
+        "symbol": symbol,
+        "side": side,
+        "qty": qty,
+        "order_type": "MARKET",
+        "source": "it-futures",
+    }
+
+
 @pytest.mark.parametrize("market", sorted(FUTURES))
 def test_the_engine_opens_a_futures_position_and_flattens_it_reduce_only(
     tmp_path: Path, shared_data: Path, market: str
 ) -> None:
     name, symbol, wallet, size = FUTURES[market]
-    venue = f'request_timeout_ms = 2000\nmarket = "{market}"\ndepth_stream = "@depth@0ms"'
     with ExitStack() as stack:
         redis_port = stack.enter_context(redis(tmp_path))
         sim = stack.enter_context(
@@ -64,34 +113,8 @@ def test_the_engine_opens_a_futures_position_and_flattens_it_reduce_only(
                 tmp_path, shared_data / name, speed="1", balances=(wallet,), wait_for_market=True
             )
         )
-        config, ports = engine_config(
-            tmp_path,
-            sim,
-            redis_port,
-            extra=QUIET_STRATEGY + RISK,
-            venue=venue,
-            symbols=f'["{symbol}"]',
-        )
-        env = {"STORMPROOF_INTAKE_TOKEN": INTAKE_TOKEN}
-        for service in SERVICES:
-            log = tmp_path / f"{service}.log"
-            proc = stack.enter_context(running(engine_argv(config, service), log, env))
-            wait_started(ports[service], proc, log)
-        wait_until(
-            lambda: (
-                status(ports["strategy"]).get("intake", {}).get("reference_prices", {}).get(symbol)
-            ),
-            timeout_s=30,
-            what="the engine to see the futures market",
-        )
-        intent = {
-            "intent_id": f"fut-{market}-1",
-            "symbol": symbol,
-            "side": "BUY",
-            "qty": size,
-            "order_type": "MARKET",
-            "source": "it-futures",
-        }
+        ports = start_engine(stack, tmp_path, sim, redis_port, market=market, symbol=symbol)
+        intent = market_intent(f"fut-{market}-1", symbol, size)
         code, body = post_intent(f"http://127.0.0.1:{ports['strategy']}/intents", intent)
         assert code == 202, body
         wait_until(
@@ -131,7 +154,6 @@ def test_funding_settled_at_the_venue_reaches_risk_once(tmp_path: Path, shared_d
     """Funding every minute of event time (12 s at 5x): what the venue books for our position
     (its ground truth) is what risk counts in its PnL, each settlement once."""
     name, symbol, wallet, size = FUTURES["usdm"]
-    venue = 'request_timeout_ms = 2000\nmarket = "usdm"\ndepth_stream = "@depth@0ms"'
     with ExitStack() as stack:
         redis_port = stack.enter_context(redis(tmp_path))
         sim = stack.enter_context(
@@ -144,35 +166,16 @@ def test_funding_settled_at_the_venue_reaches_risk_once(tmp_path: Path, shared_d
                 extra=["--funding-interval-h", str(1 / 60)],
             )
         )
-        config, ports = engine_config(
+        ports = start_engine(
+            stack,
             tmp_path,
             sim,
             redis_port,
-            extra=QUIET_STRATEGY + RISK,
-            venue=venue,
-            symbols=f'["{symbol}"]',
+            market="usdm",
+            symbol=symbol,
             execution="position_poll_ms = 200\nfunding_poll_ms = 500",
         )
-        env = {"STORMPROOF_INTAKE_TOKEN": INTAKE_TOKEN}
-        for service in SERVICES:
-            log = tmp_path / f"{service}.log"
-            proc = stack.enter_context(running(engine_argv(config, service), log, env))
-            wait_started(ports[service], proc, log)
-        wait_until(
-            lambda: (
-                status(ports["strategy"]).get("intake", {}).get("reference_prices", {}).get(symbol)
-            ),
-            timeout_s=30,
-            what="the engine to see the market",
-        )
-        body = {
-            "intent_id": "fund-1",
-            "symbol": symbol,
-            "side": "BUY",
-            "qty": size,
-            "order_type": "MARKET",
-            "source": "it-futures",
-        }
+        body = market_intent("fund-1", symbol, size)
         assert post_intent(f"http://127.0.0.1:{ports['strategy']}/intents", body)[0] == 202
         wait_until(
             lambda: len(control(sim, "GET", "/truth/funding")["funding"]) >= 2,

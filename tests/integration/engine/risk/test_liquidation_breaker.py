@@ -15,20 +15,18 @@ import pytest
 
 from engine.core.messages import RiskDenial
 from tests.helpers import control, redis, replay_process, wait_until
-from tests.integration.engine.execution.test_futures_trading import venue_position
+from tests.integration.engine.execution.test_futures_trading import (
+    market_intent,
+    start_engine,
+    venue_position,
+)
 from tests.integration.engine.strategy.test_intake_trading import (
-    INTAKE_TOKEN,
-    QUIET_STRATEGY,
     post_intent,
 )
 from tests.integration.trading import (
     Bus,
-    engine_argv,
-    engine_config,
-    running,
     status,
     venue_orders,
-    wait_started,
 )
 
 pytestmark = pytest.mark.integration
@@ -48,21 +46,13 @@ liquidation_breaker_pct = {breaker_pct}
 
 
 def intent(intent_id: str, qty: str) -> dict[str, Any]:
-    return {
-        "intent_id": intent_id,
-        "symbol": SYMBOL,
-        "side": "BUY",
-        "qty": qty,
-        "order_type": "MARKET",
-        "source": "it-breaker",
-    }
+    return market_intent(intent_id, SYMBOL, qty)
 
 
 @pytest.mark.parametrize("breaker_pct", [5.0, 0.0], ids=["breaker", "no-breaker"])
 def test_the_breaker_flattens_before_the_venue_liquidates(
     tmp_path: Path, shared_data: Path, breaker_pct: float
 ) -> None:
-    venue = 'request_timeout_ms = 2000\nmarket = "usdm"\ndepth_stream = "@depth@0ms"\nleverage = 20'
     with ExitStack() as stack:
         redis_port = stack.enter_context(redis(tmp_path))
         sim = stack.enter_context(
@@ -74,28 +64,18 @@ def test_the_breaker_flattens_before_the_venue_liquidates(
                 wait_for_market=True,
             )
         )
-        config, ports = engine_config(
+        ports = start_engine(
+            stack,
             tmp_path,
             sim,
             redis_port,
-            extra=QUIET_STRATEGY + risk_toml(breaker_pct),
-            venue=venue,
-            symbols=f'["{SYMBOL}"]',
+            market="usdm",
+            symbol=SYMBOL,
+            extra=risk_toml(breaker_pct),
+            venue="leverage = 20",
             execution="position_poll_ms = 300",
         )
-        env = {"STORMPROOF_INTAKE_TOKEN": INTAKE_TOKEN}
-        for service in SERVICES:
-            log = tmp_path / f"{service}.log"
-            proc = stack.enter_context(running(engine_argv(config, service), log, env))
-            wait_started(ports[service], proc, log)
         intake = f"http://127.0.0.1:{ports['strategy']}/intents"
-        wait_until(
-            lambda: (
-                status(ports["strategy"]).get("intake", {}).get("reference_prices", {}).get(SYMBOL)
-            ),
-            timeout_s=30,
-            what="the engine to see the market",
-        )
         assert post_intent(intake, intent("brk-entry-1", "10"))[0] == 202
         wait_until(lambda: venue_position(sim, SYMBOL) == 10, timeout_s=30, what="the position")
         distance = wait_until(
