@@ -423,21 +423,23 @@ class FuturesApi(SimulatorApi):
 
     # --- listen keys --------------------------------------------------------------------------
 
-    def keepalive_futures_listen_key(self, request: HttpRequest) -> Reply:
-        """Futures keep the account's key alive; the key parameter is optional."""
+    def _account_listen_key(self, request: HttpRequest) -> tuple[str, str]:
+        """(API key, listen key): futures name the account's key without the parameter."""
         api_key = self._api_key_only(request)
         key = parse_params(request.query_string).get("listenKey") or next(
             (k for k, v in self.hub.listen_keys.items() if v.api_key == api_key), ""
         )
+        return api_key, key
+
+    def keepalive_futures_listen_key(self, request: HttpRequest) -> Reply:
+        """Futures keep the account's key alive; the key parameter is optional."""
+        api_key, key = self._account_listen_key(request)
         if not key or not self.hub.keepalive(key, api_key, time.time()):
             raise BinanceError(-1125, "This listenKey does not exist.")
         return _json({"listenKey": key})
 
     def close_futures_listen_key(self, request: HttpRequest) -> Reply:
-        api_key = self._api_key_only(request)
-        key = parse_params(request.query_string).get("listenKey") or next(
-            (k for k, v in self.hub.listen_keys.items() if v.api_key == api_key), ""
-        )
+        api_key, key = self._account_listen_key(request)
         if not key or not self.hub.close_listen_key(key, api_key):
             raise BinanceError(-1125, "This listenKey does not exist.")
         return _json({})

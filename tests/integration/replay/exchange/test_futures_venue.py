@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,31 @@ def test_the_venue_can_refuse_every_reduce_only_order(tmp_path: Path, shared_dat
         control(venue, "DELETE", f"/faults/{fault['id']}")
         exchange.create_order(symbol, "market", "sell", 1.5, params={"reduceOnly": True})
         assert control(venue, "GET", "/truth/positions")["accounts"][0]["positions"] == []
+
+
+def test_a_futures_listen_key_is_kept_alive_and_closed_by_account(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Futures name the account's listen key without the parameter: PUT keeps it alive, DELETE
+    closes it, and a closed key is -1125."""
+    name, _, _, _ = MARKETS["usdm"]
+    with replay_process(tmp_path, shared_data / name, speed="1", balances=("USDT=10",)) as venue:
+
+        def call(method: str) -> tuple[int, dict[str, Any]]:
+            request = urllib.request.Request(
+                f"{venue.rest_url}/fapi/v1/listenKey",
+                method=method,
+                headers={"X-MBX-APIKEY": SIM_KEY},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as reply:
+                    return reply.status, json.loads(reply.read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read())
+
+        code, created = call("POST")
+        assert code == 200 and created["listenKey"]
+        assert call("PUT") == (200, {"listenKey": created["listenKey"]})
+        assert call("DELETE") == (200, {})
+        code, refused = call("PUT")
+        assert (code, refused["code"]) == (400, -1125)
