@@ -22,6 +22,7 @@ from replay.exchange.errors import BinanceError
 from replay.exchange.formats import fmt
 from replay.exchange.futures import formats, refusals
 from replay.exchange.futures.engine import FuturesMatchingEngine
+from replay.exchange.futures.ledger import Position
 from replay.exchange.http11 import Handler, HttpRequest, Reply
 from replay.exchange.rest import _CLIENT_ID, SimulatorApi, _decimal, _int, _json, order_ref
 from replay.market_kind import MarketKind
@@ -349,15 +350,6 @@ class FuturesApi(SimulatorApi):
 
     # --- account ------------------------------------------------------------------------------
 
-    def _open_margin_by_asset(self, api_key: str) -> dict[str, Decimal]:
-        ledger = self.matching.ledger
-        account = ledger.accounts[api_key]
-        out: dict[str, Decimal] = {}
-        for order in self.matching.open_margins(api_key):
-            asset = ledger.margin_assets[order.symbol]
-            out[asset] = out.get(asset, _ZERO) + ledger.order_margin(account, order)
-        return out
-
     def account(self, request: HttpRequest) -> Reply:
         api_key, _ = self._signed(request)
         ledger = self.matching.ledger
@@ -365,7 +357,7 @@ class FuturesApi(SimulatorApi):
             formats.account_json(
                 ledger,
                 ledger.accounts[api_key],
-                self._open_margin_by_asset(api_key),
+                self.matching.open_margins(api_key),
                 now_ms=self.clock_ms(),
             )
         )
@@ -377,7 +369,7 @@ class FuturesApi(SimulatorApi):
             formats.balance_json(
                 ledger,
                 ledger.accounts[api_key],
-                self._open_margin_by_asset(api_key),
+                self.matching.open_margins(api_key),
                 now_ms=self.clock_ms(),
             )
         )
@@ -392,7 +384,8 @@ class FuturesApi(SimulatorApi):
         entries = []
         for name in [symbol] if symbol else list(ledger.contracts):
             for side in sides:
-                position = account.position(name, side)
+                # a GET lists what is held: it makes no entry in the ledger
+                position = account.positions.get((name, side)) or Position(name, side)
                 if version == 3 and position.qty == 0:
                     continue  # v3 lists only the positions held
                 entries.append(

@@ -4,12 +4,18 @@ differ where Binance's differ (COIN-M reports `cumBase`/`baseQty` in the coin, `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from replay.exchange.formats import fmt
 from replay.exchange.futures.contract import Contract
-from replay.exchange.futures.ledger import FuturesAccount, FuturesLedger, Position
+from replay.exchange.futures.ledger import (
+    FuturesAccount,
+    FuturesLedger,
+    OpenOrderMargin,
+    Position,
+)
 from replay.exchange.matching import SimFill, SimOrder
 
 __all__ = [
@@ -163,23 +169,31 @@ def position_json(
 
 
 def _asset_figures(
-    ledger: FuturesLedger, account: FuturesAccount, asset: str, open_margin: Decimal
+    ledger: FuturesLedger,
+    account: FuturesAccount,
+    asset: str,
+    orders: Sequence[OpenOrderMargin],
 ) -> dict[str, Decimal]:
+    """One margin asset's figures; what is available is the ledger's own margin check's."""
     wallet = account.wallet.get(asset, _ZERO)
-    unrealized = initial = maint = cross_unrealized = cross_initial = isolated_held = _ZERO
+    unrealized = initial = maint = cross_unrealized = _ZERO
     for position in account.open_positions():
         if ledger.margin_assets[position.symbol] != asset:
             continue
         pnl = ledger.unrealized(position)
-        margin = ledger.position_margin(account, position)
         unrealized += pnl
-        initial += margin
+        initial += ledger.position_margin(account, position)
         maint += ledger.maint_margin(position)
-        if position.symbol in account.isolated:
-            isolated_held += position.isolated_margin
-        else:
+        if position.symbol not in account.isolated:
             cross_unrealized += pnl
-            cross_initial += margin
+    open_margin = sum(
+        (
+            ledger.order_margin(account, o)
+            for o in orders
+            if ledger.margin_assets[o.symbol] == asset
+        ),
+        _ZERO,
+    )
     return {
         "wallet": wallet,
         "unrealized": unrealized,
@@ -188,16 +202,14 @@ def _asset_figures(
         "open_order_initial": open_margin,
         "maint": maint,
         "cross_unrealized": cross_unrealized,
-        "available": max(
-            _ZERO, wallet + cross_unrealized - cross_initial - isolated_held - open_margin
-        ),
+        "available": max(_ZERO, ledger.available(account, asset, orders)),
     }
 
 
 def account_json(
     ledger: FuturesLedger,
     account: FuturesAccount,
-    open_margin_by_asset: dict[str, Decimal],
+    orders: Sequence[OpenOrderMargin],
     *,
     now_ms: int,
 ) -> dict[str, Any]:
@@ -205,7 +217,7 @@ def account_json(
     assets = []
     totals = dict.fromkeys(("wallet", "unrealized", "margin_balance", "maint", "available"), _ZERO)
     for asset in sorted(account.wallet):
-        f = _asset_figures(ledger, account, asset, open_margin_by_asset.get(asset, _ZERO))
+        f = _asset_figures(ledger, account, asset, orders)
         for name in totals:
             totals[name] += f[name]
         assets.append(
@@ -260,14 +272,14 @@ def account_json(
 def balance_json(
     ledger: FuturesLedger,
     account: FuturesAccount,
-    open_margin_by_asset: dict[str, Decimal],
+    orders: Sequence[OpenOrderMargin],
     *,
     now_ms: int,
 ) -> list[dict[str, Any]]:
     """GET balance: one entry per asset."""
     out = []
     for asset in sorted(account.wallet):
-        f = _asset_figures(ledger, account, asset, open_margin_by_asset.get(asset, _ZERO))
+        f = _asset_figures(ledger, account, asset, orders)
         out.append(
             {
                 "accountAlias": "SgsR",
