@@ -29,7 +29,6 @@ from replay.market_kind import MarketKind
 
 __all__ = ["FuturesApi"]
 
-_ZERO = Decimal(0)
 _ORDER_TYPES = ("LIMIT", "MARKET")
 _CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 _TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
