@@ -329,6 +329,9 @@ class RiskConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True)
     liquidation_breaker_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0
     """Futures: closer than this, trading goes REDUCING and the positions are flattened
     (reduce-only) before the venue liquidates them. 0: off."""
+    max_adverse_funding_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0
+    """Futures: a funding rate (percent per funding interval) at or over which a position that
+    pays it is closed (trading goes REDUCING) and no entry may add to it. 0: off."""
 
 
 class ExecutionConfig(_Frozen, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -30,7 +30,9 @@ truth. Harness, chaos actions and load generators use it; the engine never sees 
                                         delays or holds their answer)
     GET  /truth/positions               futures: every account's wallet and positions at the
                                         venue's mark (PnL, liquidation price and distance)
-    GET  /truth/funding                 futures: every funding payment; ?since_ms=T
+    GET  /truth/funding                 futures: every funding payment, and every funding time
+                                        (rate, mark, what one long contract paid: the
+                                        schedule, held or not); ?since_ms=T
     GET  /truth/liquidations            futures: every liquidation; ?since_ms=T
     POST /replay/mark-price  {"funding_rate", "mark_shift", "premium", ...}  futures: move the
                                         derived mark price (replay/mark_price.py)
@@ -282,8 +284,8 @@ class ControlHandlers:
             changes: dict[str, Any] = {}
             for name, value in body.items():
                 if name == "funding_interval_ms":
-                    if not isinstance(value, int) or isinstance(value, bool) or value < 60_000:
-                        raise ValueError("funding_interval_ms must be an integer >= 60000")
+                    if not isinstance(value, int) or isinstance(value, bool) or value < 1_000:
+                        raise ValueError("funding_interval_ms must be an integer >= 1000")
                     changes[name] = value
                 elif name == "funding_rate" and value is None:
                     changes[name] = None
@@ -451,7 +453,19 @@ class ControlHandlers:
                     }
                     for f in self._ledger().funding
                     if f.time_ms >= since
-                ]
+                ],
+                "times": [
+                    {
+                        "symbol": t.symbol,
+                        "time_ms": t.time_ms,
+                        "rate": str(t.rate),
+                        "mark_price": str(t.mark),
+                        "per_contract": str(t.per_contract),
+                        "asset": t.asset,
+                    }
+                    for t in self._ledger().funding_times
+                    if t.time_ms >= since
+                ],
             }
         )
 

@@ -203,6 +203,14 @@ class VenuePosition(Message, tag="venue_position", frozen=True, kw_only=True):
     notional: Decimal
     leverage: int | None
     ts_ns: int
+    """When execution asked for it: the report includes everything the venue did before."""
+    baseline_contracts: Decimal = Decimal(0)
+    """What the account held before this engine's journal began (recovery's baseline)."""
+
+    @property
+    def own_contracts(self) -> Decimal:
+        """The part of the position that is the engine's: the venue's less the baseline."""
+        return self.contracts - self.baseline_contracts
 
 
 class FundingPaid(Message, tag="funding", frozen=True, kw_only=True):

@@ -51,6 +51,9 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Futures: no entry closer than this to the liquidation price (0: off)."""
     liquidation_breaker_pct: float = 0.0
     """Futures: closer than this, reduce (0: off)."""
+    max_adverse_funding_pct: float = 0.0
+    """Futures: a funding rate (percent per funding interval) at or over which a position that
+    pays it is reduced and no entry adds to it (0: off)."""
 
 
 class RiskView(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +80,8 @@ class RiskView(msgspec.Struct, frozen=True, kw_only=True):
     """Realised plus marked-to-mid PnL since 00:00 UTC, quote asset."""
     liquidation_distance_pct: float | None = None
     """Futures: how far the mark is from the venue's liquidation price (None: no such price)."""
+    funding_rate: float | None = None
+    """Futures: the venue's current funding rate per interval (positive: longs pay shorts)."""
 
 
 class OrderRateWindow:
@@ -373,6 +378,43 @@ def liquidation_breaker_trips(distance_pct: float | None, limits: RiskLimits) ->
     return not math.isfinite(distance_pct) or distance_pct < limit
 
 
+def pays_funding(qty: Decimal, rate: float) -> bool:
+    """Whether a position of signed `qty` pays at this funding rate (longs pay when it is
+    positive, shorts when it is negative)."""
+    return (qty > 0 and rate > 0) or (qty < 0 and rate < 0)
+
+
+def _funding_over(rate: float | None, limit: float) -> bool:
+    return limit > 0 and rate is not None and (not math.isfinite(rate) or abs(rate) * 100 >= limit)
+
+
+def check_funding(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
+    """Futures: while the funding rate is at or over max_adverse_funding_pct, no entry may open
+    or add to a position on the side that pays it; reductions always pass."""
+    limit = limits.max_adverse_funding_pct
+    if intent.action == "cancel" or reduces_position(intent, view.position_qty):
+        return None
+    if not math.isfinite(limit):
+        return Denial(check="funding", reason=f"risk limit is {limit}")
+    rate = view.funding_rate
+    if not _funding_over(rate, limit) or rate is None:
+        return None
+    if math.isfinite(rate) and not pays_funding(signed_qty(intent), rate):
+        return None  # the entry receives the funding: the spike pays it
+    return Denial(
+        check="funding",
+        reason=f"the funding rate is {rate * 100:.4f}% per interval, over {limit}%, against"
+        f" a {intent.side.value} entry",
+    )
+
+
+def funding_guard_trips(position_qty: Decimal, rate: float | None, limits: RiskLimits) -> bool:
+    """Whether a position paying this funding rate must be reduced now."""
+    if not _funding_over(rate, limits.max_adverse_funding_pct) or rate is None:
+        return False
+    return position_qty != 0 and (not math.isfinite(rate) or pays_funding(position_qty, rate))
+
+
 def check_quantity(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:
     if intent.action == "cancel":
         return (
@@ -402,6 +444,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     check_order_rate,
     check_daily_loss,
     check_liquidation_distance,
+    check_funding,
 )
 
 

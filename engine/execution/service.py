@@ -53,6 +53,7 @@ from engine.core.messages import (
 from engine.core.orders import OrderRecord
 from engine.core.positions import order_reduces
 from engine.core.pushhealth import PushHealth
+from engine.core.reconcile import position_drift_percent
 from engine.execution.journal import Journal
 from engine.execution.lease.base import OnDeposed, OnElected
 from engine.execution.lease.elector import LeaderElector
@@ -115,6 +116,8 @@ class ExecutionService(Service):
         self.limiter = parts.limiter
         self.push = parts.push
         self.session: VenueSession | None = None
+        self._drift_seen: dict[str, tuple[Decimal, bool]] = {}
+        """Futures: per symbol, the last venue-less-fills difference and whether it was logged."""
         """The venue-bound parts, from the moment the venue answered at start."""
         self.touch: dict[str, MarketView] = {}
         self.recovery: RecoveryReport | None = None
@@ -487,10 +490,12 @@ class ExecutionService(Service):
         funding_every_ns = self.exec_config.funding_poll_ms * 1_000_000
         funding_since_ms: dict[str, int] = {}
         last_funding_ns = 0
+        baselines = await self._position_baselines(symbols)
         while not self.leadership.deposed and not await self.pause(interval):
             if self.clock.time_ns() - last_funding_ns >= funding_every_ns:
                 last_funding_ns = self.clock.time_ns()
                 await self._poll_funding(session, symbols, funding_since_ms)
+            asked_ns = self.clock.time_ns()
             try:
                 raw = await session.gateway.call(
                     "fetch_positions",
@@ -500,7 +505,6 @@ class ExecutionService(Service):
             except VenueError as exc:
                 self.log.warning("position_poll_failed", error=str(exc)[:200])
                 continue
-            now = self.clock.time_ns()
             held = venue_contracts(raw)
             out: list[tuple[str, Any]] = []
             for symbol in symbols:
@@ -521,11 +525,49 @@ class ExecutionService(Service):
                             unrealized_pnl=Decimal(str(reported.get("unrealizedPnl") or 0)),
                             notional=Decimal(str(reported.get("notional") or 0)),
                             leverage=int(leverage) if leverage else None,
-                            ts_ns=now,
+                            ts_ns=asked_ns,
+                            baseline_contracts=baselines.get(symbol, Decimal(0)),
                         ),
                     )
                 )
+                self._note_drift(session, symbol, contracts - baselines.get(symbol, Decimal(0)))
             await self.bus.publish_many(out)
+
+    async def _position_baselines(self, symbols: list[str]) -> dict[str, Decimal]:
+        """What recovery recorded the account held before this journal began, per symbol."""
+        out: dict[str, Decimal] = {}
+        for symbol in symbols:
+            try:
+                stored = await self.journal.get_meta(f"baseline.position.{symbol}")
+            except JournalUnavailableError as exc:
+                self.log.warning("position_baseline_unreadable", error=str(exc)[:200])
+                continue
+            if stored is not None:
+                out[symbol] = Decimal(stored)
+        return out
+
+    def _note_drift(self, session: VenueSession, symbol: str, venue_own: Decimal) -> None:
+        """Futures: the venue's position (ours: less the baseline) against our fills', on the
+        drift gauge at every poll, and in the log once a difference stays the same over two
+        polls (one while an order is being worked is expected). One that stays is a position
+        changed out of band (a manual close, an auto-deleverage): risk's flatten trusts the
+        venue's report, the next recovery halts on it beyond position_drift_halt_pct."""
+        ours = session.desk.positions.get(self.venue, symbol).qty
+        drift = venue_own - ours
+        self.metrics.position_drift.labels(venue=self.venue, symbol=symbol).set(
+            position_drift_percent(expected=ours, actual=venue_own, tolerance=Decimal(0))
+        )
+        previous, reported = self._drift_seen.get(symbol, (Decimal(0), False))
+        steady = drift != 0 and drift == previous
+        if steady and not reported:
+            self.log.warning(
+                "venue_position_differs",
+                symbol=symbol,
+                venue=str(venue_own),
+                fills=str(ours),
+                drift=str(drift),
+            )
+        self._drift_seen[symbol] = (drift, reported or steady if drift == previous else False)
 
     async def _poll_funding(
         self, session: VenueSession, symbols: list[str], since_ms: dict[str, int]

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from engine.bus.base import (
     CONTROL,
     INTENTS,
@@ -43,7 +45,7 @@ from engine.core.messages import (
     TradingStateChanged,
     VenuePosition,
 )
-from engine.core.positions import DailyPnl, PositionBook, marked_value
+from engine.core.positions import DailyPnl, Position, PositionBook, marked_value
 from engine.core.risk import (
     OrderRateWindow,
     RiskLimits,
@@ -51,6 +53,7 @@ from engine.core.risk import (
     TradingState,
     entry_block_reason,
     evaluate,
+    funding_guard_trips,
     liquidation_breaker_trips,
 )
 from engine.risk.exposure import Exposure
@@ -85,7 +88,9 @@ class RiskService(Service):
             daily_loss_limit=risk.daily_loss_limit,
             min_liquidation_distance_pct=risk.min_liquidation_distance_pct,
             liquidation_breaker_pct=risk.liquidation_breaker_pct,
+            max_adverse_funding_pct=risk.max_adverse_funding_pct,
         )
+        self.futures = self.config.venue.market != "spot"
         self.trading_state = TradingState.ACTIVE
         self.state_reason = "start"
         self.positions = PositionBook(contracts=self.config.venue.market != "spot")
@@ -98,6 +103,13 @@ class RiskService(Service):
         self.venue_positions: dict[str, VenuePosition] = {}
         """Futures: each symbol's position as the venue last reported it (execution polls)."""
         self.breaker_trips = 0
+        self.funding_guard_trips = 0
+        self._last_reduction_ns: dict[str, int] = {}
+        """Futures: per symbol, when our last fill or refused order happened (wall ns): a venue
+        position report asked for after it includes it."""
+        self._refused_flatten_ns: dict[str, int] = {}
+        """Futures: per symbol, when the venue last refused a flatten order: the next one waits
+        for a position report asked for after it (the refusal may say there is nothing left)."""
         self.funding = FundingTally()
         self.md_recv_ns: dict[str, int] = {}
         """When the freshest quote or book update of each symbol was received by the feed."""
@@ -229,6 +241,7 @@ class RiskService(Service):
     async def _on_exec(self, delivery: Delivery) -> None:
         message = delivery.message
         if isinstance(message, Fill):
+            self._note_reduction(message.symbol, message.venue_ts_ms * 1_000_000)
             if self.positions.apply(message):
                 self.exposure.fill(message)
                 qty = self.positions.get(message.venue, message.symbol).qty
@@ -237,6 +250,13 @@ class RiskService(Service):
                 )
         elif isinstance(message, IntentDone):
             self.exposure.done(message)
+            if (
+                message.outcome == "rejected"
+                and self.flatten
+                and (message.intent_id in self.flatten.get("intents", ()))
+            ):
+                self._note_reduction(message.symbol, message.ts_ns)
+                self._refused_flatten_ns[message.symbol] = message.ts_ns
         elif isinstance(message, VenuePosition):
             self.venue_positions[message.symbol] = message
         elif isinstance(message, FundingPaid):
@@ -286,9 +306,34 @@ class RiskService(Service):
             )
             await self._approve(cancel)
 
-    def _is_flat(self) -> bool:
+    def _note_reduction(self, symbol: str, ts_ns: int) -> None:
+        self._last_reduction_ns[symbol] = max(self._last_reduction_ns.get(symbol, 0), ts_ns)
+
+    def _venue_report_since(self, symbol: str, ts_ns: int) -> VenuePosition | None:
+        """Futures: the venue's position report for `symbol` if it was asked for after ts_ns."""
+        held = self.venue_positions.get(symbol)
+        return held if held is not None and held.ts_ns > ts_ns else None
+
+    def _flatten_scope(self) -> list[Position]:
+        only = (self.flatten or {}).get("symbols")
+        return [p for p in self.positions.all() if not only or p.symbol in only]
+
+    def _symbol_flat(self, position: Position) -> bool:
+        """Flat by our fills; on futures, also when the venue's position report, asked for after
+        our last fill or refusal there, says flat (a manual close or an auto-deleverage took
+        what our fills still show: reduce-only orders for it would only be refused)."""
         tolerance = self.risk.flat_tolerance_qty
-        return all(abs(p.qty) <= tolerance for p in self.positions.all())
+        if abs(position.qty) <= tolerance:
+            return True
+        if not self.futures:
+            return False
+        report = self._venue_report_since(
+            position.symbol, self._last_reduction_ns.get(position.symbol, 0)
+        )
+        return report is not None and abs(report.own_contracts) <= tolerance
+
+    def _is_flat(self) -> bool:
+        return all(self._symbol_flat(p) for p in self._flatten_scope())
 
     async def _flatten_step(self) -> None:
         """Issue reduce-only intents for what is left, unless a flatten intent is still being
@@ -311,8 +356,8 @@ class RiskService(Service):
         if self.exposure.open_intents(reduce_only=True) or self._flatten_awaiting_decision():
             return
         issued: list[Intent] = []  # decided and registered with no await in between: two
-        for position in self.positions.all():  # concurrent steps cannot both issue
-            if abs(position.qty) <= self.risk.flat_tolerance_qty:
+        for position in self._flatten_scope():  # concurrent steps cannot both issue
+            if self._symbol_flat(position) or self._awaiting_venue_report(position.symbol):
                 continue
             self._flatten_seq += 1
             intent = Intent(
@@ -340,6 +385,15 @@ class RiskService(Service):
             await self.bus.publish(INTENTS, intent)
         await self._save_state()
 
+    def _awaiting_venue_report(self, symbol: str) -> bool:
+        """Futures: after the venue refused a flatten order, the next waits for a position
+        report asked for after the refusal (never resent blindly, never without reduceOnly),
+        or flatten_retry_ms when no report comes."""
+        refused = self._refused_flatten_ns.get(symbol)
+        if refused is None or self._venue_report_since(symbol, refused) is not None:
+            return False
+        return self.clock.time_ns() - refused < self.risk.flatten_retry_ms * 1_000_000
+
     def _flatten_awaiting_decision(self) -> bool:
         """Whether a flatten intent is still on its way through our own intent stream. One not
         decided within flatten_retry_ms is given up on (lost with a failed publish): the next
@@ -364,6 +418,7 @@ class RiskService(Service):
                     f"daily loss {-self.daily.pnl:.2f} over {self.limits.daily_loss_limit}",
                 )
             await self._liquidation_breaker()
+            await self._funding_guard()
             if self.flatten is not None and not self.flatten.get("finished_ns"):
                 await self._flatten_step()
             for position in self.positions.all():
@@ -411,6 +466,43 @@ class RiskService(Service):
                 "correlation_id": f"liquidation-breaker-{self.clock.time_ns()}",
                 "reason": reason,
                 "urgent": True,  # one market order: no maker-first wait near liquidation
+            }
+            await self._set_trading_state(TradingState.REDUCING, reason)
+            await self._cancel_open_entries("flatten")
+            await self._flatten_step()
+            return
+
+    async def _funding_guard(self) -> None:
+        """Futures: a position paying a funding rate at or over max_adverse_funding_pct is
+        closed (one reduce-only market order: a spike costs more per interval than crossing the
+        spread) and trading goes REDUCING until an operator resumes."""
+        for symbol in self.symbols:
+            mark = self.marks.get(symbol)
+            position = self.positions.get(self.venue, symbol)
+            if mark is None or not funding_guard_trips(
+                position.qty, mark.funding_rate, self.limits
+            ):
+                continue
+            if self._symbol_flat(position):
+                continue  # the venue already holds none of it
+            if self.flatten is not None and not self.flatten.get("finished_ns"):
+                return  # already reducing
+            self.funding_guard_trips += 1
+            reason = (
+                f"funding guard: {symbol} funding {mark.funding_rate * 100:.4f}% per interval"
+                f" against a position of {position.qty}, over"
+                f" {self.limits.max_adverse_funding_pct}%"
+            )
+            self.log.warning("funding_guard_tripped", symbol=symbol, funding_rate=mark.funding_rate)
+            self.flatten = {
+                "started_ns": self.clock.time_ns(),
+                "finished_ns": None,
+                "duration_ms": None,
+                "intents": [],
+                "correlation_id": f"funding-guard-{self.clock.time_ns()}",
+                "reason": reason,
+                "symbols": [symbol],
+                "urgent": True,
             }
             await self._set_trading_state(TradingState.REDUCING, reason)
             await self._cancel_open_entries("flatten")
@@ -486,6 +578,9 @@ class RiskService(Service):
                 orders_in_window=self.order_rate.count(now),
                 daily_pnl=self._update_daily_pnl(),
                 liquidation_distance_pct=self.liquidation_distance(intent.symbol),
+                funding_rate=(
+                    None if (mark := self.marks.get(intent.symbol)) is None else mark.funding_rate
+                ),
             )
             denial = evaluate(intent, view, self.limits)
             self._remember(intent.intent_id, denial is None)
@@ -508,6 +603,15 @@ class RiskService(Service):
             )
 
     async def _approve(self, intent: Intent, *, again: bool = False) -> None:
+        if (
+            self.futures
+            and self.trading_state is not TradingState.ACTIVE
+            and intent.action == "new"
+            and not intent.reduce_only
+        ):
+            # what risk admitted as a reduction, the venue enforces: a stale position (a manual
+            # close, an auto-deleverage) cannot turn it into a flip
+            intent = msgspec.structs.replace(intent, reduce_only=True)
         if not again:
             self.approved += 1
             self.metrics.risk_approvals.inc()
@@ -564,4 +668,5 @@ class RiskService(Service):
             "funding_rates": {s: m.funding_rate for s, m in self.marks.items()},
             "funding_income": {s: str(v) for s, v in self.funding.by_symbol().items()},
             "liquidation_breaker_trips": self.breaker_trips,
+            "funding_guard_trips": self.funding_guard_trips,
         }

@@ -21,6 +21,7 @@ receives), out of the wallet (and out of an isolated position's margin).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,6 +41,9 @@ __all__ = [
 _ZERO = Decimal(0)
 DEFAULT_LEVERAGE = 20
 MAX_LEVERAGE = 125
+MAX_FUNDING_TIMES = 100_000
+"""The funding schedule kept for the judge (a week of 8 h times is 21 per symbol; a game day's
+compressed schedule of one per second is a day's worth)."""
 
 
 @dataclass(slots=True)
@@ -67,6 +71,20 @@ class FundingPayment:
     qty: Decimal
     amount: Decimal
     """Paid by the account (negative: received), in the margin asset."""
+    asset: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FundingTime:
+    """One funding time of a symbol, whoever held it: the schedule a judge prices a position
+    against (what a position would have paid had it been held)."""
+
+    symbol: str
+    time_ms: int
+    rate: Decimal
+    mark: Decimal
+    per_contract: Decimal
+    """What one long contract paid (negative: received), in the margin asset."""
     asset: str
 
 
@@ -133,6 +151,7 @@ class FuturesLedger:
         self.accounts: dict[str, FuturesAccount] = {}
         self.marks: dict[str, Decimal] = {}
         self.funding: list[FundingPayment] = []
+        self.funding_times: deque[FundingTime] = deque(maxlen=MAX_FUNDING_TIMES)
         self.liquidations: list[Liquidation] = []
 
     def add_account(self, api_key: str, wallet: dict[str, Decimal]) -> FuturesAccount:
@@ -343,6 +362,16 @@ class FuturesLedger:
     ) -> list[FundingPayment]:
         contract = self.contracts[symbol]
         asset = self.margin_assets[symbol]
+        self.funding_times.append(
+            FundingTime(
+                symbol=symbol,
+                time_ms=time_ms,
+                rate=rate,
+                mark=mark,
+                per_contract=contract.funding_fee(Decimal(1), mark, rate),
+                asset=asset,
+            )
+        )
         paid: list[FundingPayment] = []
         for account in self.accounts.values():
             for position in account.open_positions():

@@ -177,6 +177,9 @@ async def test_funding_is_paid_at_its_times_and_a_falling_mark_liquidates(
             first["mark_price"]
         ) * Decimal(first["rate"])
         assert Decimal(first["rate"]) == Decimal("0.0001")
+        schedule = control(venue, "GET", "/truth/funding")["times"]
+        (at_first,) = [t for t in schedule if t["time_ms"] == first["time_ms"]]
+        assert Decimal(at_first["per_contract"]) * 10 == Decimal(first["paid"])
         async with websockets.connect(f"{venue.ws_url}/ws/{lower}@forceOrder") as feed:
             control(venue, "POST", "/replay/mark-price", {"mark_shift": -0.1})
             event = json.loads(await asyncio.wait_for(feed.recv(), 20))

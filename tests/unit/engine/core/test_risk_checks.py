@@ -15,6 +15,7 @@ from engine.core.risk import (
     TradingState,
     entry_block_reason,
     evaluate,
+    funding_guard_trips,
     reduces_position,
 )
 
@@ -381,3 +382,36 @@ def test_no_number_makes_a_check_raise_and_a_bad_limit_never_approves_an_entry(
         assert qty.is_finite() and qty > 0
         if entry:
             assert reference > 0 or limit_price is not None
+
+
+FUNDING = msgspec.structs.replace(LIMITS, max_adverse_funding_pct=0.5)
+
+
+def test_an_entry_that_would_pay_a_funding_spike_is_denied_one_that_receives_it_is_not() -> None:
+    spiked = view(funding_rate=0.006)  # 0.6% per interval: longs pay
+    denial = evaluate(intent(Side.BUY), spiked, FUNDING)
+    assert denial is not None and denial.check == "funding"
+    assert "0.6000%" in denial.reason
+    assert evaluate(intent(Side.SELL), spiked, FUNDING) is None  # a short receives it
+    shorts_pay = view(funding_rate=-0.006)
+    assert evaluate(intent(Side.SELL), shorts_pay, FUNDING) is not None
+    assert evaluate(intent(Side.BUY), view(funding_rate=0.004), FUNDING) is None  # under 0.5%
+    assert evaluate(intent(Side.BUY), spiked, LIMITS) is None  # 0: the check is off
+
+
+def test_a_reduction_passes_the_funding_check_whatever_the_rate() -> None:
+    spiked = view(position="0.5", funding_rate=0.02)
+    assert evaluate(intent(Side.SELL, qty="0.2"), spiked, FUNDING) is None
+    denial = evaluate(intent(Side.BUY, qty="0.2"), spiked, FUNDING)
+    assert denial is not None and denial.check == "funding"
+
+
+def test_the_funding_guard_trips_for_a_position_that_pays_the_rate() -> None:
+    assert funding_guard_trips(Decimal("2"), 0.005, FUNDING)
+    assert funding_guard_trips(Decimal("-2"), -0.005, FUNDING)
+    assert not funding_guard_trips(Decimal("-2"), 0.005, FUNDING)  # it receives
+    assert not funding_guard_trips(Decimal("2"), 0.0049, FUNDING)
+    assert not funding_guard_trips(Decimal("0"), 0.05, FUNDING)
+    assert not funding_guard_trips(Decimal("2"), None, FUNDING)
+    assert not funding_guard_trips(Decimal("2"), 0.05, LIMITS)
+    assert funding_guard_trips(Decimal("-2"), math.nan, FUNDING)  # unreadable: reduce

@@ -117,6 +117,17 @@ def test_funding_moves_the_wallet_by_the_position_and_rate() -> None:
     assert book.accounts[KEY].wallet["USDT"] == D("999.6")
 
 
+def test_every_funding_time_is_kept_with_what_one_long_contract_paid_held_or_not() -> None:
+    book = ledger()
+    assert book.apply_funding("ETHUSDT", rate=D("0.01"), mark=D(2000), time_ms=8) == []
+    fill(book, "BUY", "2", "2000")
+    book.apply_funding("ETHUSDT", rate=D("-0.001"), mark=D(1900), time_ms=16)
+    assert [(t.time_ms, t.rate, t.per_contract) for t in book.funding_times] == [
+        (8, D("0.01"), D(20)),  # nobody held it: the schedule still says what it cost
+        (16, D("-0.001"), D("-1.9")),  # a negative rate pays longs
+    ]
+
+
 def test_a_position_under_maintenance_is_closed_at_its_bankruptcy_price() -> None:
     book = ledger()  # 1000 USDT, long 5 ETH at 2000: liquidation near 1804
     fill(book, "BUY", "5", "2000")
