@@ -8,10 +8,16 @@
                clientOrderId and go by what it says
 
 For requests without side effects (queries), AMBIGUOUS means RETRYABLE.
+
+A generic ExchangeError is AMBIGUOUS for an order, except the Binance futures codes that say
+the order was judged and refused, no order made (`DEFINITE_REFUSALS`: -2022 reduce-only
+rejected, -2019 margin insufficient, -4061 position side, -5022 post-only would take): FATAL.
+A reduce-only order refused is refused, never resent without the flag.
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 import ccxt.async_support as ccxt
@@ -24,6 +30,9 @@ class ErrorClass(StrEnum):
 
 
 _DUPLICATE_MARKERS = ("Duplicate order sent", '-2010,"msg":"Duplicate')
+DEFINITE_REFUSALS = (-2019, -2022, -4061, -5022)
+"""Binance futures codes ccxt raises as a plain ExchangeError that refuse an order outright."""
+_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
 def classify(exc: BaseException, *, side_effect: bool) -> ErrorClass:
@@ -62,5 +71,8 @@ def classify(exc: BaseException, *, side_effect: bool) -> ErrorClass:
     if isinstance(exc, TimeoutError | ConnectionError | OSError):
         return ErrorClass.AMBIGUOUS if side_effect else ErrorClass.RETRYABLE
     if isinstance(exc, ccxt.ExchangeError):
+        code = _CODE.search(text)
+        if code is not None and int(code.group(1)) in DEFINITE_REFUSALS:
+            return ErrorClass.FATAL
         return ErrorClass.AMBIGUOUS if side_effect else ErrorClass.FATAL
     return ErrorClass.AMBIGUOUS if side_effect else ErrorClass.FATAL

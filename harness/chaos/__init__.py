@@ -9,6 +9,8 @@ variable STORMPROOF_RUN_DIR), the directory `stormproof stack up` or a game day 
     harness.chaos.processes  kill (also the moment an order is in flight), freeze, thaw,
                              restart, stop and start a service or Redis
     harness.chaos.venue      venue faults (simulator) and feed faults (replay), clear them
+    harness.chaos.exchange   what a human does at the exchange with the engine's key: close
+                             part of a futures position by hand
     harness.chaos.ops        ops commands: pause, resume, flatten, halt
     harness.chaos.intents    intents submitted through the engine's intake, recorded as truth
     harness.chaos.probes     readiness, market-data age (the feed's own, and as the bus shows
@@ -32,6 +34,7 @@ MODULES = (
     "harness.chaos.network",
     "harness.chaos.processes",
     "harness.chaos.venue",
+    "harness.chaos.exchange",
     "harness.chaos.ops",
     "harness.chaos.intents",
     "harness.chaos.probes",

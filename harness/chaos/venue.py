@@ -81,12 +81,15 @@ def move_mark_price(
     mark_shift: float | None = None,
     funding_rate: float | None = None,
     premium: float | None = None,
+    funding_interval_ms: int | None = None,
     back_to_formula: bool = False,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Futures: move the replay's derived mark price (docs/futures.md): mark_shift=-0.06 puts
     the mark 6% under the last price (a liquidation cascade, or a mark/last divergence),
-    funding_rate=0.003 is a funding spike; back_to_formula=True undoes both (a rollback)."""
+    funding_rate=0.003 is a funding spike, funding_interval_ms=3000 compresses the funding
+    schedule so that a game day sees several funding times; back_to_formula=True undoes the
+    shift and the rate (a rollback; the interval stays)."""
     body: dict[str, Any] = {"mark_shift": 0.0, "funding_rate": None} if back_to_formula else {}
     for key, value in (
         ("mark_shift", mark_shift),
@@ -95,8 +98,13 @@ def move_mark_price(
     ):
         if value is not None:
             body[key] = float(value)
+    if funding_interval_ms is not None:
+        body["funding_interval_ms"] = int(funding_interval_ms)
     if not body:
-        raise ActivityFailed("move_mark_price needs mark_shift, funding_rate, premium or back")
+        raise ActivityFailed(
+            "move_mark_price needs mark_shift, funding_rate, premium, funding_interval_ms or"
+            " back_to_formula"
+        )
     client = client_of(configuration)
     code, reply = client.control("POST", "/replay/mark-price", body=body)
     if code != 200:

@@ -23,6 +23,7 @@ injected the fault saying so itself:
     process_frozen     {process}         /proc showed the process stopped (state T)
     venue_fault        {fault, min}      the simulator's fault log: a fault of that kind started
                                          in the window and was applied to >= min requests
+                                         (min 0: started, whether or not a request met it)
     feed_fault         {fault, min}      the replay's fault log, likewise
     venue_refused      {status, min}     the simulator's own counters of 429 or 418 answers grew
                                          by >= min during the window
@@ -34,6 +35,13 @@ injected the fault saying so itself:
     mark_moved         {min_pct}         futures: the simulator's own mark price (its ledger's,
                                          what liquidates) stood >= min_pct away from the
                                          replay's mid at some look of the watcher
+    venue_order        {client_order_id_prefix, min}
+                                         the simulator filled >= min orders placed in the window
+                                         whose clientOrderId starts with the prefix (someone at
+                                         the exchange beside the engine: a close by hand)
+    funding_spiked     {min_rate, min}   futures: the simulator applied funding at a rate of
+                                         at least min_rate (absolute, per interval) at >= min
+                                         funding times of the window (its schedule)
 
 On Kubernetes (the game day's k8s target; its watcher reads the API server, not the engine):
 
@@ -76,6 +84,8 @@ KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "orders_in_flight": (("activity",), ("min",)),
     "market_drop": (("min_drop_pct",), ()),
     "mark_moved": (("min_pct",), ()),
+    "venue_order": (("client_order_id_prefix",), ("min",)),
+    "funding_spiked": (("min_rate",), ("min",)),
     "pod_replaced": (("app",), ()),
     "no_ready_pods": (("app",), ()),
     "container_restarted": (("app",), ()),
@@ -83,6 +93,9 @@ KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "node_cordoned": ((), ()),
 }
 EXTENSION = "stormproof"
+STARTED_IS_ENOUGH = ("venue_fault", "feed_fault")
+"""Kinds whose `min` may be 0: a venue policy in force (refusing reduce-only orders) is the
+fault even when the engine under test never sends what it refuses."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,8 +154,9 @@ def declared(experiment: Mapping[str, Any], *, where: str) -> list[Evidence]:
         if unknown:
             raise GameDayConfigError(f"{at}: {kind} does not take {', '.join(unknown)}")
         minimum = params.get("min", 1)
-        if isinstance(minimum, bool) or not isinstance(minimum, int | float) or minimum < 1:
-            raise GameDayConfigError(f"{at}: min must be a number >= 1")
+        floor = 0 if kind in STARTED_IS_ENOUGH else 1
+        if isinstance(minimum, bool) or not isinstance(minimum, int | float) or minimum < floor:
+            raise GameDayConfigError(f"{at}: min must be a number >= {floor}")
         out.append(Evidence(kind=kind, params=params))
     return out
 
@@ -169,6 +183,10 @@ class Observed:
     mids: Sequence[tuple[int, float]] = ()
     marks: list[tuple[int, float]] = field(default_factory=list)
     """Futures: (ms, the simulator's mark price) at each look of the watcher."""
+    venue_orders: list[dict[str, Any]] = field(default_factory=list)
+    """The simulator's orders placed in the window (/truth/orders)."""
+    funding_rates: list[tuple[int, float]] = field(default_factory=list)
+    """Futures: (ms, rate) of each funding time the simulator applied in the window."""
     """The replay's mid during the window: (ts_ms, mid)."""
     errors: list[str] = field(default_factory=list)
     """Sources the watcher could not read."""
@@ -236,7 +254,8 @@ def prove(evidence: Evidence, seen: Observed) -> Proof:
         if scope == "feed":  # a feed fault's log has no count: started is applied
             applied = max(applied, len(hits))
         return result(
-            applied >= minimum, f"{len(hits)} {p['fault']} fault(s), applied {applied} time(s)"
+            bool(hits) and applied >= minimum,
+            f"{len(hits)} {p['fault']} fault(s), applied {applied} time(s)",
         )
     if kind == "venue_refused":
         status = int(p["status"])
@@ -260,6 +279,23 @@ def prove(evidence: Evidence, seen: Observed) -> Proof:
             apart is not None and apart >= float(p["min_pct"]),
             "largest distance of the venue's mark from the replay's mid:"
             f" {'none' if apart is None else f'{apart:.2f}%'}",
+        )
+    if kind == "venue_order":
+        prefix = str(p["client_order_id_prefix"])
+        filled = [
+            o
+            for o in seen.venue_orders
+            if str(o.get("client_order_id", "")).startswith(prefix)
+            and float(o.get("executed_qty") or 0) > 0
+        ]
+        return result(len(filled) >= minimum, f"{len(filled)} filled order(s) with ids {prefix}*")
+    if kind == "funding_spiked":
+        floor = float(p["min_rate"])
+        spiked = [rate for _, rate in seen.funding_rates if abs(rate) >= floor]
+        return result(
+            len(spiked) >= minimum,
+            f"{len(spiked)} of {len(seen.funding_rates)} funding time(s) at >= {floor}"
+            f" (largest {max((abs(r) for _, r in seen.funding_rates), default=0):g})",
         )
     if kind == "pod_replaced":
         uids = seen.pods.get(p["app"], [])

@@ -63,7 +63,8 @@ class Sample:
     roles: dict[str, str] = field(default_factory=dict)
     """Execution instance -> "leader" or "standby" (an answering instance only)."""
     venue_positions: dict[str, Decimal] | None = None
-    """Ground truth: each traded base asset's balance change at the venue."""
+    """Ground truth: spot, each traded base asset's balance change at the venue; futures, each
+    symbol's signed position at the venue (absent: flat)."""
     liquidation_distance_pct: float | None = None
     """Futures ground truth: how far the venue's mark is from the nearest liquidation price of
     our positions, in percent (None: no position, or a spot venue)."""

@@ -45,6 +45,8 @@ class Sampler(threading.Thread):
 
     def sample(self) -> Sample:
         ts = time.time_ns()
+        # first: the venue's positions belong to the moment the sample is stamped with
+        distance, futures_positions = self._futures_truth()
         ready = self.client.readiness(timeout_s=1)
         feed = self._status("feed")
         age_ms = self.client.freshest_data_age_ms(feed or {}, connected_only=True)
@@ -69,11 +71,12 @@ class Sampler(threading.Thread):
             if not execution or status.get("role") == "leader":
                 execution = status
         code, sim = self._get("/status")
-        venue: dict[str, Decimal] | None = None
-        try:
-            venue = base_changes(*venue_balances(self._get))
-        except (TruthUnavailable, KeyError, ValueError, ArithmeticError):
-            venue = None
+        venue: dict[str, Decimal] | None = futures_positions
+        if futures_positions is None:
+            try:
+                venue = base_changes(*venue_balances(self._get))
+            except (TruthUnavailable, KeyError, ValueError, ArithmeticError):
+                venue = None
         return Sample(
             ts_ns=ts,
             ready=ready,
@@ -85,26 +88,33 @@ class Sampler(threading.Thread):
             tick_to_order_ms=self._tick_to_order(roles),
             roles=roles,
             venue_positions=venue,
-            liquidation_distance_pct=self._liquidation_distance(),
+            liquidation_distance_pct=distance,
         )
 
-    def _liquidation_distance(self) -> float | None:
-        """Futures ground truth: the smallest distance, in percent of the venue's mark, from the
-        mark to the liquidation price of any of our positions (the simulator's own figures)."""
+    def _futures_truth(self) -> tuple[float | None, dict[str, Decimal] | None]:
+        """Futures ground truth from the simulator's own figures: the smallest distance, in
+        percent of its mark, from the mark to the liquidation price of any of our positions,
+        and each symbol's signed position (one-way and hedge legs summed). (None, None) for a
+        spot venue or an answer that does not read."""
         if self._futures is False:
-            return None
+            return None, None
         code, body = self._get("/truth/positions")
         if self._futures is None:
             self._futures = code != 404
         if code != 200 or not isinstance(body, dict):
-            return None
-        distances = [
-            float(p["liquidation_distance_pct"])
-            for account in body.get("accounts", [])
-            for p in account.get("positions", [])
-            if p.get("liquidation_distance_pct") is not None
-        ]
-        return min(distances) if distances else None
+            return None, None
+        distances: list[float] = []
+        positions: dict[str, Decimal] = {}
+        try:
+            for account in body.get("accounts", []):
+                for p in account.get("positions", []):
+                    symbol = str(p["symbol"])
+                    positions[symbol] = positions.get(symbol, Decimal(0)) + Decimal(str(p["qty"]))
+                    if p.get("liquidation_distance_pct") is not None:
+                        distances.append(float(p["liquidation_distance_pct"]))
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            return None, None
+        return (min(distances) if distances else None), positions
 
     def _get(self, path: str) -> tuple[int, Any]:
         return self.client.truth(path, timeout_s=1)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from harness.gameday import futures_measures as futures
 from harness.gameday.measure import Windows
 from harness.truth import judge
 from harness.truth.records import Truth, VenueOrder
@@ -152,11 +153,45 @@ def measure_truth(
         )
         out.detail["liquidations"] = truth.liquidations
 
+    if truth.liquidations is not None:
+        _futures_slis(truth, out, activities, venue_positions, fault, end)
+
     if refused_before is not None and refused_after is not None:
         for status, name in ((429, "venue_429_answers"), (418, "venue_418_answers")):
             out.fault[name] = refused_after.get(status, 0) - refused_before.get(status, 0)
     out.detail["observer_errors"] = list(truth.observer_errors)
+    if truth.outside_orders:
+        out.detail["orders_by_hand"] = list(truth.outside_orders)
     return out
+
+
+def _futures_slis(
+    truth: Truth,
+    out: TruthSlis,
+    activities: Sequence[Mapping[str, Any]],
+    venue_positions: Sequence[tuple[int, Mapping[str, Decimal]]],
+    fault_ns: int,
+    end_ns: int,
+) -> None:
+    """Funding against holding, and positions past zero (harness.gameday.futures_measures)."""
+    held = futures.held_at(venue_positions, fault_ns)
+    lo_ms, hi_ms = fault_ns // 10**6, end_ns // 10**6
+    if truth.funding is not None and truth.funding_times is not None:
+        paid = futures.funding_paid(truth.funding, lo_ms, hi_ms)
+        out.fault["funding_paid"] = float(paid)
+        if held is not None:
+            if_held = futures.funding_if_held(held, truth.funding_times, lo_ms, hi_ms)
+            out.fault["funding_if_held"] = float(if_held)
+            out.fault["funding_paid_vs_held_pct"] = futures.paid_vs_held_pct(paid, if_held)
+        out.detail["funding_times"] = [
+            t for t in truth.funding_times if lo_ms <= int(t["time_ms"]) < hi_ms
+        ]
+    if held is not None:
+        until = first_activity_ns(activities, "resume", fault_ns) or end_ns
+        out.fault["position_flipped_qty"] = futures.flipped_qty(
+            venue_positions, held, fault_ns, until
+        )
+        out.detail["held_at_fault"] = {s: str(q) for s, q in held.items()}
 
 
 def _placed_between(

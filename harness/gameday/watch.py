@@ -117,6 +117,16 @@ class EvidenceWatcher(threading.Thread):
         code, body = self.client.truth(f"/truth/mids?since_ms={since_ms}")
         if code == 200 and isinstance(body, dict):
             seen.mids = [(p["ts_ms"], p["mid"]) for p in body.get("mids", [])]
+        code, body = self.client.truth(f"/truth/orders?since_ms={since_ms}")
+        if code == 200 and isinstance(body, dict):
+            seen.venue_orders = list(body.get("orders", []))
+        else:
+            seen.errors.append(f"simulator orders: {code}")
+        code, body = self.client.truth(f"/truth/funding?since_ms={since_ms}")
+        if code == 200 and isinstance(body, dict):
+            seen.funding_rates = [(int(t["time_ms"]), float(t["rate"])) for t in body["times"]]
+        elif code != 404:  # a spot venue has no funding
+            seen.errors.append(f"simulator funding: {code}")
         for record in activities:
             if record.get("phase") == "activity" and record.get("event") == "end":
                 seen.activity_outputs[str(record.get("name"))] = record.get("output")

@@ -13,11 +13,17 @@ from typing import Any
 from harness.client import StackClient
 from harness.truth.bus import BusObserver
 from harness.truth.records import IntentRecord, Truth, merge_intents
-from harness.truth.submitted import HARNESS_INTENTS, read_submissions
+from harness.truth.submitted import (
+    HARNESS_INTENTS,
+    HARNESS_VENUE_ORDERS,
+    read_submissions,
+    read_venue_orders,
+)
 from harness.truth.venue import (
     Get,
     TruthUnavailable,
     replay_mids,
+    venue_funding,
     venue_liquidations,
     venue_orders,
     venue_refusals,
@@ -49,6 +55,7 @@ def collect(
         start_ns=start_ns,
         end_ns=end_ns,
         submitted=[*loads.intents, *harness.intents],
+        outside=read_venue_orders(client.run_dir.file(HARNESS_VENUE_ORDERS)),
     )
     if loads.unreadable or harness.unreadable:
         truth.observer_errors.append(
@@ -64,20 +71,27 @@ def collect_from(
     start_ns: int,
     end_ns: int,
     submitted: Iterable[IntentRecord] = (),
+    outside: set[str] | frozenset[str] = frozenset(),
 ) -> Truth:
     """Truth from any target: `get` reads the simulator's and the replay's control API (the
     local stack's loopback port, or a cluster's venue Service), `submitted` is what the
-    harness's own submitters recorded."""
+    harness's own submitters recorded, `outside` the clientOrderIds of the orders the harness
+    placed at the venue itself (set aside: they are nobody's intent and no engine defect)."""
     start_ms = start_ns // 1_000_000
+    all_orders = venue_orders(get)
     truth = Truth(
         intents=merge_intents([*submitted, *observer.all_intents()]),
-        orders=venue_orders(get),
+        orders=[o for o in all_orders if o.client_order_id not in outside],
+        outside_orders=[o.client_order_id for o in all_orders if o.client_order_id in outside],
         refusals=venue_refusals(get),
         answers=observer.answers_since(0),
         md=observer.md_between(start_ms - MD_LOOKBACK_MS, end_ns // 1_000_000),
         mids=replay_mids(get, since_ms=start_ms - MD_LOOKBACK_MS),
         liquidations=venue_liquidations(get, since_ms=start_ms),
     )
+    funding = venue_funding(get, since_ms=start_ms)
+    if funding is not None:
+        truth.funding, truth.funding_times = funding
     if observer.unreadable:
         truth.observer_errors.append(
             f"{observer.unreadable} bus message(s) the observer could not read"

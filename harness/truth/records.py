@@ -155,6 +155,13 @@ class Truth:
     mids: list[MidPoint] = field(default_factory=list)
     liquidations: list[dict[str, Any]] | None = None
     """Futures: the venue's liquidations since the scenario began (None: a spot venue)."""
+    funding: list[dict[str, Any]] | None = None
+    """Futures: the funding our accounts paid since the scenario began (None: a spot venue)."""
+    funding_times: list[dict[str, Any]] | None = None
+    """Futures: every funding time since the scenario began, held or not: rate, mark and what
+    one long contract paid (the venue's schedule)."""
+    outside_orders: list[str] = field(default_factory=list)
+    """Orders the harness placed at the venue itself (a close by hand), left out of `orders`."""
     observer_errors: list[str] = field(default_factory=list)
     """What the observers could not see (a source that did not answer): the judge says
     inconclusive where it matters, never guesses."""

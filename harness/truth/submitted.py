@@ -90,3 +90,32 @@ def record_submission(
     )
     with path.open("a") as out:
         out.write(line + "\n")
+
+
+HARNESS_VENUE_ORDERS = "harness-venue-orders.jsonl"
+"""In a stack's run directory: orders the harness placed at the venue itself, beside the engine
+(a close by hand): no intent accounts for them, and none is a defect of the engine."""
+
+
+def record_venue_order(path: Path, *, client_order_id: str, sent_ns: int) -> None:
+    """Append one order the harness is about to place at the venue (written before it is sent:
+    an order whose answer is lost is still the harness's)."""
+    line = json.dumps({"event": "placed", "client_order_id": client_order_id, "sent_ns": sent_ns})
+    with path.open("a") as out:
+        out.write(line + "\n")
+
+
+def read_venue_orders(path: Path) -> set[str]:
+    """The clientOrderIds of the orders the harness placed at the venue itself; a line that does
+    not read is skipped (its order then counts against the engine: never in its favour)."""
+    if not path.exists():
+        return set()
+    ids: set[str] = set()
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("client_order_id"), str):
+            ids.add(record["client_order_id"])
+    return ids

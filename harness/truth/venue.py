@@ -108,6 +108,24 @@ def orders_in_flight(get: Get) -> list[dict[str, Any]]:
     ]
 
 
+def venue_funding(
+    get: Get, *, since_ms: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """Futures: the funding payments and the funding times (the schedule) since `since_ms`;
+    None for a spot venue. Raises TruthUnavailable otherwise."""
+    code, body = get(f"/truth/funding?since_ms={since_ms}")
+    if code == 404:
+        return None
+    if (
+        code != 200
+        or not isinstance(body, dict)
+        or not isinstance(body.get("funding"), list)
+        or not isinstance(body.get("times"), list)
+    ):
+        raise TruthUnavailable(f"/truth/funding answered {code}")
+    return list(body["funding"]), list(body["times"])
+
+
 def venue_liquidations(get: Get, *, since_ms: int) -> list[dict[str, Any]] | None:
     """Futures: the simulator's liquidations since `since_ms`; None for a spot venue (it has
     none to list and says so with 404). Raises TruthUnavailable otherwise."""

@@ -58,9 +58,7 @@ def test_a_funding_spike_closes_the_position_that_pays_it(
         wait_until(lambda: venue_position(sim, SYMBOL) == 3, timeout_s=30, what="the entry")
 
         control(sim, "POST", "/replay/mark-price", {"funding_rate": 0.01})
-        wait_until(
-            lambda: venue_position(sim, SYMBOL) == 0, timeout_s=30, what="the funding guard"
-        )
+        wait_until(lambda: venue_position(sim, SYMBOL) == 0, timeout_s=30, what="the funding guard")
         risk = status(ports["risk"])
         assert risk["trading_state"] == "REDUCING"
         assert risk["trading_state_reason"].startswith("funding guard: ETHUSDT funding 1.0000%")

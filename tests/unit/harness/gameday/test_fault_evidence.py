@@ -45,7 +45,8 @@ def test_declared_evidence_is_read_from_the_experiments_extension() -> None:
         ({"kind": "telepathy"}, "unknown kind 'telepathy'"),
         ({"kind": "toxic", "link": "engine_to_feed"}, "toxic needs type"),
         ({"kind": "link_down", "link": "x", "proxy": "y"}, "does not take proxy"),
-        ({"kind": "venue_fault", "fault": "ban", "min": 0}, "min must be a number >= 1"),
+        ({"kind": "venue_refused", "status": 429, "min": 0}, "min must be a number >= 1"),
+        ({"kind": "venue_fault", "fault": "ban", "min": -1}, "min must be a number >= 0"),
         ("process_down", "an object with a 'kind'"),
     ],
 )
@@ -94,6 +95,9 @@ def test_venue_faults_count_only_when_applied_and_refusals_only_when_they_grew()
         refused_after={429: 5, 418: 2},
     )
     assert not prove(evidence("venue_fault", fault="rate_limit"), seen).proven
+    # min 0: the fault was in force, whether or not a request met it; never when it did not start
+    assert prove(evidence("venue_fault", fault="rate_limit", min=0), seen).proven
+    assert not prove(evidence("venue_fault", fault="timeout", min=0), seen).proven
     assert prove(evidence("venue_fault", fault="ban", min=3), seen).proven
     assert not prove(evidence("venue_refused", status=429), seen).proven
     assert prove(evidence("venue_refused", status=418, min=2), seen).proven
@@ -211,3 +215,24 @@ def test_a_mark_move_is_the_venues_mark_against_the_replays_mid_at_that_moment()
     assert not prove(evidence("mark_moved", min_pct=3.5), seen).proven
     assert not prove(evidence("mark_moved", min_pct=1), Observed(marks=marks)).proven
     assert largest_mark_divergence_pct([(1, 50.0)], [(5, 100.0)]) is None  # no mid before it
+
+
+def test_a_funding_spike_is_proven_by_the_rates_the_venue_applied() -> None:
+    seen = Observed(funding_rates=[(1, 0.0001), (2, 0.01), (3, -0.012), (4, 0.0001)])
+    assert prove(evidence("funding_spiked", min_rate=0.005, min=2), seen).proven
+    assert not prove(evidence("funding_spiked", min_rate=0.005, min=3), seen).proven
+    assert not prove(evidence("funding_spiked", min_rate=0.02), seen).proven
+    assert not prove(evidence("funding_spiked", min_rate=0.001), Observed()).proven
+
+
+def test_an_order_at_the_exchange_beside_the_engine_is_proven_by_the_venues_orders() -> None:
+    seen = Observed(
+        venue_orders=[
+            {"client_order_id": "by-hand-1", "executed_qty": "3"},
+            {"client_order_id": "by-hand-2", "executed_qty": "0"},  # never filled
+            {"client_order_id": "spabc-0", "executed_qty": "1"},
+        ]
+    )
+    assert prove(evidence("venue_order", client_order_id_prefix="by-hand-"), seen).proven
+    assert not prove(evidence("venue_order", client_order_id_prefix="by-hand-", min=2), seen).proven
+    assert not prove(evidence("venue_order", client_order_id_prefix="x"), seen).proven
