@@ -1,7 +1,8 @@
 """The futures game day on the local stack (a synthetic USD-M perpetual, the engine at 20x):
-the unmutated engine passes the liquidation cascade (its breaker reduces before the venue
-liquidates, judged from the venue's own liquidations and liquidation price), and the mutant
-without the breaker is caught by the venue liquidating it."""
+the unmutated engine passes all four scenarios (a liquidation cascade, a mark/last divergence,
+a funding spike, a flatten while the venue refuses reduce-only orders after a close by hand),
+judged from the venue's own liquidations, liquidation prices, funding and positions; the mutant
+that never sends reduceOnly is caught by the account going short."""
 
 from __future__ import annotations
 
@@ -18,22 +19,9 @@ from harness.tools import PROJECT_ROOT
 pytestmark = pytest.mark.e2e
 
 
-def test_the_liquidation_cascade_passes_and_the_mutant_without_a_breaker_is_caught(
-    tmp_path: Path,
-) -> None:
-    out = tmp_path / "mutants"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "gameday",
-            "mutants",
-            "gamedays/futures-mutants.yaml",
-            "--fast",
-            "--out",
-            str(out),
-        ],
+def stormproof(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -41,18 +29,40 @@ def test_the_liquidation_cascade_passes_and_the_mutant_without_a_breaker_is_caug
         check=False,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+def test_the_futures_scenarios_pass_and_the_mutant_without_reduce_only_is_caught(
+    tmp_path: Path,
+) -> None:
+    day = stormproof("gameday", "run", "gamedays/futures.yaml", "--out", str(tmp_path / "day"))
+    assert day.returncode == 0, day.stdout[-4000:] + day.stderr[-3000:]
+    report = json.loads((tmp_path / "day" / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    by_name = {s["name"]: s for s in report["scenarios"]}
+    assert set(by_name) == {
+        "liquidation-cascade",
+        "mark-last-divergence",
+        "funding-spike",
+        "reduce-only-refused",
+    }
+    for scenario in by_name.values():
+        assert all(e["proven"] for e in scenario["evidence"]), "every fault was seen injected"
+    slos = {s["name"]: s["value"] for s in by_name["liquidation-cascade"]["slos"]}
+    assert slos["liquidations"] == 0 and slos["min_liquidation_distance_pct"] > 2.0
+    funding = {s["name"]: s["value"] for s in by_name["funding-spike"]["slos"]}
+    assert 0 <= funding["funding_paid_vs_held_pct"] <= 50
+    flips = {s["name"]: s["value"] for s in by_name["reduce-only-refused"]["slos"]}
+    assert flips["position_flipped_qty"] == 0
+
+    out = tmp_path / "mutants"
+    result = stormproof(
+        "gameday", "mutants", "gamedays/futures-mutants.yaml", "--fast", "--out", str(out)
+    )
     summary = json.loads((out / "mutants.json").read_text())
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
     assert summary["unmutated_problems"] == []
-    unmutated = summary["unmutated"]["liquidation-cascade"]
-    assert unmutated["verdict"] == "pass", unmutated
+    assert summary["unmutated"]["reduce-only-refused"]["verdict"] == "pass"
     (row,) = summary["table"]
-    assert row["mutant"] == "no-liquidation-breaker"
+    assert row["mutant"] == "no-reduce-only-at-the-venue"
     assert row["verdict"] == "caught" and row["slo_verdict"] == "fail", row
-    assert row["caught_by"] == "liquidations" and row["value"] >= 1
-    report = json.loads(next(out.glob("**/unmutated*/report.json")).read_text())
-    (scenario,) = report["scenarios"]
-    assert all(e["proven"] for e in scenario["evidence"]), "the mark did move: the fault is real"
-    slos = {s["name"]: s for s in scenario["slos"]}
-    assert slos["liquidations"]["value"] == 0
-    assert slos["min_liquidation_distance_pct"]["value"] > 2.0
+    assert row["caught_by"] == "position_flipped_qty" and row["value"] >= 1

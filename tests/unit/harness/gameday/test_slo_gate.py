@@ -890,5 +890,11 @@ def test_a_game_day_names_its_market_and_engine_config(repo: Path) -> None:
 def test_the_futures_game_day_of_the_repository_loads() -> None:
     day = load_gameday(PROJECT_ROOT / "gamedays" / "futures.yaml", root=PROJECT_ROOT)
     assert day.market == "usdm"
-    (cascade,) = day.scenarios
-    assert {s.name for s in cascade.slos} >= {"liquidations", "min_liquidation_distance_pct"}
+    by_name = {s.name: s for s in day.scenarios}
+    assert {s.name for s in by_name["liquidation-cascade"].slos} >= {
+        "liquidations",
+        "min_liquidation_distance_pct",
+    }
+    assert "funding_paid_vs_held_pct" in {s.name for s in by_name["funding-spike"].slos}
+    assert "position_flipped_qty" in {s.name for s in by_name["reduce-only-refused"].slos}
+    assert "liquidations" in {s.name for s in by_name["mark-last-divergence"].slos}
