@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-FUTURES_SYMBOL = "ETHUSDT"
-"""The synthetic USD-M perpetual a futures game day trades."""
+FUTURES_SYMBOLS = {"usdm": "ETHUSDT", "coinm": "ETHUSD_PERP"}
+"""The synthetic perpetual a futures game day trades, per market."""
 
 
 def synthetic_recording(
@@ -17,23 +17,25 @@ def synthetic_recording(
     seed: int,
     regime: str,
     crash_at_s: float | None = None,
-    futures: bool = False,
+    market: str = "spot",
 ) -> Path:
     from replay.synth import SynthSpec, write_recording
 
     crash = f"-crash{int(crash_at_s)}s" if crash_at_s is not None else ""
-    market = "-usdm" if futures else ""
-    path = run_dir / f"synth-{regime}-{seed}-{int(duration_s)}s{crash}{market}.gz"
+    futures = market in FUTURES_SYMBOLS
+    suffix = f"-{market}" if futures else ""
+    path = run_dir / f"synth-{regime}-{seed}-{int(duration_s)}s{crash}{suffix}.gz"
     if not path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         spec = SynthSpec(
-            symbols=(FUTURES_SYMBOL,) if futures else ("BTCUSDT",),
+            symbols=(FUTURES_SYMBOLS[market],) if futures else ("BTCUSDT",),
             duration_s=duration_s,
             seed=seed,
             regime=regime,
             crash_at_s=crash_at_s,
             futures=futures,
+            coinm=market == "coinm",
         )
         write_recording(spec, tmp)
         tmp.rename(path)
@@ -47,7 +49,7 @@ CRASH_TAIL_S = 900.0
 scenarios after a flash-crash one (15 minutes of market is 90 s of a game day at 10x)."""
 
 
-def recording_covering(market_s: float, *, futures: bool = False) -> Path:
+def recording_covering(market_s: float, *, market: str = "spot") -> Path:
     """The cached synthetic recording (seed 42) for a run that needs `market_s` of market: calm
     for at least that long (in whole half hours, so that runs of a similar length share one
     file), then a flash crash that the run never reaches unless an experiment seeks to it
@@ -60,5 +62,5 @@ def recording_covering(market_s: float, *, futures: bool = False) -> Path:
         seed=42,
         regime="flash_crash",
         crash_at_s=calm_s + CRASH_AFTER_S,
-        futures=futures,
+        market=market,
     )

@@ -96,8 +96,9 @@ class StackOptions:
     """The venue's order-count limit per account and 10 s (None: Binance's 100). The engine's
     own budgets (risk's order rate, execution's order pacing) take half of it. Load runs raise
     it: order flow from Locust plus the strategies would otherwise be throttled by design."""
-    market: Literal["spot", "usdm"] = "spot"
-    """The market the engine trades: spot, or USD-M futures (the recording must be one)."""
+    market: Literal["spot", "usdm", "coinm"] = "spot"
+    """The market the engine trades: spot, USD-M or COIN-M futures (the recording must be
+    one)."""
     engine_root: Path | None = None
     """Run the engine services from this folder (a copy holding `engine/` and `plumbing/`, such
     as a mutant of the engine) instead of the installed package; everything else is ours."""

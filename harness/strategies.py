@@ -30,28 +30,38 @@ STAGING_STRATEGIES = (
 )
 
 
-STAGING_FUTURES_STRATEGIES = (
-    StrategyConfig(
-        kind="momentum",
-        name="momentum",
-        params={
-            "window_ms": 3000,
-            "threshold_bps": 1.5,
-            "order_qty": "0.01",
-            "max_position": "0.1",
-            "cooldown_ms": 2000,
-        },
-    ),
-    StrategyConfig(
-        kind="quoter",
-        name="quoter",
-        params={
-            "order_qty": "0.01",
-            "max_position": "0.05",
-            "requote_ticks": 200,
-            "max_quote_age_ms": 8000,
-        },
-    ),
-)
-"""The same strategies sized for a USD-M ETHUSDT perpetual (Binance's minimum notional there
-is 20 USDT: 0.01 ETH is about 30)."""
+def _futures_strategies(
+    *, order_qty: str, momentum_max: str, quoter_max: str
+) -> tuple[StrategyConfig, ...]:
+    return (
+        StrategyConfig(
+            kind="momentum",
+            name="momentum",
+            params={
+                "window_ms": 3000,
+                "threshold_bps": 1.5,
+                "order_qty": order_qty,
+                "max_position": momentum_max,
+                "cooldown_ms": 2000,
+            },
+        ),
+        StrategyConfig(
+            kind="quoter",
+            name="quoter",
+            params={
+                "order_qty": order_qty,
+                "max_position": quoter_max,
+                "requote_ticks": 200,
+                "max_quote_age_ms": 8000,
+            },
+        ),
+    )
+
+
+STAGING_FUTURES_STRATEGIES = {
+    "usdm": _futures_strategies(order_qty="0.01", momentum_max="0.1", quoter_max="0.05"),
+    "coinm": _futures_strategies(order_qty="3", momentum_max="30", quoter_max="15"),
+}
+"""The same strategies sized for a perpetual, per market: USD-M ETHUSDT in ETH (Binance's
+minimum notional there is 20 USDT: 0.01 ETH is about 30), COIN-M ETHUSD_PERP in contracts of
+10 USD (3 contracts are about 0.01 ETH)."""

@@ -251,6 +251,12 @@ def synth(
     futures: Annotated[
         bool, typer.Option("--futures", help="USD-M perpetual payloads (docs/futures.md)")
     ] = False,
+    coinm: Annotated[
+        bool,
+        typer.Option(
+            "--coinm", help="with --futures: COIN-M payloads (ETHUSD_PERP ...), whole contracts"
+        ),
+    ] = False,
 ) -> None:
     """Generate a deterministic synthetic recording in the collector format."""
     from replay.synth import REGIMES, SynthSpec, write_recording
@@ -263,7 +269,8 @@ def synth(
         seed=seed,
         regime=regime,
         crash_at_s=crash_at,
-        futures=futures,
+        futures=futures or coinm,
+        coinm=coinm,
     )
     try:
         count = write_recording(spec, out)

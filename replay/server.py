@@ -28,6 +28,7 @@ from plumbing.http_limits import HttpLimits, serve_bounded
 from plumbing.logging import get_logger
 from replay.binance import DepthSnapshot, TradeEvent
 from replay.control import build_control_app
+from replay.depth_conflate import DepthConflator
 from replay.depth_sync import DepthDiff
 from replay.derived import DerivedStreams
 from replay.derived_futures import FuturesStreams, force_order_event, mark_price_event
@@ -125,6 +126,20 @@ def scan_symbols(paths: Iterable[Path], limit: int = 5000) -> list[str]:
             if symbol not in found:
                 found.append(symbol)
     return found
+
+
+class _DiffDetails(msgspec.Struct):
+    T: int = 0
+    ps: str | None = None
+
+
+def _diff_details(data: bytes) -> tuple[int, str | None]:
+    """A futures diff's transaction time and COIN-M pair (the conflated stream repeats them)."""
+    try:
+        details = msgspec.json.decode(data, type=_DiffDetails)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 0, None
+    return details.T, details.ps
 
 
 def _has_numbers(trade: TradeEvent) -> bool:
@@ -228,6 +243,8 @@ class ReplayServer:
             limits=config.feed_limits,
         )
         self.derived = DerivedStreams()
+        self.conflator = DepthConflator()
+        """Futures: the diff-depth rates the recording lacks, from the one it holds."""
         self.futures = (
             FuturesStreams(MarkPriceModel(config.mark_price)) if self.kind.is_futures else None
         )
@@ -705,6 +722,17 @@ class ReplayServer:
         if self.futures is not None and kind in ("bookTicker", "trade"):
             self._emit_marks(item.symbol)
             self._mark_to_venue(item.symbol)
+        if self.futures is not None and kind == "depth":
+            assert isinstance(event, DepthDiff)
+            data = item.data
+            for stream, conflated in self.conflator.on_diff(
+                item.symbol,
+                item.stream,
+                event,
+                details=lambda: _diff_details(data),
+                wanted=self.feed.wanted,
+            ):
+                self._emit(stream, conflated, None, self._time_keys.get("depth"))
 
     # --- futures ------------------------------------------------------------------------------
 

@@ -77,9 +77,19 @@ class SynthSpec:
     futures: bool = False
     """USD-M perpetual payloads: diffs chained by `pu` with a transaction time `T`, trades with
     `X`, bookTicker with `E` and `T`, a snapshot with `E` and `T` (docs/futures.md)."""
+    coinm: bool = False
+    """With `futures`: COIN-M payloads instead (symbols such as ETHUSD_PERP): diffs and
+    bookTicker name their pair (`ps`), the snapshot its `symbol` and `pair`, and quantities are
+    whole contracts of `contract_usd` at the symbol's start price."""
+    contract_usd: float = 10.0
 
 
-_DEFAULT_PRICES = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
+_DEFAULT_PRICES = {
+    "BTCUSDT": 60000.0,
+    "ETHUSDT": 3000.0,
+    "BTCUSD_PERP": 60000.0,
+    "ETHUSD_PERP": 3000.0,
+}
 _UNIT = 100_000_000
 _LOT = 1_000
 _MS = 1_000_000
@@ -172,6 +182,9 @@ class _Market:
         self.trade_id = rng.randrange(10**8, 4 * 10**9)
         self.top: tuple[int, int, int, int] | None = None
         self.futures = spec.futures
+        self.coinm = spec.futures and spec.coinm
+        self.pair = f',"ps":"{symbol.split("_")[0]}"' if self.coinm else ""
+        self.contracts_per_unit = price / spec.contract_usd / _UNIT
         self.previous_u = self.last_id
         self.out: list[tuple[int, bytes]] = []
         self.last_recv = self.depth_count = 0
@@ -336,7 +349,7 @@ class _Market:
                 t,
                 f'{{"stream":"{self.name}@trade","data":{{"e":"trade","E":{ms},'
                 f'"s":"{self.symbol}","t":{self.trade_id},"p":"{self._price(tick)}",'
-                f'"q":"{_fmt(fill)}","T":{ms},"m":{maker},{tail}}}}}',
+                f'"q":"{self._qty(fill)}","T":{ms},"m":{maker},{tail}}}}}',
             )
             self.trade_id += 1
             self._set(side, tick, level - fill)
@@ -371,13 +384,21 @@ class _Market:
         self._emit(
             t,
             f'{{"stream":"{self.name}@bookTicker","data":{{"u":{self.last_id},'
-            f'"s":"{self.symbol}","b":"{self._price(best_bid)}","B":"{_fmt(top[1])}",'
-            f'"a":"{self._price(best_ask)}","A":"{_fmt(top[3])}"{times}}}}}',
+            f'"s":"{self.symbol}"{self.pair},"b":"{self._price(best_bid)}",'
+            f'"B":"{self._qty(top[1])}","a":"{self._price(best_ask)}",'
+            f'"A":"{self._qty(top[3])}"{times}}}}}',
         )
 
     def _levels(self, side: _Side, ticks: list[int]) -> str:
         qty = side.qty
-        return ",".join(f'["{self._price(t)}","{_fmt(qty.get(t, 0))}"]' for t in ticks)
+        return ",".join(f'["{self._price(t)}","{self._qty(qty.get(t, 0))}"]' for t in ticks)
+
+    def _qty(self, units: int) -> str:
+        """A quantity as the market writes it: base units, or (COIN-M) whole contracts, at
+        least one for a level or trade that is there."""
+        if not self.coinm:
+            return _fmt(units)
+        return str(max(1, round(units * self.contracts_per_unit)) if units > 0 else 0)
 
     def _close_window(self) -> None:
         if self.last_id >= self.window_first:
@@ -388,7 +409,7 @@ class _Market:
             self._emit(
                 self.window_end,
                 f'{{"stream":"{self.name}@depth@100ms","data":{{"e":"depthUpdate",'
-                f'"E":{ms},"s":"{self.symbol}","U":{self.window_first},'
+                f'"E":{ms},"s":"{self.symbol}"{self.pair},"U":{self.window_first},'
                 f'"u":{self.last_id}{chain},"b":[{bids}],"a":[{asks}]}}}}',
             )
             self.previous_u = self.last_id
@@ -410,7 +431,12 @@ class _Market:
         body = snap[1]
         if self.futures:  # GET /fapi/v1/depth: the message and transaction times follow the id
             head = f'{{"lastUpdateId":{snap[0]},'
-            body = f'{head}"E":{t // _MS},"T":{t // _MS},{body[len(head) :]}'
+            names = (
+                f'"symbol":"{self.symbol}","pair":"{self.symbol.split("_")[0]}",'
+                if self.coinm
+                else ""
+            )
+            body = f'{head}{names}"E":{t // _MS},"T":{t // _MS},{body[len(head) :]}'
         self.snapshot = (max(t + latency, self.last_recv + 1), body.encode())
         self.snap_wanted, self.snap_done = False, True
 

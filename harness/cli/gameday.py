@@ -39,9 +39,7 @@ def run_gameday_file(
         from harness.gameday.slo import load_gameday
 
         gameday = load_gameday(file, root=Path.cwd())
-        recording = recording_covering(
-            market_seconds_needed(gameday, speed), futures=gameday.market == "usdm"
-        )
+        recording = recording_covering(market_seconds_needed(gameday, speed), market=gameday.market)
         return run_gameday(
             file,
             out,
@@ -199,7 +197,7 @@ def gameday_mutants(
                 for spec in gameday.scenarios
                 if spec.name in played
             ),
-            futures=gameday.market == "usdm",
+            market=gameday.market,
         )
         summary = run_mutants(
             catalogue,

@@ -101,8 +101,9 @@ def market_seconds_needed(gameday: GameDay, speed: str) -> float:
     return (wall_s + burst_s) * factor * 1.3
 
 
-FUTURES_BALANCES = {"USDT": Decimal(3_000)}
-"""A USD-M account's wallet: the futures game day's positions are sized against it."""
+FUTURES_BALANCES = {"usdm": {"USDT": Decimal(3_000)}, "coinm": {"ETH": Decimal(1)}}
+"""A futures account's wallet, per market (about the same value at the synthetic market's
+3000): the futures game days' positions are sized against it."""
 
 
 def _stack_options(
@@ -118,21 +119,21 @@ def _stack_options(
 ) -> StackOptions:
     """The scenario's `stack:` (feeds, journal, standby); `feeds` from the command line wins.
     Under load the venue allows more orders (Binance's 100 per 10 s would throttle the flow).
-    A USD-M game day's stack trades the futures market with a USDT wallet and strategies sized
-    for it."""
-    if market == "usdm":
+    A futures game day's stack trades its market with a wallet in the margin asset (USDT, or
+    ETH for COIN-M) and strategies sized for it."""
+    if market in FUTURES_BALANCES:
         return StackOptions(
             orders_per_10s=LOAD_ORDERS_PER_10S if load else None,
             recordings=[recording],
             speed=speed,
             extra_engine_toml=extra_engine_toml,
-            market="usdm",
+            market="coinm" if market == "coinm" else "usdm",
             feeds=feeds if feeds is not None else (wanted.feeds or 2),
             journal=wanted.journal or "sqlite",
             standby=bool(wanted.standby),
             engine_root=engine_root,
-            balances=dict(FUTURES_BALANCES),
-            strategies=STAGING_FUTURES_STRATEGIES,
+            balances=dict(FUTURES_BALANCES[market]),
+            strategies=STAGING_FUTURES_STRATEGIES[market],
         )
     return StackOptions(
         orders_per_10s=LOAD_ORDERS_PER_10S if load else None,

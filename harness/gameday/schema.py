@@ -6,8 +6,9 @@ once, and msgspec checks it.
     defaults:  {baseline_s, settle_s}
     load:      the load of every scenario (`LoadSection`), unless a scenario has its own
     stack:     {feeds: 1|2, journal: sqlite|postgres, standby: bool}, each scenario's over it
-    market:    spot | usdm: the market the stack replays and the engine trades (usdm: a
-               synthetic USD-M perpetual, docs/futures.md)
+    market:    spot | usdm | coinm: the market the stack replays and the engine trades (usdm:
+               a synthetic USD-M ETHUSDT perpetual, coinm: a synthetic COIN-M ETHUSD_PERP one,
+               docs/futures.md)
     engine:    engine config (TOML) laid over the stack's, e.g. the futures risk limits
     scenarios: [{name, experiment, baseline_s, settle_s, slos: [...], load, stack}]
     slos:      [{name, max | min, warn, relative, weight, key}]
@@ -124,7 +125,7 @@ class GameDayFile(_Section, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     defaults: DefaultsSection = DefaultsSection()
     load: LoadSection | None = None
     stack: StackSection = StackSection()
-    market: Literal["spot", "usdm"] = "spot"
+    market: Literal["spot", "usdm", "coinm"] = "spot"
     engine: str = ""
 
 

@@ -161,7 +161,7 @@ def measure_truth(
             out.fault[name] = refused_after.get(status, 0) - refused_before.get(status, 0)
     out.detail["observer_errors"] = list(truth.observer_errors)
     if truth.outside_orders:
-        out.detail["orders_by_hand"] = list(truth.outside_orders)
+        out.detail["orders_not_the_engines"] = list(truth.outside_orders)
     return out
 
 

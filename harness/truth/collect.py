@@ -29,6 +29,9 @@ from harness.truth.venue import (
     venue_refusals,
 )
 
+VENUE_ORDER_PREFIXES = ("autoclose-", "adl_autoclose")
+"""Orders the venue itself places in an account (Binance's liquidation and auto-deleverage
+orders): set aside with the harness's own, never an engine's duplicate or loss."""
 MD_LOOKBACK_MS = 30_000
 """Market observations kept from before the window: freshness needs the last one before it."""
 
@@ -76,9 +79,18 @@ def collect_from(
     """Truth from any target: `get` reads the simulator's and the replay's control API (the
     local stack's loopback port, or a cluster's venue Service), `submitted` is what the
     harness's own submitters recorded, `outside` the clientOrderIds of the orders the harness
-    placed at the venue itself (set aside: they are nobody's intent and no engine defect)."""
+    placed at the venue itself; those and the venue's own (liquidations) are set aside: they
+    are nobody's intent and no engine defect."""
     start_ms = start_ns // 1_000_000
     all_orders = venue_orders(get)
+    outside = {
+        *outside,
+        *(
+            o.client_order_id
+            for o in all_orders
+            if o.client_order_id.startswith(VENUE_ORDER_PREFIXES)
+        ),
+    }
     truth = Truth(
         intents=merge_intents([*submitted, *observer.all_intents()]),
         orders=[o for o in all_orders if o.client_order_id not in outside],

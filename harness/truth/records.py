@@ -161,7 +161,8 @@ class Truth:
     """Futures: every funding time since the scenario began, held or not: rate, mark and what
     one long contract paid (the venue's schedule)."""
     outside_orders: list[str] = field(default_factory=list)
-    """Orders the harness placed at the venue itself (a close by hand), left out of `orders`."""
+    """Orders the harness (a close by hand) or the venue (a liquidation) placed in the account,
+    left out of `orders`."""
     observer_errors: list[str] = field(default_factory=list)
     """What the observers could not see (a source that did not answer): the judge says
     inconclusive where it matters, never guesses."""

@@ -2,7 +2,8 @@
 the unmutated engine passes all four scenarios (a liquidation cascade, a mark/last divergence,
 a funding spike, a flatten while the venue refuses reduce-only orders after a close by hand),
 judged from the venue's own liquidations, liquidation prices, funding and positions; the mutant
-that never sends reduceOnly is caught by the account going short."""
+that never sends reduceOnly is caught by the account going short; and the cascade on a COIN-M
+(inverse) perpetual passes too."""
 
 from __future__ import annotations
 
@@ -66,3 +67,16 @@ def test_the_futures_scenarios_pass_and_the_mutant_without_reduce_only_is_caught
     assert row["mutant"] == "no-reduce-only-at-the-venue"
     assert row["verdict"] == "caught" and row["slo_verdict"] == "fail", row
     assert row["caught_by"] == "position_flipped_qty" and row["value"] >= 1
+
+
+def test_the_liquidation_cascade_passes_on_a_coin_margined_perpetual(tmp_path: Path) -> None:
+    day = stormproof("gameday", "run", "gamedays/futures-coinm.yaml", "--out", str(tmp_path))
+    assert day.returncode == 0, day.stdout[-4000:] + day.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    (scenario,) = report["scenarios"]
+    assert report["verdict"] == "pass"
+    assert all(e["proven"] for e in scenario["evidence"]), "the mark did move: the fault is real"
+    held = scenario["truth"]["held_at_fault"]
+    assert float(held["ETHUSD_PERP"]) >= 3800, "the venue held the contracts when the mark fell"
+    slos = {s["name"]: s["value"] for s in scenario["slos"]}
+    assert slos["liquidations"] == 0 and slos["min_liquidation_distance_pct"] > 2.0

@@ -25,10 +25,11 @@ MARKETS = {
 }
 
 
-def pointed_at_replay(market: str, rest_url: str, ws_url: str) -> Any:
-    """The ccxt.pro client as shipped, with its venue URLs pointed at the replay."""
+def pointed_at_replay(market: str, rest_url: str, ws_url: str, rate: str = "0") -> Any:
+    """The ccxt.pro client as shipped, with its venue URLs pointed at the replay; its book from
+    `@depth@<rate>ms` (the recordings hold @depth@0ms; the replay conflates the slower ones)."""
     exchange = ccxtpro.binanceusdm() if market == "usdm" else ccxtpro.binancecoinm()
-    exchange.options["watchOrderBookRate"] = "0"  # the recording's diffs are @depth@0ms
+    exchange.options["watchOrderBookRate"] = rate
     api = dict(exchange.urls["api"])
     for key, url in api.items():
         if isinstance(url, str) and url.startswith("https://"):
@@ -96,14 +97,18 @@ def offline_book_at(recording: Path, stream: str, update_id: int) -> FuturesBook
     return book
 
 
-@pytest.mark.parametrize("market", sorted(MARKETS))
+@pytest.mark.parametrize(
+    ("market", "rate"), [("coinm", "0"), ("usdm", "0"), ("usdm", "100"), ("coinm", "500")]
+)
 async def test_unmodified_ccxt_pro_futures_clients_watch_trades_and_the_book(
-    tmp_path: Path, shared_data: Path, market: str
+    tmp_path: Path, shared_data: Path, market: str, rate: str
 ) -> None:
+    """At the recorded rate and at slower ones the replay conflates: either way the book at an
+    update id equals the recording's own diffs applied up to that id."""
     name, symbol, lower, subtype = MARKETS[market]
     recording = shared_data / name
     with replay_process(tmp_path, recording, speed="10", balances=()) as feed:
-        exchange = pointed_at_replay(market, feed.rest_url, feed.ws_url)
+        exchange = pointed_at_replay(market, feed.rest_url, feed.ws_url, rate)
         try:
             markets = await exchange.load_markets()
             contract = markets[symbol]

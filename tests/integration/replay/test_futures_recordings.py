@@ -144,19 +144,28 @@ def test_convert_keeps_the_futures_fields(shared_data: Path, tmp_path: Path) -> 
     assert trades and {row["trade_type"] for row in trades} == {"MARKET"}
 
 
-def test_a_synthetic_usdm_recording_is_a_futures_recording(tmp_path: Path) -> None:
-    """`replay synth --futures`: diffs chained by pu with no gap, a futures snapshot, trades with
-    X; the replay takes it for USD-M and its book syncs."""
-    path = tmp_path / "synth-usdm.gz"
-    write_recording(SynthSpec(symbols=("ETHUSDT",), duration_s=60, seed=3, futures=True), path)
-    assert detect_market_kind([path]) is MarketKind.USDM
-    depth = inspect(path)["depth"]["ethusdt@depth@100ms"]
+@pytest.mark.parametrize(
+    ("symbol", "coinm", "kind"),
+    [("ETHUSDT", False, MarketKind.USDM), ("ETHUSD_PERP", True, MarketKind.COINM)],
+    ids=["usdm", "coinm"],
+)
+def test_a_synthetic_futures_recording_is_a_futures_recording(
+    tmp_path: Path, symbol: str, coinm: bool, kind: MarketKind
+) -> None:
+    """`replay synth --futures [--coinm]`: diffs chained by pu with no gap, a futures snapshot,
+    trades with X; the replay takes it for USD-M or COIN-M (pair named, whole contracts) and
+    its book syncs."""
+    path = tmp_path / "synth-futures.gz"
+    spec = SynthSpec(symbols=(symbol,), duration_s=60, seed=3, futures=True, coinm=coinm)
+    write_recording(spec, path)
+    assert detect_market_kind([path]) is kind
+    depth = inspect(path)["depth"][f"{symbol.lower()}@depth@100ms"]
     assert depth["diffs"] > 300 and depth["gaps"] == 0
     sync = DiffDepthSync()
     for record in read_records(path):
         message = classify(record.payload)
         if message.kind == "snapshot":
-            assert b'"E":' in record.payload[:80] and b'"T":' in record.payload[:80]
+            assert b'"E":' in record.payload[:120] and b'"T":' in record.payload[:120]
             snapshot = message.event
             sync.on_snapshot(
                 snapshot.lastUpdateId,
@@ -165,7 +174,12 @@ def test_a_synthetic_usdm_recording_is_a_futures_recording(tmp_path: Path) -> No
             )
         elif message.kind == "depth":
             assert message.event.previous_final_update_id is not None
+            assert (b'"ps":"ETHUSD"' in record.payload) is coinm
+            if coinm:
+                levels = message.event.bids + message.event.asks
+                assert all(float(q).is_integer() for _, q in levels)
             sync.on_diff(message.event)
         elif message.kind == "trade":
             assert message.event.X == "MARKET"
+            assert float(message.event.q).is_integer() or not coinm
     assert sync.synced and sync.gaps == 0
