@@ -458,19 +458,28 @@ class RiskService(Service):
                 f" price, under {self.limits.liquidation_breaker_pct}%"
             )
             self.log.warning("liquidation_breaker_tripped", symbol=symbol, distance_pct=distance)
-            self.flatten = {
-                "started_ns": self.clock.time_ns(),
-                "finished_ns": None,
-                "duration_ms": None,
-                "intents": [],
-                "correlation_id": f"liquidation-breaker-{self.clock.time_ns()}",
-                "reason": reason,
-                "urgent": True,  # one market order: no maker-first wait near liquidation
-            }
-            await self._set_trading_state(TradingState.REDUCING, reason)
-            await self._cancel_open_entries("flatten")
-            await self._flatten_step()
+            await self._protective_flatten("liquidation-breaker", reason)
             return
+
+    async def _protective_flatten(
+        self, name: str, reason: str, symbols: list[str] | None = None
+    ) -> None:
+        """Trading REDUCING, open entries canceled, and a flatten of `symbols` (all: None) with
+        one market order each: no maker-first wait when the bad day is already here."""
+        self.flatten = {
+            "started_ns": self.clock.time_ns(),
+            "finished_ns": None,
+            "duration_ms": None,
+            "intents": [],
+            "correlation_id": f"{name}-{self.clock.time_ns()}",
+            "reason": reason,
+            "urgent": True,
+        }
+        if symbols is not None:
+            self.flatten["symbols"] = symbols
+        await self._set_trading_state(TradingState.REDUCING, reason)
+        await self._cancel_open_entries("flatten")
+        await self._flatten_step()
 
     async def _funding_guard(self) -> None:
         """Futures: a position paying a funding rate at or over max_adverse_funding_pct is
@@ -494,19 +503,7 @@ class RiskService(Service):
                 f" {self.limits.max_adverse_funding_pct}%"
             )
             self.log.warning("funding_guard_tripped", symbol=symbol, funding_rate=mark.funding_rate)
-            self.flatten = {
-                "started_ns": self.clock.time_ns(),
-                "finished_ns": None,
-                "duration_ms": None,
-                "intents": [],
-                "correlation_id": f"funding-guard-{self.clock.time_ns()}",
-                "reason": reason,
-                "symbols": [symbol],
-                "urgent": True,
-            }
-            await self._set_trading_state(TradingState.REDUCING, reason)
-            await self._cancel_open_entries("flatten")
-            await self._flatten_step()
+            await self._protective_flatten("funding-guard", reason, [symbol])
             return
 
     def _update_daily_pnl(self) -> Decimal:

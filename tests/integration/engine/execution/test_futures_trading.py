@@ -90,6 +90,35 @@ def start_engine(
     return ports
 
 
+def usdm_engine(
+    stack: ExitStack,
+    tmp_path: Path,
+    shared_data: Path,
+    *,
+    wallet: str = "USDT=100000",
+    speed: str = "1",
+    replay_extra: list[str] | None = None,
+    **engine: str,
+) -> tuple[Any, dict[str, int], int]:
+    """Redis, the simulator on the USD-M recording, and the engine trading ETHUSDT on it (the
+    keyword arguments go to `start_engine`): the simulator, the engine's ports, Redis's port."""
+    redis_port = stack.enter_context(redis(tmp_path))
+    sim = stack.enter_context(
+        replay_process(
+            tmp_path,
+            shared_data / FUTURES["usdm"][0],
+            speed=speed,
+            balances=(wallet,),
+            wait_for_market=True,
+            extra=replay_extra,
+        )
+    )
+    ports = start_engine(
+        stack, tmp_path, sim, redis_port, market="usdm", symbol="ETHUSDT", **engine
+    )
+    return sim, ports, redis_port
+
+
 def market_intent(intent_id: str, symbol: str, qty: str, side: str = "BUY") -> dict[str, Any]:
     return {
         "intent_id": intent_id,
@@ -153,26 +182,15 @@ def test_the_engine_opens_a_futures_position_and_flattens_it_reduce_only(
 def test_funding_settled_at_the_venue_reaches_risk_once(tmp_path: Path, shared_data: Path) -> None:
     """Funding every minute of event time (12 s at 5x): what the venue books for our position
     (its ground truth) is what risk counts in its PnL, each settlement once."""
-    name, symbol, wallet, size = FUTURES["usdm"]
+    _, symbol, wallet, size = FUTURES["usdm"]
     with ExitStack() as stack:
-        redis_port = stack.enter_context(redis(tmp_path))
-        sim = stack.enter_context(
-            replay_process(
-                tmp_path,
-                shared_data / name,
-                speed="5",
-                balances=(wallet,),
-                wait_for_market=True,
-                extra=["--funding-interval-h", str(1 / 60)],
-            )
-        )
-        ports = start_engine(
+        sim, ports, _ = usdm_engine(
             stack,
             tmp_path,
-            sim,
-            redis_port,
-            market="usdm",
-            symbol=symbol,
+            shared_data,
+            wallet=wallet,
+            speed="5",
+            replay_extra=["--funding-interval-h", str(1 / 60)],
             execution="position_poll_ms = 200\nfunding_poll_ms = 500",
         )
         body = market_intent("fund-1", symbol, size)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import control, redis, replay_process, wait_until
+from tests.helpers import control, wait_until
 from tests.integration.engine.execution.test_futures_trading import (
     market_intent,
-    start_engine,
+    usdm_engine,
     venue_position,
 )
 from tests.integration.engine.strategy.test_intake_trading import post_intent
@@ -37,19 +37,7 @@ def test_a_funding_spike_closes_the_position_that_pays_it(
     tmp_path: Path, shared_data: Path
 ) -> None:
     with ExitStack() as stack:
-        redis_port = stack.enter_context(redis(tmp_path))
-        sim = stack.enter_context(
-            replay_process(
-                tmp_path,
-                shared_data / "binance-usdm/ethusdt_20240808.gz",
-                speed="1",
-                balances=("USDT=100000",),
-                wait_for_market=True,
-            )
-        )
-        ports = start_engine(
-            stack, tmp_path, sim, redis_port, market="usdm", symbol=SYMBOL, extra=RISK
-        )
+        sim, ports, _ = usdm_engine(stack, tmp_path, shared_data, extra=RISK)
         intake = f"http://127.0.0.1:{ports['strategy']}/intents"
         assert post_intent(intake, market_intent("fg-entry-1", SYMBOL, "2"))[0] == 202
         wait_until(lambda: venue_position(sim, SYMBOL) == 2, timeout_s=30, what="the position")
@@ -71,25 +59,8 @@ def test_a_flatten_of_a_position_shrunk_by_hand_never_flips_while_reduce_only_is
     tmp_path: Path, shared_data: Path
 ) -> None:
     with ExitStack() as stack:
-        redis_port = stack.enter_context(redis(tmp_path))
-        sim = stack.enter_context(
-            replay_process(
-                tmp_path,
-                shared_data / "binance-usdm/ethusdt_20240808.gz",
-                speed="1",
-                balances=("USDT=100000",),
-                wait_for_market=True,
-            )
-        )
-        ports = start_engine(
-            stack,
-            tmp_path,
-            sim,
-            redis_port,
-            market="usdm",
-            symbol=SYMBOL,
-            extra=RISK,
-            execution="position_poll_ms = 300",
+        sim, ports, _ = usdm_engine(
+            stack, tmp_path, shared_data, extra=RISK, execution="position_poll_ms = 300"
         )
         intake = f"http://127.0.0.1:{ports['strategy']}/intents"
         assert post_intent(intake, market_intent("ro-entry-1", SYMBOL, "2"))[0] == 202

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from engine.core.messages import RiskDenial
-from tests.helpers import control, redis, replay_process, wait_until
+from tests.helpers import control, wait_until
 from tests.integration.engine.execution.test_futures_trading import (
     market_intent,
-    start_engine,
+    usdm_engine,
     venue_position,
 )
 from tests.integration.engine.strategy.test_intake_trading import (
@@ -54,23 +54,11 @@ def test_the_breaker_flattens_before_the_venue_liquidates(
     tmp_path: Path, shared_data: Path, breaker_pct: float
 ) -> None:
     with ExitStack() as stack:
-        redis_port = stack.enter_context(redis(tmp_path))
-        sim = stack.enter_context(
-            replay_process(
-                tmp_path,
-                shared_data / "binance-usdm/ethusdt_20240808.gz",
-                speed="1",
-                balances=("USDT=2000",),
-                wait_for_market=True,
-            )
-        )
-        ports = start_engine(
+        sim, ports, redis_port = usdm_engine(
             stack,
             tmp_path,
-            sim,
-            redis_port,
-            market="usdm",
-            symbol=SYMBOL,
+            shared_data,
+            wallet="USDT=2000",
             extra=risk_toml(breaker_pct),
             venue="leverage = 20",
             execution="position_poll_ms = 300",
