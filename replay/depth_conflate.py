@@ -7,8 +7,10 @@ merge into one event: `U` of its first diff, `u` and `E`/`T` of its last, `pu` o
 final id of the event before it: the chain a client checks, pu == the previous event's u, holds
 because the recorded chain is continuous), each price level at its last quantity. A window is
 pushed when the first diff of a later window arrives (a window with no diff pushes nothing, as
-Binance sends no empty update). Each pushed event carries `"derived": true`. Pure: the replay
-feeds recorded diffs in and serves what comes out.
+Binance sends no empty update), or early when a diff breaks the recorded chain (the gap then
+shows in the conflated stream too); a disconnect or a seek drops the open windows. Each pushed
+event carries `"derived": true`. Pure: the replay feeds recorded diffs in and serves what comes
+out.
 """
 
 from __future__ import annotations
@@ -101,7 +103,12 @@ class DepthConflator:
                 continue
             window = self._windows.get(name)
             index = diff.event_ms // target
-            if window is not None and window.index != index:
+            broken = (
+                window is not None and diff.previous_final_update_id != window.last.final_update_id
+            )
+            if window is not None and (window.index != index or broken):
+                # a break in the recorded chain ends the window: merged across it, the event
+                # would hide the gap from the client, whose book would be silently wrong
                 out.append((name, self._event(symbol, window)))
                 window = None
             if not wanted(name):
@@ -121,6 +128,10 @@ class DepthConflator:
                 window.asks[price] = qty
         self.pushed += len(out)
         return out
+
+    def reset(self) -> None:
+        """The recorded stream was cut (a disconnect, a seek): open windows are dropped."""
+        self._windows.clear()
 
     @staticmethod
     def _event(symbol: str, window: _Window) -> bytes:

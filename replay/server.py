@@ -524,7 +524,7 @@ class ReplayServer:
         while True:
             restart = await self._replay_pass()
             if restart:
-                self.market.on_disconnect()  # rebuilt from the start, silently, up to the target
+                self._market_cut()  # rebuilt from the start, silently, up to the target
                 continue
             if self._seek_to is not None:
                 # a seek past the last record: the market stands at the end of the recording
@@ -566,6 +566,8 @@ class ReplayServer:
                     if not self._seeking and self._seek_to < self.pacer.position_recv_ns:
                         self._seeking = True
                         return True  # backwards: start over from the first record
+                    if not self._seeking:
+                        self.conflator.reset()  # what the windows held is skipped
                     self._seeking = True
                     if record.recv_ns < self._seek_to:
                         self._apply_market(record)
@@ -657,10 +659,16 @@ class ReplayServer:
         while time.monotonic_ns() < due_ns:  # noqa: ASYNC110 - a spin that yields, by design
             await asyncio.sleep(0)
 
+    def _market_cut(self) -> None:
+        """The recorded connection ended (or the replay starts over): books and conflated
+        windows start again from what comes next."""
+        self.market.on_disconnect()
+        self.conflator.reset()
+
     def _apply_market(self, record: Record) -> None:
         """Update books from a record without serving it (seeking)."""
         if record.is_disconnect:
-            self.market.on_disconnect()
+            self._market_cut()
             return
         try:
             item = classify(record.payload)
@@ -686,7 +694,7 @@ class ReplayServer:
         self.records += 1
         if record.is_disconnect:
             self.disconnects += 1
-            self.market.on_disconnect()
+            self._market_cut()
             return
         try:
             item = classify(record.payload, lazy_quotes=True)

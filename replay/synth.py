@@ -80,8 +80,8 @@ class SynthSpec:
     coinm: bool = False
     """With `futures`: COIN-M payloads instead (symbols such as ETHUSD_PERP): diffs and
     bookTicker name their pair (`ps`), the snapshot its `symbol` and `pair`, and quantities are
-    whole contracts of `contract_usd` at the symbol's start price."""
-    contract_usd: float = 10.0
+    whole contracts (of the symbol's contract size, Binance's: 10 USD for ETHUSD_PERP, 100 for
+    BTCUSD_PERP) at the symbol's start price."""
 
 
 _DEFAULT_PRICES = {
@@ -184,7 +184,7 @@ class _Market:
         self.futures = spec.futures
         self.coinm = spec.futures and spec.coinm
         self.pair = f',"ps":"{symbol.split("_")[0]}"' if self.coinm else ""
-        self.contracts_per_unit = price / spec.contract_usd / _UNIT
+        self.contracts_per_unit = price / _contract_usd(symbol) / _UNIT if self.coinm else 0.0
         self.previous_u = self.last_id
         self.out: list[tuple[int, bytes]] = []
         self.last_recv = self.depth_count = 0
@@ -441,6 +441,13 @@ class _Market:
         self.snap_wanted, self.snap_done = False, True
 
 
+def _contract_usd(symbol: str) -> float:
+    from replay.exchange.futures_symbols import futures_entry
+    from replay.market_kind import MarketKind
+
+    return float(futures_entry(symbol, MarketKind.COINM)["contractSize"])
+
+
 def _validate(spec: SynthSpec) -> Regime:
     if spec.regime not in REGIMES:
         raise ValueError(f"unknown regime {spec.regime!r}; known: {', '.join(REGIMES)}")
@@ -453,6 +460,8 @@ def _validate(spec: SynthSpec) -> Regime:
     low, high = spec.recv_latency_ms
     if not 0 <= low <= high:
         raise ValueError("recv_latency_ms must satisfy 0 <= low <= high")
+    if spec.coinm and not all("_" in s for s in spec.symbols):
+        raise ValueError("COIN-M symbols name their pair and delivery: ETHUSD_PERP, BTCUSD_PERP")
     if spec.crash_at_s is not None and not 0 <= spec.crash_at_s < spec.duration_s:
         raise ValueError("crash_at_s must be within the duration")
     return REGIMES[spec.regime]

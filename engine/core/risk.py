@@ -385,7 +385,12 @@ def pays_funding(qty: Decimal, rate: float) -> bool:
 
 
 def _funding_over(rate: float | None, limit: float) -> bool:
-    return limit > 0 and rate is not None and (not math.isfinite(rate) or abs(rate) * 100 >= limit)
+    # 1e-9: a rate exactly at the limit (0.0007 x 100 is 0.06999... in binary) is "at" it
+    return (
+        limit > 0
+        and rate is not None
+        and (not math.isfinite(rate) or abs(rate) * 100 >= limit - 1e-9)
+    )
 
 
 def check_funding(intent: Intent, view: RiskView, limits: RiskLimits) -> Denial | None:

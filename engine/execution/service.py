@@ -547,27 +547,32 @@ class ExecutionService(Service):
         return out
 
     def _note_drift(self, session: VenueSession, symbol: str, venue_own: Decimal) -> None:
-        """Futures: the venue's position (ours: less the baseline) against our fills', on the
-        drift gauge at every poll, and in the log once a difference stays the same over two
-        polls (one while an order is being worked is expected). One that stays is a position
-        changed out of band (a manual close, an auto-deleverage): risk's flatten trusts the
-        venue's report, the next recovery halts on it beyond position_drift_halt_pct."""
+        """Futures: the venue's position (ours: less the baseline) against our fills'. A
+        difference while an order is being worked is expected; one that stays the same over two
+        polls is a position changed out of band (a close by hand, an auto-deleverage): logged
+        once and on the drift gauge (its alert pages), which goes back to 0 when they agree.
+        Risk's flatten trusts the venue's report; the next recovery halts on it beyond
+        position_drift_halt_pct."""
         ours = session.desk.positions.get(self.venue, symbol).qty
         drift = venue_own - ours
-        self.metrics.position_drift.labels(venue=self.venue, symbol=symbol).set(
-            position_drift_percent(expected=ours, actual=venue_own, tolerance=Decimal(0))
-        )
+        if abs(drift) <= self.config.risk.flat_tolerance_qty:
+            drift = Decimal(0)
         previous, reported = self._drift_seen.get(symbol, (Decimal(0), False))
         steady = drift != 0 and drift == previous
-        if steady and not reported:
-            self.log.warning(
-                "venue_position_differs",
-                symbol=symbol,
-                venue=str(venue_own),
-                fills=str(ours),
-                drift=str(drift),
-            )
-        self._drift_seen[symbol] = (drift, reported or steady if drift == previous else False)
+        gauge = self.metrics.position_drift.labels(venue=self.venue, symbol=symbol)
+        if drift == 0:
+            gauge.set(0.0)
+        elif steady:
+            gauge.set(position_drift_percent(expected=ours, actual=venue_own, tolerance=Decimal(0)))
+            if not reported:
+                self.log.warning(
+                    "venue_position_differs",
+                    symbol=symbol,
+                    venue=str(venue_own),
+                    fills=str(ours),
+                    drift=str(drift),
+                )
+        self._drift_seen[symbol] = (drift, (reported and drift == previous) or steady)
 
     async def _poll_funding(
         self, session: VenueSession, symbols: list[str], since_ms: dict[str, int]

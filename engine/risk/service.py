@@ -61,6 +61,9 @@ from engine.runtime.service import Readiness, Service, ServiceContext
 from plumbing.logging import bound_contextvars
 
 STATE_KEY = "risk.state"
+FLATTEN_REFUSALS_BEFORE_HALT = 10
+"""Flatten orders the venue refused before trading halts for an operator: reduce-only refused
+that often says our view of the position and the venue's disagree in a way we cannot fix."""
 _COMMAND_STATE = {
     "pause": TradingState.REDUCING,
     "flatten": TradingState.REDUCING,
@@ -241,7 +244,7 @@ class RiskService(Service):
     async def _on_exec(self, delivery: Delivery) -> None:
         message = delivery.message
         if isinstance(message, Fill):
-            self._note_reduction(message.symbol, message.venue_ts_ms * 1_000_000)
+            self._note_reduction(message.symbol)
             if self.positions.apply(message):
                 self.exposure.fill(message)
                 qty = self.positions.get(message.venue, message.symbol).qty
@@ -255,8 +258,17 @@ class RiskService(Service):
                 and self.flatten
                 and (message.intent_id in self.flatten.get("intents", ()))
             ):
-                self._note_reduction(message.symbol, message.ts_ns)
-                self._refused_flatten_ns[message.symbol] = message.ts_ns
+                self._note_reduction(message.symbol)
+                self._refused_flatten_ns[message.symbol] = self.clock.time_ns()
+                refusals = self.flatten["refusals"] = int(self.flatten.get("refusals", 0)) + 1
+                if (
+                    refusals >= FLATTEN_REFUSALS_BEFORE_HALT
+                    and self.trading_state is not TradingState.HALTED
+                ):
+                    await self._set_trading_state(
+                        TradingState.HALTED,
+                        f"the venue refused {refusals} flatten orders: an operator must look",
+                    )
         elif isinstance(message, VenuePosition):
             self.venue_positions[message.symbol] = message
         elif isinstance(message, FundingPaid):
@@ -306,8 +318,10 @@ class RiskService(Service):
             )
             await self._approve(cancel)
 
-    def _note_reduction(self, symbol: str, ts_ns: int) -> None:
-        self._last_reduction_ns[symbol] = max(self._last_reduction_ns.get(symbol, 0), ts_ns)
+    def _note_reduction(self, symbol: str) -> None:
+        """When we learned of a fill or a refusal on `symbol`, on our own clock: a venue report
+        asked for later includes it (the fill happened at the venue before we learned of it)."""
+        self._last_reduction_ns[symbol] = self.clock.time_ns()
 
     def _venue_report_since(self, symbol: str, ts_ns: int) -> VenuePosition | None:
         """Futures: the venue's position report for `symbol` if it was asked for after ts_ns."""
@@ -318,19 +332,21 @@ class RiskService(Service):
         only = (self.flatten or {}).get("symbols")
         return [p for p in self.positions.all() if not only or p.symbol in only]
 
+    def _left_to_close(self, position: Position) -> Decimal:
+        """What a flatten must close (signed): on futures the venue's own position when a
+        report of it was asked for after our last fill or refusal there (the venue is the truth
+        of a futures position: a close by hand or an auto-deleverage changed it without our
+        fills), else what our fills say."""
+        if self.futures:
+            report = self._venue_report_since(
+                position.symbol, self._last_reduction_ns.get(position.symbol, 0)
+            )
+            if report is not None:
+                return report.own_contracts
+        return position.qty
+
     def _symbol_flat(self, position: Position) -> bool:
-        """Flat by our fills; on futures, also when the venue's position report, asked for after
-        our last fill or refusal there, says flat (a manual close or an auto-deleverage took
-        what our fills still show: reduce-only orders for it would only be refused)."""
-        tolerance = self.risk.flat_tolerance_qty
-        if abs(position.qty) <= tolerance:
-            return True
-        if not self.futures:
-            return False
-        report = self._venue_report_since(
-            position.symbol, self._last_reduction_ns.get(position.symbol, 0)
-        )
-        return report is not None and abs(report.own_contracts) <= tolerance
+        return abs(self._left_to_close(position)) <= self.risk.flat_tolerance_qty
 
     def _is_flat(self) -> bool:
         return all(self._symbol_flat(p) for p in self._flatten_scope())
@@ -357,7 +373,10 @@ class RiskService(Service):
             return
         issued: list[Intent] = []  # decided and registered with no await in between: two
         for position in self._flatten_scope():  # concurrent steps cannot both issue
-            if self._symbol_flat(position) or self._awaiting_venue_report(position.symbol):
+            left = self._left_to_close(position)
+            if abs(left) <= self.risk.flat_tolerance_qty:
+                continue
+            if self._awaiting_venue_report(position.symbol):
                 continue
             self._flatten_seq += 1
             intent = Intent(
@@ -366,8 +385,8 @@ class RiskService(Service):
                 source="risk-flatten",
                 venue=position.venue,
                 symbol=position.symbol,
-                side=Side.SELL if position.qty > 0 else Side.BUY,
-                qty=abs(position.qty),
+                side=Side.SELL if left > 0 else Side.BUY,
+                qty=abs(left),
                 order_type=OrderType.MARKET,
                 reduce_only=True,
                 created_ts_ns=self.clock.time_ns(),
@@ -451,6 +470,7 @@ class RiskService(Service):
             if not liquidation_breaker_trips(distance, self.limits):
                 continue
             if self.flatten is not None and not self.flatten.get("finished_ns"):
+                self._widen_flatten(symbol)
                 return  # already reducing
             self.breaker_trips += 1
             reason = (
@@ -460,6 +480,13 @@ class RiskService(Service):
             self.log.warning("liquidation_breaker_tripped", symbol=symbol, distance_pct=distance)
             await self._protective_flatten("liquidation-breaker", reason)
             return
+
+    def _widen_flatten(self, symbol: str) -> None:
+        """A flatten of some symbols in progress takes in another that must be reduced too."""
+        only = (self.flatten or {}).get("symbols")
+        if only and symbol not in only:
+            only.append(symbol)
+            self.log.warning("flatten_widened", symbol=symbol, symbols=only)
 
     async def _protective_flatten(
         self, name: str, reason: str, symbols: list[str] | None = None
@@ -484,7 +511,10 @@ class RiskService(Service):
     async def _funding_guard(self) -> None:
         """Futures: a position paying a funding rate at or over max_adverse_funding_pct is
         closed (one reduce-only market order: a spike costs more per interval than crossing the
-        spread) and trading goes REDUCING until an operator resumes."""
+        spread) and trading goes REDUCING until an operator resumes. Not while HALTED: an
+        operator's halt is not the guard's to lift."""
+        if self.trading_state is TradingState.HALTED:
+            return
         for symbol in self.symbols:
             mark = self.marks.get(symbol)
             position = self.positions.get(self.venue, symbol)
@@ -495,6 +525,7 @@ class RiskService(Service):
             if self._symbol_flat(position):
                 continue  # the venue already holds none of it
             if self.flatten is not None and not self.flatten.get("finished_ns"):
+                self._widen_flatten(symbol)
                 return  # already reducing
             self.funding_guard_trips += 1
             reason = (
@@ -600,6 +631,7 @@ class RiskService(Service):
             )
 
     async def _approve(self, intent: Intent, *, again: bool = False) -> None:
+        asked = intent
         if (
             self.futures
             and self.trading_state is not TradingState.ACTIVE
@@ -613,7 +645,8 @@ class RiskService(Service):
             self.approved += 1
             self.metrics.risk_approvals.inc()
             if intent.action == "new":
-                self.exposure.approve(intent)
+                # as asked: a strategy's reduction made reduce-only here is no flatten to wait for
+                self.exposure.approve(asked)
                 self.order_rate.record(self.clock.time_ns())
             self.log.info("intent_approved", action=intent.action)
         await self.bus.publish(

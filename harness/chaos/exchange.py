@@ -19,6 +19,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from harness.chaos.configuration import client_of, run_dir_of
 from harness.truth.submitted import HARNESS_VENUE_ORDERS, record_venue_order
+from replay.control import hash_key
 
 __all__ = ["close_by_hand"]
 
@@ -42,16 +43,17 @@ def close_by_hand(
     market = str(run_dir.engine_config().get("venue", {}).get("market", "spot"))
     if market not in REST_PREFIX:
         raise ActivityFailed(f"close_by_hand closes futures positions; this stack is {market}")
-    before = _position(configuration, symbol)
+    secrets = run_dir.secrets()
+    account = hash_key(secrets["STORMPROOF_API_KEY"])
+    before = _position(configuration, symbol, account)
     if abs(before) < wanted:
         raise ActivityFailed(f"the account holds {before} {symbol}: cannot close {qty} of it")
-    secrets = run_dir.secrets()
     endpoints = client_of(configuration).endpoints
     params = {
         "symbol": symbol,
         "side": "SELL" if before > 0 else "BUY",
         "type": "MARKET",
-        "quantity": str(wanted),
+        "quantity": format(wanted, "f"),
         "newClientOrderId": f"by-hand-{time.time_ns()}",
         "recvWindow": "5000",
         "timestamp": str(time.time_ns() // 1_000_000),
@@ -81,19 +83,21 @@ def close_by_hand(
     return {
         "order": order,
         "position_before": str(before),
-        "position_after": str(_position(configuration, symbol)),
+        "position_after": str(_position(configuration, symbol, account)),
     }
 
 
-def _position(configuration: dict[str, Any] | None, symbol: str) -> Decimal:
+def _position(configuration: dict[str, Any] | None, symbol: str, account: str) -> Decimal:
+    """The engine's account's net position in `symbol` (the simulator's ground truth)."""
     code, body = client_of(configuration).truth("/truth/positions", timeout_s=2)
     if code != 200 or not isinstance(body, dict):
         raise ActivityFailed(f"the simulator's positions answered {code}")
     return sum(
         (
             Decimal(str(p["qty"]))
-            for account in body.get("accounts", [])
-            for p in account.get("positions", [])
+            for held in body.get("accounts", [])
+            if held.get("account") == account
+            for p in held.get("positions", [])
             if p.get("symbol") == symbol
         ),
         Decimal(0),

@@ -72,7 +72,7 @@ class Sampler(threading.Thread):
                 execution = status
         code, sim = self._get("/status")
         venue: dict[str, Decimal] | None = futures_positions
-        if futures_positions is None:
+        if futures_positions is None and self._futures is False:  # spot: the balances
             try:
                 venue = base_changes(*venue_balances(self._get))
             except (TruthUnavailable, KeyError, ValueError, ArithmeticError):
@@ -99,8 +99,8 @@ class Sampler(threading.Thread):
         if self._futures is False:
             return None, None
         code, body = self._get("/truth/positions")
-        if self._futures is None:
-            self._futures = code != 404
+        if self._futures is None and code in (200, 404):  # silence decides nothing
+            self._futures = code == 200
         if code != 200 or not isinstance(body, dict):
             return None, None
         distances: list[float] = []

@@ -65,11 +65,14 @@ def venue_refusals(client: StackClient) -> dict[int, int]:
     return totals
 
 
-def venue_marks(client: StackClient) -> dict[str, float] | None:
-    """Futures: the simulator's mark price per symbol (its ledger's); None for a spot venue."""
+def venue_marks(client: StackClient) -> dict[str, float] | bool:
+    """Futures: the simulator's mark price per symbol (its ledger's); False for a spot venue
+    (404), True for no answer (it may be futures: ask again)."""
     code, body = client.truth("/truth/positions", timeout_s=1)
+    if code == 404:
+        return False
     if code != 200 or not isinstance(body, dict):
-        return None
+        return True
     return {symbol: float(mark) for symbol, mark in (body.get("marks") or {}).items()}
 
 
@@ -149,10 +152,10 @@ class EvidenceWatcher(threading.Thread):
             return
         with contextlib.suppress(Exception):
             marks = venue_marks(self.client)
-            if self._futures is None:
-                self._futures = marks is not None
-            if len(self.seen.marks) < MAX_MARKS:  # bounded: a runaway run keeps its start
-                for mark in (marks or {}).values():
+            if marks is False:
+                self._futures = False
+            if isinstance(marks, dict) and len(self.seen.marks) < MAX_MARKS:  # bounded
+                for mark in marks.values():
                     self.seen.marks.append((time.time_ns() // 1_000_000, mark))
 
     def _look_pids(self) -> None:

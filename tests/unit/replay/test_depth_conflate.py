@@ -82,3 +82,17 @@ def test_nothing_is_built_for_a_stream_nobody_wants_or_the_recording_holds() -> 
     feed(conflator, diff(5, 6, 4, 600), wanted)
     out = feed(conflator, diff(7, 8, 6, 1_100), wanted)
     assert [name for name, _ in out] == ["ethusd_perp@depth"]  # @depth@500ms is recorded
+
+
+def test_a_break_in_the_recorded_chain_shows_in_the_conflated_stream_and_a_cut_drops_windows() -> (
+    None
+):
+    conflator = DepthConflator()
+    wanted = {"ethusd_perp@depth@100ms"}
+    feed(conflator, diff(10, 12, 9, 1_000), wanted)
+    ((_, before_gap),) = feed(conflator, diff(20, 22, 18, 1_030), wanted)  # pu 18 != u 12
+    assert (before_gap["U"], before_gap["u"]) == (10, 12)  # pushed alone: the gap is visible
+    ((_, after_gap),) = feed(conflator, diff(23, 24, 22, 1_150), wanted)
+    assert (after_gap["U"], after_gap["pu"]) == (20, 18)  # a client sees pu != its last u
+    conflator.reset()
+    assert feed(conflator, diff(30, 31, 29, 1_300), wanted) == []  # nothing stale is pushed

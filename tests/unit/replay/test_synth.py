@@ -354,3 +354,27 @@ def test_generation_streams_in_bounded_memory() -> None:
 def test_rejects_an_unknown_regime() -> None:
     with pytest.raises(ValueError, match="unknown regime"):
         next(generate(SynthSpec(regime="sideways")))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("linear", "inverse", "contracts_per_base"),
+    [("ETHUSDT", "ETHUSD_PERP", 3000 / 10), ("BTCUSDT", "BTCUSD_PERP", 60000 / 100)],
+)
+def test_coin_m_quantities_are_whole_contracts_of_the_symbols_own_size(
+    linear: str, inverse: str, contracts_per_base: float
+) -> None:
+    def first_bid_qty(symbol: str, coinm: bool) -> tuple[str, dict[str, Any]]:
+        spec = SynthSpec(symbols=(symbol,), duration_s=5, futures=True, coinm=coinm, seed=4)
+        for _, payload in generate(spec):
+            message = json.loads(payload)
+            if message.get("stream", "").endswith("@bookTicker"):
+                return message["data"]["B"], message["data"]
+        raise AssertionError("no bookTicker")
+
+    base, _ = first_bid_qty(linear, coinm=False)
+    contracts, data = first_bid_qty(inverse, coinm=True)  # the same market, the same seed
+    assert data["ps"] == inverse.split("_")[0]
+    assert contracts == str(max(1, round(float(base) * contracts_per_base)))
+    with pytest.raises(ValueError, match="COIN-M symbols"):
+        next(generate(SynthSpec(symbols=("ETHUSDT",), futures=True, coinm=True)))

@@ -415,3 +415,10 @@ def test_the_funding_guard_trips_for_a_position_that_pays_the_rate() -> None:
     assert not funding_guard_trips(Decimal("2"), None, FUNDING)
     assert not funding_guard_trips(Decimal("2"), 0.05, LIMITS)
     assert funding_guard_trips(Decimal("-2"), math.nan, FUNDING)  # unreadable: reduce
+
+
+def test_a_funding_rate_exactly_at_the_limit_is_at_it() -> None:
+    at_limit = msgspec.structs.replace(LIMITS, max_adverse_funding_pct=0.07)
+    assert 0.0007 * 100 < 0.07  # binary floating point
+    assert funding_guard_trips(Decimal("1"), 0.0007, at_limit)
+    assert evaluate(intent(Side.BUY), view(funding_rate=0.0007), at_limit) is not None
