@@ -8,6 +8,9 @@ from pathlib import Path
 
 FUTURES_SYMBOLS = {"usdm": "ETHUSDT", "coinm": "ETHUSD_PERP"}
 """The synthetic perpetual a futures game day trades, per market."""
+FUTURES_SYNTH_VERSION = "v2"
+"""In the cached file's name: a cache of an older synthesis is not replayed as the new one
+(v2: USD-M quantities in the contract's step)."""
 
 
 def synthetic_recording(
@@ -23,7 +26,7 @@ def synthetic_recording(
 
     crash = f"-crash{int(crash_at_s)}s" if crash_at_s is not None else ""
     futures = market in FUTURES_SYMBOLS
-    suffix = f"-{market}" if futures else ""
+    suffix = f"-{market}-{FUTURES_SYNTH_VERSION}" if futures else ""
     path = run_dir / f"synth-{regime}-{seed}-{int(duration_s)}s{crash}{suffix}.gz"
     if not path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -145,8 +145,10 @@ class _Market:
         self.outer = max(ticks_per_bps * _OUTER_BPS, spec.levels_per_side / 2)
         self.max_dist = int(8 * self.outer) + 1
         self.target = spec.levels_per_side
-        self.level_lots = max(1.0, regime.mean_trade_qty * _LEVEL_TO_TRADE_QTY * _UNIT / _LOT)
-        self.trade_lots = max(1.0, regime.mean_trade_qty * _UNIT / _LOT)
+        # USD-M: quantities in the contract's step (0.001 ETH), as the exchange's trades are
+        self.lot = _usdm_step_units(symbol) if spec.futures and not spec.coinm else _LOT
+        self.level_lots = max(1.0, regime.mean_trade_qty * _LEVEL_TO_TRADE_QTY * _UNIT / self.lot)
+        self.trade_lots = max(1.0, regime.mean_trade_qty * _UNIT / self.lot)
         self.trade_rate = regime.trade_rate_per_s
         self.vol = regime.volatility_bps_per_sqrt_s * 1e-4 * math.sqrt(_STEP_S)
         self.drift = regime.drift_bps_per_s * 1e-4 * _STEP_S
@@ -267,7 +269,7 @@ class _Market:
             return
         side = self.bids if bid else self.asks
         lots = 1 + int(rng.expovariate(1.0 / self.level_lots))
-        self._set(side, tick, side.qty.get(tick, 0) + lots * _LOT)
+        self._set(side, tick, side.qty.get(tick, 0) + lots * self.lot)
 
     def _churn(self) -> None:
         rng = self.rng
@@ -283,8 +285,8 @@ class _Market:
         if r < p_add + (1.0 - p_add) * 0.6:
             self._set(side, tick, 0)
         else:
-            lots = side.qty[tick] // _LOT
-            self._set(side, tick, max(1, int(lots * rng.uniform(0.3, 1.8))) * _LOT)
+            lots = side.qty[tick] // self.lot
+            self._set(side, tick, max(1, int(lots * rng.uniform(0.3, 1.8))) * self.lot)
 
     def _crash_offset(self, t: int) -> float:
         if self.crash_ns is None or t < self.crash_ns:
@@ -331,7 +333,7 @@ class _Market:
         burst = self._in_burst(t)
         buy = rng.random() < (0.1 if burst else 0.5 + 0.15 * math.tanh(self.z))
         mean_lots = self.trade_lots * (3.0 if burst else 1.0)
-        qty = max(1, int(rng.expovariate(1.0 / mean_lots) + 0.5)) * _LOT
+        qty = max(1, int(rng.expovariate(1.0 / mean_lots) + 0.5)) * self.lot
         side = self.asks if buy else self.bids
         ms = t // _MS
         maker = "false" if buy else "true"
@@ -340,7 +342,7 @@ class _Market:
             level = side.qty[tick]
             fill = min(qty, level)
             if fill == level and len(side.ticks) == 1:
-                fill -= _LOT
+                fill -= self.lot
                 if fill <= 0:
                     break
             self._flush_ticker(t)
@@ -439,6 +441,18 @@ class _Market:
             body = f'{head}{names}"E":{t // _MS},"T":{t // _MS},{body[len(head) :]}'
         self.snapshot = (max(t + latency, self.last_recv + 1), body.encode())
         self.snap_wanted, self.snap_done = False, True
+
+
+def _usdm_step_units(symbol: str) -> int:
+    from replay.exchange.futures_symbols import futures_entry
+    from replay.market_kind import MarketKind
+
+    lot = next(
+        f
+        for f in futures_entry(symbol, MarketKind.USDM)["filters"]
+        if f["filterType"] == "LOT_SIZE"
+    )
+    return max(1, round(float(lot["stepSize"]) * _UNIT))
 
 
 def _contract_usd(symbol: str) -> float:
