@@ -369,7 +369,10 @@ class RiskService(Service):
             )
             await self._save_state()
             return
-        if self.exposure.open_intents(reduce_only=True) or self._flatten_awaiting_decision():
+        working = {intent_id for intent_id, _ in self.exposure.open_intents()}
+        if working & set(flatten["intents"]) or self._flatten_awaiting_decision():
+            return
+        if self._entries_still_open(flatten):
             return
         issued: list[Intent] = []  # decided and registered with no await in between: two
         for position in self._flatten_scope():  # concurrent steps cannot both issue
@@ -403,6 +406,15 @@ class RiskService(Service):
             )
             await self.bus.publish(INTENTS, intent)
         await self._save_state()
+
+    def _entries_still_open(self, flatten: dict[str, Any]) -> bool:
+        """Futures: the entries canceled when the flatten began go first (for flatten_retry_ms
+        at most): one that fills after the flatten closed the position would open the other
+        side, which no reduce-only order can prevent."""
+        if not self.futures or not self.exposure.open_intents(reduce_only=False):
+            return False
+        waited_ns = self.clock.time_ns() - int(flatten["started_ns"])
+        return waited_ns < self.risk.flatten_retry_ms * 1_000_000
 
     def _awaiting_venue_report(self, symbol: str) -> bool:
         """Futures: after the venue refused a flatten order, the next waits for a position
@@ -631,7 +643,6 @@ class RiskService(Service):
             )
 
     async def _approve(self, intent: Intent, *, again: bool = False) -> None:
-        asked = intent
         if (
             self.futures
             and self.trading_state is not TradingState.ACTIVE
@@ -645,8 +656,7 @@ class RiskService(Service):
             self.approved += 1
             self.metrics.risk_approvals.inc()
             if intent.action == "new":
-                # as asked: a strategy's reduction made reduce-only here is no flatten to wait for
-                self.exposure.approve(asked)
+                self.exposure.approve(intent)
                 self.order_rate.record(self.clock.time_ns())
             self.log.info("intent_approved", action=intent.action)
         await self.bus.publish(

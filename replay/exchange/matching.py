@@ -237,7 +237,7 @@ class MatchingEngine:
             if available <= 0:
                 break
             order = self.orders[order_id]
-            if order.side != side:
+            if order.side != side or not order.is_open:  # a fill may close another (futures)
                 continue
             through = trade_price < order.price if side == "BUY" else trade_price > order.price
             at_price = trade_price == order.price

@@ -210,7 +210,29 @@ class FuturesMatchingEngine(MatchingEngine):
         )
         if order.reduce_only and order.is_open:
             self._cut_reduce_only(order, qty)
+        self._trim_resting_reduce_only(order)
         return commission.quantize(EIGHT), rules.margin_asset, realized
+
+    def _trim_resting_reduce_only(self, filled: SimOrder) -> None:
+        """After any fill, the account's other resting reduce-only orders on that position
+        never outgrow it: cut to what is held, canceled when nothing is left to reduce (as
+        Binance cancels reduce-only orders once the position is closed)."""
+        position = self.ledger.accounts[filled.api_key].positions.get(
+            (filled.symbol, filled.position_side)
+        )
+        held = position.qty if position is not None else _ZERO
+        for order in self.open_orders(filled.api_key, filled.symbol):
+            if order is filled or not order.reduce_only:
+                continue
+            if order.position_side != filled.position_side:
+                continue
+            reduces = (held > 0 and order.side == "SELL") or (held < 0 and order.side == "BUY")
+            if not reduces:
+                self.cancel(
+                    order.api_key, order.symbol, order_id=order.order_id, client_order_id=None
+                )
+            elif order.remaining > abs(held):
+                order.orig_qty -= order.remaining - abs(held)
 
     def _cut_reduce_only(self, order: SimOrder, filling: Decimal) -> None:
         """A resting reduce-only order never outgrows the position: what is left of it beyond

@@ -221,6 +221,31 @@ def test_the_venue_can_refuse_every_reduce_only_order(tmp_path: Path, shared_dat
         assert control(venue, "GET", "/truth/positions")["accounts"][0]["positions"] == []
 
 
+def test_resting_reduce_only_orders_shrink_with_the_position_and_go_when_it_is_closed(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Binance keeps a resting reduce-only order within the position whoever reduces it: cut
+    when another order shrinks the position, canceled when the position is closed (it could
+    only open the other side)."""
+    name, symbol, _, _ = MARKETS["usdm"]
+    with replay_process(
+        tmp_path, shared_data / name, speed="1", balances=("USDT=100000",), wait_for_market=True
+    ) as venue:
+        exchange = client("usdm", venue.rest_url, venue.ws_url)
+        exchange.load_markets()
+        exchange.create_order(symbol, "market", "buy", 2.0)
+        far = round(exchange.fetch_order_book(symbol)["asks"][0][0] * 1.02, 2)  # rests above
+        resting = exchange.create_order(
+            symbol, "limit", "sell", 1.5, far, params={"reduceOnly": True}
+        )
+        exchange.create_order(symbol, "market", "sell", 1.0)  # another order shrinks it
+        assert exchange.fetch_order(resting["id"], symbol)["amount"] == 1.0
+        exchange.create_order(symbol, "market", "sell", 1.0)  # and closes it
+        order = exchange.fetch_order(resting["id"], symbol)
+        assert order["status"] == "canceled" and order["filled"] == 0
+        assert control(venue, "GET", "/truth/positions")["accounts"][0]["positions"] == []
+
+
 def test_a_futures_listen_key_is_kept_alive_and_closed_by_account(
     tmp_path: Path, shared_data: Path
 ) -> None:
