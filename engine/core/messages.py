@@ -188,6 +188,18 @@ class Fill(Message, tag="fill", frozen=True, kw_only=True):
     venue_ts_ms: int
 
 
+class ContractTerms(Message, tag="contract_terms", frozen=True, kw_only=True):
+    """Futures: a symbol's contract as the venue's markets define it, published by execution
+    when it connects (risk values inverse orders with it). Natural key: (venue, symbol)."""
+
+    venue: str
+    symbol: str
+    contract_size: Decimal
+    """Base units (USD-M, 1) or USD of face value (COIN-M: 10 for ETHUSD_PERP) per contract."""
+    inverse: bool
+    ts_ns: int
+
+
 class VenuePosition(Message, tag="venue_position", frozen=True, kw_only=True):
     """Futures: a position as the venue's position endpoint reports it (execution polls it)."""
 
@@ -268,6 +280,7 @@ BusMessage = (
     | BookTop
     | MarkPrice
     | VenuePosition
+    | ContractTerms
     | FundingPaid
     | FeedEvent
     | Intent

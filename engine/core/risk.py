@@ -82,6 +82,12 @@ class RiskView(msgspec.Struct, frozen=True, kw_only=True):
     """Futures: how far the mark is from the venue's liquidation price (None: no such price)."""
     funding_rate: float | None = None
     """Futures: the venue's current funding rate per interval (positive: longs pay shorts)."""
+    contract_usd: Decimal | None = None
+    """Inverse (COIN-M) futures: the USD face value of one contract, in which an order's
+    notional is counted (contracts x it); None: quantity x price."""
+    contract_terms_unknown: bool = False
+    """Inverse futures whose contract size execution has not published yet: no entry can be
+    valued."""
 
 
 class OrderRateWindow:
@@ -242,7 +248,17 @@ def check_max_notional(intent: Intent, view: RiskView, limits: RiskLimits) -> De
     )
     if unusable is not None:
         return unusable
-    notional = order_notional(intent, view.reference_price)
+    if view.contract_terms_unknown:
+        return Denial(
+            check="max_notional",
+            reason=f"the contract size of {intent.symbol} is not known yet (execution publishes"
+            " it at connect)",
+        )
+    notional = (
+        intent.qty * view.contract_usd
+        if view.contract_usd is not None and is_finite(intent.qty)
+        else order_notional(intent, view.reference_price)
+    )
     if notional is None:
         return Denial(
             check="max_notional",

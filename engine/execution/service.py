@@ -42,6 +42,7 @@ from engine.core.errors import (
 from engine.core.ids import client_order_id
 from engine.core.leadership import Leadership
 from engine.core.messages import (
+    ContractTerms,
     Control,
     FundingPaid,
     Intent,
@@ -228,6 +229,8 @@ class ExecutionService(Service):
             adoption_required=self.exec_config.journal_durability == "process",
         )
         self.leadership.on_recovered()
+        if session.desk.futures:
+            await self._publish_contract_terms(session)
         if self.recovery.halt_reason:
             self.halted = self.recovery.halt_reason
             self.log.error("execution_halted_on_recovery", reason=self.halted)
@@ -345,22 +348,7 @@ class ExecutionService(Service):
     async def _new_intent(self, intent: Intent) -> None:
         session = self._connected()
         if self.halted and not intent.reduce_only:
-            await self.bus.publish(
-                f"exec.{self.venue}",
-                IntentDone(
-                    correlation_id=intent.correlation_id,
-                    venue=intent.venue,
-                    symbol=intent.symbol,
-                    intent_id=intent.intent_id,
-                    side=intent.side,
-                    qty=intent.qty,
-                    filled_qty=Decimal(0),
-                    outcome="rejected",
-                    reason=f"execution halted: {self.halted}"[:300],
-                    children=0,
-                    ts_ns=self.clock.time_ns(),
-                ),
-            )
+            await self._refuse(intent, f"execution halted: {self.halted}")
             return
         position = session.desk.positions.get(self.venue, intent.symbol).qty
         if intent.algo:
@@ -370,6 +358,10 @@ class ExecutionService(Service):
             await self.journal.make_durable()
             return
         qty = min(intent.qty, abs(position)) if intent.reduce_only else intent.qty
+        if intent.reduce_only and not order_reduces(intent.side, qty, position):
+            # nothing of ours to reduce that way: an answer, not an order the venue would refuse
+            await self._refuse(intent, f"reduce-only: our position is {position}")
+            return
         now = self.clock.time_ns()
         await session.desk.place(
             OrderRecord(
@@ -390,6 +382,25 @@ class ExecutionService(Service):
                 reference_price=intent.reference_price,
                 reduce_only=intent.reduce_only,
             )
+        )
+
+    async def _refuse(self, intent: Intent, reason: str) -> None:
+        """The intent ends here, rejected, with no order: its client is told why."""
+        await self.bus.publish(
+            f"exec.{self.venue}",
+            IntentDone(
+                correlation_id=intent.correlation_id,
+                venue=intent.venue,
+                symbol=intent.symbol,
+                intent_id=intent.intent_id,
+                side=intent.side,
+                qty=intent.qty,
+                filled_qty=Decimal(0),
+                outcome="rejected",
+                reason=reason[:300],
+                children=0,
+                ts_ns=self.clock.time_ns(),
+            ),
         )
 
     async def _cancel_intent(self, intent: Intent) -> None:
@@ -532,6 +543,27 @@ class ExecutionService(Service):
                 )
                 self._note_drift(session, symbol, contracts - baselines.get(symbol, Decimal(0)))
             await self.bus.publish_many(out)
+
+    async def _publish_contract_terms(self, session: VenueSession) -> None:
+        """Futures: each symbol's contract as the venue's markets define it, for risk (an
+        inverse contract's order is valued in contracts x face value)."""
+        now = self.clock.time_ns()
+        out: list[tuple[str, Any]] = []
+        for symbol, unified in session.desk.unified.items():
+            market = session.gateway.exchange.markets.get(unified) or {}
+            out.append(
+                (
+                    f"exec.{self.venue}",
+                    ContractTerms(
+                        venue=self.venue,
+                        symbol=symbol,
+                        contract_size=Decimal(str(market.get("contractSize") or 1)),
+                        inverse=bool(market.get("inverse")),
+                        ts_ns=now,
+                    ),
+                )
+            )
+        await self.bus.publish_many(out)
 
     async def _position_baselines(self, symbols: list[str]) -> dict[str, Decimal]:
         """What recovery recorded the account held before this journal began, per symbol."""

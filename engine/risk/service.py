@@ -31,6 +31,7 @@ from engine.bus.consumer import StreamConsumer
 from engine.core.futures import FundingTally, liquidation_distance_pct
 from engine.core.messages import (
     BookTop,
+    ContractTerms,
     Control,
     Fill,
     FundingPaid,
@@ -107,6 +108,10 @@ class RiskService(Service):
         """Futures: each symbol's position as the venue last reported it (execution polls)."""
         self.breaker_trips = 0
         self.funding_guard_trips = 0
+        self.inverse = self.config.venue.market == "coinm"
+        self.contract_usd: dict[str, Decimal] = {}
+        """Inverse futures: each symbol's contract face value in USD, as execution published it
+        from the venue's markets (ContractTerms on exec.{venue})."""
         self._last_reduction_ns: dict[str, int] = {}
         """Futures: per symbol, when our last fill or refused order happened (wall ns): a venue
         position report asked for after it includes it."""
@@ -269,6 +274,9 @@ class RiskService(Service):
                         TradingState.HALTED,
                         f"the venue refused {refusals} flatten orders: an operator must look",
                     )
+        elif isinstance(message, ContractTerms):
+            if message.inverse and message.contract_size > 0:
+                self.contract_usd[message.symbol] = message.contract_size
         elif isinstance(message, VenuePosition):
             self.venue_positions[message.symbol] = message
         elif isinstance(message, FundingPaid):
@@ -618,6 +626,8 @@ class RiskService(Service):
                 orders_in_window=self.order_rate.count(now),
                 daily_pnl=self._update_daily_pnl(),
                 liquidation_distance_pct=self.liquidation_distance(intent.symbol),
+                contract_usd=self.contract_usd.get(intent.symbol),
+                contract_terms_unknown=(self.inverse and intent.symbol not in self.contract_usd),
                 funding_rate=(
                     None if (mark := self.marks.get(intent.symbol)) is None else mark.funding_rate
                 ),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from engine.core.messages import RiskDenial
 from tests.helpers import control, redis, replay_process, wait_until
 from tests.integration.engine.strategy.test_intake_trading import (
     INTAKE_TOKEN,
@@ -20,6 +21,7 @@ from tests.integration.engine.strategy.test_intake_trading import (
 )
 from tests.integration.trading import (
     OPS_TOKEN,
+    Bus,
     engine_argv,
     engine_config,
     post,
@@ -215,3 +217,41 @@ def test_funding_settled_at_the_venue_reaches_risk_once(tmp_path: Path, shared_d
             what="risk to count the funding the venue booked, each settlement once",
         )
         assert venue_booked() < 0, "a long pays at a positive rate"
+
+
+def test_coin_m_orders_are_valued_at_their_contracts_face_value(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """ETHUSD_PERP contracts are 10 USD each whatever the price (about 2680): with a 500 USD
+    limit, 40 contracts (400 USD) reach the venue and 60 (600 USD) are refused by risk."""
+    name, symbol, wallet, _ = FUTURES["coinm"]
+    with ExitStack() as stack:
+        redis_port = stack.enter_context(redis(tmp_path))
+        sim = stack.enter_context(
+            replay_process(
+                tmp_path, shared_data / name, speed="1", balances=(wallet,), wait_for_market=True
+            )
+        )
+        limits = '[risk]\nmax_position_qty = "1000"\nmax_notional_per_order = "500"\n'
+        ports = start_engine(
+            stack, tmp_path, sim, redis_port, market="coinm", symbol=symbol, extra=limits
+        )
+        intake = f"http://127.0.0.1:{ports['strategy']}/intents"
+        assert post_intent(intake, market_intent("face-1", symbol, "40"))[0] == 202
+        wait_until(
+            lambda: venue_position(sim, symbol) == 40, timeout_s=30, what="the 400 USD order"
+        )
+        assert post_intent(intake, market_intent("face-2", symbol, "60"))[0] == 202
+        bus = Bus(redis_port)
+        stack.callback(bus.close)
+        (denial,) = wait_until(
+            lambda: [
+                m
+                for m in bus.messages("risk.events")
+                if isinstance(m, RiskDenial) and m.intent_id == "face-2"
+            ],
+            timeout_s=20,
+            what="the 600 USD order to be refused",
+        )
+        assert denial.check == "max_notional" and "600" in denial.reason
+        assert venue_position(sim, symbol) == 40

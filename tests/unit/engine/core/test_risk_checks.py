@@ -422,3 +422,15 @@ def test_a_funding_rate_exactly_at_the_limit_is_at_it() -> None:
     assert 0.0007 * 100 < 0.07  # binary floating point
     assert funding_guard_trips(Decimal("1"), 0.0007, at_limit)
     assert evaluate(intent(Side.BUY), view(funding_rate=0.0007), at_limit) is not None
+
+
+def test_an_inverse_contracts_order_is_valued_at_its_face_value_not_at_the_price() -> None:
+    limits = msgspec.structs.replace(
+        LIMITS, max_notional_per_order=Decimal("500"), max_position_qty=Decimal("1000")
+    )
+    coinm = view(contract_usd=Decimal("10"))  # the reference price (100) plays no part
+    assert evaluate(intent(qty="50"), coinm, limits) is None  # 500 USD
+    denial = evaluate(intent(qty="51"), coinm, limits)
+    assert denial is not None and denial.check == "max_notional" and "510" in denial.reason
+    unknown = evaluate(intent(qty="1"), view(contract_terms_unknown=True), limits)
+    assert unknown is not None and "not known yet" in unknown.reason
