@@ -274,6 +274,31 @@ class IntentDone(Message, tag="intent_done", frozen=True, kw_only=True):
     ts_ns: int
 
 
+def intent_done(
+    intent: Intent,
+    *,
+    filled_qty: Decimal,
+    outcome: Literal["filled", "partial", "canceled", "rejected"],
+    reason: str,
+    children: int,
+    ts_ns: int,
+) -> IntentDone:
+    """The end of working `intent`, as its client is told."""
+    return IntentDone(
+        correlation_id=intent.correlation_id,
+        venue=intent.venue,
+        symbol=intent.symbol,
+        intent_id=intent.intent_id,
+        side=intent.side,
+        qty=intent.qty,
+        filled_qty=filled_qty,
+        outcome=outcome,
+        reason=reason,
+        children=children,
+        ts_ns=ts_ns,
+    )
+
+
 BusMessage = (
     Trade
     | Quote

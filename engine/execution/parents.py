@@ -32,7 +32,7 @@ from engine.core.algos import (
 from engine.core.clock import Clock
 from engine.core.errors import AlgoParamsError, FencingError
 from engine.core.ids import client_order_id
-from engine.core.messages import Intent, IntentDone, decode, encode
+from engine.core.messages import Intent, decode, encode, intent_done
 from engine.core.orders import OrderRecord, OrderState
 from engine.execution.desk import OrderDesk
 from engine.execution.journal import Journal, ParentRecord
@@ -286,13 +286,8 @@ class ParentOrders:
     ) -> None:
         await self.bus.publish(
             exec_stream(self.venue),
-            IntentDone(
-                correlation_id=intent.correlation_id,
-                venue=intent.venue,
-                symbol=intent.symbol,
-                intent_id=intent.intent_id,
-                side=intent.side,
-                qty=intent.qty,
+            intent_done(
+                intent,
                 filled_qty=filled,
                 outcome=outcome,  # type: ignore[arg-type]
                 reason=reason,

@@ -46,10 +46,10 @@ from engine.core.messages import (
     Control,
     FundingPaid,
     Intent,
-    IntentDone,
     OrderRequest,
     Quote,
     VenuePosition,
+    intent_done,
 )
 from engine.core.orders import OrderRecord
 from engine.core.positions import order_reduces
@@ -388,13 +388,8 @@ class ExecutionService(Service):
         """The intent ends here, rejected, with no order: its client is told why."""
         await self.bus.publish(
             f"exec.{self.venue}",
-            IntentDone(
-                correlation_id=intent.correlation_id,
-                venue=intent.venue,
-                symbol=intent.symbol,
-                intent_id=intent.intent_id,
-                side=intent.side,
-                qty=intent.qty,
+            intent_done(
+                intent,
                 filled_qty=Decimal(0),
                 outcome="rejected",
                 reason=reason[:300],

@@ -32,6 +32,7 @@ from engine.core.messages import (
     IntentDone,
     OrderRequest,
     OrderType,
+    RiskDenial,
     Side,
     decode,
     encode,
@@ -174,6 +175,20 @@ class Bus:
     def messages(self, stream: str) -> list[BusMessage]:
         entries: list[tuple[bytes, dict[bytes, bytes]]] = self.redis.xrange(stream)  # type: ignore[assignment]
         return [decode(fields[b"m"]) for _, fields in entries]
+
+    def denial(self, intent_id: str, *, what: str, timeout_s: float = 20) -> RiskDenial:
+        """Risk's refusal of `intent_id`, once it is on risk.events."""
+
+        def refusals() -> list[RiskDenial]:
+            return [
+                m
+                for m in self.messages("risk.events")
+                if isinstance(m, RiskDenial) and m.intent_id == intent_id
+            ]
+
+        wait_until(refusals, timeout_s=timeout_s, what=what)
+        (denial,) = refusals()  # one refusal per intent: risk decides an intent once
+        return denial
 
     def done(self) -> dict[str, IntentDone]:
         return {

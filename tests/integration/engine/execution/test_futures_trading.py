@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from engine.core.messages import RiskDenial
 from tests.helpers import control, redis, replay_process, wait_until
 from tests.integration.engine.strategy.test_intake_trading import (
     INTAKE_TOKEN,
@@ -244,14 +243,6 @@ def test_coin_m_orders_are_valued_at_their_contracts_face_value(
         assert post_intent(intake, market_intent("face-2", symbol, "60"))[0] == 202
         bus = Bus(redis_port)
         stack.callback(bus.close)
-        (denial,) = wait_until(
-            lambda: [
-                m
-                for m in bus.messages("risk.events")
-                if isinstance(m, RiskDenial) and m.intent_id == "face-2"
-            ],
-            timeout_s=20,
-            what="the 600 USD order to be refused",
-        )
+        denial = bus.denial("face-2", what="the 600 USD order to be refused")
         assert denial.check == "max_notional" and "600" in denial.reason
         assert venue_position(sim, symbol) == 40

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from engine.core.messages import RiskDenial
 from tests.helpers import control, wait_until
 from tests.integration.engine.execution.test_futures_trading import (
     market_intent,
@@ -75,15 +74,7 @@ def test_the_breaker_flattens_before_the_venue_liquidates(
         assert post_intent(intake, intent("brk-entry-2", "1"))[0] == 202
         bus = Bus(redis_port)
         stack.callback(bus.close)
-        (denial,) = wait_until(
-            lambda: [
-                m
-                for m in bus.messages("risk.events")
-                if isinstance(m, RiskDenial) and m.intent_id == "brk-entry-2"
-            ],
-            timeout_s=20,
-            what="the second entry to be refused",
-        )
+        denial = bus.denial("brk-entry-2", what="the second entry to be refused")
         assert denial.check == "liquidation_distance"
         assert venue_position(sim, SYMBOL) == 10, "the entry under 8% never reached the venue"
 
